@@ -1,0 +1,527 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Tensor: the data structure every later module stands on
+#
+# A neural network is, at run time, a pile of arrays of numbers and a recipe for combining them.
+# This module builds the container for those arrays, `Tensor`, and the handful of operations every
+# later module needs: elementwise arithmetic with broadcasting, matrix multiplication, reductions and
+# reshaping.
+#
+# Our `Tensor` wraps a NumPy array. NumPy already does the arithmetic fast, in C; what we add is a
+# small, predictable interface with clear errors, the same one PyTorch offers, so that module 05
+# can teach a `Variable` to differentiate through exactly these operations.
+#
+# | You write here | It becomes | Used by |
+# |---|---|---|
+# | `modules/01_tensor/tensor_dev.py` | `tinytorch.core.tensor` | every later module |
+
+# %%
+#| default_exp core.tensor
+
+# %%
+#| export
+from __future__ import annotations
+
+import numpy as np
+
+# %% [markdown]
+# ## 1. What a tensor is
+#
+# A tensor is an n-dimensional grid of numbers of one type. Its **shape** says how many entries lie
+# along each axis; its **dtype** says how each number is stored.
+#
+# ```
+# scalar      shape ()          5.0
+# vector      shape (3,)        [1. 2. 3.]
+# matrix      shape (2, 3)      [[1. 2. 3.]
+#                                [4. 5. 6.]]
+# batch       shape (64, 28, 28)  64 images of 28 x 28 pixels
+# ```
+#
+# **Memory layout.** However many axes it has, the data sits in one flat block of memory. NumPy
+# finds entry `[i, j]` of a `(2, 3)` float32 matrix at byte `i * 12 + j * 4`: the numbers 12 and 4
+# are its *strides*. Reshaping or transposing usually only changes shape and strides, not the bytes,
+# which is why those operations are nearly free.
+#
+# **Why float32.** Deep learning defaults to 32-bit floats: half the memory and memory bandwidth of
+# float64, and ample precision for weights trained by noisy gradient steps. So `Tensor([1, 2])` is
+# float32. When you ask for another type (`dtype=np.float64`, or an array that already is float64),
+# the tensor keeps it: gradient checking in module 05 needs float64 precision.
+#
+# **What is not a tensor.** Strings, Python objects and ragged lists (`[[1, 2], [3]]`) have no
+# numeric grid shape. Rejecting them at construction, with a message that says why, saves a student
+# from a confusing failure ten operations later.
+
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "tensor-class", "locked": false, "solution": true}
+#| export
+class Tensor:
+    """An n-dimensional array of numbers with a PyTorch-like interface, backed by NumPy.
+
+    >>> t = Tensor([[1, 2], [3, 4]])
+    >>> t.shape, t.dtype
+    ((2, 2), dtype('float32'))
+    """
+
+    # Makes NumPy hand `array + tensor` to Tensor.__radd__ instead of looping over the tensor.
+    __array_ufunc__ = None
+
+    def __init__(self, data, dtype=None):
+        """Store `data` as a NumPy array in `self.data`.
+
+        Lists, numbers and integer arrays become float32; floating arrays and Tensors keep their
+        dtype; an explicit `dtype` always wins. Non-numeric data raises a TypeError.
+        """
+        ### BEGIN SOLUTION
+        if isinstance(data, Tensor):
+            data = data.data
+        if dtype is None and isinstance(data, (np.ndarray, np.generic)) and data.dtype.kind == "f":
+            dtype = data.dtype
+        try:
+            array = np.asarray(data, dtype=dtype if dtype is not None else np.float32)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"Tensor data must be numeric and rectangular, got {_describe(data)}: {error}") from None
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"Tensor data must be numeric, got dtype {array.dtype} from {_describe(data)}")
+        self.data = array
+        ### END SOLUTION
+
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        return f"Tensor({body}, dtype={self.dtype})"
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self) -> float:
+        return self.data.item()
+
+    # Arithmetic, matrix multiplication, reductions and reshaping: each defined in its own
+    # section below. A class body may name functions defined later; they are looked up when called.
+    def __add__(self, other): return elementwise(np.add, self, other)
+    def __radd__(self, other): return elementwise(np.add, other, self)
+    def __sub__(self, other): return elementwise(np.subtract, self, other)
+    def __rsub__(self, other): return elementwise(np.subtract, other, self)
+    def __mul__(self, other): return elementwise(np.multiply, self, other)
+    def __rmul__(self, other): return elementwise(np.multiply, other, self)
+    def __truediv__(self, other): return elementwise(np.true_divide, self, other)
+    def __rtruediv__(self, other): return elementwise(np.true_divide, other, self)
+    def __pow__(self, other): return elementwise(np.power, self, other)
+    def __gt__(self, other): return elementwise(np.greater, self, other)
+    def __ge__(self, other): return elementwise(np.greater_equal, self, other)
+    def __lt__(self, other): return elementwise(np.less, self, other)
+    def __le__(self, other): return elementwise(np.less_equal, self, other)
+    def __neg__(self): return Tensor(-self.data)
+    def __matmul__(self, other): return matmul(self, other)
+    def __rmatmul__(self, other): return matmul(other, self)
+    def __getitem__(self, index): return Tensor(self.data[_unwrap(index)])
+
+    def exp(self): return Tensor(np.exp(self.data))
+    def log(self): return Tensor(np.log(self.data))
+    def sqrt(self): return Tensor(np.sqrt(self.data))
+    def tanh(self): return Tensor(np.tanh(self.data))
+
+    def sum(self, axis=None, keepdims=False): return reduce(np.sum, self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return reduce(np.mean, self, axis, keepdims)
+    def max(self, axis=None, keepdims=False): return reduce(np.max, self, axis, keepdims)
+    def argmax(self, axis=None): return Tensor(np.argmax(self.data, axis=axis), dtype=np.int64)
+
+    def reshape(self, *shape): return reshape(self, *shape)
+    def transpose(self, *axes): return transpose(self, *axes)
+    @property
+    def T(self): return transpose(self)
+
+
+def _describe(data) -> str:
+    """A short description of bad input for error messages."""
+    text = repr(data)
+    return f"{type(data).__name__} {text[:60] + '...' if len(text) > 60 else text}"
+
+
+def _unwrap(index):
+    """Lets a Tensor (or a tuple holding Tensors) index another Tensor."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(_unwrap(part) for part in index)
+    return index
+
+# %% [markdown]
+# ### Test: creating tensors
+# A tensor from a list is float32, an explicit dtype is kept, and non-numeric data is refused with a
+# `TypeError` that says what was wrong.
+
+# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-tensor-creation", "locked": true, "points": 2, "solution": false}
+def test_unit_tensor_creation():
+    t = Tensor([[1, 2, 3], [4, 5, 6]])
+    assert t.shape == (2, 3), f"shape should be (2, 3), got {t.shape}"
+    assert t.size == 6, f"size should be 6, got {t.size}"
+    assert t.dtype == np.float32, f"a list should become float32, got {t.dtype}"
+    assert isinstance(t.data, np.ndarray), f".data should be a NumPy array, got {type(t.data)}"
+    assert Tensor(5).shape == (), "a number should become a 0-dimensional tensor"
+    assert Tensor([1, 2], dtype=np.float64).dtype == np.float64, "an explicit dtype must be kept"
+    assert Tensor(np.zeros(3, dtype=np.float64)).dtype == np.float64, "a float64 array must stay float64"
+    assert Tensor(Tensor([1.0])).dtype == np.float32, "a Tensor built from a Tensor keeps its dtype"
+    for bad in ["abc", [[1, 2], [3]], {"a": 1}, [object()]]:
+        try:
+            Tensor(bad)
+        except TypeError:
+            continue
+        raise AssertionError(f"Tensor({bad!r}) should raise TypeError")
+    assert "Tensor(" in repr(t) and "float32" in repr(t), f"repr should show values and dtype, got {repr(t)}"
+
+test_unit_tensor_creation()
+
+# %% [markdown]
+# ## 2. Elementwise arithmetic and broadcasting
+#
+# `a + b` adds matching entries. When shapes differ, NumPy **broadcasts**: it lines the shapes up
+# from the right, and each pair of sizes must be equal or contain a 1. A size-1 axis (or a missing
+# one) is stretched, without copying, to match the other:
+#
+# ```
+# x       (64, 10)            a batch of 64 rows
+# bias        (10,)  -> (1, 10) -> (64, 10)   the same bias added to every row
+# result  (64, 10)
+# ```
+#
+# `(3, 1) + (1, 4)` gives `(3, 4)`; `(3,) + (4,)` is an error. Remember this picture: module 05 has
+# to undo it, because the gradient of `bias` must have shape `(10,)`, not `(64, 10)`.
+#
+# All our arithmetic goes through one function, `elementwise(op, a, b)`. It turns each operand into
+# an array (a Tensor, a NumPy array or a Python number), applies the NumPy function `op`, and wraps
+# the result. For an operand it does not understand, it returns `NotImplemented`: Python then asks the
+# *other* operand, which is how `Tensor * Variable` will produce a Variable in module 05.
+
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "tensor-elementwise", "locked": false, "solution": true}
+#| export
+_SCALARS = (int, float, bool, np.number, np.bool_)
+
+
+def as_array(value):
+    """The NumPy array behind a Tensor, array or number; `NotImplemented` for anything else."""
+    ### BEGIN SOLUTION
+    if isinstance(value, Tensor):
+        return value.data
+    if isinstance(value, (np.ndarray, *_SCALARS)):
+        return value
+    return NotImplemented
+    ### END SOLUTION
+
+
+def elementwise(op, a, b):
+    """Apply the NumPy function `op` to `a` and `b` with broadcasting and return a Tensor.
+
+    >>> elementwise(np.add, Tensor([[1, 2]]), 10)
+    Tensor([[11., 12.]], dtype=float32)
+    """
+    ### BEGIN SOLUTION
+    left, right = as_array(a), as_array(b)
+    if left is NotImplemented or right is NotImplemented:
+        return NotImplemented
+    try:
+        return Tensor(op(left, right))
+    except ValueError:
+        raise ValueError(f"cannot broadcast shapes {np.shape(left)} and {np.shape(right)} for {op.__name__}") from None
+    ### END SOLUTION
+
+# %% [markdown]
+# ### Test: arithmetic and broadcasting
+
+# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-tensor-arithmetic", "locked": true, "points": 3, "solution": false}
+def test_unit_tensor_arithmetic():
+    a = Tensor([[1.0, 2.0], [3.0, 4.0]])
+    b = Tensor([10.0, 20.0])
+    checks = {
+        "a + b": (a + b, [[11, 22], [13, 24]]),
+        "a - b": (a - b, [[-9, -18], [-7, -16]]),
+        "a * 2": (a * 2, [[2, 4], [6, 8]]),
+        "a / 2": (a / 2, [[0.5, 1], [1.5, 2]]),
+        "1 - a": (1 - a, [[0, -1], [-2, -3]]),
+        "2 / a": (2 / a, [[2, 1], [2 / 3, 0.5]]),
+        "array + a": (np.ones((2, 2)) + a, [[2, 3], [4, 5]]),
+        "a ** 2": (a ** 2, [[1, 4], [9, 16]]),
+    }
+    for text, (result, expected) in checks.items():
+        assert isinstance(result, Tensor), f"{text} should be a Tensor, got {type(result).__name__}"
+        assert np.allclose(result.data, expected), f"{text}: expected {expected}, got {result.data.tolist()}"
+    assert (a * 2).dtype == np.float32, f"float32 * number should stay float32, got {(a * 2).dtype}"
+    column, row = Tensor([[1.0], [2.0], [3.0]]), Tensor([[1.0, 2.0, 3.0, 4.0]])
+    assert (column + row).shape == (3, 4), f"(3,1) + (1,4) should broadcast to (3, 4), got {(column + row).shape}"
+    assert Tensor([1.0]).__add__("text") is NotImplemented, "an unknown operand type should give NotImplemented"
+    try:
+        Tensor([1.0, 2.0, 3.0]) + Tensor([1.0, 2.0])
+    except ValueError as error:
+        assert "(3,)" in str(error) and "(2,)" in str(error), f"the error should name both shapes: {error}"
+    else:
+        raise AssertionError("(3,) + (2,) should raise ValueError")
+
+test_unit_tensor_arithmetic()
+
+# %% [markdown]
+# ## 3. Matrix multiplication
+#
+# For `A` of shape `(m, k)` and `B` of shape `(k, n)`, `A @ B` has shape `(m, n)`:
+# $C_{ij} = \sum_{t} A_{it} B_{tj}$. The inner sizes must agree. A linear layer is one matmul, and
+# most of a network's arithmetic is matmuls, so this is the operation that has to be fast: NumPy
+# hands it to an optimised BLAS library.
+#
+# NumPy's own error for a mismatch (`matmul: Input operand 1 has a mismatch in its core
+# dimension 0 ...`) does not show the shapes. Ours names both, which is the first thing anybody
+# debugging a network needs to see.
+
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "tensor-matmul", "locked": false, "solution": true}
+#| export
+def matmul(a, b) -> Tensor:
+    """Matrix product of two Tensors (or arrays); a ValueError names both shapes on mismatch.
+
+    >>> matmul(Tensor([[1, 2]]), Tensor([[3], [4]]))
+    Tensor([[11.]], dtype=float32)
+    """
+    ### BEGIN SOLUTION
+    left, right = as_array(a), as_array(b)
+    if left is NotImplemented or right is NotImplemented:
+        return NotImplemented
+    left_shape, right_shape = np.shape(left), np.shape(right)
+    if len(left_shape) == 0 or len(right_shape) == 0:
+        raise ValueError(f"matmul needs arrays with at least one dimension, got shapes {left_shape} and {right_shape}")
+    inner_right = right_shape[0] if len(right_shape) == 1 else right_shape[-2]
+    if left_shape[-1] != inner_right:
+        raise ValueError(f"matmul shape mismatch: {left_shape} @ {right_shape} "
+                         f"(inner sizes {left_shape[-1]} and {inner_right} differ)")
+    return Tensor(np.matmul(left, right))
+    ### END SOLUTION
+
+# %% [markdown]
+# ### Test: matrix multiplication
+
+# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-tensor-matmul", "locked": true, "points": 2, "solution": false}
+def test_unit_tensor_matmul():
+    product = Tensor([[1.0, 2.0]]) @ Tensor([[3.0], [4.0]])
+    assert isinstance(product, Tensor), f"@ should give a Tensor, got {type(product).__name__}"
+    assert product.shape == (1, 1) and product.data[0, 0] == 11.0, f"[[1, 2]] @ [[3], [4]] should be [[11]], got {product.data}"
+    a = Tensor(np.arange(6).reshape(2, 3))
+    b = Tensor(np.arange(12).reshape(3, 4))
+    assert np.allclose((a @ b).data, np.arange(6).reshape(2, 3) @ np.arange(12).reshape(3, 4)), "a @ b disagrees with NumPy"
+    try:
+        a @ a
+    except ValueError as error:
+        assert "(2, 3)" in str(error), f"the error should name both shapes, got: {error}"
+    else:
+        raise AssertionError("(2, 3) @ (2, 3) should raise ValueError")
+
+test_unit_tensor_matmul()
+
+# %% [markdown]
+# ## 4. Reductions and reshaping
+#
+# A **reduction** collapses an axis: `sum`, `mean` and `max` over `axis=0` of a `(64, 10)` tensor give
+# shape `(10,)`; with `keepdims=True` the axis stays as size 1, `(1, 10)`, which broadcasts back against
+# the original (handy for `x - x.max(axis=1, keepdims=True)`, the first step of a stable softmax).
+# With `axis=None` everything is reduced to a single number.
+#
+# **Reshaping** reads the same entries in the same order into a new shape (`(2, 3)` to `(3, 2)` or
+# `(6,)`); one size may be `-1`, meaning "whatever is left". **Transposing** reverses the axes (or
+# permutes them as told): `(2, 3)` becomes `(3, 2)` and entry `[i, j]` moves to `[j, i]`. Both only
+# change NumPy's strides when they can.
+
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "tensor-reduce-reshape", "locked": false, "solution": true}
+#| export
+def reduce(op, tensor: Tensor, axis=None, keepdims=False) -> Tensor:
+    """Apply a NumPy reduction (np.sum, np.mean, np.max) over `axis`, keeping the tensor's dtype.
+
+    >>> reduce(np.sum, Tensor([[1, 2], [3, 4]]), axis=0)
+    Tensor([4., 6.], dtype=float32)
+    """
+    ### BEGIN SOLUTION
+    return Tensor(op(tensor.data, axis=axis, keepdims=keepdims), dtype=tensor.dtype)
+    ### END SOLUTION
+
+
+def reshape(tensor: Tensor, *shape) -> Tensor:
+    """The same entries in a new shape: `reshape(t, 3, 2)` or `reshape(t, (3, 2))`; one size may be -1."""
+    ### BEGIN SOLUTION
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    try:
+        return Tensor(tensor.data.reshape(shape))
+    except ValueError:
+        raise ValueError(f"cannot reshape a tensor of shape {tensor.shape} ({tensor.size} entries) into {shape}") from None
+    ### END SOLUTION
+
+
+def transpose(tensor: Tensor, *axes) -> Tensor:
+    """Reverse the axes, or permute them as given: `transpose(t)` or `transpose(t, 1, 0)`."""
+    ### BEGIN SOLUTION
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    return Tensor(np.transpose(tensor.data, axes or None))
+    ### END SOLUTION
+
+# %% [markdown]
+# ### Test: reductions and reshaping
+
+# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-tensor-reduce-reshape", "locked": true, "points": 2, "solution": false}
+def test_unit_tensor_reduce_reshape():
+    t = Tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    assert t.sum().item() == 21.0, f"sum of everything should be 21, got {t.sum()}"
+    assert t.sum(axis=0).data.tolist() == [5.0, 7.0, 9.0], f"sum over axis 0 should be [5, 7, 9], got {t.sum(axis=0)}"
+    assert t.sum(axis=1, keepdims=True).shape == (2, 1), f"keepdims should keep a size-1 axis, got {t.sum(axis=1, keepdims=True).shape}"
+    assert t.mean(axis=1).data.tolist() == [2.0, 5.0], f"mean over axis 1 should be [2, 5], got {t.mean(axis=1)}"
+    assert t.max(axis=1).data.tolist() == [3.0, 6.0], f"max over axis 1 should be [3, 6], got {t.max(axis=1)}"
+    assert t.sum().dtype == np.float32, f"a float32 sum should stay float32, got {t.sum().dtype}"
+    assert t.reshape(3, 2).shape == (3, 2) and t.reshape((-1,)).shape == (6,), "reshape should accept sizes or a tuple"
+    assert t.T.shape == (3, 2) and t.T.data[2, 1] == 6.0, f"transpose should move [1, 2] to [2, 1], got {t.T}"
+    try:
+        t.reshape(4, 2)
+    except ValueError as error:
+        assert "(2, 3)" in str(error), f"the error should name the shape, got: {error}"
+    else:
+        raise AssertionError("reshaping 6 entries into (4, 2) should raise ValueError")
+
+test_unit_tensor_reduce_reshape()
+
+# %% [markdown]
+# ## 5. Making tensors
+#
+# Networks start from tensors of zeros (biases), ones, and random numbers (weights). Like PyTorch's,
+# our constructors take the shape as separate sizes or as one tuple, and default to float32.
+# `randn` takes a NumPy `Generator` so that an experiment can be repeated exactly from a seed.
+
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "tensor-constructors", "locked": false, "solution": true}
+#| export
+def _shape(sizes) -> tuple:
+    return tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
+
+
+def zeros(*shape, dtype=np.float32) -> Tensor:
+    """A tensor of zeros: `zeros(2, 3)` or `zeros((2, 3))`."""
+    ### BEGIN SOLUTION
+    return Tensor(np.zeros(_shape(shape), dtype=dtype))
+    ### END SOLUTION
+
+
+def ones(*shape, dtype=np.float32) -> Tensor:
+    """A tensor of ones: `ones(2, 3)` or `ones((2, 3))`."""
+    ### BEGIN SOLUTION
+    return Tensor(np.ones(_shape(shape), dtype=dtype))
+    ### END SOLUTION
+
+
+def randn(*shape, dtype=np.float32, rng: np.random.Generator | None = None) -> Tensor:
+    """A tensor of standard normal samples: `randn(2, 3, rng=np.random.default_rng(0))`."""
+    ### BEGIN SOLUTION
+    rng = rng if rng is not None else np.random.default_rng()
+    return Tensor(rng.standard_normal(_shape(shape)).astype(dtype))
+    ### END SOLUTION
+
+# %% [markdown]
+# ### Test: constructors
+
+# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-tensor-constructors", "locked": true, "points": 1, "solution": false}
+def test_unit_tensor_constructors():
+    assert zeros(2, 3).shape == (2, 3) and zeros((2, 3)).data.sum() == 0, "zeros(2, 3) should be a (2, 3) tensor of 0"
+    assert ones(4).data.tolist() == [1, 1, 1, 1], f"ones(4) should be four ones, got {ones(4)}"
+    assert zeros(2).dtype == np.float32 and ones(2, dtype=np.float64).dtype == np.float64, "constructors keep the dtype asked for"
+    first, second = randn(3, 3, rng=np.random.default_rng(7)), randn(3, 3, rng=np.random.default_rng(7))
+    assert first.dtype == np.float32 and np.array_equal(first.data, second.data), "the same seed should give the same numbers"
+    big = randn(10_000, rng=np.random.default_rng(0)).data
+    assert abs(big.mean()) < 0.05 and abs(big.std() - 1) < 0.05, f"randn should be mean 0, std 1; got {big.mean():.3f}, {big.std():.3f}"
+
+test_unit_tensor_constructors()
+
+# %% [markdown]
+# ## 6. Systems analysis: what operations cost
+#
+# Two measurements on the Tensor you just built.
+#
+# 1. **Memory.** `nbytes` is `size x itemsize`: float32 halves the memory of float64.
+# 2. **Time.** An elementwise add touches each number once, so its time grows linearly with size; a
+#    square matmul does $n^3$ multiply-adds on $n^2$ numbers, so it grows much faster. For small
+#    tensors neither dominates: the fixed cost of a Python call does. That fixed cost is why module 05
+#    keeps its per-operation bookkeeping lean.
+
+# %%
+import time
+
+
+def best_time(fn, repeat=5):
+    """The fastest of `repeat` runs, in seconds: the least disturbed by other work on the machine."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+print(f"{'n':>6} {'float32 MB':>11} {'float64 MB':>11} {'add n*n (ms)':>13} {'matmul n*n (ms)':>16}")
+for n in [64, 256, 1024]:
+    a32, a64 = randn(n, n), randn(n, n, dtype=np.float64)
+    print(f"{n:>6} {a32.data.nbytes / 1e6:>11.2f} {a64.data.nbytes / 1e6:>11.2f} "
+          f"{best_time(lambda: a32 + a32) * 1e3:>13.3f} {best_time(lambda: a32 @ a32) * 1e3:>16.3f}")
+
+tiny = Tensor([1.0])
+per_call_us = best_time(lambda: [tiny + tiny for _ in range(1000)]) * 1e3
+print(f"\nAdding two 1-element tensors: {per_call_us:.2f} microseconds per call (Python overhead, not arithmetic)")
+
+# %% [markdown]
+# ## 7. Reflection
+#
+# Answer in a sentence or three each. There are no single right answers; your reasoning is graded.
+
+# %% [markdown]
+# **Q1.** A model has 100 million parameters. How much memory do its weights take in float32, and in
+# float64? Where besides the weights does training spend memory?
+
+# %% [markdown] nbgrader={"schema_version": 3, "grade": true, "grade_id": "reflect-tensor-dtype", "locked": false, "points": 2, "solution": true}
+# 400 MB in float32 and 800 MB in float64 (4 and 8 bytes a number). Training also holds a gradient
+# for every weight, the optimizer's state (Adam keeps two more copies) and the activations saved for
+# the backward pass, which grow with the batch size.
+
+# %% [markdown]
+# **Q2.** Broadcasting adds a `(10,)` bias to a `(64, 10)` batch without copying the bias 64 times.
+# When you later need the gradient of the bias, which shape must it have, and how would you get it
+# from a `(64, 10)` gradient?
+
+# %% [markdown] nbgrader={"schema_version": 3, "grade": true, "grade_id": "reflect-tensor-broadcast", "locked": false, "points": 2, "solution": true}
+# It must have the bias's own shape, `(10,)`. Each bias entry influenced all 64 rows, so its gradient
+# is the sum of the `(64, 10)` gradient over the broadcast axis 0.
+
+# %% [markdown]
+# ## Summary
+#
+# You built `Tensor`: numeric data with a default dtype of float32, elementwise arithmetic that
+# broadcasts and hands unknown operands to the other type, a matmul that names shapes when they do
+# not fit, reductions, reshaping and constructors. Next, export it with
+# `tito module complete 01_tensor`; module 05 builds automatic differentiation on top of it.

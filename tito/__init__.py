@@ -1,0 +1,1 @@
+"""tito: the command line of the tinytorch course (export, test, grade, study)."""

@@ -1,0 +1,69 @@
+"""`tito module test|complete MODULE`: run a lesson's own tests; export it only when they pass."""
+from __future__ import annotations
+
+from rich.markup import escape
+
+from ..course import Course, Module, load_course
+from ..errors import TitoError
+from ..exporter import install, render, restore
+from ..testing import run_module_tests, run_package_tests
+from ..ui import console, mark, table
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("module", help="work on one module: run its tests, or complete it")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, handler, text in [
+        ("test", run_test, "run the module's notebook in a kernel and report each unit test"),
+        ("complete", run_complete, "test the module, export it, then run its package tests"),
+    ]:
+        action = actions.add_parser(name, help=text)
+        action.add_argument("modules", nargs="*", metavar="MODULE", help="01_tensor, 01 or tensor")
+        action.add_argument("--all", action="store_true", help="every module of the course, in order")
+        action.set_defaults(handler=handler)
+
+
+def _chosen(course: Course, args) -> list[Module]:
+    if not args.modules and not args.all:
+        raise TitoError("name a module (e.g. `tito module test 01_tensor`) or pass --all", exit_code=2)
+    return course.select(None if args.all else args.modules)
+
+
+def run_test(args) -> int:
+    course = load_course()
+    return 0 if all([test_module(course, module) for module in _chosen(course, args)]) else 1
+
+
+def run_complete(args) -> int:
+    course = load_course()
+    for module in _chosen(course, args):
+        complete_module(course, module)
+    return 0
+
+
+def test_module(course: Course, module: Module) -> bool:
+    """Run the module's notebook and print one row per unit test; True when nothing failed."""
+    console.print(f"[bold]Testing {module.name}[/] ({module.source.relative_to(course.root)}) in a Jupyter kernel...")
+    outcome = run_module_tests(course, module)
+    rows = [[escape(result.name), mark(result.passed), escape(result.message)] for result in outcome]
+    console.print(table(f"{module.name}: unit tests", ["test", "result", "message"], rows))
+    failed = [result.name for result in outcome if not result.passed]
+    if failed:
+        console.print(f"[red]{len(failed)} failed[/]: {escape(', '.join(failed))}")
+    else:
+        console.print(f"[green]all {len(outcome)} tests passed[/]")
+    return not failed
+
+
+def complete_module(course: Course, module: Module) -> None:
+    """Test, export, run the package tests; on any failure the package is left exactly as it was."""
+    if not test_module(course, module):
+        raise TitoError(f"{module.name} is not complete: fix the failing tests above; the package was not changed")
+    files = render(course, [module])
+    previous = install(files)
+    console.print(f"exported {module.name} -> {', '.join(str(path.relative_to(course.root)) for path in files)}")
+    console.print(f"[bold]Running the package tests of {module.name}...[/]")
+    if run_package_tests(course, [module]) != 0:
+        restore(previous)
+        raise TitoError(f"the package tests of {module.name} failed: the export was undone, the package is unchanged")
+    console.print(f"[green]{module.name} is complete[/]: import it with `from tinytorch.{module.package_module} import ...`")

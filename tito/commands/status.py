@@ -1,0 +1,37 @@
+"""`tito status`: one row per module: is it exported and in sync, did its tests pass last time."""
+from .. import results
+from ..course import load_course
+from ..errors import TitoError
+from ..exporter import render
+from rich.markup import escape
+
+from ..ui import console, mark, table
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("status", help="show each module's export and test state")
+    parser.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    course = load_course()
+    last = results.load(course)
+    rows = []
+    for module in course.modules:
+        exported = _export_state(course, module)
+        tested = last.get(module.name)
+        when = f" ({tested['when'].replace('T', ' ')})" if tested else ""
+        rows.append([module.name, exported, mark(tested and tested["passed"]) + when])
+    console.print(table(course.title, ["module", "package", "tests (last run)"], rows))
+    return 0
+
+
+def _export_state(course, module) -> str:
+    try:
+        (path, text), = render(course, [module]).items()
+    except TitoError as error:
+        return f"[red]{escape(str(error))}[/]"
+    if not path.exists():
+        return "[dim]not exported[/]"
+    name = path.relative_to(course.root)
+    return f"[green]{name}[/]" if path.read_text(encoding="utf-8") == text else f"[yellow]{name} out of date[/]"

@@ -1,0 +1,100 @@
+"""Reading a module as a notebook, and running it in a real Jupyter kernel."""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from .course import Module
+from .errors import TitoError
+
+
+def read_notebook(path: Path) -> nbformat.NotebookNode:
+    """A notebook from a percent-format `.py` file or an `.ipynb`, with cell ids that depend only on content.
+
+    Stable ids matter because nbdev writes them into the generated package: random ids would change
+    `tinytorch/` on every export.
+    """
+    try:
+        if path.suffix == ".py":
+            import jupytext
+
+            notebook = jupytext.read(path, fmt="py:percent")
+        else:
+            notebook = nbformat.read(path, as_version=4)
+    except Exception as error:  # jupytext and nbformat raise many types for a bad file
+        raise TitoError(f"cannot read {path} as a notebook: {type(error).__name__}: {error}".splitlines()[0]) from None
+    assign_stable_ids(notebook)
+    return notebook
+
+
+def assign_stable_ids(notebook: nbformat.NotebookNode) -> None:
+    seen: dict[str, int] = {}
+    for cell in notebook.cells:
+        digest = hashlib.sha1(f"{cell.cell_type}\n{cell.source}".encode()).hexdigest()[:8]
+        seen[digest] = seen.get(digest, 0) + 1
+        cell["id"] = digest if seen[digest] == 1 else f"{digest}-{seen[digest]}"
+    notebook.nbformat, notebook.nbformat_minor = 4, max(notebook.get("nbformat_minor", 5), 5)
+
+
+def module_notebook(module: Module) -> nbformat.NotebookNode:
+    return read_notebook(module.source)
+
+
+def grade_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def is_test_cell(cell) -> bool:
+    info = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.cell_type == "code" and bool(info.get("grade")) and not info.get("solution")
+
+
+@dataclass
+class CellResult:
+    """What one code cell did when run: a named unit test, or any other cell that raised."""
+
+    name: str
+    is_test: bool
+    passed: bool
+    message: str = ""
+
+
+def execute(notebook: nbformat.NotebookNode, cwd: Path, timeout: int = 600) -> nbformat.NotebookNode:
+    """Run every cell in a fresh python3 kernel started in `cwd`, going on past errors so each test reports.
+
+    `cwd` goes first on the kernel's PYTHONPATH, so the `tinytorch` package of that folder (the course's, or a
+    student's own) is the one the notebook imports.
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(cwd), os.environ.get("PYTHONPATH")])))
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(cwd)}})
+    try:
+        client.execute(env=env)
+    except CellTimeoutError:
+        raise TitoError(f"a cell ran longer than {timeout} s (an endless loop?): stopped") from None
+    except DeadKernelError as error:
+        raise TitoError(f"the Jupyter kernel died while running the notebook: {error}") from None
+    return notebook
+
+
+def cell_results(notebook: nbformat.NotebookNode) -> list[CellResult]:
+    """Every test cell (passed or not), plus every other code cell that raised an error."""
+    results = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        error = next((output for output in cell.get("outputs", []) if output.output_type == "error"), None)
+        test = is_test_cell(cell)
+        if not test and error is None:
+            continue
+        name = grade_id(cell) or f"cell {index + 1}"
+        message = f"{error.ename}: {error.evalue}" if error is not None else ""
+        results.append(CellResult(name, test, error is None, message))
+    return results
