@@ -57,8 +57,9 @@ import numpy as np
 #
 # **Why float32.** Deep learning defaults to 32-bit floats: half the memory and memory bandwidth of
 # float64, and ample precision for weights trained by noisy gradient steps. So `Tensor([1, 2])` is
-# float32. When you ask for another type (`dtype=np.float64`, or an array that already is float64),
-# the tensor keeps it: gradient checking in module 05 needs float64 precision.
+# float32. A NumPy array already has a dtype, and the tensor keeps it, as does an explicit
+# `dtype=np.float64`: gradient checking in module 05 needs float64 precision, and class labels are
+# integers. Results of operations keep the dtype NumPy gives them (`x > 0` is a boolean mask).
 #
 # **What is not a tensor.** Strings, Python objects and ragged lists (`[[1, 2], [3]]`) have no
 # numeric grid shape. Rejecting them at construction, with a message that says why, saves a student
@@ -80,21 +81,21 @@ class Tensor:
     def __init__(self, data, dtype=None):
         """Store `data` as a NumPy array in `self.data`.
 
-        Lists, numbers and integer arrays become float32; floating arrays and Tensors keep their
-        dtype; an explicit `dtype` always wins. Non-numeric data raises a TypeError.
+        Python lists and numbers become float32; NumPy arrays and Tensors keep their dtype; an explicit
+        `dtype` always wins. Non-numeric or ragged data raises a TypeError.
         """
         ### BEGIN SOLUTION
         if isinstance(data, Tensor):
             data = data.data
-        if dtype is None and isinstance(data, (np.ndarray, np.generic)) and data.dtype.kind == "f":
-            dtype = data.dtype
+        if dtype is None:
+            dtype = data.dtype if isinstance(data, (np.ndarray, np.generic)) else np.float32
         try:
-            array = np.asarray(data, dtype=dtype if dtype is not None else np.float32)
+            array = np.asarray(data)
         except (TypeError, ValueError) as error:
             raise TypeError(f"Tensor data must be numeric and rectangular, got {_describe(data)}: {error}") from None
         if array.dtype.kind not in "biuf":
             raise TypeError(f"Tensor data must be numeric, got dtype {array.dtype} from {_describe(data)}")
-        self.data = array
+        self.data = array.astype(dtype, copy=False)
         ### END SOLUTION
 
     @property
@@ -154,7 +155,7 @@ class Tensor:
     def sum(self, axis=None, keepdims=False): return reduce(np.sum, self, axis, keepdims)
     def mean(self, axis=None, keepdims=False): return reduce(np.mean, self, axis, keepdims)
     def max(self, axis=None, keepdims=False): return reduce(np.max, self, axis, keepdims)
-    def argmax(self, axis=None): return Tensor(np.argmax(self.data, axis=axis), dtype=np.int64)
+    def argmax(self, axis=None): return Tensor(np.argmax(self.data, axis=axis))
 
     def reshape(self, *shape): return reshape(self, *shape)
     def transpose(self, *axes): return transpose(self, *axes)
@@ -192,7 +193,8 @@ def test_unit_tensor_creation():
     assert Tensor([1, 2], dtype=np.float64).dtype == np.float64, "an explicit dtype must be kept"
     assert Tensor(np.zeros(3, dtype=np.float64)).dtype == np.float64, "a float64 array must stay float64"
     assert Tensor(Tensor([1.0])).dtype == np.float32, "a Tensor built from a Tensor keeps its dtype"
-    for bad in ["abc", [[1, 2], [3]], {"a": 1}, [object()]]:
+    assert Tensor(np.array([1, 2])).dtype == np.int64, "an integer array keeps its dtype"
+    for bad in ["abc", [[1, 2], [3]], {"a": 1}, [object()], None]:
         try:
             Tensor(bad)
         except TypeError:
@@ -358,13 +360,13 @@ test_unit_tensor_matmul()
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "tensor-reduce-reshape", "locked": false, "solution": true}
 #| export
 def reduce(op, tensor: Tensor, axis=None, keepdims=False) -> Tensor:
-    """Apply a NumPy reduction (np.sum, np.mean, np.max) over `axis`, keeping the tensor's dtype.
+    """Apply a NumPy reduction (np.sum, np.mean, np.max) over `axis`; `keepdims` keeps reduced axes as size 1.
 
     >>> reduce(np.sum, Tensor([[1, 2], [3, 4]]), axis=0)
     Tensor([4., 6.], dtype=float32)
     """
     ### BEGIN SOLUTION
-    return Tensor(op(tensor.data, axis=axis, keepdims=keepdims), dtype=tensor.dtype)
+    return Tensor(op(tensor.data, axis=axis, keepdims=keepdims))
     ### END SOLUTION
 
 

@@ -8,7 +8,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['Tensor', 'as_array', 'elementwise', 'matmul', 'reduce', 'reshape', 'transpose', 'zeros', 'ones', 'randn']
 
-# %% ../../modules/01_tensor/tensor_dev.py #4a49dd77
+# %% ../../modules/01_tensor/tensor_dev.py #1fdf0a67
 class Tensor:
     """An n-dimensional array of numbers with a PyTorch-like interface, backed by NumPy.
 
@@ -23,21 +23,21 @@ class Tensor:
     def __init__(self, data, dtype=None):
         """Store `data` as a NumPy array in `self.data`.
 
-        Lists, numbers and integer arrays become float32; floating arrays and Tensors keep their
-        dtype; an explicit `dtype` always wins. Non-numeric data raises a TypeError.
+        Python lists and numbers become float32; NumPy arrays and Tensors keep their dtype; an explicit
+        `dtype` always wins. Non-numeric or ragged data raises a TypeError.
         """
         ### BEGIN SOLUTION
         if isinstance(data, Tensor):
             data = data.data
-        if dtype is None and isinstance(data, (np.ndarray, np.generic)) and data.dtype.kind == "f":
-            dtype = data.dtype
+        if dtype is None:
+            dtype = data.dtype if isinstance(data, (np.ndarray, np.generic)) else np.float32
         try:
-            array = np.asarray(data, dtype=dtype if dtype is not None else np.float32)
+            array = np.asarray(data)
         except (TypeError, ValueError) as error:
             raise TypeError(f"Tensor data must be numeric and rectangular, got {_describe(data)}: {error}") from None
         if array.dtype.kind not in "biuf":
             raise TypeError(f"Tensor data must be numeric, got dtype {array.dtype} from {_describe(data)}")
-        self.data = array
+        self.data = array.astype(dtype, copy=False)
         ### END SOLUTION
 
     @property
@@ -97,7 +97,7 @@ class Tensor:
     def sum(self, axis=None, keepdims=False): return reduce(np.sum, self, axis, keepdims)
     def mean(self, axis=None, keepdims=False): return reduce(np.mean, self, axis, keepdims)
     def max(self, axis=None, keepdims=False): return reduce(np.max, self, axis, keepdims)
-    def argmax(self, axis=None): return Tensor(np.argmax(self.data, axis=axis), dtype=np.int64)
+    def argmax(self, axis=None): return Tensor(np.argmax(self.data, axis=axis))
 
     def reshape(self, *shape): return reshape(self, *shape)
     def transpose(self, *axes): return transpose(self, *axes)
@@ -171,15 +171,15 @@ def matmul(a, b) -> Tensor:
     return Tensor(np.matmul(left, right))
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #8d5210c9
+# %% ../../modules/01_tensor/tensor_dev.py #5defaaf5
 def reduce(op, tensor: Tensor, axis=None, keepdims=False) -> Tensor:
-    """Apply a NumPy reduction (np.sum, np.mean, np.max) over `axis`, keeping the tensor's dtype.
+    """Apply a NumPy reduction (np.sum, np.mean, np.max) over `axis`; `keepdims` keeps reduced axes as size 1.
 
     >>> reduce(np.sum, Tensor([[1, 2], [3, 4]]), axis=0)
     Tensor([4., 6.], dtype=float32)
     """
     ### BEGIN SOLUTION
-    return Tensor(op(tensor.data, axis=axis, keepdims=keepdims), dtype=tensor.dtype)
+    return Tensor(op(tensor.data, axis=axis, keepdims=keepdims))
     ### END SOLUTION
 
 

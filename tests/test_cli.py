@@ -1,0 +1,85 @@
+"""The tito command line, run as a subprocess the way a student or instructor runs it."""
+import pytest
+
+from conftest import ROOT, run_tito
+
+
+def test_help_lists_the_commands():
+    result = run_tito("--help", cwd=ROOT)
+    assert result.returncode == 0
+    for command in ["export", "module", "status", "test"]:
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize("args", [["module", "test", "99_nope"], ["test", "--module", "nope"], ["export", "nope"]])
+def test_unknown_module_is_one_clear_line_and_exit_2(args):
+    result = run_tito(*args, cwd=ROOT)
+    assert result.returncode == 2
+    assert result.stdout.strip().count("\n") == 0, result.stdout
+    assert "unknown module 'nope'" in result.stdout or "unknown module '99_nope'" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_outside_a_course_says_so(tmp_path):
+    result = run_tito("status", cwd=tmp_path)
+    assert result.returncode == 2 and "no settings.ini" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["01_tensor", "01", "1", "tensor"])
+def test_status_accepts_every_module_spelling_and_lists_modules(name, course_copy):
+    assert run_tito("export", name, cwd=course_copy).returncode == 0
+    status = run_tito("status", cwd=course_copy)
+    assert status.returncode == 0 and "01_tensor" in status.stdout and "tinytorch/core/tensor.py" in status.stdout
+
+
+def test_export_twice_changes_nothing(course_copy):
+    package = course_copy / "tinytorch" / "core" / "tensor.py"
+    before = package.read_bytes()
+    first, second = run_tito("export", cwd=course_copy), run_tito("export", cwd=course_copy)
+    assert first.returncode == second.returncode == 0
+    assert "unchanged" in second.stdout and package.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_test_module_spelling_from_the_lessons_runs_pytest(course_copy):
+    result = run_tito("test", "--module", "tensor", cwd=course_copy)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "passed" in result.stdout
+
+
+@pytest.mark.slow
+def test_complete_exports_a_passing_module_and_records_status(course_copy):
+    package = course_copy / "tinytorch" / "core" / "tensor.py"
+    package.unlink()
+    result = run_tito("module", "complete", "01_tensor", cwd=course_copy)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "test-tensor-matmul" in result.stdout and "01_tensor is complete" in result.stdout
+    assert package.exists()
+    assert "passed" in run_tito("status", cwd=course_copy).stdout
+
+
+@pytest.mark.slow
+def test_complete_with_a_broken_solution_names_the_test_and_leaves_the_package(course_copy):
+    lesson = course_copy / "modules" / "01_tensor" / "tensor_dev.py"
+    lesson.write_text(lesson.read_text().replace("return Tensor(np.matmul(left, right))",
+                                                 "return Tensor(np.matmul(left, right) + 1)"))
+    package = course_copy / "tinytorch" / "core" / "tensor.py"
+    before = package.read_bytes()
+    result = run_tito("module", "complete", "01_tensor", cwd=course_copy)
+    assert result.returncode == 1
+    assert "test-tensor-matmul" in result.stdout and "[[1, 2]] @ [[3], [4]] should be [[11]]" in result.stdout
+    assert "the package was not changed" in result.stdout
+    assert package.read_bytes() == before
+    assert "failed" in run_tito("status", cwd=course_copy).stdout
+
+
+@pytest.mark.slow
+def test_complete_undoes_the_export_when_package_tests_fail(course_copy):
+    lesson = course_copy / "modules" / "01_tensor" / "tensor_dev.py"
+    lesson.write_text(lesson.read_text().replace("import numpy as np\n", "import numpy as np  # changed\n", 1))
+    (course_copy / "tests" / "test_tensor_extra.py").write_text("def test_fails():\n    assert False, 'package broken'\n")
+    package = course_copy / "tinytorch" / "core" / "tensor.py"
+    before = package.read_bytes()
+    result = run_tito("module", "complete", "tensor", cwd=course_copy)
+    assert result.returncode == 1 and "export was undone" in result.stdout
+    assert package.read_bytes() == before
