@@ -73,7 +73,9 @@ def execute(notebook: nbformat.NotebookNode, cwd: Path, timeout: int = 600) -> n
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(cwd), os.environ.get("PYTHONPATH")])))
+    # log_level=40 (ERROR) hides the kernel's warning about local TCP, which only concerns remote kernels.
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
+                            extra_arguments=["--IPKernelApp.log_level=40"],
                             resources={"metadata": {"path": str(cwd)}})
     try:
         client.execute(env=env)
