@@ -203,6 +203,7 @@ def test_unit_tensor_creation():
     assert "Tensor(" in repr(t) and "float32" in repr(t), f"repr should show values and dtype, got {repr(t)}"
 
 test_unit_tensor_creation()
+print("test_unit_tensor_creation: passed")
 
 # %% [markdown]
 # ## 2. Elementwise arithmetic and broadcasting
@@ -289,6 +290,7 @@ def test_unit_tensor_arithmetic():
         raise AssertionError("(3,) + (2,) should raise ValueError")
 
 test_unit_tensor_arithmetic()
+print("test_unit_tensor_arithmetic: passed")
 
 # %% [markdown]
 # ## 3. Matrix multiplication
@@ -343,6 +345,7 @@ def test_unit_tensor_matmul():
         raise AssertionError("(2, 3) @ (2, 3) should raise ValueError")
 
 test_unit_tensor_matmul()
+print("test_unit_tensor_matmul: passed")
 
 # %% [markdown]
 # ## 4. Reductions and reshaping
@@ -412,6 +415,7 @@ def test_unit_tensor_reduce_reshape():
         raise AssertionError("reshaping 6 entries into (4, 2) should raise ValueError")
 
 test_unit_tensor_reduce_reshape()
+print("test_unit_tensor_reduce_reshape: passed")
 
 # %% [markdown]
 # ## 5. Making tensors
@@ -461,6 +465,7 @@ def test_unit_tensor_constructors():
     assert abs(big.mean()) < 0.05 and abs(big.std() - 1) < 0.05, f"randn should be mean 0, std 1; got {big.mean():.3f}, {big.std():.3f}"
 
 test_unit_tensor_constructors()
+print("test_unit_tensor_constructors: passed")
 
 # %% [markdown]
 # ## 6. Systems analysis: what operations cost
