@@ -1,0 +1,461 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Activations: the nonlinearities between layers
+#
+# A linear layer computes $xW + b$. Two linear layers in a row are still one linear map
+# ($(xW_1 + b_1)W_2 + b_2 = x(W_1W_2) + (b_1W_2 + b_2)$), so a stack of them can only draw straight
+# lines through data. An **activation** applied elementwise between layers bends the map, and with
+# enough of them a network can approximate any reasonable function. This module builds the five you
+# will meet most: `ReLU`, `Sigmoid`, `Tanh`, `Softmax` and `GELU`.
+#
+# | You write here | It becomes | Used by |
+# |---|---|---|
+# | `modules/02_activations/activations_dev.py` | `tinytorch.core.activations` | layers (03), losses (04), training (07) |
+#
+# ## One code path, before and after autograd
+#
+# Module 05 will teach a `Variable` to record the operations applied to it and to differentiate
+# through them. We do **not** want a second copy of every activation written for Variables. So each
+# activation here is written only with operations that `Tensor` has now and `Variable` will have
+# then: arithmetic, comparisons, `exp`, `log`, `tanh`, `sum`, `max`. Given a Tensor, an activation
+# returns a Tensor; given a Variable, the very same code returns a Variable that is part of the graph,
+# and module 05 differentiates it with no extra work.
+#
+# One more tool keeps the math numerically safe: `x.numpy()` gives the numbers behind `x` (for a
+# Tensor and, later, for a Variable) as a plain NumPy array, outside any graph. We use such numbers
+# only as **constants** whose effect cancels out (a shift that stops `exp` from overflowing); a
+# constant has no gradient, and because its effect cancels, treating it as one changes no gradient.
+#
+# Every activation is a small class: configure it once (`Softmax(axis=1)`), then call it like a
+# function (`Softmax(axis=1)(logits)`), which is how module 03 chains it with layers.
+
+# %%
+#| default_exp core.activations
+
+# %%
+#| export
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tinytorch.core.tensor import Tensor
+
+# %% [markdown]
+# ## 1. The shape of an activation, and ReLU
+#
+# All activations share two small pieces of behaviour, written once in a base class: calling the
+# object runs its `forward`, and its `repr` names it. Each activation then only writes `forward`.
+#
+# **ReLU** (rectified linear unit) keeps positive numbers and zeroes the rest:
+#
+# $$\mathrm{ReLU}(x) = \max(0, x) = x \cdot \mathbb{1}[x > 0], \qquad
+#   \frac{d\,\mathrm{ReLU}}{dx} = \mathbb{1}[x > 0].$$
+#
+# The second form is the one to implement. `x > 0` is a boolean **mask** (a comparison: it has no
+# gradient and needs none), and multiplying by it is a single operation whose gradient is that same
+# mask. Its derivative is 0 or 1, so gradients pass through active units undiminished: this is why
+# deep ReLU networks train far better than deep sigmoid ones. At exactly $x = 0$ we take the
+# derivative to be 0, as PyTorch does.
+
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "activations-relu", "locked": false, "solution": true}
+#| export
+class Activation:
+    """Base of every activation: `activation(x)` runs `activation.forward(x)`."""
+
+    def forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__} must define forward(x)")
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class ReLU(Activation):
+    """max(0, x), elementwise.
+
+    >>> ReLU()(Tensor([-2.0, 0.0, 3.0]))
+    Tensor([0., 0., 3.], dtype=float32)
+    """
+
+    def forward(self, x):
+        """Multiply `x` by the mask `x > 0`: one operation, so one graph node in module 05."""
+        ### BEGIN SOLUTION
+        return x * (x > 0)
+        ### END SOLUTION
+
+# %% [markdown]
+# ### Test: ReLU
+
+# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-activations-relu", "locked": true, "points": 2, "solution": false}
+def test_unit_relu():
+    relu = ReLU()
+    out = relu(Tensor([[-2.0, -0.5, 0.0], [0.5, 2.0, 100.0]]))
+    assert isinstance(out, Tensor), f"ReLU of a Tensor should be a Tensor, got {type(out).__name__}"
+    expected = [[0.0, 0.0, 0.0], [0.5, 2.0, 100.0]]
+    assert np.array_equal(out.data, expected), f"expected {expected}, got {out.data.tolist()}"
+    assert out.dtype == np.float32, f"ReLU should keep float32, got {out.dtype}"
+    assert relu(Tensor([1.0], dtype=np.float64)).dtype == np.float64, "ReLU should keep float64"
+    assert repr(relu) == "ReLU()", f"repr should be 'ReLU()', got {relu!r}"
+
+test_unit_relu()
+
+# %% [markdown]
+# ## 2. Sigmoid, and how to keep `exp` from overflowing
+#
+# The **sigmoid** squashes any number into $(0, 1)$, which makes it the natural output for a
+# probability (module 04's `BCELoss` expects one):
+#
+# $$\sigma(x) = \frac{1}{1 + e^{-x}}, \qquad \sigma'(x) = \sigma(x)\,(1 - \sigma(x)).$$
+#
+# Written that way it breaks for large negative $x$: float32 `exp` overflows above about 88.7, so
+# $e^{-x}$ for $x = -100$ is `inf` (with a warning), and in other formulas `inf / inf` becomes `nan`.
+# The cure is a **shift**. Multiply top and bottom by $e^{-m}$ for any number $m$:
+#
+# $$\sigma(x) = \frac{1}{1 + e^{-x}} = \frac{e^{x}}{e^{0} + e^{x}} = \frac{e^{x - m}}{e^{-m} + e^{x - m}}.$$
+#
+# With $m = \max(0, x)$ both exponents are $\le 0$, so neither `exp` can overflow, and for very
+# negative $x$ the tiny result $e^{x}$ is kept to full relative precision instead of being rounded
+# to 0. (This is a softmax over the two numbers $0$ and $x$: section 4 generalises it.)
+#
+# The shift $m$ comes from `x.numpy()`, a constant outside the graph. That is safe: the formula's
+# value does not depend on $m$ at all, so its derivative with respect to $m$ is zero and nothing is
+# lost by not differentiating through it. The whole sigmoid is four operations:
+# subtract, `exp`, add, divide.
+
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "activations-sigmoid", "locked": false, "solution": true}
+#| export
+class Sigmoid(Activation):
+    """1 / (1 + exp(-x)), elementwise, computed without overflow for any x.
+
+    >>> Sigmoid()(Tensor([0.0, -1000.0, 1000.0]))
+    Tensor([0.5, 0. , 1. ], dtype=float32)
+    """
+
+    def forward(self, x):
+        """exp(x - m) / (exp(-m) + exp(x - m)) with the constant shift m = max(0, x) from `x.numpy()`."""
+        ### BEGIN SOLUTION
+        shift = np.maximum(x.numpy(), 0)
+        numerator = (x - shift).exp()
+        return numerator / (numerator + np.exp(-shift))
+        ### END SOLUTION
+
+# %% [markdown]
+# ### Test: Sigmoid
+
+# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-activations-sigmoid", "locked": true, "points": 2, "solution": false}
+def test_unit_sigmoid():
+    sigmoid = Sigmoid()
+    x = np.array([-5.0, -1.0, 0.0, 1.0, 5.0], dtype=np.float32)
+    out = sigmoid(Tensor(x))
+    expected = 1 / (1 + np.exp(-x.astype(np.float64)))
+    assert isinstance(out, Tensor) and out.dtype == np.float32, f"expected a float32 Tensor, got {out!r}"
+    assert np.allclose(out.data, expected, rtol=1e-6), f"expected {expected}, got {out.data}"
+    with np.errstate(over="raise", divide="raise", invalid="raise"):  # overflow or nan is an error here
+        extreme = sigmoid(Tensor([-1000.0, -100.0, 100.0, 1000.0])).data
+    assert np.all(np.isfinite(extreme)), f"sigmoid of extreme inputs should be finite, got {extreme}"
+    assert extreme[0] == 0.0 and extreme[3] == 1.0, f"sigmoid(-1000) = 0 and sigmoid(1000) = 1, got {extreme}"
+    tail = sigmoid(Tensor([-30.0], dtype=np.float64)).data[0]
+    assert abs(tail / math.exp(-30) - 1) < 1e-9, f"sigmoid(-30) should keep full precision (~9.36e-14), got {tail}"
+    assert np.allclose(sigmoid(Tensor(-x)).data, 1 - out.data, atol=1e-6), "sigmoid(-x) should equal 1 - sigmoid(x)"
+
+test_unit_sigmoid()
+
+# %% [markdown]
+# ## 3. Tanh
+#
+# $$\tanh(x) = \frac{e^{x} - e^{-x}}{e^{x} + e^{-x}} = 2\sigma(2x) - 1, \qquad \tanh'(x) = 1 - \tanh^2(x).$$
+#
+# Tanh is a sigmoid stretched to $(-1, 1)$ and centred on 0, which keeps the inputs of the next layer
+# centred too. Tensor already has a stable `tanh` (NumPy's), and Variable will have one with its
+# derivative, so the activation is a single operation.
+
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "activations-tanh", "locked": false, "solution": true}
+#| export
+class Tanh(Activation):
+    """tanh(x), elementwise.
+
+    >>> Tanh()(Tensor([0.0]))
+    Tensor([0.], dtype=float32)
+    """
+
+    def forward(self, x):
+        """One operation: the tensor's own tanh."""
+        ### BEGIN SOLUTION
+        return x.tanh()
+        ### END SOLUTION
+
+# %% [markdown]
+# ### Test: Tanh
+
+# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-activations-tanh", "locked": true, "points": 1, "solution": false}
+def test_unit_tanh():
+    x = np.linspace(-4, 4, 9).astype(np.float32)
+    out = Tanh()(Tensor(x))
+    assert isinstance(out, Tensor) and out.dtype == np.float32, f"expected a float32 Tensor, got {out!r}"
+    assert np.allclose(out.data, np.tanh(x), atol=1e-6), f"expected {np.tanh(x)}, got {out.data}"
+    assert np.allclose(out.data, 2 * Sigmoid()(Tensor(2 * x)).data - 1, atol=1e-6), "tanh(x) should equal 2 sigmoid(2x) - 1"
+    assert np.array_equal(Tanh()(Tensor([-1e4, 1e4])).data, [-1.0, 1.0]), "tanh should saturate at -1 and 1"
+
+test_unit_tanh()
+
+# %% [markdown]
+# ## 4. Softmax, stable along any axis
+#
+# Softmax turns a vector of scores (**logits**) into a probability distribution:
+#
+# $$\mathrm{softmax}(x)_i = \frac{e^{x_i}}{\sum_j e^{x_j}}, \qquad
+#   \frac{\partial\, \mathrm{softmax}_i}{\partial x_j} = s_i(\delta_{ij} - s_j).$$
+#
+# Logits of a few hundred are common in practice, and $e^{1000}$ overflows even in float64. The
+# same shift as for the sigmoid fixes it: $\mathrm{softmax}(x - c) = \mathrm{softmax}(x)$ for any
+# constant $c$, because $e^{-c}$ cancels between numerator and denominator. Choosing
+# $c = \max_j x_j$ makes every exponent $\le 0$, so the largest term is exactly $e^0 = 1$: nothing
+# overflows and the sum is at least 1, so nothing divides by zero.
+#
+# For a batch of shape `(N, C)` (N examples, C classes) the sum and the max run along the class
+# axis, `axis=-1` by default, with `keepdims=True` so that they broadcast back against `(N, C)`:
+#
+# ```
+# logits (N, C) - max over axis -1 (N, 1)  -> shifted (N, C)   every row's largest entry is 0
+# exp(shifted) / its sum over axis -1 (N, 1) -> (N, C)          every row sums to 1
+# ```
+#
+# As before, the shift is taken from `x.numpy()`: its effect cancels exactly, so it is a constant
+# with zero gradient. Softmax is four operations: subtract, `exp`, `sum`, divide.
+
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "activations-softmax", "locked": false, "solution": true}
+#| export
+class Softmax(Activation):
+    """exp(x) / sum(exp(x)) along `axis` (default: the last), computed without overflow.
+
+    >>> Softmax()(Tensor([[1.0, 1.0], [0.0, 1000.0]]))
+    Tensor([[0.5, 0.5],
+            [0. , 1. ]], dtype=float32)
+    """
+
+    def __init__(self, axis: int = -1):
+        self.axis = axis
+
+    def __repr__(self) -> str:
+        return f"Softmax(axis={self.axis})"
+
+    def forward(self, x):
+        """Subtract the constant max along `self.axis`, exponentiate, divide by the sum along `self.axis`."""
+        ### BEGIN SOLUTION
+        shift = x.numpy().max(axis=self.axis, keepdims=True)
+        exponentials = (x - shift).exp()
+        return exponentials / exponentials.sum(axis=self.axis, keepdims=True)
+        ### END SOLUTION
+
+# %% [markdown]
+# ### Test: Softmax
+
+# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-activations-softmax", "locked": true, "points": 3, "solution": false}
+def test_unit_softmax():
+    logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], dtype=np.float32)
+    out = Softmax()(Tensor(logits))
+    exps = np.exp(logits.astype(np.float64))
+    expected = exps / exps.sum(axis=1, keepdims=True)
+    assert isinstance(out, Tensor) and out.shape == (2, 3), f"expected a (2, 3) Tensor, got {out!r}"
+    assert np.allclose(out.data, expected, atol=1e-6), f"expected {expected.round(4).tolist()}, got {out.data.round(4).tolist()}"
+    assert np.allclose(out.data.sum(axis=1), 1.0, atol=1e-6), f"every row should sum to 1, got {out.data.sum(axis=1)}"
+    with np.errstate(over="raise", divide="raise", invalid="raise"):  # overflow or nan is an error here
+        big = Softmax()(Tensor([[1000.0, 1001.0, 1002.0], [-1000.0, 0.0, 1000.0]])).data
+    assert np.allclose(big[0], expected[0], atol=1e-6), f"softmax(x + 1000) should equal softmax(x), got {big[0]}"
+    assert np.allclose(big[1], [0.0, 0.0, 1.0]), f"one logit far above the others should get all the mass, got {big[1]}"
+    columns = Softmax(axis=0)(Tensor(logits))
+    assert np.allclose(columns.data.sum(axis=0), 1.0, atol=1e-6), f"Softmax(axis=0) should normalise columns, got {columns.data}"
+    assert repr(Softmax(axis=0)) == "Softmax(axis=0)", f"repr should show the axis, got {Softmax(axis=0)!r}"
+
+test_unit_softmax()
+
+# %% [markdown]
+# ## 5. GELU
+#
+# The Gaussian error linear unit weighs its input by the probability that a standard normal variable
+# is below it, $\mathrm{GELU}(x) = x\,\Phi(x)$. It is a smooth ReLU: close to 0 for very negative
+# $x$, close to $x$ for large $x$, slightly negative just below 0. Transformers (BERT, GPT) use it.
+# $\Phi$ needs the error function, which our tensors do not have; the standard approximation (the
+# one GPT-2 used, PyTorch's `GELU(approximate="tanh")`) needs only `tanh`:
+#
+# $$\mathrm{GELU}(x) \approx \tfrac12\, x \left(1 + \tanh\!\left(\sqrt{2/\pi}\,\bigl(x + 0.044715\, x^3\bigr)\right)\right).$$
+#
+# Write the constants as Python floats: NumPy keeps a float32 tensor float32 when it is multiplied
+# by a Python float, but a NumPy float64 scalar would turn the result into float64.
+
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "activations-gelu", "locked": false, "solution": true}
+#| export
+class GELU(Activation):
+    """x * Phi(x) in the tanh approximation (PyTorch's GELU(approximate="tanh")).
+
+    >>> GELU()(Tensor([0.0, 1.0]))
+    Tensor([0.       , 0.8411919], dtype=float32)
+    """
+
+    def forward(self, x):
+        """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), with Python-float constants."""
+        ### BEGIN SOLUTION
+        scale = math.sqrt(2.0 / math.pi)
+        inner = x * (scale + (scale * 0.044715) * (x * x))
+        return x * (0.5 + 0.5 * inner.tanh())
+        ### END SOLUTION
+
+# %% [markdown]
+# ### Test: GELU
+
+# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-activations-gelu", "locked": true, "points": 2, "solution": false}
+def test_unit_gelu():
+    x = np.array([-6.0, -1.0, -0.5, 0.0, 0.5, 1.0, 6.0], dtype=np.float32)
+    out = GELU()(Tensor(x))
+    x64 = x.astype(np.float64)
+    expected = 0.5 * x64 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64 ** 3)))
+    assert isinstance(out, Tensor) and out.dtype == np.float32, f"GELU should keep float32, got {out!r}"
+    assert np.allclose(out.data, expected, atol=1e-6), f"expected {expected.round(5)}, got {out.data.round(5)}"
+    assert abs(out.data[5] - 0.8411920) < 1e-6, f"GELU(1) should be about 0.841192, got {out.data[5]}"
+    assert abs(out.data[0]) < 1e-6 and abs(out.data[6] - 6.0) < 1e-6, "GELU should approach 0 on the far left and x on the far right"
+    assert out.data[2] < 0, f"GELU dips below zero just left of 0: GELU(-0.5) should be negative, got {out.data[2]}"
+
+test_unit_gelu()
+
+# %% [markdown]
+# ## 6. Looking ahead: the same code, differentiated
+#
+# Once you have exported module 05, this cell hands a `Variable` to each activation: the output is a
+# Variable in the graph, and `backward()` fills in the gradient, with no change to the code above.
+# Before then it just says so.
+
+# %%
+try:
+    from tinytorch.core.autograd import Variable
+except ImportError:
+    print("tinytorch.core.autograd is not exported yet: come back after module 05.")
+else:
+    for activation in [ReLU(), Sigmoid(), Tanh(), Softmax(), GELU()]:
+        x = Variable(np.array([[-1.0, 0.5, 2.0]]), requires_grad=True)
+        out = activation(x)
+        (out * np.array([[1.0, 2.0, 3.0]])).sum().backward()
+        print(f"{activation!r:16} output {type(out).__name__:8} d/dx {np.round(x.grad, 4)}")
+
+# %% [markdown]
+# ## 7. Systems analysis: stability, time and memory
+#
+# **Stability.** Feed the textbook formulas and ours the same extreme inputs. For each we record
+# whether NumPy had to overflow (`exp` of a number above about 88.7 in float32) and how many of the
+# seven outputs came out `inf` or `nan`. An overflow that happens to give the right answer (as
+# `1 / (1 + inf) = 0` does) is still a warning on every batch and a `nan` waiting in the next formula.
+
+# %%
+import time
+import tracemalloc
+
+extreme = np.array([[-1000.0, -100.0, -10.0, 0.0, 10.0, 100.0, 1000.0]], dtype=np.float32)
+formulas = {
+    "1 / (1 + exp(-x))": lambda x: 1 / (1 + np.exp(-x)),
+    "exp(x) / (1 + exp(x))": lambda x: np.exp(x) / (1 + np.exp(x)),
+    "Sigmoid (shifted)": lambda x: Sigmoid()(Tensor(x)).data,
+    "exp(x) / sum exp(x)": lambda x: np.exp(x) / np.exp(x).sum(axis=-1, keepdims=True),
+    "Softmax (shifted)": lambda x: Softmax()(Tensor(x)).data,
+}
+print(f"{'formula':24} {'overflows':>9} {'inf/nan of 7':>13}")
+for name, formula in formulas.items():
+    with np.errstate(over="raise"):
+        try:
+            formula(extreme)
+            overflows = "no"
+        except FloatingPointError:
+            overflows = "yes"
+    with np.errstate(all="ignore"):
+        values = formula(extreme)
+    print(f"{name:24} {overflows:>9} {int((~np.isfinite(values)).sum()):>13}")
+
+# %% [markdown]
+# **Time and memory.** Each activation below runs on a batch of 64 x 1024 float32 numbers (256 KB).
+# We time it (best of several runs) and measure with `tracemalloc` the peak memory it allocates,
+# as a multiple of the input's size. NumPy's `np.maximum` is the baseline: one pass, one output.
+# Every operation we chain allocates a full-size intermediate array, and in module 05 each will also
+# become a graph node that stays alive until `backward()`: the operation count is a real cost.
+
+# %%
+def best_time(fn, repeat=7):
+    """The fastest of `repeat` runs, in seconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def peak_allocated(fn) -> int:
+    """Peak bytes newly allocated while `fn` runs (NumPy reports its buffers to tracemalloc)."""
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+batch = Tensor(np.random.default_rng(0).standard_normal((64, 1024)).astype(np.float32))
+candidates = [("np.maximum(x, 0)", lambda: np.maximum(batch.data, 0))] + [
+    (repr(activation), lambda activation=activation: activation(batch))
+    for activation in [ReLU(), Sigmoid(), Tanh(), Softmax(), GELU()]]
+print(f"{'activation':18} {'time (us)':>10} {'peak memory / input':>20}")
+for name, fn in candidates:
+    print(f"{name:18} {best_time(fn) * 1e6:>10.1f} {peak_allocated(fn) / batch.data.nbytes:>20.2f}")
+
+# %% [markdown]
+# What to read in these numbers: ReLU and Tanh cost about as much as `np.maximum` (ReLU's mask is
+# one byte an entry), while Sigmoid, Softmax and GELU, built from four to eight operations, take
+# several times as long and allocate several input-sized arrays. That is why ReLU remains the default for hidden layers of small
+# networks, and why production libraries *fuse* an activation's operations into one kernel.
+
+# %% [markdown]
+# ## 8. Reflection
+#
+# Answer in a sentence or three each. Your reasoning is graded, not a single right answer.
+
+# %% [markdown]
+# **Q1.** A ReLU unit whose input is negative for every example in the training set is called
+# "dead". What gradient does it pass back, and why can't plain gradient descent revive it? Name one
+# remedy.
+
+# %% [markdown] nbgrader={"schema_version": 3, "grade": true, "grade_id": "reflect-activations-dead-relu", "locked": false, "points": 2, "solution": true}
+# Its mask is 0 everywhere, so it passes back a zero gradient to its input and to the weights that feed
+# it; with zero gradient those weights never change, so the unit stays dead. Remedies: a smaller
+# learning rate (big steps push units into the dead zone), a careful initialisation, or an activation
+# with a nonzero slope for negative inputs (Leaky ReLU, GELU).
+
+# %% [markdown]
+# **Q2.** Softmax and Sigmoid subtract a shift taken from `x.numpy()`, a constant outside the graph.
+# Why does this not make their gradients wrong? Would it be correct to take the *whole output* from
+# `x.numpy()` and wrap it in a new Tensor?
+
+# %% [markdown] nbgrader={"schema_version": 3, "grade": true, "grade_id": "reflect-activations-shift", "locked": false, "points": 2, "solution": true}
+# The function's value does not depend on the shift (it cancels between numerator and denominator), so
+# the derivative with respect to the shift is zero and leaving it out of the graph loses nothing. The
+# whole output is different: computed from raw numbers, it would be a new leaf with no link to `x`, so
+# no gradient could flow back and the network before it would never learn.
+
+# %% [markdown]
+# ## Summary
+#
+# You built five activations as small callable classes, each written only with operations that
+# `Tensor` has and `Variable` will have: `ReLU` as a mask multiply, `Sigmoid` and `Softmax` with a
+# constant shift that keeps `exp` from overflowing, `Tanh`, and the tanh approximation of `GELU`.
+# Export them with `tito module complete 02_activations`; module 03 puts them between layers.
