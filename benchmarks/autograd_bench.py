@@ -1,0 +1,293 @@
+"""Benchmark: tinytorch's autograd against PyTorch (CPU, eager, one thread) and hand-written NumPy.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/autograd_bench.py
+
+Measures, in one run, the same work three ways:
+  (a) the fixed cost per operation: a 200-operation chain on a 1-element float32 tensor, forward and backward;
+  (b) one training step (forward, backward, SGD update) of a 64-128-10 ReLU MLP with MSE loss, float32,
+      at batch 64 and 1024;
+  (c) backward time against graph size (chains of 1,000 to 100,000 operations).
+Every number is the best of several interleaved repeats (the machine is shared; the best is the least
+disturbed). NumPy's BLAS and PyTorch are both pinned to one thread so that the comparison is fair.
+This is a script, not a test: timing assertions would be flaky on shared machines. It exits 1 when a
+target is missed, so that a person running it sees it at once.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository's tinytorch, run from anywhere
+
+from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
+
+from tinytorch.core.autograd import Variable  # noqa: E402
+
+try:
+    import torch
+except ImportError:  # the script still runs: PyTorch columns are left out
+    torch = None
+
+TARGETS = {
+    "per-op": ("per-operation cost (forward + backward) <= 0.7 x PyTorch's", 0.7),
+    "batch 1024": ("MLP step at batch 1024 <= 1.25 x hand-written NumPy's", 1.25),
+    "batch 64": ("MLP step at batch 64 <= 1.0 x PyTorch's", 1.0),
+}
+
+
+def best_of(functions: dict, inner: int, repeats: int) -> dict:
+    """Seconds per call of each function: the best over `repeats` rounds, each the mean of `inner` calls.
+
+    The functions take turns inside each round, so a slow moment of the machine hits all of them alike.
+    """
+    best = {name: float("inf") for name in functions}
+    for _ in range(repeats):
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - start) / inner)
+    return best
+
+
+# ------------------------------------------------------------------ (a) fixed cost per operation
+
+CHAIN = 200
+MUL, ADD = 1.0001, 0.001
+
+
+def chain_benchmarks() -> dict:
+    one = np.ones(1, dtype=np.float32)
+    leaf = Variable(one.copy(), requires_grad=True)
+
+    def tinytorch_chain():
+        y = leaf
+        for _ in range(CHAIN // 2):
+            y = y * MUL
+            y = y + ADD
+        y.backward()
+        leaf.grad = None
+
+    def numpy_chain():  # forward values, then the chain rule by hand: only the multiplies scale the gradient
+        y = one
+        for _ in range(CHAIN // 2):
+            y = y * MUL
+            y = y + ADD
+        grad = np.ones_like(y)
+        for _ in range(CHAIN // 2):
+            grad = grad * MUL
+        return grad
+
+    functions = {"tinytorch": tinytorch_chain, "numpy": numpy_chain}
+    if torch is not None:
+        tleaf = torch.ones(1, dtype=torch.float32, requires_grad=True)
+
+        def torch_chain():
+            y = tleaf
+            for _ in range(CHAIN // 2):
+                y = y * MUL
+                y = y + ADD
+            y.backward()
+            tleaf.grad = None
+
+        functions["pytorch"] = torch_chain
+    return functions
+
+
+# ------------------------------------------------------------------ (b) an MLP training step
+
+LR = 0.01
+
+
+def mlp_benchmarks(batch: int) -> tuple[dict, dict]:
+    """Step functions for each framework, all starting from the same float32 weights and data."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 64)).astype(np.float32)
+    y = rng.standard_normal((batch, 10)).astype(np.float32)
+    init = [(rng.standard_normal((64, 128)) * np.sqrt(2 / 64)).astype(np.float32), np.zeros(128, np.float32),
+            (rng.standard_normal((128, 10)) * np.sqrt(2 / 128)).astype(np.float32), np.zeros(10, np.float32)]
+    losses = {}
+
+    params = [Variable(p.copy(), requires_grad=True) for p in init]
+    W1, b1, W2, b2 = params
+
+    def tinytorch_step():
+        out = (x @ W1 + b1).relu() @ W2 + b2
+        loss = ((out - y) ** 2).mean()
+        for p in params:
+            p.grad = None
+        loss.backward()
+        for p in params:
+            p.data.data -= LR * p.grad
+        return loss
+
+    nW1, nb1, nW2, nb2 = (p.copy() for p in init)
+
+    def numpy_step():
+        z1 = x @ nW1 + nb1
+        h = np.maximum(z1, 0)
+        out = h @ nW2 + nb2
+        diff = out - y
+        loss = (diff * diff).mean()
+        d_out = diff * (2.0 / diff.size)
+        dW2, db2 = h.T @ d_out, d_out.sum(axis=0)
+        dz1 = (d_out @ nW2.T) * (z1 > 0)
+        dW1, db1 = x.T @ dz1, dz1.sum(axis=0)
+        for p, g in ((nW1, dW1), (nb1, db1), (nW2, dW2), (nb2, db2)):
+            p -= LR * g
+        return loss
+
+    functions = {"tinytorch": tinytorch_step, "numpy": numpy_step}
+    losses["tinytorch"], losses["numpy"] = tinytorch_step().item(), float(numpy_step())
+    if torch is not None:
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+        tparams = [torch.tensor(p, requires_grad=True) for p in init]
+        tW1, tb1, tW2, tb2 = tparams
+
+        def torch_step():
+            out = torch.relu(tx @ tW1 + tb1) @ tW2 + tb2
+            loss = ((out - ty) ** 2).mean()
+            for p in tparams:
+                p.grad = None
+            loss.backward()
+            with torch.no_grad():
+                for p in tparams:
+                    p.sub_(p.grad, alpha=LR)
+            return loss
+
+        functions["pytorch"] = torch_step
+        losses["pytorch"] = torch_step().item()
+    return functions, losses
+
+
+# ------------------------------------------------------------------ (c) backward time against graph size
+
+def backward_scaling(sizes: list[int], repeats: int) -> list[tuple[int, float, float | None]]:
+    rows = []
+    for n in sizes:
+        rounds = max(3, min(repeats, 300_000 // n))  # fewer rounds for the big graphs: each takes a while
+        leaf = Variable(np.ones(1, dtype=np.float32), requires_grad=True)
+        y = leaf
+        for _ in range(n // 2):
+            y = y * MUL
+            y = y + ADD
+        ours = min(_timed(y.backward) for _ in range(rounds))
+        theirs = None
+        if torch is not None:
+            theirs = float("inf")
+            for _ in range(rounds):  # PyTorch frees its graph after backward: rebuild it each time
+                t = torch.ones(1, requires_grad=True)
+                z = t
+                for _ in range(n // 2):
+                    z = z * MUL
+                    z = z + ADD
+                theirs = min(theirs, _timed(z.backward))
+        rows.append((n, ours, theirs))
+        del y, leaf
+    return rows
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# ------------------------------------------------------------------ report
+
+def environment() -> list[str]:
+    blas = [info for info in threadpool_info() if info.get("user_api") == "blas"]
+    described = ", ".join(f"{info.get('internal_api')} {info.get('version')} kernel {info.get('architecture')} "
+                          f"({info.get('num_threads')} thread{'s' if info.get('num_threads') != 1 else ''})"
+                          for info in blas) or "unknown"
+    lines = [f"Python {platform.python_version()}, NumPy {np.__version__}, "
+             f"PyTorch {torch.__version__ if torch else 'not installed'}, {platform.machine()}, {os.cpu_count()} cores",
+             f"NumPy BLAS while measuring: {described} (pinned to one thread with threadpoolctl)"]
+    if torch is not None:
+        capability = torch.backends.cpu.get_cpu_capability()
+        threads = torch.get_num_threads()
+        lines.append(f"PyTorch: {threads} thread{'s' if threads != 1 else ''} (torch.set_num_threads(1)), CPU capability {capability}, "
+                     f"BLAS {'MKL' if torch.backends.mkl.is_available() else 'not MKL'}")
+    overrides = [f"{name}={os.environ[name]}" for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if name in os.environ]
+    if overrides:
+        lines.append(f"WARNING: {', '.join(overrides)} set: OpenBLAS is forced onto an older kernel, which slows NumPy; "
+                     "run with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`")
+    else:
+        lines.append("OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset: OpenBLAS chose its kernel for this CPU itself")
+    return lines
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a is not None and b else "-"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    line = lambda cells: "| " + " | ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=9, help="rounds per measurement; the best is kept (default 9)")
+    args = parser.parse_args()
+    if torch is not None:
+        torch.set_num_threads(1)
+    checks = {}
+    with threadpool_limits(limits=1, user_api="blas"):
+        print("\n".join(environment()))
+
+        print(f"\n(a) Fixed cost per operation: a {CHAIN}-operation chain (x * c, x + c) on a 1-element float32 tensor,"
+              " forward + backward, microseconds per operation")
+        chain = best_of(chain_benchmarks(), inner=20, repeats=args.repeats)
+        per_op = {name: seconds / CHAIN * 1e6 for name, seconds in chain.items()}
+        print(table(["", "tinytorch", "PyTorch", "NumPy by hand", "tinytorch / PyTorch"],
+                    [["us per operation", f"{per_op['tinytorch']:.2f}", f"{per_op.get('pytorch', float('nan')):.2f}",
+                      f"{per_op['numpy']:.2f}", ratio(per_op["tinytorch"], per_op.get("pytorch"))]]))
+        if "pytorch" in per_op:
+            checks["per-op"] = per_op["tinytorch"] / per_op["pytorch"]
+
+        print("\n(b) One training step of a 64-128-10 ReLU MLP, MSE loss, float32 (forward, backward, SGD update), "
+              "milliseconds per step")
+        rows = []
+        for batch, inner in [(64, 200), (1024, 30)]:
+            functions, losses = mlp_benchmarks(batch)
+            if len({round(value, 4) for value in losses.values()}) != 1:
+                print(f"WARNING: the first losses differ at batch {batch}: {losses}")
+            steps = best_of(functions, inner=inner, repeats=args.repeats)
+            ms = {name: seconds * 1e3 for name, seconds in steps.items()}
+            rows.append([f"batch {batch}", f"{ms['tinytorch']:.3f}", f"{ms.get('pytorch', float('nan')):.3f}",
+                         f"{ms['numpy']:.3f}", ratio(ms["tinytorch"], ms.get("pytorch")), ratio(ms["tinytorch"], ms["numpy"])])
+            if batch == 64 and "pytorch" in ms:
+                checks["batch 64"] = ms["tinytorch"] / ms["pytorch"]
+            if batch == 1024:
+                checks["batch 1024"] = ms["tinytorch"] / ms["numpy"]
+        print(table(["", "tinytorch", "PyTorch", "NumPy by hand", "tinytorch / PyTorch", "tinytorch / NumPy"], rows))
+
+        print("\n(c) Backward time against graph size (a chain of x * c, x + c on 1 element)")
+        scaling = backward_scaling([1_000, 10_000, 100_000], repeats=args.repeats)
+        print(table(["operations", "tinytorch ms", "us per op", "PyTorch ms", "us per op"],
+                    [[f"{n:,}", f"{ours * 1e3:.2f}", f"{ours / n * 1e6:.2f}",
+                      "-" if theirs is None else f"{theirs * 1e3:.2f}", "-" if theirs is None else f"{theirs / n * 1e6:.2f}"]
+                     for n, ours, theirs in scaling]))
+
+    print("\nTargets")
+    missed = 0
+    for key, (text, limit) in TARGETS.items():
+        if key not in checks:
+            print(f"  [skipped] {text}: PyTorch is not installed")
+            continue
+        held = checks[key] <= limit
+        missed += not held
+        print(f"  [{'holds' if held else 'MISSED'}] {text}: measured {checks[key]:.2f}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
