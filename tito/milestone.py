@@ -1,0 +1,264 @@
+"""Milestones: whole-stack runs that prove the student's modules work together on real data.
+
+`digits` trains an MLP built only from tinytorch (Tensor, autograd, layers, losses, optimizers,
+training) on handwritten digits, shows a progress bar per epoch, and leaves a plot and a checkpoint.
+The work is in plain functions; `tito/commands/milestone.py` only parses options.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .course import find_root
+from .errors import TitoError
+
+DEFAULT_OUT = Path("runs") / "digits"
+PLOT_NAME = "digits_training.png"
+CHECKPOINT_NAME = "digits_mlp.npz"
+# The held-out 20% is the same for every --seed, so runs with different seeds are compared on the same images.
+SPLIT_SEED = 0
+TEST_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class DigitsOptions:
+    epochs: int = 15
+    lr: float = 1e-3
+    batch_size: int = 64
+    seed: int = 0
+    hidden: int = 512
+    data: Path | None = None  # an IDX images file or a folder of MNIST IDX files; None: scikit-learn's digits
+    out: Path | None = None   # where the plot and checkpoint go; None: runs/digits in the course (or here)
+
+    def check(self) -> None:
+        for name, value in [("--epochs", self.epochs), ("--batch-size", self.batch_size), ("--hidden", self.hidden)]:
+            if value < 1:
+                raise TitoError(f"{name} must be at least 1, got {value}", exit_code=2)
+        if not self.lr > 0:
+            raise TitoError(f"--lr must be positive, got {self.lr}", exit_code=2)
+        if self.seed < 0:
+            raise TitoError(f"--seed must be 0 or more, got {self.seed}", exit_code=2)
+
+
+@dataclass
+class DigitsResult:
+    dataset: str
+    train_size: int
+    test_size: int
+    history: object  # tinytorch.core.training.History
+    test_loss: float
+    test_accuracy: float
+    misclassified: int
+    plot: Path
+    checkpoint: Path
+    train_seconds: float
+
+
+def tinytorch_modules(root: Path | None) -> dict:
+    """The course's own tinytorch modules (the package in `root` first on the path), or a TitoError saying what to export."""
+    if root is not None and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    modules = {}
+    for name, lesson in [("tensor", "01_tensor"), ("activations", "02_activations"), ("layers", "03_layers"),
+                         ("losses", "04_losses"), ("autograd", "05_autograd"), ("optimizers", "06_optimizers"),
+                         ("training", "07_training")]:
+        try:
+            modules[name] = importlib.import_module(f"tinytorch.core.{name}")
+        except ImportError as error:
+            if error.name != f"tinytorch.core.{name}":
+                raise TitoError(f"tinytorch.core.{name} cannot be imported: {error}") from None
+            raise TitoError(f"tinytorch.core.{name} is not exported yet: run `tito module complete {lesson}` first") from None
+    return modules
+
+
+def load_dataset(training, data: Path | None):
+    """scikit-learn's digits, or images and labels from IDX files; user mistakes become one-line TitoErrors."""
+    try:
+        if data is None:
+            return training.load_digits_dataset(TEST_FRACTION, SPLIT_SEED)
+        return training.load_idx_dataset(data, TEST_FRACTION, SPLIT_SEED)
+    except FileNotFoundError as error:
+        raise TitoError(str(error)) from None
+    except training.IDXError as error:
+        raise TitoError(f"bad IDX data: {error}") from None
+    except ImportError as error:
+        raise TitoError(str(error)) from None
+
+
+def build_mlp(modules: dict, inputs: int, hidden: int, classes: int, seed: int):
+    layers, activations = modules["layers"], modules["activations"]
+    rng = np.random.default_rng(seed)
+    return layers.Sequential(layers.Linear(inputs, hidden, rng=rng), activations.ReLU(),
+                             layers.Linear(hidden, classes, rng=rng))
+
+
+def predictions(modules: dict, model, loader) -> np.ndarray:
+    """The predicted class of every example of `loader`, in order, in eval mode and without building a graph."""
+    model.eval()
+    with modules["autograd"].no_grad():
+        found = [modules["training"].values(model(inputs)).argmax(axis=1) for inputs, _ in loader]
+    model.train()
+    return np.concatenate(found)
+
+
+def run_digits(options: DigitsOptions, progress=None) -> DigitsResult:
+    """Train, evaluate, plot and checkpoint. `progress` is an optional `EpochProgress`-like object."""
+    options.check()
+    root = _course_root()
+    modules = tinytorch_modules(root)
+    training = modules["training"]
+    dataset = load_dataset(training, options.data)
+    out = Path(options.out) if options.out is not None else (root or Path.cwd()) / DEFAULT_OUT
+    _make_folder(out)
+
+    standardize = training.Standardizer(dataset.x_train)
+    x_train, x_test = standardize(dataset.x_train), standardize(dataset.x_test)
+    train_loader = training.DataLoader(x_train, dataset.y_train, batch_size=options.batch_size, shuffle=True, seed=options.seed)
+    test_loader = training.DataLoader(x_test, dataset.y_test, batch_size=1024)
+    model = build_mlp(modules, x_train.shape[1], options.hidden, dataset.num_classes, options.seed)
+    optimizer = modules["optimizers"].Adam(model.parameters(), lr=options.lr)
+    trainer = training.Trainer(model, optimizer, modules["losses"].CrossEntropyLoss())
+    description = (f"{x_train.shape[1]}-{options.hidden}-{dataset.num_classes} MLP, Adam lr {options.lr:g}, "
+                   f"batch {options.batch_size}, seed {options.seed}: {len(x_train)} {dataset.name} images for "
+                   f"training, {len(x_test)} held out")
+
+    with _one_blas_thread():
+        start = time.perf_counter()
+        history = _fit(trainer, train_loader, test_loader, options.epochs, progress, description)
+        train_seconds = time.perf_counter() - start
+        test_loss, test_accuracy = trainer.evaluate(test_loader)
+        predicted = predictions(modules, model, test_loader)
+
+    wrong = np.flatnonzero(predicted != dataset.y_test)
+    try:
+        checkpoint = training.save_checkpoint(out / CHECKPOINT_NAME, model, optimizer, extra={
+            "mean": standardize.mean, "scale": standardize.scale, "hidden": options.hidden,
+            "image_shape": list(dataset.image_shape), "epochs": history.epochs, "seed": options.seed,
+            "dataset": dataset.name, "test_accuracy": test_accuracy})
+    except OSError as error:
+        raise TitoError(f"cannot write the checkpoint {out / CHECKPOINT_NAME}: {error.strerror or error}") from None
+    plot = save_plot(out / PLOT_NAME, history, dataset.x_test[wrong], dataset.y_test[wrong], predicted[wrong],
+                     dataset.image_shape, f"{dataset.name}: test accuracy {test_accuracy:.2%}")
+    return DigitsResult(dataset.name, len(dataset.y_train), len(dataset.y_test), history, test_loss, test_accuracy,
+                        len(wrong), plot, checkpoint, train_seconds)
+
+
+def _fit(trainer, train_loader, test_loader, epochs: int, progress, description: str):
+    if progress is None:
+        return trainer.fit(train_loader, test_loader, epochs=epochs)
+    progress.start(epochs, len(train_loader), description)
+    try:
+        return trainer.fit(train_loader, test_loader, epochs=epochs, on_batch=progress.batch,
+                           on_epoch_end=progress.epoch_end)
+    finally:
+        progress.stop()
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """NumPy's BLAS on one thread: for matrices this small, threads cost more than they save, and on a
+    shared 2-core machine a second BLAS thread waiting for a busy core made training five times slower."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # comes with scikit-learn; without it, run as NumPy is configured
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def save_plot(path: Path, history, images: np.ndarray, labels: np.ndarray, predicted: np.ndarray,
+              image_shape: tuple, title: str, max_images: int = 24) -> Path:
+    """Loss and accuracy per epoch, and a grid of misclassified images (true → predicted), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure = plt.figure(figsize=(14, 4.2), layout="constrained")
+    left, middle, right = figure.subfigures(1, 3, width_ratios=[1, 1, 1.2])
+    epochs = np.arange(1, history.epochs + 1)
+    for subfigure, metric, label in [(left, "loss", "cross-entropy loss"), (middle, "accuracy", "accuracy")]:
+        axes = subfigure.subplots()
+        axes.plot(epochs, getattr(history, f"train_{metric}"), marker="o", label="training")
+        if getattr(history, f"val_{metric}"):
+            axes.plot(epochs, getattr(history, f"val_{metric}"), marker="o", label="test (held out)")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    shown = min(len(images), max_images)
+    right.suptitle(f"misclassified: {len(images)} (true → predicted)" + (f", first {shown}" if shown < len(images) else ""))
+    columns = 6
+    grid = right.subplots(max(1, math.ceil(shown / columns)), columns, squeeze=False)
+    for index, axes in enumerate(grid.flat):
+        axes.axis("off")
+        if index < shown:
+            axes.imshow(images[index].reshape(image_shape), cmap="gray_r")
+            axes.set_title(f"{labels[index]} → {predicted[index]}", fontsize=9)
+    figure.suptitle(title)
+    try:
+        figure.savefig(path, dpi=100)
+    except OSError as error:
+        raise TitoError(f"cannot write the plot {path}: {error.strerror or error}") from None
+    finally:
+        plt.close(figure)
+    return path
+
+
+class EpochProgress:
+    """A rich progress bar per epoch, advancing per batch, showing the epoch's loss and accuracy when done."""
+
+    def __init__(self, console):
+        self.console = console
+
+    def start(self, epochs: int, batches: int, description: str) -> None:
+        from rich.markup import escape
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console.print(f"[bold]Milestone digits[/]: {escape(description)}")
+        self.epochs, self.batches = epochs, batches
+        self.progress = Progress(TextColumn("epoch {task.fields[epoch]:>3}/{task.fields[epochs]}"), BarColumn(),
+                                 MofNCompleteColumn(), TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(),
+                                 console=self.console)
+        self.progress.start()
+        self.task = self._add(1)
+
+    def _add(self, epoch: int):
+        return self.progress.add_task("", total=self.batches, epoch=epoch, epochs=self.epochs, metrics="")
+
+    def batch(self, loss: float) -> None:
+        self.progress.update(self.task, advance=1, metrics=f"loss {loss:.4f}")
+
+    def epoch_end(self, epoch: int, history) -> None:
+        metrics = f"loss {history.train_loss[-1]:.4f}  acc {history.train_accuracy[-1]:6.2%}"
+        if history.val_accuracy:
+            metrics += f"  test loss {history.val_loss[-1]:.4f}  test acc {history.val_accuracy[-1]:6.2%}"
+        self.progress.update(self.task, completed=self.batches, metrics=metrics)
+        if epoch < self.epochs:
+            self.task = self._add(epoch + 1)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def _course_root() -> Path | None:
+    try:
+        return find_root()
+    except TitoError:
+        return None
+
+
+def _make_folder(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise TitoError(f"cannot create the output folder {out}: {error.strerror}") from None
+
