@@ -135,10 +135,20 @@ def test_dropout_statistics_and_modes():
 
 # --- the one code path: parameters are Tensors without autograd, Variables with it ---
 
-def test_without_autograd_parameters_are_tensors_and_layers_still_compute(tmp_path):
-    """A student on modules 02-04 has no tinytorch.core.autograd: the same layers must work on Tensors."""
+STUB_AUTOGRAD = """
+class Variable:
+    def __init__(self, data, requires_grad=False, grad_fn=None):
+        raise NotImplementedError("05_autograd: complete the cell variable-class")
+"""
+
+
+@pytest.mark.parametrize("autograd", ["missing", "a student's unfinished stub"])
+def test_without_autograd_parameters_are_tensors_and_layers_still_compute(tmp_path, autograd):
+    """A student on modules 02-04 has no working tinytorch.core.autograd: the same layers must work on Tensors."""
     package = tmp_path / "tinytorch"
     shutil.copytree(ROOT / "tinytorch", package, ignore=shutil.ignore_patterns("__pycache__", "autograd.py"))
+    if autograd != "missing":
+        (package / "core" / "autograd.py").write_text(STUB_AUTOGRAD)
     script = textwrap.dedent("""
         import numpy as np
         from tinytorch.core.tensor import Tensor
