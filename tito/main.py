@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except TitoError as error:
-        console.print(f"[red]error:[/] {escape(str(error))}")
+        console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)  # one line, however narrow the terminal
         return error.exit_code
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]")

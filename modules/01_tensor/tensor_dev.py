@@ -478,12 +478,18 @@ print("test_unit_tensor_constructors: passed")
 #    tensors neither dominates: the fixed cost of a Python call does. That fixed cost is why module 05
 #    keeps its per-operation bookkeeping lean.
 
+#
+# Every systems analysis in the course times code the same way, with `best_time`: run it a few times
+# and keep the fastest run, the one least disturbed by whatever else the machine was doing. Later
+# modules import it from here.
+
 # %%
+#| export
 import time
 
 
-def best_time(fn, repeat=5):
-    """The fastest of `repeat` runs, in seconds: the least disturbed by other work on the machine."""
+def best_time(fn, repeat: int = 5) -> float:
+    """The fastest of `repeat` calls of `fn()`, in seconds."""
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -491,7 +497,7 @@ def best_time(fn, repeat=5):
         times.append(time.perf_counter() - start)
     return min(times)
 
-
+# %%
 print(f"{'n':>6} {'float32 MB':>11} {'float64 MB':>11} {'add n*n (ms)':>13} {'matmul n*n (ms)':>16}")
 for n in [64, 256, 1024]:
     a32, a64 = randn(n, n), randn(n, n, dtype=np.float64)

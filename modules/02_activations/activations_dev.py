@@ -362,7 +362,6 @@ else:
 # `1 / (1 + inf) = 0` does) is still a warning on every batch and a `nan` waiting in the next formula.
 
 # %%
-import time
 import tracemalloc
 
 extreme = np.array([[-1000.0, -100.0, -10.0, 0.0, 10.0, 100.0, 1000.0]], dtype=np.float32)
@@ -393,14 +392,7 @@ for name, formula in formulas.items():
 # become a graph node that stays alive until `backward()`: the operation count is a real cost.
 
 # %%
-def best_time(fn, repeat=7):
-    """The fastest of `repeat` runs, in seconds."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from tinytorch.core.tensor import best_time
 
 
 def peak_allocated(fn) -> int:

@@ -593,8 +593,6 @@ else:
 # gradient per parameter, optimizer state (module 06) and the activations kept for backward.
 
 # %%
-import time
-
 print(f"{'MLP':22} {'parameters':>11} {'float32 KB':>11}")
 for sizes in [(64, 128, 10), (784, 256, 10), (784, 512, 512, 10)]:
     layers = []
@@ -637,13 +635,7 @@ for label, scale in [("normal, std 0.01", 0.01), ("normal, std 1", 1.0), ("xavie
 # batch of 256 shares it among 256, and the matmuls run at BLAS speed.
 
 # %%
-def best_time(fn, repeat=7):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from tinytorch.core.tensor import best_time
 
 
 mlp = Sequential(Linear(64, 128), ReLU(), Linear(128, 10))

@@ -375,8 +375,6 @@ else:
 # log-sum-exp form, for logits of growing scale (float32, 64 examples, 10 classes, random labels).
 
 # %%
-import time
-
 rng = np.random.default_rng(0)
 labels = rng.integers(0, 10, 64)
 print(f"{'logit scale':>11} {'naive CE':>12} {'log-sum-exp CE':>15}")
@@ -403,14 +401,7 @@ print(f"true MSE of perfect predictions {true_mse:.4f}; broadcast 'MSE' {broadca
 # operations (checks, masks, indices) cost a fixed few microseconds; the rest grows with the batch.
 
 # %%
-def best_time(fn, repeat=20):
-    fn()  # warm up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from tinytorch.core.tensor import best_time
 
 
 print(f"{'loss':28} {'N = 64 (us)':>12} {'N = 1024 (us)':>14}")

@@ -493,8 +493,9 @@ def test_unit_record_operations():
         assert z.requires_grad and isinstance(z.grad_fn, Node), f"{name} of inputs needing grad should record a Node"
         edges = z.grad_fn.edges
         assert [parent for parent, _ in edges] == [x, y], f"{name}: the edges should lead to x and y, got {edges}"
-        got = tuple(float(rule(one)[0]) for _, rule in edges)
-        assert got == local, f"{name}: with g = 1 the rules should give {local}, got {got}"
+        for input_name, (_, rule), expected in zip("xy", edges, local):
+            got = float(rule(one)[0])
+            assert got == expected, f"{name}: with g = 1 the backward rule of input {input_name} should give {expected}, got {got}"
     z = multiply(x, 2.0)
     assert [parent for parent, _ in z.grad_fn.edges] == [x], "a constant operand must get no edge"
     assert float(z.grad_fn.edges[0][1](one)[0]) == 2.0, "d(2x)/dx should be 2"
@@ -1089,7 +1090,8 @@ def test_unit_more_arithmetic():
     assert C.data.data.tolist() == [[11.0]], f"[[1, 2]] @ [[3], [4]] should be [[11]], got {C.data.data}"
     C.backward()
     assert A.grad.tolist() == [[3.0, 4.0]] and B.grad.tolist() == [[1.0], [2.0]], \
-        f"expected A.grad [[3, 4]] and B.grad [[1], [2]], got {A.grad.tolist()} and {B.grad.tolist()}"
+        f"matmul [[1, 2]] @ [[3], [4]]: expected A.grad [[3, 4]] (G @ B.T) and B.grad [[1], [2]] (A.T @ G), " \
+        f"got {A.grad.tolist()} and {B.grad.tolist()}"
 
     rng = np.random.default_rng(2)
     def leaf(*shape):
@@ -1612,14 +1614,7 @@ import time
 import tracemalloc
 
 
-def best_time(fn, repeat: int = 3) -> float:
-    """The fastest of `repeat` runs, in seconds: the least disturbed by other work on the machine."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from tinytorch.core.tensor import best_time
 
 
 def chain(n: int, dtype=np.float64) -> tuple[Variable, Variable]:

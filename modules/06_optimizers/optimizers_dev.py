@@ -634,8 +634,6 @@ test_unit_optimizer_state_dict()
 # arrays in `state_dict()`, as a multiple of the parameters' own memory.
 
 # %%
-import time
-
 from tinytorch.core.activations import ReLU, Tanh
 from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.losses import CrossEntropyLoss, MSELoss
@@ -697,14 +695,7 @@ for name, make in [("SGD lr 1e-3", lambda p: SGD(p, lr=1e-3)),
 # numbers; the forward and backward passes dominate.
 
 # %%
-def best_time(fn, repeat=20):
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from tinytorch.core.tensor import best_time
 
 
 model, loss_fn = mlp(), CrossEntropyLoss()

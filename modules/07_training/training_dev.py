@@ -1008,13 +1008,7 @@ standardize = Standardizer(data.x_train)
 x_train, x_test = standardize(data.x_train), standardize(data.x_test)
 
 
-def best_time(fn, repeat=3):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from tinytorch.core.tensor import best_time
 
 
 def make_mlp(hidden=128, seed=0):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 # %% auto #0
-__all__ = ['Tensor', 'as_array', 'elementwise', 'matmul', 'reduce', 'reshape', 'transpose', 'zeros', 'ones', 'randn']
+__all__ = ['Tensor', 'as_array', 'elementwise', 'matmul', 'reduce', 'reshape', 'transpose', 'zeros', 'ones', 'randn', 'best_time']
 
 # %% ../../modules/01_tensor/tensor_dev.py #1fdf0a67
 class Tensor:
@@ -228,3 +228,16 @@ def randn(*shape, dtype=np.float32, rng: np.random.Generator | None = None) -> T
     rng = rng if rng is not None else np.random.default_rng()
     return Tensor(rng.standard_normal(_shape(shape)).astype(dtype))
     ### END SOLUTION
+
+# %% ../../modules/01_tensor/tensor_dev.py #9d78a78b
+import time
+
+
+def best_time(fn, repeat: int = 5) -> float:
+    """The fastest of `repeat` calls of `fn()`, in seconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)

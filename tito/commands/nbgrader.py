@@ -1,0 +1,245 @@
+"""`tito nbgrader generate|release|autograde|feedback|report`: the instructor's workflow (see docs/instructor.md)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..course import Course, Module, load_course
+from ..errors import TitoError
+from ..coursefolder import course_folder, graded_cells
+from ..grading import autograde, autograded_students, feedback, generate, release, require_release, submissions
+from ..scores import collect_scores, points, write_csv
+from ..ui import console, table
+
+STEPS = [
+    ("generate", "lesson -> course source notebook, checked: every test passes on the solution"),
+    ("release", "source -> student notebook in the course's release/, checked: no test passes without work, no leak"),
+    ("autograde", "grade every submission of a module (or --student ID) in a fresh kernel"),
+    ("feedback", "an HTML feedback page per autograded student"),
+]
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("nbgrader", help="instructor workflow: release modules, grade submissions (nbgrader)")
+    steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+    for name, text in STEPS:
+        step = steps.add_parser(name, help=text, description=text)
+        step.add_argument("modules", nargs="*", metavar="MODULE", help="01_tensor, 01 or tensor")
+        step.add_argument("--all", action="store_true", help="every module in settings.ini, in order")
+        if name in ("autograde", "feedback"):
+            step.add_argument("--student", action="append", metavar="ID", help="only this student (repeatable)")
+        step.set_defaults(handler=HANDLERS[name])
+    report = steps.add_parser("report", help="scores per student per module: a CSV file and a table")
+    report.add_argument("--output", type=Path, metavar="CSV", help="where to write the CSV (default: <course_dir>/scores.csv)")
+    report.set_defaults(handler=_plain_errors(run_report))
+
+
+def _chosen(course: Course, args) -> list[Module]:
+    if not args.modules and not args.all:
+        raise TitoError(f"name a module (e.g. `tito nbgrader {args.step} 01_tensor`) or pass --all", exit_code=2)
+    if args.modules and args.all:
+        raise TitoError("name modules or pass --all, not both", exit_code=2)
+    return course.select(None if args.all else args.modules)
+
+
+def run_generate(args) -> int:
+    course = load_course()
+    folder = course_folder(course)
+    rows = []
+    for module in _chosen(course, args):
+        console.print(f"[bold]Generating {module.name}[/]: running its solution in a kernel...")
+        generated = generate(course, module)
+        tests = [cell for cell in generated.cells if cell.is_test]
+        console.print(f"  {folder.show(generated.path)}: all {len(tests)} tests pass on the solution")
+        rows.append([module.name, str(len(tests)), points(sum(cell.points for cell in tests)), folder.show(generated.path)])
+    console.print(table("Source notebooks", ["module", "tests", "points", "notebook"], rows))
+    return 0
+
+
+def run_release(args) -> int:
+    course = load_course()
+    folder = course_folder(course)
+    rows = []
+    for module in _chosen(course, args):
+        console.print(f"[bold]Releasing {module.name}[/]: source, student version, checks...")
+        released = release(course, module)
+        cells = released.source.cells
+        tests, answers = [cell for cell in cells if cell.is_test], [cell for cell in cells if not cell.is_test]
+        console.print(f"  source   {folder.show(released.source.path)}: all {len(tests)} tests pass on the solution")
+        console.print(f"  release  {folder.show(released.path)}: every code cell compiles")
+        console.print("  invert   no test passes without work (nbgrader validate --invert)")
+        console.print(f"  no leak  no solution line in the {_count(released.checked_files, 'file')} of "
+                      f"{folder.show(folder.root / 'release')}/")
+        console.print(table(f"{module.name}: graded cells", ["cell", "graded", "points"],
+                            [[escape(cell.grade_id), "by its test" if cell.is_test else "by hand (written answer)",
+                              points(cell.points)] for cell in cells]))
+        rows.append([module.name, f"{len(tests)} ({points(sum(c.points for c in tests))} points)",
+                     f"{len(answers)} ({points(sum(c.points for c in answers))} points)", folder.show(released.path)])
+    console.print(table("Released", ["module", "autograded tests", "written answers", "student notebook"], rows))
+    return 0
+
+
+def run_autograde(args) -> int:
+    course = load_course()
+    failures = []
+    for module in _chosen(course, args):
+        if args.all and not _released(course, module):
+            console.print(f"[dim]{module.name}: not released, skipped[/]")
+            continue
+        require_release(course, module)
+        students = _students(args, module, submissions(course, module), f"no submissions of {module.name} in submitted/")
+        if not students:
+            continue
+        submissions(course, module, students)  # a named student without a submission: one clear line, before any work
+        console.print(f"[bold]Autograding {module.name}[/]: {_count(students, 'submission')}")
+        grades = _with_progress(students, lambda report: autograde(course, module, students, report), _grade_line)
+        _autograde_summary(course, module, grades)
+        failures += [f"{grade.student} ({module.name})" for grade in grades if not grade.graded]
+    if failures:
+        raise TitoError(f"{_count(failures, 'submission')} could not be graded (see above): {', '.join(failures)}; "
+                        f"the others were")
+    return 0
+
+
+def run_feedback(args) -> int:
+    course = load_course()
+    folder = course_folder(course)
+    failures = []
+    for module in _chosen(course, args):
+        if args.all and not _released(course, module):
+            console.print(f"[dim]{module.name}: not released, skipped[/]")
+            continue
+        require_release(course, module)
+        students = _students(args, module, autograded_students(course, module),
+                             f"no autograded submissions of {module.name}: run `tito nbgrader autograde {module.name}` first")
+        if not students:
+            continue
+        missing = [student for student in students if student not in autograded_students(course, module)]
+        if missing:
+            raise TitoError(f"no autograded submission of {module.name} from student '{missing[0]}': run "
+                            f"`tito nbgrader autograde {module.name} --student {missing[0]}` first", 2)
+        console.print(f"[bold]Feedback for {module.name}[/]: {_count(students, 'student')}")
+        pages = _with_progress(students, lambda report: feedback(course, module, students, report), _feedback_line)
+        console.print(table(f"{module.name}: feedback", ["student", "page"],
+                            [[escape(page.student), escape(folder.show(page.path)) if page.path else f"[red]{escape(page.error)}[/]"]
+                             for page in pages]))
+        failures += [f"{page.student} ({module.name})" for page in pages if page.path is None]
+    if failures:
+        raise TitoError(f"no feedback for {', '.join(failures)} (see above)")
+    return 0
+
+
+def _students(args, module: Module, available: list[str], none_message: str) -> list[str]:
+    """The students a step works on: those named (with --all: those of them this module has), else all available.
+
+    Naming a student the module lacks is a mistake, except with --all; no students at all is a mistake, except with --all.
+    """
+    if args.student and args.all:
+        chosen = [student for student in dict.fromkeys(args.student) if student in available]
+    elif args.student:
+        chosen = list(dict.fromkeys(args.student))  # the step itself names a missing student
+    else:
+        chosen = available
+    if not chosen:
+        if not args.all:
+            raise TitoError(none_message, 2)
+        console.print(f"[dim]{module.name}: nothing to do, skipped[/]")
+    return chosen
+
+
+def run_report(args) -> int:
+    course = load_course()
+    folder = course_folder(course)
+    rows = collect_scores(course)
+    path = write_csv(rows, args.output.resolve() if args.output else folder.report)
+    modules = list(dict.fromkeys(row.module for row in rows))
+    by_student: dict[str, dict[str, str]] = {}
+    for row in rows:
+        cell = f"{points(row.tests_score)}/{points(row.tests_max)}"
+        if row.status == "answers to grade":
+            cell += " *"
+        elif row.status in ("not graded", "no submission"):
+            cell = f"[dim]{row.status}[/]"
+        by_student.setdefault(row.student, {})[row.module] = cell
+    console.print(table("Autograded test points", ["student", *modules],
+                        [[escape(student), *(cells[m] for m in modules)] for student, cells in by_student.items()]))
+    if any(row.status == "answers to grade" for row in rows):
+        console.print("* written answers still to grade by hand (nbgrader's formgrader; see docs/instructor.md)")
+    console.print(f"{_count(rows, 'row')} ({_count(len(by_student), 'student')} x {_count(modules, 'module')}) "
+                  f"-> {escape(folder.show(path))}")
+    return 0
+
+
+def _plain_errors(handler):
+    """A file that cannot be read or written (permissions, a full disk) is one line naming it, not a traceback."""
+    def run(args) -> int:
+        try:
+            return handler(args)
+        except OSError as error:
+            raise TitoError(f"{error.filename or 'a file'}: {error.strerror or error}") from None
+    return run
+
+
+HANDLERS = {name: _plain_errors(handler) for name, handler in
+            [("generate", run_generate), ("release", run_release), ("autograde", run_autograde), ("feedback", run_feedback)]}
+
+
+def _released(course: Course, module: Module) -> bool:
+    return course_folder(course).release(module).exists()
+
+
+def _with_progress(students: list[str], work, line):
+    """Run `work(report)`, printing a line per student as each finishes, under a progress bar when there are many."""
+    if len(students) < 3:
+        return work(lambda result: console.print(line(result)))
+    columns = [TextColumn("  grading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("students", total=len(students))
+
+        def report(result):
+            progress.console.print(line(result))
+            progress.advance(task)
+
+        return work(report)
+
+
+def _autograde_summary(course: Course, module: Module, grades) -> None:
+    """A row per student, then a row per test: how many of the graded students passed it."""
+    rows = [[escape(grade.student),
+             f"{points(grade.score)}/{points(grade.max_score)}" if grade.graded else "[red]not graded[/]",
+             "to grade" if grade.answers_to_grade else "", escape("; ".join(grade.notes) or grade.error)]
+            for grade in grades]
+    console.print(table(f"{module.name}: autograded", ["student", "test points", "written answers", "notes"], rows))
+    graded = [grade for grade in grades if grade.graded]
+    if graded:
+        source = nbformat.read(course_folder(course).source(module), as_version=4)
+        tests = [cell for cell in graded_cells(source) if cell.is_test]
+        console.print(table(f"{module.name}: tests", ["test", "points", "passed by"],
+                            [[escape(test.grade_id), points(test.points),
+                              f"{sum(test.grade_id not in grade.failed for grade in graded)} of {len(graded)}"]
+                             for test in tests]))
+
+
+def _grade_line(grade) -> str:
+    if not grade.graded:
+        return f"  [red]{escape(grade.student)}: not graded[/]: {escape(grade.error)}"
+    note = f" [yellow]({escape('; '.join(grade.notes))})[/]" if grade.notes else ""
+    written = f", written answers to grade by hand ({points(grade.answer_points)} points)" if grade.answers_to_grade else ""
+    return (f"  {escape(grade.student)}: {points(grade.score)}/{points(grade.max_score)} test points"
+            f"{written}{note} [dim]{grade.seconds:.1f} s[/]")
+
+
+def _feedback_line(page) -> str:
+    if page.path is None:
+        return f"  [red]{escape(page.student)}[/]: {escape(page.error)}"
+    return f"  {escape(page.student)}: {escape(str(page.path.name))}"
+
+
+def _count(items: list | int, noun: str) -> str:
+    number = items if isinstance(items, int) else len(items)
+    return f"{number} {noun}{'s' * (number != 1)}"
+
+

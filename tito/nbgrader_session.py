@@ -1,0 +1,158 @@
+"""Running nbgrader 0.9 in this process, as grading needs it, and undoing what a failed step did.
+
+nbgrader is imported once per command (about 2.5 s) and its converters run here, with the settings of the
+course's nbgrader_config.py; kernels are its subprocesses. Their chatter goes to a log file.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from .course import Course, Module
+from .coursefolder import MODULE_VARIABLE, course_folder, write_config
+
+
+@contextlib.contextmanager
+def nbgrader_session(course: Course, module: Module, log_path: Path):
+    """nbgrader's configuration for `module`, with the process set up as nbgrader needs it, and a log file.
+
+    - `alembic`, which nbgrader runs by bare name, is found next to this Python;
+    - kernels import the reference `tinytorch` of the course root before any other;
+    - TITO_MODULE names the module for the stub message in nbgrader_config.py;
+    - what kernels and libraries print on stderr (warnings, mostly) goes to the log, not the screen.
+    """
+    from traitlets.config.loader import PyFileConfigLoader
+
+    folder = course_folder(course)
+    write_config(course)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    saved = dict(os.environ)
+    os.environ["PATH"] = os.pathsep.join(filter(None, [os.path.dirname(sys.executable), saved.get("PATH")]))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(course.root), saved.get("PYTHONPATH")]))
+    os.environ[MODULE_VARIABLE] = module.name
+    try:
+        config = PyFileConfigLoader(folder.config.name, path=str(folder.root)).load_config()
+        config.CourseDirectory.root = str(folder.root)
+        with open(log_path, "w", encoding="utf-8") as log, stderr_into(log), quiet_warnings():
+            yield config, log
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run_converter(converter, log) -> tuple[bool, str]:
+    """Start an nbgrader converter; whether it succeeded, and what it logged (also written to `log`)."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
+    logger, level = converter.log, converter.log.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        converter.start()
+        succeeded = True
+    except Exception:  # nbgrader's converters raise many kinds; the log and the traceback tell which
+        buffer.write(traceback.format_exc())
+        succeeded = False
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    text = buffer.getvalue()
+    log.write(text)
+    log.flush()
+    return succeeded, text
+
+
+@contextlib.contextmanager
+def stderr_into(log):
+    """Send file descriptor 2 (this process's and its kernels' stderr) into `log` for a while."""
+    sys.stderr.flush()
+    log.flush()
+    saved = os.dup(2)
+    os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@contextlib.contextmanager
+def quiet_warnings():
+    """SQLAlchemy 2 warns about nbgrader's queries on every use; the warnings say nothing to an instructor."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"nbgrader\..*")
+        warnings.filterwarnings("ignore", message=r".*(relationship|SAWarning|missing an id field).*")
+        yield
+
+
+_EXCEPTION = re.compile(r"^\s*(?:[\w.]+\.)?(\w+(?:Error|Exception|Interrupt|Exit)): (.+)$")
+
+
+def failure_reason(log_text: str) -> str:
+    """The most telling line of a failed nbgrader run: its last exception that says more than "see above"."""
+    found = [match for match in map(_EXCEPTION.match, log_text.splitlines())
+             if match and not match.group(2).startswith("Please see")]
+    if found:
+        return f"{found[-1].group(1)}: {found[-1].group(2)}"[:300]
+    errors = [line[len("[ERROR] "):] for line in log_text.splitlines() if line.startswith("[ERROR] ")]
+    return errors[0][:300] if errors else "nbgrader failed without a message"
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
+
+
+class Snapshot:
+    """Copies of some files and folders, to put back exactly (absent ones are removed again) or to throw away."""
+
+    def __init__(self, paths: list[Path]):
+        self.scratch = Path(tempfile.mkdtemp(prefix="tito-snapshot-"))
+        self.saved: list[tuple[Path, Path | None]] = []
+        for index, path in enumerate(paths):
+            copy = self.scratch / str(index)
+            if path.is_dir():
+                shutil.copytree(path, copy, symlinks=True)
+            elif path.exists():
+                shutil.copy2(path, copy)
+            else:
+                copy = None
+            self.saved.append((path, copy))
+
+    def restore(self) -> None:
+        for path, copy in self.saved:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+            if copy is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(copy), str(path))
+
+    def discard(self) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def all_or_nothing(paths: list[Path]):
+    """Run a step; if it raises (or is interrupted), put `paths` back as they were."""
+    snapshot = Snapshot(paths)
+    try:
+        yield
+    except BaseException:
+        snapshot.restore()
+        raise
+    finally:
+        snapshot.discard()
