@@ -302,8 +302,8 @@ def test_the_leak_check_finds_a_copied_package_and_a_pasted_line(graded, course,
     assert any(leak.text.strip() == line and "cell 1" in leak.where for leak in leaks)
 
 
-def test_a_module_solution_may_reach_only_later_releases(graded, course, tmp_path):
-    """The probe is taught after 01: 01's solutions may show in the probe's release, not the other way round."""
+def test_no_module_solution_may_reach_any_release(graded, course, tmp_path):
+    """A workspace hands out every release at once: 01's solutions must not show in a later release either."""
     first, probe = graded(GRADED[0]), graded(PROBE_MODULE)
     folder = course_folder(course)
     scratch = replace(course, course_dir=tmp_path / "course")
@@ -318,7 +318,8 @@ def test_a_module_solution_may_reach_only_later_releases(graded, course, tmp_pat
     (scratch.course_dir / "release" / "README.txt").write_text(early_secret + "\n")
     leaks = check_no_leaks(scratch)
     assert {(leak.file.parent.name, leak.file.name, leak.origin.split()[0]) for leak in leaks} == \
-        {(first.module.name, "notes.txt", PROBE_MODULE), ("release", "README.txt", first.module.name)}
+        {(first.module.name, "notes.txt", PROBE_MODULE), (PROBE_MODULE, "notes.txt", first.module.name),
+         ("release", "README.txt", first.module.name)}
 
 
 def test_probe_release_keeps_the_class_and_hides_the_hidden_test(graded, course):

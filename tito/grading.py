@@ -20,7 +20,7 @@ from .course import Course, Module
 from .coursefolder import (CourseFolder, GradedCell, course_folder, grading_settings, graded_cells, metadata_problems,
                            notebook_name, source_notebook, write_atomically)
 from .errors import TitoError
-from .leaks import Leak, leaks_in_file, secret_lines
+from .leaks import Leak, find_leaks, secret_lines
 from .nbgrader_session import (Snapshot, all_or_nothing, failure_reason, nbgrader_session, one_line, quiet_warnings,
                                run_converter)
 
@@ -116,33 +116,18 @@ def release(course: Course, module: Module) -> Released:
 
 
 def check_no_leaks(course: Course) -> list[Leak]:
-    """Every solution line of a generated source that appears in a file under release/ it must stay out of.
+    """Every solution line of any generated source that appears in any file under release/.
 
-    A module's solutions must stay out of its own release and the releases of the modules taught before it.
-    The releases of later modules may repeat them: by then students have finished that module, and later
-    modules build on its reference code. A file of release/ outside any module's folder, or a module that
-    settings.ini does not list, is checked against every solution.
+    Every module's solutions are checked against every release, earlier or later: a student workspace
+    hands out all the releases at once.
     """
     folder = course_folder(course)
     settings = grading_settings(course)
-    order = {module.name: index for index, module in enumerate(course.modules)}
-    secrets: dict[str, dict[str, str]] = {}  # module -> its secret lines
+    secrets: dict[str, str] = {}
     for source in sorted((folder.root / "source").glob("*/*.ipynb")):
         notebook = nbformat.read(source, as_version=4)
-        secrets.setdefault(source.parent.name, {}).update(secret_lines(notebook, source.parent.name, settings.delimiters))
-    release_dir = folder.root / "release"
-    files = sorted(path for path in release_dir.rglob("*") if path.is_file()) if release_dir.is_dir() else []
-    leaks: list[Leak] = []
-    for path in files:
-        parts = path.relative_to(release_dir).parts
-        owner = parts[0] if len(parts) > 1 else None  # release/<module>/...; a file right in release/ has none
-        taught_at = order.get(owner, -1)
-        applicable: dict[str, str] = {}
-        for module, lines in secrets.items():
-            if module == owner or order.get(module, len(order)) >= taught_at:
-                applicable.update(lines)
-        leaks += leaks_in_file(applicable, path)
-    return leaks
+        secrets.update(secret_lines(notebook, source.parent.name, settings.delimiters))
+    return find_leaks(secrets, folder.root / "release") if (folder.root / "release").is_dir() else []
 
 
 # ------------------------------------------------------------------------------------------- autograde

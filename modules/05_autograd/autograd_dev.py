@@ -50,7 +50,7 @@ from typing import Callable
 
 import numpy as np
 
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.tensor import Tensor, as_shape
 from tinytorch.core.tensor import reshape as tensor_reshape
 from tinytorch.core.tensor import transpose as tensor_transpose
 
@@ -1300,9 +1300,7 @@ def reshape(x, *shape) -> Variable:
 def transpose(x, *axes) -> Variable:
     """Reverse (or permute) the axes; the gradient is permuted back."""
     xv = np.asarray(_value(x))
-    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-        axes = tuple(axes[0])
-    axes = tuple(axis % xv.ndim for axis in axes)
+    axes = tuple(axis % xv.ndim for axis in as_shape(axes))
     out = tensor_transpose(_wrap(xv), *axes).data
     ### BEGIN SOLUTION
     inverse = tuple(np.argsort(axes)) if axes else None  # reversing the axes undoes itself

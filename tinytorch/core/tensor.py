@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 # %% auto #0
-__all__ = ['Tensor', 'as_array', 'elementwise', 'matmul', 'reduce', 'reshape', 'transpose', 'zeros', 'ones', 'randn', 'best_time']
+__all__ = ['Tensor', 'as_array', 'elementwise', 'matmul', 'reduce', 'as_shape', 'reshape', 'transpose', 'zeros', 'ones', 'randn',
+           'best_time']
 
 # %% ../../modules/01_tensor/tensor_dev.py #1fdf0a67
 class Tensor:
@@ -171,7 +172,7 @@ def matmul(a, b) -> Tensor:
     return Tensor(np.matmul(left, right))
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #5defaaf5
+# %% ../../modules/01_tensor/tensor_dev.py #81e1d0b9
 def reduce(op, tensor: Tensor, axis=None, keepdims=False) -> Tensor:
     """Apply a NumPy reduction (np.sum, np.mean, np.max) over `axis`; `keepdims` keeps reduced axes as size 1.
 
@@ -183,11 +184,18 @@ def reduce(op, tensor: Tensor, axis=None, keepdims=False) -> Tensor:
     ### END SOLUTION
 
 
+def as_shape(sizes: tuple) -> tuple:
+    """Sizes given one by one, `(3, 2)`, or as one tuple or list, `((3, 2),)`, as a plain tuple `(3, 2)`.
+
+    Like PyTorch, `reshape`, `transpose` and the constructors below accept both spellings.
+    """
+    return tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
+
+
 def reshape(tensor: Tensor, *shape) -> Tensor:
     """The same entries in a new shape: `reshape(t, 3, 2)` or `reshape(t, (3, 2))`; one size may be -1."""
+    shape = as_shape(shape)
     ### BEGIN SOLUTION
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
     try:
         return Tensor(tensor.data.reshape(shape))
     except ValueError:
@@ -197,28 +205,23 @@ def reshape(tensor: Tensor, *shape) -> Tensor:
 
 def transpose(tensor: Tensor, *axes) -> Tensor:
     """Reverse the axes, or permute them as given: `transpose(t)` or `transpose(t, 1, 0)`."""
+    axes = as_shape(axes)
     ### BEGIN SOLUTION
-    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-        axes = tuple(axes[0])
     return Tensor(np.transpose(tensor.data, axes or None))
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #514e3f72
-def _shape(sizes) -> tuple:
-    return tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
-
-
+# %% ../../modules/01_tensor/tensor_dev.py #33b57978
 def zeros(*shape, dtype=np.float32) -> Tensor:
     """A tensor of zeros: `zeros(2, 3)` or `zeros((2, 3))`."""
     ### BEGIN SOLUTION
-    return Tensor(np.zeros(_shape(shape), dtype=dtype))
+    return Tensor(np.zeros(as_shape(shape), dtype=dtype))
     ### END SOLUTION
 
 
 def ones(*shape, dtype=np.float32) -> Tensor:
     """A tensor of ones: `ones(2, 3)` or `ones((2, 3))`."""
     ### BEGIN SOLUTION
-    return Tensor(np.ones(_shape(shape), dtype=dtype))
+    return Tensor(np.ones(as_shape(shape), dtype=dtype))
     ### END SOLUTION
 
 
@@ -226,7 +229,7 @@ def randn(*shape, dtype=np.float32, rng: np.random.Generator | None = None) -> T
     """A tensor of standard normal samples: `randn(2, 3, rng=np.random.default_rng(0))`."""
     ### BEGIN SOLUTION
     rng = rng if rng is not None else np.random.default_rng()
-    return Tensor(rng.standard_normal(_shape(shape)).astype(dtype))
+    return Tensor(rng.standard_normal(as_shape(shape)).astype(dtype))
     ### END SOLUTION
 
 # %% ../../modules/01_tensor/tensor_dev.py #9d78a78b
