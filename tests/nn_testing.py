@@ -10,7 +10,8 @@ import pytest
 
 try:
     from tinytorch.core.autograd import Node, Variable, gradcheck, topological_order
-except ImportError:  # module 05 not exported yet (a student working through modules 02-04)
+    Variable(0.0)  # a student's module 05 still to be written (its exported stub) raises NotImplementedError here
+except (ImportError, NotImplementedError):  # module 05 not exported or not complete yet (a student on modules 02-04)
     Node = Variable = gradcheck = topological_order = None
 
 needs_autograd = pytest.mark.skipif(Variable is None, reason="needs module 05 (tinytorch.core.autograd) exported")

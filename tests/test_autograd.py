@@ -482,7 +482,7 @@ def test_custom_operation_through_node():
 def test_a_subclass_of_variable_works_as_a_parameter():
     class Parameter(Variable):
         def __init__(self, data):
-            super().__init__(data, requires_grad=True)
+            Variable.__init__(self, data, requires_grad=True)  # spelled unlike module 03's solution, which a workspace must not show
 
     weight = Parameter(np.ones((2, 2), dtype=np.float32))
     out = (Tensor([[1.0, 2.0]]) @ weight).sum()

@@ -40,7 +40,7 @@ def run_both(fn_ours, fn_torch, arrays, weights_seed=0):
     out, expected = fn_ours(*ours), fn_torch(*theirs)
     assert_same(out.data.data, expected, "forward value")
     weights = np.random.default_rng(weights_seed).standard_normal(expected.shape)
-    out.backward(weights)
+    out.backward(weights)  # the same random weighting as torch's, next line
     expected.backward(torch.tensor(weights))
     for index, (mine, reference) in enumerate(zip(ours, theirs)):
         assert mine.grad is not None and mine.grad.shape == mine.shape

@@ -159,8 +159,13 @@ def test_without_autograd_parameters_are_tensors_and_layers_still_compute(tmp_pa
         assert Parameter.__mro__[1] is Tensor, Parameter.__mro__
         assert all(type(p) is Parameter for p in model.parameters())
         out = model(Tensor(np.ones((2, 4), dtype=np.float32)))
-        loss = CrossEntropyLoss()(out, np.array([0, 2]))
-        assert type(out) is Tensor and type(loss) is Tensor and loss.shape == ()
+        assert type(out) is Tensor
+        try:
+            loss = CrossEntropyLoss()(out, np.array([0, 2]))
+        except NotImplementedError:  # module 04 comes after this one: a student may not have written it yet
+            pass
+        else:
+            assert type(loss) is Tensor and loss.shape == ()
         model.load_state_dict(model.state_dict())
         print("ok")
     """)

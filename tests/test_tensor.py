@@ -140,7 +140,7 @@ def test_broadcasting_matches_numpy(broadcast, operator):
 def test_incompatible_shapes_name_both(first, second):
     try:
         np.broadcast_shapes(first, second)
-    except ValueError:
+    except ValueError:  # NumPy cannot broadcast them, so Tensor must refuse too
         with pytest.raises(ValueError) as error:
             Tensor(np.ones(first)) + Tensor(np.ones(second))
         assert str(first) in str(error.value) and str(second) in str(error.value)

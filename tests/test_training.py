@@ -61,7 +61,7 @@ def test_split_puts_each_example_in_one_part_and_keeps_each_labels_share(labels,
     x_train, y_train, x_test, y_test = train_test_split(x, y, fraction, seed)
     assert sorted(np.concatenate([x_train, x_test]).tolist()) == x.tolist()
     assert np.array_equal(y[x_train], y_train) and np.array_equal(y[x_test], y_test)
-    for label in np.unique(y):
+    for label in np.unique(y):  # each class keeps its share in the test split
         assert np.sum(y_test == label) == round(fraction * np.sum(y == label))
 
 
@@ -424,7 +424,7 @@ def test_process_killed_during_save_leaves_the_old_checkpoint(tmp_path, where):
         real_savez = np.savez
         def dying_savez(file, **arrays):
             real_savez(file, **arrays)
-            file.flush()
+            file.flush()  # what was written reaches the disk before the crash
             file.truncate(file.tell() // 2)
             os._exit(9)
         if {where!r} == "while writing":

@@ -8,6 +8,7 @@ from ..errors import TitoError
 from ..exporter import install, render, restore
 from ..testing import run_module_tests, run_package_tests
 from ..ui import console, mark, table
+from ..workspace import prerequisite_problem
 
 
 def register(commands) -> None:
@@ -44,6 +45,9 @@ def run_complete(args) -> int:
 def test_module(course: Course, module: Module) -> bool:
     """Run the module's notebook and print one row per unit test; True when nothing failed."""
     console.print(f"[bold]Testing {module.name}[/] ({module.source.relative_to(course.root)}) in a Jupyter kernel...")
+    unfinished = prerequisite_problem(course, module)
+    if unfinished:
+        console.print(f"[yellow]note[/]: {escape(unfinished)}; until then its tests fail where they use it")
     outcome = run_module_tests(course, module)
     rows = [[escape(result.name), mark(result.passed), escape(result.message)] for result in outcome]
     console.print(table(f"{module.name}: unit tests", ["test", "result", "message"], rows))
@@ -57,6 +61,9 @@ def test_module(course: Course, module: Module) -> bool:
 
 def complete_module(course: Course, module: Module) -> None:
     """Test, export, run the package tests; on any failure the package is left exactly as it was."""
+    unfinished = prerequisite_problem(course, module)
+    if unfinished:
+        raise TitoError(f"{unfinished}; the package was not changed")
     if not test_module(course, module):
         raise TitoError(f"{module.name} is not complete: fix the failing tests above; the package was not changed")
     files = render(course, [module])

@@ -6,6 +6,7 @@ from ..exporter import render
 from rich.markup import escape
 
 from ..ui import console, mark, table
+from ..workspace import is_workspace, progress
 
 
 def register(commands) -> None:
@@ -16,13 +17,15 @@ def register(commands) -> None:
 def run(args) -> int:
     course = load_course()
     last = results.load(course)
+    student = is_workspace(course)  # a student's workspace: one more column, their progress
     rows = []
     for module in course.modules:
         exported = _export_state(course, module)
         tested = last.get(module.name)
         when = f" ({tested['when'].replace('T', ' ')})" if tested else ""
-        rows.append([module.name, exported, mark(tested and tested["passed"]) + when])
-    console.print(table(course.title, ["module", "package", "tests (last run)"], rows))
+        rows.append([module.name, exported, mark(tested and tested["passed"]) + when]
+                    + ([progress(course, module)] if student else []))
+    console.print(table(course.title, ["module", "package", "tests (last run)"] + (["your work"] if student else []), rows))
     return 0
 
 

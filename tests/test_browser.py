@@ -1,0 +1,169 @@
+"""A student's JupyterLab in a real browser: `tito lab` on a workspace, driven by headless Chromium (Playwright).
+
+Uses Debian's chromium (/usr/bin/chromium) with a fresh profile, never a browser Playwright downloads. JupyterLab
+listens on a free port of 127.0.0.1 with a token and keeps its settings in a temporary folder. Screenshots go to
+a temporary folder; their paths are printed (`pytest -s` or `-rA` shows them).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import run_tito
+from student_helpers import MODULES, small_course, write_solutions
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ERROR_OUTPUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+
+
+def sync_playwright():
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    return pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").sync_playwright
+
+
+@pytest.fixture(scope="module")
+def workspaces(tmp_path_factory) -> dict[str, Path]:
+    """An untouched workspace, and one where the student wrote modules 01 and 05 and exported them."""
+    sync_playwright()  # skip before spending time on a course when there is no browser
+    root = tmp_path_factory.mktemp("browser")
+    course = small_course(root / "repo")
+    fresh = root / "fresh"
+    made = run_tito("student", "init", str(fresh), cwd=course)
+    assert made.returncode == 0, made.stdout + made.stderr
+    done = root / "done"
+    shutil.copytree(fresh, done)
+    for module in MODULES:
+        write_solutions(done, module, course)
+    exported = run_tito("export", *MODULES, cwd=done)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    return {"fresh": fresh, "done": done}
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def jupyterlab(workspace: Path, scratch: Path, module: str):
+    """`tito lab MODULE` on the workspace, in its own process group; yields the notebook's URL; always shut down."""
+    port, token = free_port(), secrets.token_hex(16)
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(scratch / "config"), JUPYTER_DATA_DIR=str(scratch / "data"),
+               JUPYTER_RUNTIME_DIR=str(scratch / "runtime"))
+    env.pop("PYTHONPATH", None)
+    settings = scratch / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')  # and do not ask
+    log = open(scratch / "jupyterlab.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tito.main", "lab", module, "--no-browser", "--port", str(port), "--",
+         f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0"],
+        cwd=workspace, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2).close()
+                break
+            except OSError:
+                assert server.poll() is None, f"JupyterLab stopped: {(scratch / 'jupyterlab.log').read_text()[-2000:]}"
+                assert time.monotonic() < deadline, "JupyterLab did not answer within 90 s"
+                time.sleep(0.3)
+        short = module.split("_", 1)[1]
+        yield f"http://127.0.0.1:{port}/lab/tree/modules/{module}/{short}.ipynb?token={token}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)  # JupyterLab shuts its kernels down on SIGTERM
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+        log.close()
+
+
+@contextlib.contextmanager
+def chromium_page(scratch: Path):
+    with sync_playwright()() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(scratch / "chromium-profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 900})
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def run_all_cells(page, url: str) -> None:
+    """Open the notebook, wait for its kernel, then Run > Run All Cells, as a student would."""
+    page.goto(url)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    page.click("li.lm-MenuBar-item:has-text('Run')")
+    page.click("li.lm-Menu-item:has-text('Run All Cells')")
+
+
+def save(page, screenshots: Path, name: str) -> Path:
+    path = screenshots / f"{name}.png"
+    page.screenshot(path=str(path))
+    print(f"screenshot: {path}")
+    return path
+
+
+def show(page, locator) -> None:
+    """Scroll an output into view (JupyterLab may not lay out cells far from the viewport until then)."""
+    locator.evaluate("element => element.scrollIntoView({block: 'center'})")
+    page.wait_for_timeout(500)
+
+
+def test_the_first_unfinished_cell_shows_not_implemented_error(workspaces, screenshots, tmp_path):
+    with jupyterlab(workspaces["fresh"], tmp_path, "05_autograd") as url, chromium_page(tmp_path) as page:
+        run_all_cells(page, url)
+        error = page.locator(ERROR_OUTPUT, has_text="NotImplementedError").first
+        error.wait_for(state="attached", timeout=120_000)
+        show(page, error)
+        text = " ".join(error.text_content().split())
+        cell = page.locator(".jp-Notebook .jp-Cell", has=page.locator(ERROR_OUTPUT)).first
+        source = cell.locator(".jp-InputArea-editor").text_content()
+        errors = page.locator(ERROR_OUTPUT).count()
+        save(page, screenshots, "05_autograd-unfinished")
+    assert "NotImplementedError" in text and "05_autograd is not complete" in text, text
+    assert "write your code in Variable.__init__() (cell 'variable-class'" in text, text
+    assert "test_unit_variable_class" in source, "the first error is in the test right after the first unfinished cell"
+    assert errors == 1, "Run All Cells stops at the first error"
+
+
+def test_a_completed_workspace_shows_each_test_passing(workspaces, screenshots, tmp_path):
+    with jupyterlab(workspaces["done"], tmp_path, "05_autograd") as url, chromium_page(tmp_path) as page:
+        run_all_cells(page, url)
+        last = page.locator(".jp-OutputArea-output", has_text="test_unit_training: passed")  # the last test cell
+        last.wait_for(state="attached", timeout=180_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+        passed = page.locator(".jp-OutputArea-output", has_text="test_unit_variable_class: passed")
+        show(page, passed)
+        save(page, screenshots, "05_autograd-test-passed")
+        outputs = page.locator(".jp-OutputArea-output").all_text_contents()
+    assert sum("passed" in text for text in outputs) >= 13, "each of module 05's 13 test cells printed its success"
+    assert not [text for text in outputs if "Traceback" in text], "a completed module runs top to bottom without an error"

@@ -1,0 +1,343 @@
+"""The student workflow: `tito student init|submit`, and `tito module test|complete`, `tito status` in a workspace.
+
+Real kernels and real nbgrader, in temporary folders only: a copy of the course teaching modules 01 and 05 is
+released, a workspace is made from it, and a simulated student writes the reference solutions into the
+notebooks (taken region by region from the lessons' dev files), completes the modules, and hands them in.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import ROOT, run_tito
+from student_helpers import MODULES, edit_notebook, small_course, write_solutions
+from tito.course import load_course
+from tito.workspace import (enclosing_name, find_stubs, lab_command, prerequisite_problem, prerequisites,
+                            workspace_leaks, workspace_test_files)
+
+STUDENT = "alice"
+
+
+def one_line(result: subprocess.CompletedProcess) -> str:
+    """A tito error as the student reads it: one line (rich may wrap it at the terminal's width)."""
+    return " ".join(result.stdout.split())
+
+
+def copy_workspace(source: Path, destination: Path) -> Path:
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
+    return destination
+
+
+# --------------------------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory) -> Path:
+    """A course repository (a copy) teaching modules 01 and 05; nothing released yet."""
+    return small_course(tmp_path_factory.mktemp("student") / "repo")
+
+
+@pytest.fixture(scope="module")
+def made(course, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """`tito student init` with the default release: it releases both modules first, then makes the workspace."""
+    workspace = tmp_path_factory.mktemp("made") / "my-tinytorch"
+    result = run_tito("student", "init", str(workspace), "--student", STUDENT, cwd=course)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return workspace, result
+
+
+@pytest.fixture
+def fresh(made, tmp_path) -> Path:
+    """A private copy of the untouched workspace."""
+    return copy_workspace(made[0], tmp_path / "fresh")
+
+
+@pytest.fixture(scope="module")
+def finished(course, made, tmp_path_factory) -> Path:
+    """A workspace in which the student wrote every solution of modules 01 and 05 and completed both."""
+    workspace = copy_workspace(made[0], tmp_path_factory.mktemp("finished") / "my-tinytorch")
+    for module in MODULES:
+        assert write_solutions(workspace, module, course) > 0
+        result = run_tito("module", "complete", module, cwd=workspace)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"{module} is complete" in result.stdout
+    return workspace
+
+
+# ----------------------------------------------------------------------------------- making a workspace
+
+@pytest.mark.slow
+def test_init_releases_then_makes_a_workspace_of_release_notebooks_stubs_and_tests(course, made):
+    workspace, result = made
+    assert "releasing 01_tensor" in result.stdout and "releasing 05_autograd" in result.stdout
+    assert (course / "course" / "release" / "05_autograd" / "autograd.ipynb").exists()
+    for module in MODULES:
+        short = module.split("_", 1)[1]
+        notebook = nbformat.read(workspace / "modules" / module / f"{short}.ipynb", as_version=4)
+        assert "jupytext" not in notebook.metadata, "a workspace notebook must not be paired with any file"
+        released = nbformat.read(course / "course" / "release" / module / f"{short}.ipynb", as_version=4)
+        assert [cell.metadata.get("nbgrader", {}).get("grade_id") for cell in notebook.cells] == \
+            [cell.metadata.get("nbgrader", {}).get("grade_id") for cell in released.cells], "the release's cells, in order"
+        assert (workspace / "tinytorch" / "core" / f"{short}.py").exists()
+    assert {path.name for path in (workspace / "tests").iterdir()} == {
+        "conftest.py", "test_tensor.py", "test_autograd.py", "test_autograd_torch.py"}
+    settings = (workspace / "settings.ini").read_text()
+    assert "[workspace]" in settings and f"student = {STUDENT}" in settings
+    assert "no leak: no solution line" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_workspace_package_is_the_stubs_and_each_names_its_module_and_cell(made):
+    workspace = made[0]
+    script = textwrap.dedent("""
+        import tinytorch.core.autograd as autograd
+        from tinytorch.core.tensor import Tensor
+        print(autograd.__file__)
+        try:
+            Tensor([1.0])
+        except NotImplementedError as error:
+            print(error)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=workspace, capture_output=True, text=True, timeout=60, check=False)
+    where, message = result.stdout.strip().splitlines()
+    assert Path(where).resolve() == (workspace / "tinytorch" / "core" / "autograd.py").resolve()
+    assert message.startswith("01_tensor is not complete: write your code in Tensor.__init__() (cell 'tensor-class' "
+                              "of modules/01_tensor/tensor.ipynb)"), message
+
+
+@pytest.mark.slow
+def test_no_solution_line_is_anywhere_in_the_workspace_and_a_planted_one_is_found(course, fresh):
+    lessons = load_course(course)
+    leaks, checked = workspace_leaks(lessons, fresh)
+    assert not leaks, "\n".join(map(str, leaks[:5]))
+    assert checked == sum(1 for path in fresh.rglob("*") if path.is_file())
+    solution_line = "return Tensor(np.matmul(left, right))"  # module 01's matmul, inside its solution region
+    with open(fresh / "tests" / "test_tensor.py", "a") as file:
+        file.write(f"\ndef pasted(left, right):\n    {solution_line}\n")
+    edit_notebook(fresh / "modules" / "05_autograd" / "autograd.ipynb", "def _same(g):", f"def _same(g):\n    {solution_line}")
+    found = {(leak.file.name, leak.origin.split()[0]) for leak in workspace_leaks(lessons, fresh)[0]}
+    assert found == {("test_tensor.py", "01_tensor"), ("autograd.ipynb", "01_tensor")}, found
+
+
+def test_every_package_test_is_free_of_solution_lines(tmp_path):
+    """What `tito student init` copies into a workspace from tests/, checked for every module of the course."""
+    course = load_course(ROOT)
+    files = workspace_test_files(course, list(course.modules))
+    assert "nn_testing.py" in {path.name for path in files}, "helpers the tests import come along"
+    (tmp_path / "tests").mkdir()
+    for path in files:
+        shutil.copy2(path, tmp_path / "tests" / path.name)
+    leaks, checked = workspace_leaks(course, tmp_path)
+    assert checked == len(files) and not leaks, "\n".join(map(str, leaks[:5]))
+
+
+def test_init_refuses_a_folder_that_is_not_empty(course_copy, tmp_path):
+    target = tmp_path / "busy"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    result = run_tito("student", "init", str(target), cwd=course_copy)
+    assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
+    assert result.stdout.strip().count("\n") <= 1 and f"{target} is a folder that is not empty" in one_line(result)
+    assert [path.name for path in target.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.slow
+def test_init_names_a_bad_release_folder_and_makes_nothing(course, made, tmp_path):
+    missing = run_tito("student", "init", str(tmp_path / "a"), "--release", str(tmp_path / "nowhere"), cwd=course)
+    assert missing.returncode == 2 and f"no release folder at {tmp_path / 'nowhere'}" in one_line(missing)
+    source = run_tito("student", "init", str(tmp_path / "b"), "--release", str(course / "course" / "source"), cwd=course)
+    assert source.returncode == 2 and "still has solution or hidden-test markers" in one_line(source)
+    broken = tmp_path / "release"
+    (broken / "01_tensor").mkdir(parents=True)
+    (broken / "01_tensor" / "tensor.ipynb").write_text("not a notebook")
+    corrupt = run_tito("student", "init", str(tmp_path / "c"), "--release", str(broken), cwd=course)
+    assert corrupt.returncode == 2 and "tensor.ipynb is not a Jupyter notebook" in one_line(corrupt)
+    partial = tmp_path / "only-05"
+    shutil.copytree(course / "course" / "release" / "05_autograd", partial / "05_autograd")
+    lonely = run_tito("student", "init", str(tmp_path / "e"), "--release", str(partial), cwd=course)
+    assert lonely.returncode == 2 and "has 05_autograd but not 01_tensor, which it builds on" in one_line(lonely)
+    inside = run_tito("student", "init", str(tmp_path / "d"), cwd=made[0])
+    assert inside.returncode == 2 and "already a student workspace" in one_line(inside)
+    assert not any((tmp_path / name).exists() for name in "abcde")
+    assert not [path for path in tmp_path.iterdir() if "partial" in path.name], "no scratch folder is left behind"
+
+
+# ------------------------------------------------------------------------------------- working in it
+
+@pytest.mark.slow
+def test_module_test_reports_each_unit_test_by_name_with_its_message(fresh):
+    result = run_tito("module", "test", "05_autograd", cwd=fresh)
+    text = one_line(result)
+    assert result.returncode == 1
+    for test in ["test-variable-class", "test-backpropagate", "test-gradcheck", "test-more-arithmetic"]:
+        assert test in text
+    assert "NotImplementedError: 05_autograd is not complete: write your code in Variable.__init__() " \
+           "(cell 'variable-class'" in text
+    assert "05_autograd builds on 01_tensor" in text, "the student is told that module 01 comes first"
+
+
+@pytest.mark.slow
+def test_completing_05_before_01_says_01_comes_first_and_changes_nothing(course, fresh):
+    write_solutions(fresh, "05_autograd", course)
+    package = fresh / "tinytorch" / "core" / "autograd.py"
+    before = package.read_bytes()
+    result = run_tito("module", "complete", "05_autograd", cwd=fresh)
+    assert result.returncode == 1
+    assert ("05_autograd builds on 01_tensor (tinytorch/core/tensor.py still has 10 unfinished parts, first: "
+            "Tensor.__init__() in cell 'tensor-class'): complete 01_tensor first, with `tito module complete 01_tensor`"
+            ) in one_line(result)
+    assert package.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_status_shows_the_students_progress(fresh, finished):
+    before = one_line(run_tito("status", cwd=fresh))
+    assert "your work" in before and "10 parts to write (next: Tensor.__init__() in cell 'tensor-class')" in before
+    after = run_tito("status", cwd=finished)
+    assert after.returncode == 0
+    rows = [line for line in after.stdout.splitlines() if line.startswith("│ 0")]
+    assert len(rows) == 2 and all("complete" in row and "passed" in row for row in rows), after.stdout
+
+
+# ------------------------------------------------------------------------------ the simulated student
+
+@pytest.mark.slow
+def test_the_students_own_package_runs_the_lessons_examples_in_a_fresh_process(finished):
+    script = textwrap.dedent("""
+        import json
+        import tinytorch.core.autograd as autograd
+        import tinytorch.core.tensor as tensor
+        from tinytorch.core.autograd import Variable
+
+        x, y = Variable([2.0], requires_grad=True), Variable([3.0], requires_grad=True)
+        (x * y).backward()
+        product = [x.grad.tolist(), y.grad.tolist()]
+        x, y = Variable([3.0], requires_grad=True), Variable([2.0], requires_grad=True)
+        ((x + y) * (x - y)).backward()
+        difference = [x.grad.tolist(), y.grad.tolist()]
+        matmul = (Variable([[1.0, 2.0]]) @ Variable([[3.0], [4.0]])).data.data.tolist()
+        z = Variable([1.0], requires_grad=True)
+        (z * 2.0).backward()
+        (z * 3.0).backward()
+        print(json.dumps({"files": [autograd.__file__, tensor.__file__], "product": product,
+                          "difference": difference, "matmul": matmul, "accumulated": z.grad.tolist()}))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=finished, capture_output=True, text=True, timeout=120, check=False,
+                            env={key: value for key, value in os.environ.items() if key != "PYTHONPATH"})
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert [Path(file).resolve() for file in seen["files"]] == [
+        (finished / "tinytorch" / "core" / name).resolve() for name in ("autograd.py", "tensor.py")]
+    assert seen["product"] == [[3.0], [2.0]]
+    assert seen["difference"] == [[6.0], [-4.0]]
+    assert seen["matmul"] == [[11.0]]
+    assert seen["accumulated"] == [5.0]
+    assert "NotImplementedError" not in (finished / "tinytorch" / "core" / "autograd.py").read_text()
+
+
+@pytest.mark.slow
+def test_submit_and_autograde_give_full_marks(course, finished):
+    from tito.grading import read_grade
+
+    for module in MODULES:
+        result = run_tito("student", "submit", module, cwd=finished)
+        assert result.returncode == 0, result.stdout
+        short = module.split("_", 1)[1]
+        handed_in = course / "course" / "submitted" / STUDENT / module / f"{short}.ipynb"
+        assert handed_in.read_bytes() == (finished / "modules" / module / f"{short}.ipynb").read_bytes()
+        graded = run_tito("nbgrader", "autograde", module, "--student", STUDENT, cwd=course)
+        assert graded.returncode == 0, graded.stdout + graded.stderr
+        grade = read_grade(load_course(course), load_course(course).module(module), STUDENT)
+        assert grade.max_score > 0 and grade.score == grade.max_score and not grade.failed, grade
+    again = run_tito("student", "submit", "01", cwd=finished)
+    assert again.returncode == 0 and "replaced your earlier submission" in again.stdout
+
+
+@pytest.mark.slow
+def test_a_wrong_backward_rule_fails_complete_naming_the_op_and_leaves_the_package(finished, tmp_path):
+    workspace = copy_workspace(finished, tmp_path / "wrong")
+    notebook = workspace / "modules" / "05_autograd" / "autograd.ipynb"
+    edit_notebook(notebook, "(b, lambda g: -g * out / bv)", "(b, lambda g: g * out / bv)")  # d(a/b)/db sign lost
+    package = workspace / "tinytorch" / "core" / "autograd.py"
+    before = package.read_bytes()
+    result = run_tito("module", "complete", "05_autograd", cwd=workspace)
+    text = one_line(result)
+    assert result.returncode == 1
+    assert "test-more-arithmetic" in text
+    assert "AssertionError: gradcheck(divide): input 1 (shape (3,)), element (0,): expected " in text
+    assert "(finite differences), backward gave " in text
+    assert "05_autograd is not complete: fix the failing tests above; the package was not changed" in text
+    assert package.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_submit_names_each_mistake_in_one_line(course, made, tmp_path):
+    workspace = made[0]
+    cases = [
+        (["student", "submit", "05_autograd"], course, "is the course repository, not a student workspace"),
+        (["student", "submit", "09"], workspace, "unknown module '09'"),
+        (["student", "submit", "01", "--student", "a b"], workspace, "'a b' is not usable as a student id"),
+        (["student", "submit", "01", "--course", str(tmp_path / "nowhere")], workspace, "no course folder at"),
+        (["student", "submit", "01", "--course", str(tmp_path)], workspace, "has no release of 01_tensor"),
+    ]
+    for args, cwd, expected in cases:
+        result = run_tito(*args, cwd=cwd)
+        assert result.returncode == 2 and expected in one_line(result), (args, result.stdout)
+        assert "Traceback" not in result.stdout + result.stderr
+    assert not (tmp_path / "submitted").exists()
+
+
+# ------------------------------------------------------------------------------------------ the parts
+
+def test_stubs_are_found_and_named_by_their_function():
+    code = textwrap.dedent("""\
+        class Tensor:
+            def __add__(self, other):
+                \"\"\"Add.\"\"\"
+                if other is None:
+                    # YOUR CODE HERE
+                    raise NotImplementedError('01_tensor is not complete: replace this line with your code')
+                return self
+
+        def matmul(a, b):
+            raise NotImplementedError("not a stub: a real error")
+
+        # YOUR CODE HERE
+        raise NotImplementedError()
+    """)
+    stubs = find_stubs(code, cell="tensor-add")
+    assert [(stub.line, stub.what, stub.cell) for stub in stubs] == [(6, "Tensor.__add__", "tensor-add"), (13, "", "tensor-add")]
+    assert enclosing_name(code.splitlines(), 9) == "matmul"
+
+
+def test_prerequisites_are_the_earlier_modules_a_lesson_imports():
+    course = load_course(ROOT)
+    names = lambda module: [other.name for other in prerequisites(course, course.module(module))]
+    assert names("01") == []
+    assert names("02") == ["01_tensor"], "module 02 only peeks at autograd, which comes later"
+    assert names("05") == ["01_tensor"]
+    assert names("07")[:2] == ["01_tensor", "02_activations"] and "05_autograd" in names("07")
+    assert prerequisite_problem(course, course.module("05")) == "", "the course's own package is complete"
+
+
+def test_lab_runs_jupyterlab_on_the_folder_with_its_own_package_first(course_copy):
+    course = load_course(course_copy)
+    command, env = lab_command(course, course.module("05"), 8899, False, ["--ServerApp.token=x"])
+    assert command[:3] == [sys.executable, "-m", "jupyterlab"]
+    assert f"--ServerApp.root_dir={course_copy}" in command and "--ServerApp.ip=127.0.0.1" in command
+    assert "--ServerApp.port=8899" in command and "--no-browser" in command and command[-1] == "--ServerApp.token=x"
+    assert "modules/05_autograd/autograd_dev.py" in command
+    assert env["PYTHONPATH"].split(":")[0] == str(course_copy)
+
+
+def test_lab_and_student_commands_need_a_course(tmp_path):
+    for args in (["lab"], ["student", "init", "x"], ["student", "submit", "01"]):
+        result = run_tito(*args, cwd=tmp_path)
+        assert result.returncode == 2 and "no settings.ini" in result.stdout

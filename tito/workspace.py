@@ -1,0 +1,606 @@
+"""A student's workspace: the release notebooks, the student's own `tinytorch` package, and the package tests.
+
+`tito student init DIR` makes one from the course's release (course/release/ by default):
+
+    DIR/settings.ini                         the workspace's modules (tito reads it, so tito works in DIR)
+    DIR/pyproject.toml                       pytest's settings for the package tests
+    DIR/modules/05_autograd/autograd.ipynb   a release notebook: the student writes here
+    DIR/tinytorch/core/autograd.py           exported from that notebook: stubs until the module is completed
+    DIR/tests/test_autograd*.py              the package tests `tito module complete` runs
+
+Each stub names the module and the cell to complete, so an unfinished function met from a later module
+says where the work is. The workspace is built in a scratch folder and moved into place only when it is
+complete and the no-leak check finds no solution line in it.
+"""
+from __future__ import annotations
+
+import configparser
+import getpass
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import nbformat
+
+from . import results
+from .course import SETTINGS, Course, Module, load_course
+from .errors import TitoError
+from .leaks import Delimiters, Leak, leaks_in_file, secret_lines
+
+SECTION = "workspace"
+# The first line of nbgrader's code stub (tito's nbgrader_config.py and nbgrader's default both use it).
+STUB_COMMENT = "# YOUR CODE HERE"
+_RAISE = re.compile(r"^(?P<indent>\s*)raise NotImplementedError\((?P<message>.*)\)\s*$")
+# What a workspace stub says; parsed back to tell a student which part of which module is unfinished.
+_STUB_TEXT = re.compile(r"(?P<module>\d+_\w+) is not complete: write your code(?: in (?P<what>[\w.]+)\(\))? "
+                        r"\(cell '(?P<cell>[^']+)'")
+_DEF = re.compile(r"^(?P<indent>\s*)(?:async\s+)?def\s+(?P<name>\w+)")
+_CLASS = re.compile(r"^(?P<indent>\s*)class\s+(?P<name>\w+)")
+_IMPORT = re.compile(r"^\s*(?:from|import)\s+tinytorch\.core\.(\w+)", re.MULTILINE)
+_TEST_IMPORT = re.compile(r"^\s*(?:from\s+(\w+)\s+import|import\s+(\w+))", re.MULTILINE)
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".hypothesis")
+
+GITIGNORE = "__pycache__/\n.ipynb_checkpoints/\n.hypothesis/\n.tito/\n"
+
+README = """\
+# My tinytorch
+
+A tinytorch workspace: you write the code, `tito` checks it and builds it into your own `tinytorch` package.
+
+| command (run it in this folder) | what it does |
+|---|---|
+| `tito lab` (or `tito notebook 05`) | open JupyterLab here, with this folder's `tinytorch` on the path |
+| `tito module test 05_autograd` | run your notebook in a fresh kernel and report each unit test |
+| `tito module complete 05_autograd` | test, then export your `#| export` cells into `tinytorch/` and run the package tests |
+| `tito status` | your progress, module by module |
+| `tito student submit 05_autograd` | hand a notebook in for grading |
+
+Work through the modules in order: module 05 runs on the `Tensor` you wrote in module 01.
+"""
+
+
+# ------------------------------------------------------------------------------------------------ stubs
+
+@dataclass(frozen=True)
+class Stub:
+    """One unfinished part: a `raise NotImplementedError` where a solution goes."""
+
+    line: int   # 1-based, in the file or the cell
+    what: str   # e.g. "Tensor.__add__", or "" for code outside any function
+    cell: str   # the cell's grade id, when known
+
+    def describe(self) -> str:
+        where = f"cell '{self.cell}'" if self.cell else "a cell"
+        return f"{self.what}() in {where}" if self.what else where
+
+
+def find_stubs(text: str, cell: str = "") -> list[Stub]:
+    """The stubs in a piece of code: nbgrader's `# YOUR CODE HERE` + `raise NotImplementedError(...)`, or a
+    `raise NotImplementedError("... is not complete ...")` whose comment line a student removed."""
+    lines = text.splitlines()
+    stubs = []
+    for index, line in enumerate(lines):
+        found = _RAISE.match(line)
+        if not found:
+            continue
+        after_comment = index > 0 and lines[index - 1].strip() == STUB_COMMENT
+        if not after_comment and " is not complete" not in found.group("message"):
+            continue
+        named = _STUB_TEXT.search(found.group("message"))
+        what, where = (named.group("what") or "", named.group("cell")) if named else (enclosing_name(lines, index), cell)
+        stubs.append(Stub(index + 1, what, where))
+    return stubs
+
+
+def enclosing_name(lines: list[str], index: int) -> str:
+    """The function (with its class, if any) whose body holds line `index`: "Tensor.__add__", "add" or ""."""
+    names: list[str] = []
+    limit = _indent(lines[index])
+    for line in reversed(lines[:index]):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or _indent(line) >= limit:
+            continue
+        limit = _indent(line)  # a line that encloses the stub: a def, a class, or an if/for/with block
+        header = _DEF.match(line) or _CLASS.match(line)
+        if header:
+            names.insert(0, header.group("name"))
+        if limit == 0:
+            break
+    return ".".join(names)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def stub_message(module: Module, what: str, cell: str) -> str:
+    """What a workspace stub says, e.g. "01_tensor is not complete: write your code in Tensor.__add__() (cell
+    'tensor-elementwise' of modules/01_tensor/tensor.ipynb), then run `tito module complete 01_tensor`"."""
+    function = f" in {what}()" if what else ""
+    return (f"{module.name} is not complete: write your code{function} (cell '{cell}' of modules/{module.name}/"
+            f"{module.short}.ipynb), then run `tito module complete {module.name}`")
+
+
+def name_the_stubs(notebook: nbformat.NotebookNode, module: Module) -> int:
+    """Rewrite each stub of the notebook's solution cells so that its message names the module and the cell.
+
+    nbgrader writes one stub for every solution region, naming only the module; a student who meets it from a
+    later module (through the package) needs to know which part to write, and where. Returns how many stubs.
+    """
+    count = 0
+    for index, cell in enumerate(notebook.cells, start=1):
+        info = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type != "code" or not info.get("solution"):
+            continue
+        stubs = find_stubs(cell.source)
+        if not stubs:
+            continue
+        lines = cell.source.splitlines()
+        for stub in stubs:
+            position = stub.line - 1
+            indent = _RAISE.match(lines[position]).group("indent")
+            message = stub_message(module, stub.what, info.get("grade_id") or f"cell {index}")
+            lines[position] = f"{indent}raise NotImplementedError({message!r})"
+            count += 1
+        cell.source = "\n".join(lines) + ("\n" if cell.source.endswith("\n") else "")
+    return count
+
+
+def notebook_stubs(notebook: nbformat.NotebookNode) -> list[Stub]:
+    """The unfinished parts left in a module notebook's solution cells."""
+    stubs = []
+    for cell in notebook.cells:
+        info = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "code" and info.get("solution"):
+            stubs += find_stubs(cell.source, info.get("grade_id", ""))
+    return stubs
+
+
+def package_stubs(course: Course, module: Module) -> list[Stub] | None:
+    """The unfinished parts in the module's file of the package; None when it has not been exported."""
+    path = module.package_file(course.root)
+    return find_stubs(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+# ----------------------------------------------------------------------------------------- prerequisites
+
+def prerequisites(course: Course, module: Module) -> list[Module]:
+    """The earlier modules whose package code this module imports, directly or through each other, in course order.
+
+    Only earlier modules count: a lesson may peek at a later module (module 02 tries autograd when it exists).
+    """
+    order = list(course.modules)
+    by_package = {}
+    for other in order:
+        try:
+            by_package[other.package_module.split(".")[-1]] = other
+        except TitoError:
+            continue
+    needed: set[str] = set()
+    pending = [module]
+    while pending:
+        current = pending.pop()
+        position = order.index(current)
+        for name in _IMPORT.findall(_code_of(current)):
+            other = by_package.get(name)
+            if other and order.index(other) < position and other.name not in needed:
+                needed.add(other.name)
+                pending.append(other)
+    return [other for other in order if other.name in needed]
+
+
+def _code_of(module: Module) -> str:
+    from .notebook import module_notebook
+
+    return "\n".join(cell.source for cell in module_notebook(module).cells if cell.cell_type == "code")
+
+
+def unfinished_prerequisites(course: Course, module: Module) -> list[tuple[Module, list[Stub] | None]]:
+    """Each earlier module this one builds on whose package file is missing or still has stubs."""
+    unfinished = []
+    for other in prerequisites(course, module):
+        stubs = package_stubs(course, other)
+        if stubs is None or stubs:
+            unfinished.append((other, stubs))
+    return unfinished
+
+
+def prerequisite_problem(course: Course, module: Module) -> str:
+    """One line saying which earlier modules must be completed before `module`, or "" when none."""
+    unfinished = unfinished_prerequisites(course, module)
+    if not unfinished:
+        return ""
+    parts = []
+    for other, stubs in unfinished:
+        file = other.package_file(course.root).relative_to(course.root)
+        if stubs is None:
+            parts.append(f"{other.name} ({file} does not exist yet)")
+        else:
+            count = f"{len(stubs)} unfinished part{'s' * (len(stubs) != 1)}"
+            parts.append(f"{other.name} ({file} still has {count}, first: {stubs[0].describe()})")
+    names = [other.name for other, _ in unfinished]
+    return (f"{module.name} builds on {' and '.join(parts)}: complete {' and '.join(names)} first, "
+            f"with `tito module complete {names[0]}`")
+
+
+# ------------------------------------------------------------------------------------------- workspaces
+
+def is_workspace(course: Course) -> bool:
+    return bool(workspace_settings(course))
+
+
+def workspace_settings(course: Course) -> dict[str, str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(course.root / SETTINGS, encoding="utf-8")
+    return dict(parser[SECTION]) if parser.has_section(SECTION) else {}
+
+
+def require_workspace(course: Course, command: str) -> None:
+    if not is_workspace(course):
+        raise TitoError(f"{course.root} is the course repository, not a student workspace: make one with "
+                        f"`tito student init DIR`, then run `{command}` inside it", 2)
+
+
+@dataclass
+class Made:
+    """What `init_workspace` made."""
+
+    root: Path
+    modules: list[Module]
+    stubs: dict[str, int]       # module name -> unfinished parts
+    tests: list[str]            # the package test files copied
+    released: list[str]         # modules released first (default release folder only)
+    checked_files: int          # files the no-leak check read
+
+
+def init_workspace(course: Course, target: Path, release_dir: Path | None = None, student: str | None = None,
+                   say: Callable[[str], None] = lambda text: None) -> Made:
+    """Make a student workspace in `target` (absent or empty) from the release notebooks; all or nothing."""
+    from .coursefolder import course_folder, grading_settings
+    from .grading import STUDENT_ID
+
+    if is_workspace(course):
+        raise TitoError(f"{course.root} is already a student workspace: run `tito student init` in the course "
+                        f"repository", 2)
+    target = _absolute(target)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        kind = "folder" if target.is_dir() else "file"
+        raise TitoError(f"{target} is a {kind} that is not empty: choose a new folder for the workspace", 2)
+    if student is not None and not STUDENT_ID.fullmatch(student):
+        raise TitoError(f"'{student}' is not usable as a student id: use letters, digits, '.', '_', '-' or '@'", 2)
+    settings = grading_settings(course)
+    folder = course_folder(course)
+    released: list[str] = []
+    if release_dir is None:
+        release_dir = folder.root / "release"
+        released = _release_missing(course, release_dir, say)
+    release_dir = _absolute(release_dir)
+    notebooks = _release_notebooks(course, release_dir, settings.delimiters)
+    for module in (module for module in course.modules if module.name in notebooks):
+        missing = [other.name for other in prerequisites(course, module) if other.name not in notebooks]
+        if missing:
+            raise TitoError(f"{release_dir} has {module.name} but not {', '.join(missing)}, which it builds on: "
+                            f"give a release folder with every module up to {module.name}", 2)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-partial-", dir=target.parent))
+    try:
+        modules = [module for module in course.modules if module.name in notebooks]
+        stubs = {}
+        for module in modules:
+            notebook = nbformat.read(notebooks[module.name], as_version=4)
+            _strip_pairing(notebook)
+            stubs[module.name] = name_the_stubs(notebook, module)
+            path = scratch / "modules" / module.name / f"{module.short}.ipynb"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(notebook, path)
+        _write_settings(course, scratch, modules, release_dir, folder.root, student)
+        _write_pyproject(course, scratch)
+        (scratch / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
+        (scratch / "README.md").write_text(README, encoding="utf-8")
+        _package_skeleton(course, scratch)
+        workspace = load_course(scratch)
+        say(f"exporting the stubs of {len(modules)} modules into tinytorch/ ...")
+        _export(workspace)
+        tests = _copy_tests(course, scratch, modules)
+        say("checking that no solution line is in the workspace ...")
+        leaks, checked = workspace_leaks(course, scratch)
+        if leaks:
+            raise TitoError(f"the workspace would show solutions ({len(leaks)} lines), e.g. "
+                            f"{str(leaks[0]).replace(str(scratch), str(target))}: nothing was made")
+        _move_into_place(scratch, target)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    made = [Module(module.name, target / "modules" / module.name) for module in modules]
+    return Made(target, made, stubs, tests, released, checked)
+
+
+def _absolute(path: Path) -> Path:
+    """An absolute path as a person would write it: `~` expanded, `..` folded (symbolic links kept)."""
+    return Path(os.path.abspath(path.expanduser()))
+
+
+def _release_missing(course: Course, release_dir: Path, say: Callable[[str], None]) -> list[str]:
+    """Release (with nbgrader) every module of the course that has no release yet; the names released."""
+    from .grading import release
+
+    missing = [module for module in course.modules if not (release_dir / module.name / f"{module.short}.ipynb").exists()]
+    for module in missing:
+        if not module.dev_file.exists():
+            raise TitoError(f"{module.name} has no release in {release_dir} and no {module.dev_file.name} to make one "
+                            f"from: run `tito nbgrader release {module.name}` in the course repository", 2)
+    for module in missing:
+        say(f"releasing {module.name} (nbgrader: runs the solution, makes the student version, checks it) ...")
+        release(course, module)
+    for module in course.modules:
+        source = course.course_dir / "source" / module.name / f"{module.short}.ipynb"
+        if module.dev_file.exists() and source.exists() and module.dev_file.stat().st_mtime > source.stat().st_mtime:
+            say(f"note: {module.dev_file.relative_to(course.root)} changed after its release: "
+                f"`tito nbgrader release {module.name}` would refresh it")
+    return [module.name for module in missing]
+
+
+def _release_notebooks(course: Course, release_dir: Path, delimiters: Delimiters) -> dict[str, Path]:
+    """module name -> its release notebook in `release_dir` (release/<module>/<short>.ipynb), checked."""
+    if not release_dir.is_dir():
+        raise TitoError(f"no release folder at {release_dir}: give the folder holding <module>/<name>.ipynb "
+                        f"(e.g. course/release), or run `tito nbgrader release --all` first", 2)
+    found = {}
+    for module in course.modules:
+        path = release_dir / module.name / f"{module.short}.ipynb"
+        if not path.exists():
+            continue
+        try:
+            notebook = nbformat.read(path, as_version=4)
+        except Exception as error:  # nbformat raises many kinds for a file that is no notebook
+            raise TitoError(f"{path} is not a Jupyter notebook ({type(error).__name__}): "
+                            f"{str(error).splitlines()[0] if str(error) else ''}".rstrip(": "), 2) from None
+        if any(marker in cell.source for cell in notebook.cells for marker in delimiters.markers):
+            raise TitoError(f"{path} still has solution or hidden-test markers: it is a source notebook, not a "
+                            f"release (give the release folder, made by `tito nbgrader release`)", 2)
+        found[module.name] = path
+    if not found:
+        expected = ", ".join(f"{module.name}/{module.short}.ipynb" for module in course.modules[:2])
+        raise TitoError(f"{release_dir} holds no release notebook of this course (expected e.g. {expected})", 2)
+    return found
+
+
+def _strip_pairing(notebook: nbformat.NotebookNode) -> None:
+    """No jupytext metadata: it could pair the notebook with a file holding solutions."""
+    from .coursefolder import JUPYTEXT_CELL_KEYS
+
+    notebook.metadata.pop("jupytext", None)
+    for cell in notebook.cells:
+        for key in JUPYTEXT_CELL_KEYS:
+            cell.metadata.pop(key, None)
+
+
+def _write_settings(course: Course, root: Path, modules: list[Module], release_dir: Path, course_dir: Path,
+                    student: str | None) -> None:
+    listed = "".join(f"\n    {module.name}" for module in modules)
+    text = f"""\
+# A tinytorch student workspace, made by `tito student init` on {datetime.now():%Y-%m-%d %H:%M}.
+# tito reads this file: run tito anywhere in this folder. Your modules are modules/<name>/<short name>.ipynb.
+
+[course]
+id = {course.course_id}
+title = {course.title}
+modules ={listed}
+
+[nbgrader]
+# The course's grading time limit per notebook cell, in seconds (`tito module test` allows at least 600).
+timeout = {course.timeout}
+
+[{SECTION}]
+# Where the release came from, and where `tito student submit` hands work in (an nbgrader course folder).
+course = {course.root}
+release = {release_dir}
+course_dir = {course_dir}
+# Your student id for `tito student submit` (empty: your login name).
+student = {student or ''}
+"""
+    (root / SETTINGS).write_text(text, encoding="utf-8")
+
+
+def _write_pyproject(course: Course, root: Path) -> None:
+    """pytest's settings for the package tests (the course's markers); tito itself reads only settings.ini."""
+    import tomllib
+
+    try:
+        markers = tomllib.loads((course.root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["pytest"][
+            "ini_options"].get("markers", [])
+    except (OSError, KeyError, ValueError):
+        markers = []
+    listed = "".join(f"\n    {json.dumps(marker)}," for marker in markers)
+    (root / "pyproject.toml").write_text(
+        "# pytest's settings for the package tests of this tinytorch workspace (tito reads settings.ini).\n"
+        f"[tool.pytest.ini_options]\ntestpaths = [\"tests\"]\nmarkers = [{listed}\n]\n", encoding="utf-8")
+
+
+def _package_skeleton(course: Course, root: Path) -> None:
+    """The package's `__init__.py` files (not generated from lessons), as the course has them."""
+    for init in sorted(course.package_dir.rglob("__init__.py")):
+        if "__pycache__" in init.parts:
+            continue
+        destination = root / init.relative_to(course.root)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(init, destination)
+
+
+def _export(workspace: Course) -> None:
+    from .exporter import install, render
+
+    install(render(workspace, list(workspace.modules)))
+    for path in sorted(workspace.package_dir.rglob("*.py")):
+        try:
+            compile(path.read_text(encoding="utf-8"), str(path), "exec")
+        except SyntaxError as error:
+            raise TitoError(f"the stub package does not compile: {path.relative_to(workspace.root)} line "
+                            f"{error.lineno}: {error.msg}") from None
+
+
+def workspace_test_files(course: Course, modules: list[Module]) -> list[Path]:
+    """The package tests of `modules` in the course (tests/test_<short>*.py), with conftest.py and every helper
+    file of tests/ they import."""
+    tests = course.root / "tests"
+    chosen = {path for module in modules for path in tests.glob(f"test_{module.short}*.py")}
+    # A test of another module that merely starts with this one's name (test_optimizers_training.py) is
+    # wanted only when its own module is in the workspace.
+    shorts = sorted((module.short for module in course.modules), key=len, reverse=True)
+    names = {module.short for module in modules}
+    chosen = {path for path in chosen
+              if next(short for short in shorts if path.name.startswith(f"test_{short}")) in names}
+    if (tests / "conftest.py").exists():
+        chosen.add(tests / "conftest.py")
+    pending = list(chosen)
+    while pending:
+        for match in _TEST_IMPORT.findall(pending.pop().read_text(encoding="utf-8")):
+            helper = tests / f"{match[0] or match[1]}.py"
+            if helper.exists() and helper not in chosen:
+                chosen.add(helper)
+                pending.append(helper)
+    return sorted(chosen)
+
+
+def _copy_tests(course: Course, root: Path, modules: list[Module]) -> list[str]:
+    files = workspace_test_files(course, modules)
+    for path in files:
+        destination = root / "tests" / path.name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, destination)
+    return [path.name for path in files]
+
+
+def _move_into_place(scratch: Path, target: Path) -> None:
+    if not target.exists():
+        os.replace(scratch, target)
+        return
+    for item in scratch.iterdir():  # an empty folder that exists already: keep it, fill it
+        os.replace(item, target / item.name)
+    scratch.rmdir()
+
+
+# ------------------------------------------------------------------------------------------------- leaks
+
+def workspace_leaks(course: Course, folder: Path) -> tuple[list[Leak], int]:
+    """Every solution line of the course's lessons found in any file of `folder` (a workspace), and how many
+    files were read. The rule is the release's (`tito.grading.check_no_leaks`): a workspace hands out every
+    module at once, so no file may show a solution line of any module.
+    """
+    from .coursefolder import grading_settings, source_notebook
+
+    delimiters = grading_settings(course).delimiters
+    secrets: dict[str, str] = {}
+    for module in course.modules:
+        if module.dev_file.exists():
+            secrets.update(secret_lines(source_notebook(module), module.name, delimiters))
+    files = sorted(path for path in folder.rglob("*") if path.is_file())
+    return [leak for path in files for leak in leaks_in_file(secrets, path)], len(files)
+
+
+# ------------------------------------------------------------------------------------------------ submit
+
+@dataclass
+class Submitted:
+    notebook: Path
+    destination: Path
+    student: str
+    replaced: bool
+    last_test: dict | None
+
+
+def submit(workspace: Course, module: Module, course_dir: Path | None = None, student: str | None = None) -> Submitted:
+    """Copy the module's notebook, byte for byte, to <course_dir>/submitted/<student>/<module>/<short>.ipynb."""
+    from .coursefolder import write_atomically
+    from .grading import STUDENT_ID
+
+    require_workspace(workspace, f"tito student submit {module.name}")
+    settings = workspace_settings(workspace)
+    notebook = module.student_notebook
+    if not notebook.exists():
+        raise TitoError(f"no notebook to submit: {notebook} does not exist", 2)
+    try:
+        nbformat.read(notebook, as_version=4)
+    except Exception as error:  # nbformat raises many kinds for a broken file
+        raise TitoError(f"{notebook.relative_to(workspace.root)} is not a readable notebook "
+                        f"({type(error).__name__}): fix it before submitting", 2) from None
+    student = student or settings.get("student") or getpass.getuser()
+    if not STUDENT_ID.fullmatch(student):
+        raise TitoError(f"'{student}' is not usable as a student id: use letters, digits, '.', '_', '-' or '@' "
+                        f"(--student ID)", 2)
+    folder = _submission_folder(course_dir, settings, module)
+    destination = folder / "submitted" / student / module.name / notebook.name
+    replaced = destination.exists()
+    write_atomically(destination, notebook.read_bytes())
+    return Submitted(notebook, destination, student, replaced, results.load(workspace).get(module.name))
+
+
+def _submission_folder(course_dir: Path | None, settings: dict[str, str], module: Module) -> Path:
+    """The nbgrader course folder to hand in to: --course (a course folder, or a course repository), else the
+    one of the course this workspace was made from."""
+    if course_dir is None:
+        if not settings.get("course_dir"):
+            raise TitoError("this workspace does not know where to submit: pass --course PATH (the course folder "
+                            "holding release/ and submitted/)", 2)
+        course_dir = Path(settings["course_dir"])
+    course_dir = _absolute(course_dir)
+    if (course_dir / SETTINGS).is_file() and not (course_dir / "release").is_dir():
+        course_dir = load_course(course_dir).course_dir  # a course repository: its nbgrader folder
+    if not course_dir.is_dir():
+        raise TitoError(f"no course folder at {course_dir}: pass --course PATH (the folder holding release/ and "
+                        f"submitted/)", 2)
+    if not (course_dir / "release" / module.name).is_dir():
+        raise TitoError(f"{course_dir} has no release of {module.name} (no release/{module.name}/): is it the "
+                        f"course folder, and has the module been released?", 2)
+    return course_dir
+
+
+# --------------------------------------------------------------------------------------------- progress
+
+def progress(course: Course, module: Module) -> str:
+    """A student's progress on a module, as rich text: complete, written, or how many parts are left."""
+    from rich.markup import escape
+
+    from .notebook import module_notebook
+
+    try:
+        left = notebook_stubs(module_notebook(module))
+        packaged = package_stubs(course, module)
+    except TitoError as error:
+        return f"[red]{escape(str(error))}[/]"
+    if packaged is not None and not packaged:
+        return "[green]complete[/]"
+    if not left:
+        return f"[yellow]written: run `tito module complete {module.name}`[/]"
+    return escape(f"{len(left)} part{'s' * (len(left) != 1)} to write (next: {left[0].describe()})")
+
+
+# -------------------------------------------------------------------------------------------------- lab
+
+def lab_command(course: Course, module: Module | None, port: int | None, browser: bool,
+                extra: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that start JupyterLab on the course or workspace folder.
+
+    The folder goes first on PYTHONPATH, so every kernel imports this folder's `tinytorch` (a kernel starts
+    in the notebook's own folder, where Python would not find it). The server listens on 127.0.0.1 only.
+    """
+    import sys
+
+    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={course.root}", "--ServerApp.ip=127.0.0.1"]
+    if port is not None:
+        command.append(f"--ServerApp.port={port}")
+    if not browser:
+        command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers and CI machines run as root; JupyterLab refuses it otherwise
+    if module is not None:
+        command.append(str(module.source.relative_to(course.root)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(course.root), os.environ.get("PYTHONPATH")])))
+    return command + list(extra), env
