@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     except TitoError as error:
         console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)  # one line, however narrow the terminal
         return error.exit_code
+    except OSError as error:  # a file that cannot be read or written (permissions, a full disk): name it
+        console.print(f"[red]error:[/] {escape(str(error.filename or 'a file'))}: {escape(error.strerror or str(error))}",
+                      soft_wrap=True)
+        return 1
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]")
         return 130

@@ -34,7 +34,7 @@ def register(commands) -> None:
         step.set_defaults(handler=HANDLERS[name])
     report = steps.add_parser("report", help="scores per student per module: a CSV file and a table")
     report.add_argument("--output", type=Path, metavar="CSV", help="where to write the CSV (default: <course_dir>/scores.csv)")
-    report.set_defaults(handler=_plain_errors(run_report))
+    report.set_defaults(handler=run_report)
 
 
 def _chosen(course: Course, args) -> list[Module]:
@@ -173,18 +173,7 @@ def run_report(args) -> int:
     return 0
 
 
-def _plain_errors(handler):
-    """A file that cannot be read or written (permissions, a full disk) is one line naming it, not a traceback."""
-    def run(args) -> int:
-        try:
-            return handler(args)
-        except OSError as error:
-            raise TitoError(f"{error.filename or 'a file'}: {error.strerror or error}") from None
-    return run
-
-
-HANDLERS = {name: _plain_errors(handler) for name, handler in
-            [("generate", run_generate), ("release", run_release), ("autograde", run_autograde), ("feedback", run_feedback)]}
+HANDLERS = {"generate": run_generate, "release": run_release, "autograde": run_autograde, "feedback": run_feedback}
 
 
 def _released(course: Course, module: Module) -> bool:

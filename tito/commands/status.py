@@ -1,10 +1,10 @@
 """`tito status`: one row per module: is it exported and in sync, did its tests pass last time."""
+from rich.markup import escape
+
 from .. import results
 from ..course import load_course
 from ..errors import TitoError
 from ..exporter import render
-from rich.markup import escape
-
 from ..ui import console, mark, table
 from ..workspace import is_workspace, progress
 

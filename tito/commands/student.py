@@ -6,7 +6,6 @@ from pathlib import Path
 from rich.markup import escape
 
 from ..course import load_course
-from ..errors import TitoError
 from ..ui import console, table
 from ..workspace import init_workspace, submit
 
@@ -20,7 +19,7 @@ def register(commands) -> None:
     init.add_argument("--release", type=Path, metavar="PATH",
                       help="a release folder (<module>/<name>.ipynb); default: the course's, released first if needed")
     init.add_argument("--student", metavar="ID", help="your student id, used by `tito student submit`")
-    init.set_defaults(handler=_plain_errors(run_init))
+    init.set_defaults(handler=run_init)
     hand_in = actions.add_parser("submit", help="hand a module's notebook in to the course folder for grading",
                                  description="Run in your workspace: copies modules/<m>/<name>.ipynb to "
                                              "<course>/submitted/<student>/<m>/<name>.ipynb.")
@@ -28,7 +27,7 @@ def register(commands) -> None:
     hand_in.add_argument("--course", type=Path, metavar="PATH",
                          help="the nbgrader course folder (default: the course this workspace was made from)")
     hand_in.add_argument("--student", metavar="ID", help="your student id (default: the workspace's, else your login)")
-    hand_in.set_defaults(handler=_plain_errors(run_submit))
+    hand_in.set_defaults(handler=run_submit)
 
 
 def run_init(args) -> int:
@@ -58,13 +57,3 @@ def run_submit(args) -> int:
     console.print(f"{verb}: {escape(str(done.notebook.relative_to(workspace.root)))} -> {escape(str(done.destination))}")
     console.print(f"graded with `tito nbgrader autograde {module.name} --student {escape(done.student)}`")
     return 0
-
-
-def _plain_errors(handler):
-    """A file that cannot be read or written (permissions, a full disk) is one line naming it, not a traceback."""
-    def run(args) -> int:
-        try:
-            return handler(args)
-        except OSError as error:
-            raise TitoError(f"{error.filename or 'a file'}: {error.strerror or error}") from None
-    return run
