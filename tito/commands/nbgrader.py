@@ -85,11 +85,7 @@ def run_release(args) -> int:
 def run_autograde(args) -> int:
     course = load_course()
     failures = []
-    for module in _chosen(course, args):
-        if args.all and not _released(course, module):
-            console.print(f"[dim]{module.name}: not released, skipped[/]")
-            continue
-        require_release(course, module)
+    for module in _released_modules(course, args):
         students = _students(args, module, submissions(course, module), f"no submissions of {module.name} in submitted/")
         if not students:
             continue
@@ -108,11 +104,7 @@ def run_feedback(args) -> int:
     course = load_course()
     folder = course_folder(course)
     failures = []
-    for module in _chosen(course, args):
-        if args.all and not _released(course, module):
-            console.print(f"[dim]{module.name}: not released, skipped[/]")
-            continue
-        require_release(course, module)
+    for module in _released_modules(course, args):
         students = _students(args, module, autograded_students(course, module),
                              f"no autograded submissions of {module.name}: run `tito nbgrader autograde {module.name}` first")
         if not students:
@@ -174,6 +166,18 @@ def run_report(args) -> int:
 
 
 HANDLERS = {"generate": run_generate, "release": run_release, "autograde": run_autograde, "feedback": run_feedback}
+
+
+def _released_modules(course: Course, args) -> list[Module]:
+    """The modules a grading step works on: with --all, those released so far; a named one must be released."""
+    chosen = []
+    for module in _chosen(course, args):
+        if args.all and not _released(course, module):
+            console.print(f"[dim]{module.name}: not released, skipped[/]")
+            continue
+        require_release(course, module)
+        chosen.append(module)
+    return chosen
 
 
 def _released(course: Course, module: Module) -> bool:
