@@ -62,12 +62,15 @@ c.OverwriteCells.add_missing_cells = True
 
 @dataclass(frozen=True)
 class GradingSettings:
-    """What settings.ini says about grading: the course id, cell timeout, stub message and region markers."""
+    """What settings.ini says about grading: the course id, limits, stub message and region markers."""
 
     course_id: str
-    timeout: int
+    timeout: int             # seconds one cell may run
     stub_message: str
     delimiters: Delimiters
+    submission_timeout: int  # seconds a whole notebook may run in the grading sandbox
+    memory_mb: int           # memory a grading kernel may use
+    output_kb: int           # output a notebook may print while graded
 
 
 def grading_settings(course: Course) -> GradingSettings:
@@ -85,9 +88,17 @@ def grading_settings(course: Course) -> GradingSettings:
                         f"braces ({type(error).__name__}: {error})", 2) from None
     if values["begin_solution"] == values["end_solution"] or values["begin_hidden_tests"] == values["end_hidden_tests"]:
         raise TitoError(f"{course.root / SETTINGS}: [nbgrader] begin and end markers must differ", 2)
-    if course.timeout <= 0:
-        raise TitoError(f"{course.root / SETTINGS}: [nbgrader] timeout must be a positive number of seconds", 2)
-    return GradingSettings(course.course_id, course.timeout, stub_message, Delimiters(**values))
+    limits = {"timeout": course.timeout}
+    for key, default in (("submission_timeout", 300), ("memory_mb", 2048), ("output_kb", 1024)):
+        try:
+            limits[key] = int(section.get(key) or default)
+        except ValueError:
+            limits[key] = 0
+    bad = [key for key, value in limits.items() if value <= 0]
+    if bad:
+        raise TitoError(f"{course.root / SETTINGS}: [nbgrader] {bad[0]} must be a positive whole number", 2)
+    return GradingSettings(course.course_id, course.timeout, stub_message, Delimiters(**values),
+                           limits["submission_timeout"], limits["memory_mb"], limits["output_kb"])
 
 
 # -------------------------------------------------------------------------------------------- the folder

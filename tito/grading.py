@@ -1,31 +1,33 @@
 """`tito nbgrader`: each step an instructor takes in nbgrader's course folder (see tito/coursefolder.py).
 
 generate: lesson -> source notebook, checked by running the solution; release: source -> student version,
-checked (nothing passes without work, every cell compiles, no leak); autograde: each submission in a fresh
-kernel, one student at a time, each all or nothing; feedback: an HTML page per student.
+checked (nothing passes without work, every cell compiles, no leak); autograde: each submission run in a
+sandbox (tito/sandbox.py) that sees only the module's prerequisites, several at once, recorded in nbgrader's
+gradebook by this process alone; feedback: an HTML page per student.
 """
 from __future__ import annotations
 
+import queue
 import re
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import nbformat
 
-from .course import Course, Module
+from .course import PACKAGE, Course, Module
 from .coursefolder import (CourseFolder, GradedCell, course_folder, grading_settings, graded_cells, metadata_problems,
                            notebook_name, source_notebook, write_atomically)
 from .errors import TitoError
 from .leaks import Leak, find_leaks, secret_lines
 from .nbgrader_session import (Snapshot, all_or_nothing, failure_reason, nbgrader_session, one_line, quiet_warnings,
                                run_converter)
-
-# A student id is a folder name, and nbgrader reads it as a file glob: no wildcards, spaces or slashes.
-STUDENT_ID = re.compile(r"[A-Za-z0-9][\w.@-]*")
+from .sandbox import VERDICT_MIME, Limits, Run, make_grader_folder, require_bwrap, run_notebook
+from .submission import STUDENT_ID, read_submission, suspicious_code  # noqa: F401 (STUDENT_ID: used by workspace)
 
 # ------------------------------------------------------------------------------------ generate / release
 
@@ -122,12 +124,8 @@ def check_no_leaks(course: Course) -> list[Leak]:
     hands out all the releases at once.
     """
     folder = course_folder(course)
-    settings = grading_settings(course)
-    secrets: dict[str, str] = {}
-    for source in sorted((folder.root / "source").glob("*/*.ipynb")):
-        notebook = nbformat.read(source, as_version=4)
-        secrets.update(secret_lines(notebook, source.parent.name, settings.delimiters))
-    return find_leaks(secrets, folder.root / "release") if (folder.root / "release").is_dir() else []
+    release_folder = folder.root / "release"
+    return find_leaks(all_solution_lines(course), release_folder) if release_folder.is_dir() else []
 
 
 # ------------------------------------------------------------------------------------------- autograde
@@ -143,7 +141,8 @@ class Grade:
     answer_points: float = 0.0  # points of written answers, graded by hand (nbgrader's formgrader)
     answers_to_grade: bool = False  # some written answer awaits a grader (an untouched one scores 0 at once)
     failed: list[str] = field(default_factory=list)  # tests that scored less than full points
-    notes: list[str] = field(default_factory=list)   # restored test cells, cells cut off at the timeout
+    notes: list[str] = field(default_factory=list)   # why points were lost to a limit, restored cells, cut output
+    flags: list[str] = field(default_factory=list)   # solution code that reaches for the grading machinery
     error: str = ""
     seconds: float = 0.0
 
@@ -160,24 +159,56 @@ def submissions(course: Course, module: Module, students: list[str] | None = Non
 
 
 def autograde(course: Course, module: Module, students: list[str] | None = None,
-              on_result: Callable[[Grade], None] | None = None) -> list[Grade]:
-    """Grade each submission of `module` in turn; a submission that cannot be graded changes nothing and the rest go on.
+              on_result: Callable[[Grade], None] | None = None, jobs: int = 1, sandboxed: bool = True) -> list[Grade]:
+    """Grade each submission of `module`: `jobs` sandboxed kernels run them side by side, and this process alone
+    writes each result to the gradebook, one at a time, as it comes in.
 
-    Rerunning replaces a student's earlier autograded results (nbgrader's --force). The gradebook as it was
-    before this run is kept in gradebook.db.bak.
+    Every notebook gets a score and, where it lost points to a limit, a dead kernel or a refusal, a reason; a
+    file that is no notebook changes nothing. Rerunning replaces a student's earlier results (nbgrader's
+    --force). The gradebook as it was before this run is kept in gradebook.db.bak.
     """
     folder = course_folder(course)
     require_release(course, module)
+    if sandboxed:
+        require_bwrap()
     chosen = submissions(course, module, students)
     shutil.copy2(folder.gradebook, folder.root / "gradebook.db.bak")
-    results = []
-    with nbgrader_session(course, module, folder.log(module, "autograde")) as (config, log):
+    limits = grading_limits(course)
+    solutions = all_solution_lines(course)
+    source = nbformat.read(folder.source(module), as_version=4)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="tito-grader-") as scratch, \
+            nbgrader_session(course, module, folder.log(module, "autograde")) as (config, log), \
+            ThreadPoolExecutor(max(1, jobs)) as pool:
+        grader = make_grader_folder(Path(scratch) / "grader", _reference_files(course, module), _locked_sources(source))
+        slots: queue.Queue[int] = queue.Queue()
+        for slot in range(max(1, jobs)):
+            slots.put(slot)
+
+        def run(notebook: nbformat.NotebookNode) -> Run:
+            slot = slots.get()
+            try:
+                return run_notebook(notebook, grader, limits, slot, sandboxed, _reference_modules(course, module))
+            finally:
+                slots.put(slot)
+
+        running = {}
         for student in chosen:
-            result = _autograde_one(course, module, student, config, log)
-            results.append(result)
-            if on_result:
-                on_result(result)
-    return results
+            prepared = _prepare(course, module, student, config)
+            if isinstance(prepared, Grade):
+                results[student] = _report(prepared, on_result)
+            else:
+                running[pool.submit(run, prepared.notebook)] = prepared
+        for future in as_completed(running):
+            results[running[future].student] = _report(_record(course, module, running[future], future.result(),
+                                                               config, log, solutions), on_result)
+    return [results[student] for student in chosen]
+
+
+def _report(grade: Grade, on_result: Callable[[Grade], None] | None) -> Grade:
+    if on_result:
+        on_result(grade)
+    return grade
 
 
 def require_release(course: Course, module: Module) -> None:
@@ -186,31 +217,114 @@ def require_release(course: Course, module: Module) -> None:
         raise TitoError(f"{module.name} has not been released yet: run `tito nbgrader release {module.name}` first", 2)
 
 
-def _autograde_one(course: Course, module: Module, student: str, config, log) -> Grade:
+def grading_limits(course: Course) -> Limits:
+    settings = grading_settings(course)
+    return Limits(cell_seconds=settings.timeout, submission_seconds=settings.submission_timeout,
+                  memory_mb=settings.memory_mb, output_kb=settings.output_kb)
+
+
+def all_solution_lines(course: Course) -> dict[str, str]:
+    """Every module's secret lines (see tito/leaks.py), from the generated sources in the course folder."""
+    folder = course_folder(course)
+    settings = grading_settings(course)
+    secrets: dict[str, str] = {}
+    for source in sorted((folder.root / "source").glob("*/*.ipynb")):
+        notebook = nbformat.read(source, as_version=4)
+        secrets.update(secret_lines(notebook, source.parent.name, settings.delimiters))
+    return secrets
+
+
+def _reference_files(course: Course, module: Module) -> dict[str, Path]:
+    """The reference package a grading kernel may import: the package's __init__ files and the modules before
+    `module` in the course, never `module` itself or a later one."""
+    files = {str(path.relative_to(course.root)): path for path in course.package_dir.rglob("__init__.py")}
+    for earlier in course.modules[:course.modules.index(module)]:
+        path = earlier.package_file(course.root)
+        if path.exists():
+            files[str(path.relative_to(course.root))] = path
+    return files
+
+
+def _reference_modules(course: Course, module: Module) -> list[str]:
+    return [f"{PACKAGE}.{earlier.package_module}" for earlier in course.modules[:course.modules.index(module)]
+            if earlier.package_file(course.root).exists()]
+
+
+def _locked_sources(source: nbformat.NotebookNode) -> dict[str, str]:
+    """The text of every locked code cell of the lesson: what the grading kernel runs for it, whatever a
+    submission holds."""
+    return {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in source.cells
+            if cell.cell_type == "code" and cell.get("metadata", {}).get("nbgrader", {}).get("locked")}
+
+
+@dataclass
+class _Prepared:
+    student: str
+    notebook: nbformat.NotebookNode  # sanitized as nbgrader does it: outputs cleared, locked cells restored
+    notes: list[str]
+    flags: list[str]
+    started: float
+
+
+def _prepare(course: Course, module: Module, student: str, config) -> _Prepared | Grade:
+    """Read a submission safely and sanitize it as nbgrader will; or, when it cannot be run, its Grade."""
+    folder = course_folder(course)
+    started = time.perf_counter()
+    lesson = nbformat.read(folder.source(module), as_version=4)
+    read = read_submission(folder, module, student, lesson)
+    if read.refusal:
+        if read.notebook is None and not read.score_zero:
+            return Grade(student, graded=False, error=read.refusal)
+        grade = _record_zero(course, module, student)
+        grade.notes = [read.refusal]
+        return grade
+    notebook = _sanitized(read.notebook, module, student, config, folder)
+    release = nbformat.read(folder.release(module), as_version=4)
+    return _Prepared(student, notebook, read.notes, suspicious_code(notebook, lesson, release), started)
+
+
+def _sanitized(notebook: nbformat.NotebookNode, module: Module, student: str, config, folder: CourseFolder):
+    """The submission after nbgrader's own sanitizing steps (the ones its Autograde runs before executing)."""
+    from nbgrader.converters import Autograde
+
+    resources = {"nbgrader": {"notebook": module.short, "assignment": module.name, "student": student,
+                              "db_url": f"sqlite:///{folder.gradebook}", "course_id": config.CourseDirectory.course_id}}
+    with quiet_warnings():
+        for step in Autograde.sanitize_preprocessors.default():
+            notebook, resources = step(config=config).preprocess(notebook, resources)
+    return notebook
+
+
+def _record(course: Course, module: Module, prepared: _Prepared, run: Run, config, log,
+            solutions: dict[str, str]) -> Grade:
+    """Write one run's results through nbgrader's Autograde (its Execute step replaced by the run), in this process.
+
+    A failure puts the gradebook and the student's earlier results back as they were.
+    """
     from nbgrader.converters import Autograde
     from nbgrader.coursedir import CourseDirectory
 
     folder = course_folder(course)
-    started = time.perf_counter()
-    problem = _submission_problem(folder, module, student)
-    if problem:
-        return Grade(student, graded=False, error=problem)
-    snapshot = Snapshot([folder.gradebook, folder.gradebook_journal, folder.autograded(student, module).parent])
+    notes = prepared.notes + mark_test_results(run, solutions)
+    snapshot = Snapshot([folder.gradebook, folder.gradebook_journal, folder.autograded(prepared.student, module).parent])
     try:
         directory = CourseDirectory(config=config)
-        directory.assignment_id, directory.student_id = module.name, student
+        directory.assignment_id, directory.student_id = module.name, prepared.student
         grader = Autograde(coursedir=directory, config=config)
         grader.force, grader.create_student = True, True
-        log.write(f"\n===== {student} =====\n")
+        grader.autograde_preprocessors = [recorded_run(run.notebook)] + [
+            step for step in grader.autograde_preprocessors if step.__name__ != "Execute"]
+        log.write(f"\n===== {prepared.student} =====\n")
         succeeded, text = run_converter(grader, log)
         if not succeeded:
             snapshot.restore()
-            return Grade(student, graded=False, seconds=time.perf_counter() - started,
-                         error=f"grading failed ({failure_reason(text)}); the gradebook and earlier results are as they were "
-                               f"(details in {folder.show(folder.log(module, 'autograde'))})")
-        grade = read_grade(course, module, student)
-        grade.notes = _restored_cells(text) + _timed_out_cells(folder.autograded(student, module))
-        grade.seconds = time.perf_counter() - started
+            return Grade(prepared.student, graded=False, seconds=time.perf_counter() - prepared.started,
+                         error=f"grading failed ({failure_reason(text)}); the gradebook and earlier results are as "
+                               f"they were (details in {folder.show(folder.log(module, 'autograde'))})")
+        grade = read_grade(course, module, prepared.student)
+        grade.notes = ([run.stopped] if run.stopped else []) + notes + _restored_cells(text)
+        grade.flags = prepared.flags
+        grade.seconds = time.perf_counter() - prepared.started
         return grade
     except BaseException:
         snapshot.restore()
@@ -219,42 +333,85 @@ def _autograde_one(course: Course, module: Module, student: str, config, log) ->
         snapshot.discard()
 
 
-def _submission_problem(folder: CourseFolder, module: Module, student: str) -> str:
-    """Why a submission cannot be graded, or "" when it can."""
-    if not STUDENT_ID.fullmatch(student):
-        return f"'{student}' is not usable as a student id: name the folder with letters, digits, '.', '_', '-' or '@'"
-    expected = folder.submitted(student, module)
-    if not expected.is_file():
-        found = sorted(path.name for path in expected.parent.iterdir()) if expected.parent.is_dir() else []
-        return f"no {expected.name} in {folder.show(expected.parent)} (found: {', '.join(found) or 'nothing'})"
-    try:
-        submitted = nbformat.read(expected, as_version=4)
-    except Exception as error:  # nbformat raises many kinds for a file that is no notebook
-        return f"{folder.show(expected)} is not a Jupyter notebook ({one_line(error)})"
-    lost = _unrestorable_cells(nbformat.read(folder.source(module), as_version=4), submitted)
-    if lost:
-        return (f"{folder.show(expected)} lacks the cells {' and '.join(lost)} (deleted, or the notebook lost its "
-                f"nbgrader metadata), so the test cannot be put back: have the student move their work into a "
-                f"fresh copy of the release")
-    return ""
+def mark_test_results(run: Run, solutions: dict[str, str]) -> list[str]:
+    """Make a run's outputs say to nbgrader exactly what the grading kernel saw; notes on what was changed.
 
-
-def _unrestorable_cells(source: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -> list[str]:
-    """A deleted graded cell and the missing cell before it, when nbgrader cannot put the graded cell back.
-
-    nbgrader re-inserts a deleted graded cell after the graded, solution or locked cell that precedes it in
-    the source; when that cell is gone too (and is not graded, so not re-inserted itself), nbgrader crashes.
+    nbgrader awards a test's points when its cell shows no error: so each test the kernel did not see finish
+    gets an error output with the reason, stderr becomes ordinary output (a debug print costs nothing), a test's
+    returned value (nbgrader's partial credit) is dropped, and any output showing a solution line is cut.
     """
-    def ids(notebook) -> list[str]:
-        return [info["grade_id"] for info in (cell.get("metadata", {}).get("nbgrader", {}) for cell in notebook.cells)
-                if info.get("grade_id") and (info.get("grade") or info.get("solution") or info.get("locked"))]
+    notes = []
+    for index, cell in enumerate(run.notebook.cells, start=1):
+        if cell.cell_type != "code":
+            continue
+        info = cell.get("metadata", {}).get("nbgrader", {})
+        name = info.get("grade_id") or f"cell {index}"
+        if _cut_solution_lines(cell, solutions):
+            notes.append(f"cut the output of {name}: it showed a line of a lesson's solution")
+        cell.outputs = [output for output in cell.outputs if VERDICT_MIME not in output.get("data", {})]
+        if not (info.get("grade") and info.get("locked")):
+            continue
+        cell.outputs = [_as_stdout(output) for output in cell.outputs if output.output_type != "execute_result"]
+        if not run.completed.get(info["grade_id"]) and not any(o.output_type == "error" for o in cell.outputs):
+            reason = run.stopped or "the test did not run to its last line"
+            cell.outputs.append(nbformat.v4.new_output("error", ename="TestNotCompleted", evalue=reason,
+                                                       traceback=[f"TestNotCompleted: {reason}"]))
+    return notes
 
-    order, present = ids(source), set(ids(submitted))
-    graded = {cell.grade_id for cell in graded_cells(source)}
-    for previous, cell in zip(order, order[1:]):
-        if cell in graded and cell not in present and previous not in present and previous not in graded:
-            return [previous, cell]
-    return []
+
+def _as_stdout(output):
+    if output.output_type == "stream" and output.name == "stderr":
+        output.name = "stdout"
+    return output
+
+
+def _cut_solution_lines(cell, solutions: dict[str, str]) -> bool:
+    """Replace each output that shows a solution line by a note saying so; whether any was."""
+    cut = False
+    for position, output in enumerate(cell.outputs):
+        texts = [output.get("text", ""), output.get("evalue", ""), *output.get("traceback", []),
+                 *(value for value in output.get("data", {}).values() if isinstance(value, str))]
+        if any(line.strip() in solutions for text in texts for line in str(text).splitlines()):
+            cell.outputs[position] = nbformat.v4.new_output(
+                "stream", name="stdout", text="[tito: this output showed a line of a lesson's solution and was cut]\n")
+            cut = True
+    return cut
+
+
+def recorded_run(executed: nbformat.NotebookNode):
+    """An nbgrader preprocessor standing in for its Execute step: it gives each code cell the outputs of the
+    sandboxed run, after checking that nbgrader's notebook is the one that ran."""
+    from nbgrader.preprocessors import NbGraderPreprocessor
+
+    class RecordedRun(NbGraderPreprocessor):
+        def preprocess(self, notebook, resources):
+            if [cell.source for cell in notebook.cells] != [cell.source for cell in executed.cells]:
+                raise ValueError("the notebook nbgrader sanitized differs from the one the sandbox ran")
+            for cell, ran in zip(notebook.cells, executed.cells):
+                if cell.cell_type == "code":
+                    cell.outputs, cell.execution_count = ran.outputs, ran.get("execution_count")
+            return notebook, resources
+
+    step = RecordedRun()
+    step.enabled = True
+    return step
+
+
+def _record_zero(course: Course, module: Module, student: str) -> Grade:
+    """Every autograded cell of `student`'s `module` scored 0, as nbgrader does for a notebook never handed in;
+    earlier autograded results of it are removed, so no feedback shows work that was not graded."""
+    from nbgrader.api import Gradebook
+
+    folder = course_folder(course)
+    with quiet_warnings(), Gradebook(f"sqlite:///{folder.gradebook}", grading_settings(course).course_id) as gradebook:
+        gradebook.update_or_create_student(student)
+        submission = gradebook.update_or_create_submission(module.name, student)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                grade.auto_score, grade.needs_manual_grade = 0, False
+        gradebook.db.commit()
+    shutil.rmtree(folder.autograded(student, module).parent, ignore_errors=True)
+    return read_grade(course, module, student)
 
 
 def read_grade(course: Course, module: Module, student: str) -> Grade:
@@ -282,19 +439,8 @@ def _restored_cells(log_text: str) -> list[str]:
     for attribute, cell in re.findall(r"Attribute '(\w+)' for cell (\S+) has changed", log_text):
         notes.append(f"restored edited {cell}" if attribute == "checksum" else f"restored the {attribute} of {cell}")
     notes += [f"put back deleted {cell}" for cell in re.findall(r"Missing grade cell (\S+) encountered", log_text)]
-    return notes
-
-
-def _timed_out_cells(autograded: Path) -> list[str]:
-    try:
-        notebook = nbformat.read(autograded, as_version=4)
-    except (OSError, ValueError):
-        return []
-    timed_out = []
-    for index, cell in enumerate(notebook.cells, start=1):
-        if any(output.get("ename") == "CellTimeoutError" for output in cell.get("outputs", [])):
-            timed_out.append(cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}")
-    return [f"cut off at the timeout: {', '.join(timed_out)}"] if timed_out else []
+    notes += [f"ignored a second copy of {cell}" for cell in re.findall(r"Cell with id '(\S+)' exists multiple", log_text)]
+    return list(dict.fromkeys(notes))
 
 
 # -------------------------------------------------------------------------------------------- feedback

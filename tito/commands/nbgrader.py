@@ -1,6 +1,8 @@
 """`tito nbgrader generate|release|autograde|feedback|report`: the instructor's workflow (see docs/instructor.md)."""
 from __future__ import annotations
 
+import argparse
+import os
 from pathlib import Path
 
 import nbformat
@@ -17,7 +19,7 @@ from ..ui import console, table
 STEPS = [
     ("generate", "lesson -> course source notebook, checked: every test passes on the solution"),
     ("release", "source -> student notebook in the course's release/, checked: no test passes without work, no leak"),
-    ("autograde", "grade every submission of a module (or --student ID) in a fresh kernel"),
+    ("autograde", "grade every submission of a module (or --student ID), each in its own sandbox"),
     ("feedback", "an HTML feedback page per autograded student"),
 ]
 
@@ -31,6 +33,12 @@ def register(commands) -> None:
         step.add_argument("--all", action="store_true", help="every module in settings.ini, in order")
         if name in ("autograde", "feedback"):
             step.add_argument("--student", action="append", metavar="ID", help="only this student (repeatable)")
+        if name == "autograde":
+            step.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, metavar="N",
+                              help="grade N submissions at once (default: the number of cores)")
+            step.add_argument("--no-sandbox", dest="sandboxed", action="store_false",
+                              help="UNSAFE: run students' code as you, with no isolation (only where bubblewrap "
+                                   "cannot be installed and every submission is trusted)")
         step.set_defaults(handler=HANDLERS[name])
     report = steps.add_parser("report", help="scores per student per module: a CSV file and a table")
     report.add_argument("--output", type=Path, metavar="CSV", help="where to write the CSV (default: <course_dir>/scores.csv)")
@@ -90,8 +98,12 @@ def run_autograde(args) -> int:
         if not students:
             continue
         submissions(course, module, students)  # a named student without a submission: one clear line, before any work
-        console.print(f"[bold]Autograding {module.name}[/]: {_count(students, 'submission')}")
-        grades = _with_progress(students, lambda report: autograde(course, module, students, report), _grade_line)
+        if not args.sandboxed:
+            console.print("[bold red]--no-sandbox[/]: students' code runs as you and can read and change your files")
+        console.print(f"[bold]Autograding {module.name}[/]: {_count(students, 'submission')}, "
+                      f"{_count(min(args.jobs, len(students)), 'at a time', plural='at a time')}")
+        grades = _with_progress(students, lambda report: autograde(course, module, students, report, args.jobs,
+                                                                   args.sandboxed), _grade_line)
         _autograde_summary(course, module, grades)
         failures += [f"{grade.student} ({module.name})" for grade in grades if not grade.graded]
     if failures:
@@ -206,6 +218,11 @@ def _autograde_summary(course: Course, module: Module, grades) -> None:
              "to grade" if grade.answers_to_grade else "", escape("; ".join(grade.notes) or grade.error)]
             for grade in grades]
     console.print(table(f"{module.name}: autograded", ["student", "test points", "written answers", "notes"], rows))
+    flagged = [grade for grade in grades if grade.flags]
+    if flagged:
+        console.print(table(f"{module.name}: code that reaches for the grader (scores are not affected; worth a look)",
+                            ["student", "cells"], [[escape(grade.student), escape("; ".join(grade.flags))]
+                                                   for grade in flagged]))
     graded = [grade for grade in grades if grade.graded]
     if graded:
         source = nbformat.read(course_folder(course).source(module), as_version=4)
@@ -220,6 +237,7 @@ def _grade_line(grade) -> str:
     if not grade.graded:
         return f"  [red]{escape(grade.student)}: not graded[/]: {escape(grade.error)}"
     note = f" [yellow]({escape('; '.join(grade.notes))})[/]" if grade.notes else ""
+    note += " [magenta](flagged: see below)[/]" if grade.flags else ""
     written = f", written answers to grade by hand ({points(grade.answer_points)} points)" if grade.answers_to_grade else ""
     return (f"  {escape(grade.student)}: {points(grade.score)}/{points(grade.max_score)} test points"
             f"{written}{note} [dim]{grade.seconds:.1f} s[/]")
@@ -231,8 +249,14 @@ def _feedback_line(page) -> str:
     return f"  {escape(page.student)}: {escape(str(page.path.name))}"
 
 
-def _count(items: list | int, noun: str) -> str:
+def _count(items: list | int, noun: str, plural: str = "") -> str:
     number = items if isinstance(items, int) else len(items)
-    return f"{number} {noun}{'s' * (number != 1)}"
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 

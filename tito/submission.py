@@ -1,0 +1,140 @@
+"""A handed-in notebook, read as the untrusted file it is, and the solution code that reaches for the grader.
+
+`read_submission` never follows a symbolic link and reads only a regular file of bounded size; files handed
+in beside the notebook are named, never used. `suspicious_code` lists what a student's own cells touch that
+honest work has no need of (IPython's hooks, the import system, builtins, processes, files), so that an
+instructor can look: the sandbox and the grading kernel already keep such code from changing a score.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+
+import nbformat
+
+from .course import Module
+from .coursefolder import CourseFolder, graded_cells
+
+# A student id is a folder name, and nbgrader reads it as a file glob: no wildcards, spaces or slashes.
+STUDENT_ID = re.compile(r"[A-Za-z0-9][\w.@-]*")
+MAX_NOTEBOOK_MB = 20
+
+
+@dataclass
+class Submission:
+    notebook: nbformat.NotebookNode | None
+    refusal: str = ""         # why it is not run: it then scores 0, or is not graded when it is no notebook
+    score_zero: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def read_submission(folder: CourseFolder, module: Module, student: str, source: nbformat.NotebookNode) -> Submission:
+    if not STUDENT_ID.fullmatch(student):
+        return Submission(None, f"'{student}' is not usable as a student id: name the folder with letters, digits, "
+                                f"'.', '_', '-' or '@'")
+    expected = folder.submitted(student, module)
+    shown = folder.show(expected)
+    try:
+        status = os.lstat(expected)
+    except FileNotFoundError:
+        found = sorted(path.name for path in expected.parent.iterdir()) if expected.parent.is_dir() else []
+        return Submission(None, f"no {expected.name} in {folder.show(expected.parent)} (found: {', '.join(found) or 'nothing'})")
+    if expected.is_symlink() or not stat.S_ISREG(status.st_mode):
+        return Submission(None, f"{shown} is {'a symbolic link' if expected.is_symlink() else 'not a regular file'}, "
+                                f"so it was not run: hand in the notebook file itself", score_zero=True)
+    if status.st_size > MAX_NOTEBOOK_MB * 2**20:
+        return Submission(None, f"{shown} is larger than {MAX_NOTEBOOK_MB} MB, so it was not run", score_zero=True)
+    try:
+        descriptor = os.open(expected, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(descriptor, encoding="utf-8") as file:
+            notebook = nbformat.read(file, as_version=4)
+    except Exception as error:  # nbformat raises many kinds for a file that is no notebook
+        return Submission(None, f"{shown} is not a Jupyter notebook ({type(error).__name__}: "
+                                f"{str(error).strip().splitlines()[0][:200] if str(error).strip() else ''})")
+    lost = _unrestorable_cells(source, notebook)
+    if lost:
+        return Submission(None, f"{shown} lacks the cells {' and '.join(lost)} (deleted, or the notebook lost its "
+                                f"nbgrader metadata), so the test cannot be put back: have the student move their work "
+                                f"into a fresh copy of the release", score_zero=True)
+    others = sorted(path.name for path in expected.parent.iterdir() if path.name != expected.name)
+    notes = [f"ignored the files handed in beside the notebook: {', '.join(others)}"] if others else []
+    return Submission(notebook, notes=notes)
+
+
+def _unrestorable_cells(source: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -> list[str]:
+    """A deleted graded cell and the missing cell before it, when nbgrader cannot put the graded cell back.
+
+    nbgrader re-inserts a deleted graded cell after the graded, solution or locked cell that precedes it in
+    the source; when that cell is gone too (and is not graded, so not re-inserted itself), nbgrader crashes.
+    """
+    def ids(notebook) -> list[str]:
+        return [info["grade_id"] for info in (cell.get("metadata", {}).get("nbgrader", {}) for cell in notebook.cells)
+                if info.get("grade_id") and (info.get("grade") or info.get("solution") or info.get("locked"))]
+
+    order, present = ids(source), set(ids(submitted))
+    graded = {cell.grade_id for cell in graded_cells(source)}
+    for previous, cell in zip(order, order[1:]):
+        if cell in graded and cell not in present and previous not in present and previous not in graded:
+            return [previous, cell]
+    return []
+
+
+# -------------------------------------------------------------------------------------- suspicious code
+
+# Names whose use in a student's own cell reaches past the lesson, into the grader's machinery.
+_REACHING = {
+    "get_ipython": "IPython's hooks", "input_transformers_cleanup": "IPython's hooks",
+    "input_transformers_post": "IPython's hooks", "ast_transformers": "IPython's hooks",
+    "builtins": "builtins", "__builtins__": "builtins", "sys.modules": "the import system",
+    "importlib": "the import system", "meta_path": "the import system", "subprocess": "processes",
+    "os.system": "processes", "os.fork": "processes", "os.kill": "processes", "os._exit": "processes",
+    "signal": "signals", "ctypes": "raw memory", "gc": "the garbage collector", "inspect": "stack frames",
+    "sys._getframe": "stack frames", "settrace": "tracing", "setprofile": "tracing",
+    "/": "files outside the notebook", "..": "files outside the notebook", "exec": "exec/eval", "eval": "exec/eval",
+    "compile": "exec/eval", "__import__": "the import system", "socket": "the network",
+}
+
+
+_PATH = re.compile(r"(?:/|\.\./)[\w.@-]+(?:/[\w.@-]*)*")  # "/etc/passwd", "../modules/": not "/" or "a/b"
+
+
+def suspicious_code(notebook: nbformat.NotebookNode, *lessons: nbformat.NotebookNode) -> list[str]:
+    """'<cell>: <what>' for each code cell the student wrote (not a cell of the lesson, as written or as
+    released) that uses a name above, or a path that starts at / or climbs with .."""
+    given = {cell.source.strip() for lesson in lessons for cell in lesson.cells}
+    flags = []
+    for index, cell in enumerate(notebook.cells, start=1):
+        info = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type != "code" or info.get("locked") or cell.source.strip() in given:
+            continue
+        found = sorted({_REACHING[name] for name in _names_used(cell.source) if name in _REACHING})
+        if found:
+            flags.append(f"{info.get('grade_id') or f'cell {index}'}: {', '.join(found)}")
+    return flags
+
+
+def _names_used(source: str) -> set[str]:
+    """Bare names, dotted names (`os.system`), imported modules and path roots ("/", "..") in a cell; IPython
+    syntax lines are skipped."""
+    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+            if isinstance(node.value, ast.Name):
+                names.add(f"{node.value.id}.{node.attr}")
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            names.update(module.split(".")[0] for module in modules)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _PATH.fullmatch(node.value):
+            names.add("/" if node.value.startswith("/") else "..")
+    return names
