@@ -213,12 +213,34 @@ def run_notebook(notebook: nbformat.NotebookNode, grader: Path, limits: Limits, 
         client.output_budget = limits.output_kb * 1024
         if not sandboxed:
             manager.kernel_spec.env = environment
-        stopped = asyncio.run(_execute_cells(client, executed, limits, started))
+        try:
+            stopped = asyncio.run(_execute_cells(client, executed, limits, started))
+        finally:
+            if uid is not None:
+                _wait_until_gone(uid)
     completed = {}
     for index, (grade_id, token, source) in tokens.items():
         executed.cells[index].source = source
         completed[grade_id] = _verdict(executed.cells[index], token)
     return Run(executed, completed, stopped, time.monotonic() - started)
+
+
+def _wait_until_gone(uid: int, seconds: float = 10) -> None:
+    """Wait for the last process of a killed sandbox to end (its pid namespace is torn down asynchronously)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and _processes_of(uid):
+        time.sleep(0.05)
+
+
+def _processes_of(uid: int) -> list[str]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            if f"\nUid:\t{uid}\t" in status.read_text():
+                found.append(status.parent.name)
+        except OSError:  # the process ended while we looked
+            pass
+    return found
 
 
 def _kernel_environment(grader: Path, work: Path, reference_modules) -> dict[str, str]:
@@ -261,31 +283,37 @@ def _verdict(cell, token: str) -> bool:
 
 async def _execute_cells(client, notebook, limits: Limits, started: float) -> str:
     """Run the cells in order; the first limit reached, or a dead kernel, ends the run: the reason, or ""."""
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    deadline = started + limits.submission_seconds
     try:
         async with client.async_setup_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
-            for index, cell in enumerate(notebook.cells):
-                if cell.cell_type != "code":
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining < 1:
-                    return f"the submission used up its {limits.submission_seconds} s before {_name(cell, index)}"
-                client.timeout = int(min(limits.cell_seconds, remaining))
-                try:
-                    await client.async_execute_cell(cell, index)
-                except CellTimeoutError:
-                    return (f"{_name(cell, index)} was stopped after {client.timeout} s "
-                            f"(a cell may run {limits.cell_seconds} s, the notebook {limits.submission_seconds} s)")
-                except DeadKernelError:
-                    if client.stop_reason:
-                        return (f"{_name(cell, index)} printed more than the {limits.output_kb} KB of output "
-                                f"a notebook may print, so grading stopped there")
-                    return (f"the kernel died in {_name(cell, index)} (exit(), os._exit(), a crash or the "
-                            f"{limits.memory_mb} MB memory limit), so later cells did not run")
+            return await _each_cell(client, notebook, limits, started + limits.submission_seconds)
     except RuntimeError as error:  # the kernel did not start
         return f"the grading kernel could not start: {str(error).splitlines()[0][:200]}"
+    finally:  # nbclient leaves a kernel it was handed alone: end it, and with it the sandbox
+        if client.km.has_kernel:
+            await client.km.shutdown_kernel(now=True)
+
+
+async def _each_cell(client, notebook, limits: Limits, deadline: float) -> str:
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining < 1:
+            return f"the submission used up its {limits.submission_seconds} s before {_name(cell, index)}"
+        client.timeout = int(min(limits.cell_seconds, remaining))
+        try:
+            await client.async_execute_cell(cell, index)
+        except CellTimeoutError:
+            return (f"{_name(cell, index)} was stopped after {client.timeout} s "
+                    f"(a cell may run {limits.cell_seconds} s, the notebook {limits.submission_seconds} s)")
+        except DeadKernelError:
+            if client.stop_reason:
+                return (f"{_name(cell, index)} printed more than the {limits.output_kb} KB of output "
+                        f"a notebook may print, so grading stopped there")
+            return (f"the kernel died in {_name(cell, index)} (exit(), os._exit(), a crash or the "
+                    f"{limits.memory_mb} MB memory limit), so later cells did not run")
     return ""
 
 

@@ -1,0 +1,245 @@
+"""Hostile submissions against `tito nbgrader autograde`: real nbgrader, real kernels, the real sandbox.
+
+One course is released once (module 01, whose reference the sandbox must not offer); an honest student hands
+in the solution, and one student per attack hands in the release (nothing done) or the solution with the
+attack added. Each test checks the exact score the attack must get, and that nobody else's grade or file moved.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import html
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import ROOT, copy_course
+from tito.course import load_course
+from tito.coursefolder import course_folder
+from tito.grading import all_solution_lines, autograde, feedback, release
+from tito.sandbox import bwrap
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(bwrap() is None, reason="bubblewrap is not installed (apt-get install bubblewrap)")]
+
+MODULE = "01_tensor"
+CELL_SECONDS = 6
+POINTS = {"test-tensor-creation": 2, "test-tensor-arithmetic": 3, "test-tensor-matmul": 2,
+          "test-tensor-reduce-reshape": 2, "test-tensor-constructors": 1}
+FIRST_TWO = POINTS["test-tensor-creation"] + POINTS["test-tensor-arithmetic"]
+CANARY = Path("/tmp/tito-hostile-canary")
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = copy_course(tmp_path_factory.mktemp("hostile") / "repo")
+    settings = root / "settings.ini"
+    text = re.sub(r"modules =\n(    .*\n)+", "modules =\n    01_tensor\n    02_activations\n", settings.read_text())
+    text = re.sub(r"timeout = \d+", f"timeout = {CELL_SECONDS}", text, count=1)
+    text = re.sub(r"submission_timeout = \d+", "submission_timeout = 90", text)
+    text = re.sub(r"output_kb = \d+", "output_kb = 256", text)
+    settings.write_text(re.sub(r"memory_mb = \d+", "memory_mb = 1024", text))
+    loaded = load_course(root)
+    release(loaded, loaded.module(MODULE))
+    return loaded
+
+
+def _cells(course):
+    folder = course_folder(course)
+    module = course.module(MODULE)
+    return (nbformat.read(folder.source(module), as_version=4), nbformat.read(folder.release(module), as_version=4))
+
+
+def _index(notebook, grade_id) -> int:
+    return next(i for i, cell in enumerate(notebook.cells) if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def _after(notebook, grade_id, source):
+    """`notebook` with a plain code cell holding `source` right after the cell `grade_id`."""
+    changed = copy.deepcopy(notebook)
+    changed.cells.insert(_index(changed, grade_id) + 1, nbformat.v4.new_code_cell(source))
+    return changed
+
+
+def _in_first_solution(notebook, source):
+    """`notebook` with `source` at the top of its first solution cell (where a student writes)."""
+    changed = copy.deepcopy(notebook)
+    cell = next(c for c in changed.cells if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code")
+    cell.source = source + "\n" + cell.source
+    return changed
+
+
+def _attacks(course) -> dict[str, tuple[object, int]]:
+    """student -> (what they hand in, the test points it must get)."""
+    source, released = _cells(course)
+    folder = course_folder(course)
+    repository = str(course.root)
+    tensor_dev = course.module(MODULE).dev_file
+    secret = next(iter(all_solution_lines(course)))
+    stderr_debug = copy.deepcopy(source)
+    for cell in stderr_debug.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution") and cell.cell_type == "code":
+            cell.source = cell.source.replace("### BEGIN SOLUTION", "### BEGIN SOLUTION\nimport sys; print('debug', file=sys.stderr)")
+    duplicated = copy.deepcopy(source)
+    solution = next(i for i, c in enumerate(duplicated.cells) if c.metadata.get("nbgrader", {}).get("solution"))
+    duplicated.cells.insert(solution + 1, copy.deepcopy(duplicated.cells[solution]))
+    test = _index(duplicated, "test-tensor-matmul")
+    duplicated.cells.insert(test + 1, copy.deepcopy(duplicated.cells[test]))
+    return {
+        "honest": (source, 10),
+        "idle": (released, 0),
+        "importer": (_in_first_solution(released, "from tinytorch.core.tensor import Tensor"), 0),
+        "reader": (_in_first_solution(released, f"exec(open({str(tensor_dev)!r}).read())"), 0),
+        "course_reader": (_in_first_solution(released, "import json; cells = json.load(open("
+                                              f"{str(folder.source(course.module(MODULE)))!r}))['cells']\n"
+                                              "exec(''.join(c['source'] for c in cells if c['cell_type'] == 'code' "
+                                              "and '#| export' in ''.join(c['source'])))"), 0),
+        "transformer": (_in_first_solution(released, "get_ipython().input_transformers_cleanup.append(lambda lines: [])"), 0),
+        "silencer": (_in_first_solution(released, "get_ipython().showtraceback = lambda *a, **k: None\n"
+                                                  "import sys; sys.excepthook = lambda *a: None"), 0),
+        "patcher": (_in_first_solution(released, "import builtins, numpy as np\nnp.allclose = lambda *a, **k: True\n"
+                                                 "builtins.NotImplementedError = type('Quiet', (Exception,), {})"), 0),
+        "packer": (released, 0),  # hands in a numpy.py beside the notebook (see test_handed_in_files_are_never_used)
+        "vandal": (_in_first_solution(released, "import pathlib\n"
+                                                f"for p in pathlib.Path({repository!r}).rglob('*'):\n"
+                                                "    try: p.write_text('')\n    except OSError: pass\n"
+                                                f"open({str(folder.gradebook)!r}, 'w').write('gone')"), 0),
+        "forker": (_in_first_solution(released, "import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', "
+                                                f"'import time; time.sleep(4); open({str(CANARY)!r}, \"w\").write(\"x\")'"
+                                                "], start_new_session=True)"), 0),
+        "leaker": (_after(source, "test-tensor-matmul", f"print({secret!r})"), 10),
+        "stderr": (stderr_debug, 10),
+        "duplicate": (duplicated, 10),
+        "exiter": (_after(source, "test-tensor-arithmetic", "exit()"), FIRST_TWO),
+        "crasher": (_after(source, "test-tensor-arithmetic", "import os; os._exit(3)"), FIRST_TWO),
+        "looper": (_after(source, "test-tensor-arithmetic",
+                          "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"), FIRST_TWO),
+        "flooder": (_after(source, "test-tensor-arithmetic", "while True:\n    print('x' * 10000)"), FIRST_TWO),
+        "hog": (_after(source, "test-tensor-arithmetic", "import numpy as np\nkept = []\n"
+                       "try:\n    while True:\n        kept.append(np.ones(2**24))\nexcept MemoryError:\n"
+                       "    size = len(kept) * 2**24 * 8\n    del kept\nprint(size)"), 10),
+        "symlinker": (None, 0),  # a symbolic link to the honest notebook
+    }
+
+
+@pytest.fixture(scope="module")
+def graded(course):
+    folder = course_folder(course)
+    module = course.module(MODULE)
+    attacks = _attacks(course)
+    for student, (notebook, _) in attacks.items():
+        path = folder.submitted(student, module)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if notebook is not None:
+            nbformat.write(notebook, path)
+    (folder.submitted("packer", module).parent / "numpy.py").write_text("allclose = lambda *a, **k: True\n")
+    folder.submitted("symlinker", module).symlink_to(folder.submitted("honest", module))
+    honest, = autograde(course, module, ["honest"])
+    before = _fingerprint(folder, exclude=set(attacks) - {"honest"})
+    CANARY.unlink(missing_ok=True)
+    others = [student for student in attacks if student != "honest"]
+    grades = {grade.student: grade for grade in autograde(course, module, others, jobs=2)}
+    grades["honest"] = honest
+    return attacks, grades, before
+
+
+def _fingerprint(folder: Path, exclude: set[str]) -> dict[str, str]:
+    """A hash of every file of the course folder but the attackers' own results, and the honest grade rows."""
+    files = {}
+    for path in sorted(folder.root.rglob("*")):
+        parts = path.relative_to(folder.root).parts
+        if path.is_file() and not path.is_symlink() and parts[0] not in ("logs", "gradebook.db", "gradebook.db.bak") \
+                and not (len(parts) > 1 and parts[1] in exclude):
+            files[str(path.relative_to(folder.root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return files
+
+
+@pytest.mark.parametrize("student", [
+    "honest", "idle", "importer", "reader", "course_reader", "transformer", "silencer", "patcher", "packer",
+    "vandal", "forker", "leaker", "stderr", "duplicate", "exiter", "crasher", "looper", "flooder", "hog",
+    "symlinker"])
+def test_each_submission_gets_exactly_its_honest_points(graded, student):
+    attacks, grades, _ = graded
+    grade = grades[student]
+    assert grade.graded, f"{student} was not graded: {grade.error}"
+    assert grade.score == attacks[student][1], f"{student}: {grade.score} points, notes {grade.notes}"
+
+
+@pytest.mark.parametrize("student, reason", [
+    ("exiter", "kernel died"), ("crasher", "kernel died"), ("looper", "was stopped after"),
+    ("flooder", "of output"), ("symlinker", "symbolic link"), ("packer", "numpy.py")])
+def test_a_stopped_submission_says_why(graded, student, reason):
+    _, grades, _ = graded
+    assert any(reason in note for note in grades[student].notes), grades[student].notes
+
+
+def test_nobody_elses_grade_or_file_changes(graded, course):
+    attacks, grades, before = graded
+    folder = course_folder(course)
+    after = _fingerprint(folder, exclude=set(attacks) - {"honest"})
+    assert after == before
+    assert grades["honest"].score == 10
+    from tito.grading import read_grade
+    assert read_grade(course, course.module(MODULE), "honest").score == 10
+    assert (ROOT / "modules" / MODULE / "tensor_dev.py").stat().st_size > 0
+
+
+def test_no_process_outlives_grading(graded):
+    import time
+
+    time.sleep(6)  # the forker's child would have written by now
+    assert not CANARY.exists()
+    leftover = subprocess.run(["ps", "-eo", "uid="], capture_output=True, text=True).stdout.split()
+    assert not [uid for uid in leftover if int(uid) >= 61000], "a sandboxed process is still running"
+
+
+def test_handed_in_files_are_never_used(graded, course):
+    _, grades, _ = graded
+    assert grades["packer"].score == 0
+    autograded = course_folder(course).autograded("packer", course.module(MODULE)).parent
+    assert not (autograded / "numpy.py").exists()
+
+
+def test_reaching_for_the_grader_is_flagged(graded):
+    _, grades, _ = graded
+    for student in ("transformer", "silencer", "vandal", "forker", "reader"):
+        assert grades[student].flags, f"{student} was not flagged"
+    assert not grades["honest"].flags and not grades["stderr"].flags
+
+
+def test_no_solution_line_reaches_feedback(graded, course):
+    module = course.module(MODULE)
+    students = ["leaker", "honest", "idle", "reader"]
+    pages = feedback(course, module, students)
+    secrets = all_solution_lines(course)
+    assert any("cut the output" in note for note in graded[1]["leaker"].notes)
+    for page in pages:
+        assert page.path is not None, page.error
+        notebook = nbformat.read(course_folder(course).autograded(page.student, module), as_version=4)
+        shown = [line.strip() for cell in notebook.cells for output in cell.get("outputs", [])
+                 for text in [output.get("text", ""), *output.get("data", {}).values()]
+                 for line in str(text).splitlines()]
+        assert not [line for line in shown if line in secrets], page.student
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.path.read_text()))
+        if page.student != "honest":  # the honest student's page shows their own code, which is the solution
+            assert not [line for line in text.splitlines() if line.strip() in secrets], page.student
+
+
+def test_memory_is_capped(graded, course):
+    notebook = nbformat.read(course_folder(course).autograded("hog", course.module(MODULE)), as_version=4)
+    printed = [output.text for cell in notebook.cells for output in cell.get("outputs", []) if output.get("name") == "stdout"]
+    sizes = [int(text) for text in printed if text.strip().isdigit()]
+    assert sizes and sizes[0] <= 1024 * 2**20, sizes
+
+
+def test_grading_without_bubblewrap_is_refused_unless_asked(course, monkeypatch):
+    from tito.errors import TitoError
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(TitoError, match="--no-sandbox"):
+        autograde(course, course.module(MODULE), ["honest"])
+    assert os.environ["PATH"] == "/nonexistent"

@@ -1,0 +1,97 @@
+"""The grading sandbox and kernel on small notebooks: what a kernel can see and do, and what a test must do
+to count as passed. Real bubblewrap, real kernels."""
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from conftest import ROOT
+from tito.sandbox import Limits, bwrap, make_grader_folder, run_notebook
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(bwrap() is None, reason="bubblewrap is not installed (apt-get install bubblewrap)")]
+
+
+def _locked(grade_id: str, source: str):
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["nbgrader"] = {"grade": True, "grade_id": grade_id, "locked": True, "points": 1,
+                                 "solution": False, "schema_version": 3}
+    return cell
+
+
+def _run(tmp_path, cells, limits=Limits(cell_seconds=10, submission_seconds=60)):
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    reference = {"tinytorch/__init__.py": ROOT / "tinytorch/__init__.py",
+                 "tinytorch/core/__init__.py": ROOT / "tinytorch/core/__init__.py",
+                 "tinytorch/core/tensor.py": ROOT / "tinytorch/core/tensor.py"}
+    locked = {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in cells if "nbgrader" in cell.metadata}
+    grader = make_grader_folder(tmp_path / "grader", reference, locked)
+    return run_notebook(notebook, grader, limits, reference_modules=["tinytorch.core.tensor"])
+
+
+def _printed(run) -> str:
+    return "".join(output.get("text", "") for cell in run.notebook.cells for output in cell.get("outputs", []))
+
+
+def test_a_kernel_sees_only_its_prerequisites_and_no_network(tmp_path):
+    probe = nbformat.v4.new_code_cell(
+        "import os, socket\n"
+        "def can(action):\n"
+        "    try:\n        action()\n        return 'yes'\n    except Exception:\n        return 'no'\n"
+        f"print('repo', can(lambda: os.listdir({str(ROOT)!r})))\n"
+        "print('autograd', can(lambda: __import__('tinytorch.core.autograd')))\n"
+        "print('tensor', can(lambda: __import__('tinytorch.core.tensor')))\n"
+        "print('network', can(lambda: socket.create_connection(('127.0.0.1', 22), timeout=1)))\n"
+        "print('write', can(lambda: open('/usr/tito-probe', 'w')))\n"
+        "print('root', os.getuid() == 0)\n")
+    run = _run(tmp_path, [probe])
+    printed = _printed(run)
+    for expected in ("repo no", "autograd no", "tensor yes", "network no", "write no"):
+        assert expected in printed, printed
+
+
+def test_a_test_counts_only_when_it_ran_to_its_end_in_a_clean_state(tmp_path):
+    cells = [
+        _locked("helper", "def check(value):\n    assert value == 2, 'check'\n"),
+        nbformat.v4.new_code_cell("import numpy as np\nnp.allclose = lambda *a, **k: True\n"
+                                  "def check(value):\n    return True\n"),
+        _locked("t-numpy", "import numpy as np\nassert np.allclose(1, 2)\n"),
+        _locked("t-helper", "check(3)\n"),
+        nbformat.v4.new_code_cell("get_ipython().input_transformers_cleanup.append(lambda lines: [])\n"
+                                  "get_ipython().showtraceback = lambda *a, **k: None\n"),
+        _locked("t-fails", "assert 1 == 2\n"),
+        _locked("t-passes", "assert 1 == 1\nimport sys\nprint('noise', file=sys.stderr)\n"),
+    ]
+    run = _run(tmp_path, cells)
+    assert run.completed == {"helper": True, "t-numpy": False, "t-helper": False, "t-fails": False, "t-passes": True}
+    assert run.stopped == ""
+
+
+def test_a_loop_that_ignores_interrupts_is_stopped_and_its_processes_end(tmp_path):
+    cells = [nbformat.v4.new_code_cell("import subprocess, sys\n"
+                                       "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], "
+                                       "start_new_session=True)\n"),
+             nbformat.v4.new_code_cell("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"),
+             _locked("after", "pass")]
+    run = _run(tmp_path, cells, Limits(cell_seconds=3, submission_seconds=30))
+    assert "was stopped after 3 s" in run.stopped
+    assert run.completed == {"after": False}
+    import subprocess
+    uids = subprocess.run(["ps", "-eo", "uid="], capture_output=True, text=True).stdout.split()
+    assert not [uid for uid in uids if int(uid) >= 61000]
+
+
+def test_processes_are_capped(tmp_path):
+    fork = nbformat.v4.new_code_cell(
+        "import os\ncount = 0\ntry:\n    for _ in range(500):\n        if os.fork() == 0:\n"
+        "            import time; time.sleep(30); os._exit(0)\n        count += 1\nexcept OSError:\n    pass\n"
+        "print('forked', count)\n")
+    run = _run(tmp_path, [fork], Limits(cell_seconds=20, submission_seconds=60, processes=32))
+    assert int(_printed(run).split("forked ")[1].split()[0]) < 32
+
+
+def test_output_is_capped(tmp_path):
+    flood = nbformat.v4.new_code_cell("while True:\n    print('y' * 1000)")
+    run = _run(tmp_path, [flood, _locked("after", "pass")], Limits(cell_seconds=20, submission_seconds=60, output_kb=64))
+    assert "64 KB" in run.stopped and run.completed == {"after": False}
+    assert len(_printed(run)) < 100_000
