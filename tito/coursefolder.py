@@ -37,8 +37,8 @@ import os
 c = get_config()
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.course_id = {course_id!r}
-# A package handed in with a submission is never copied next to it: the grading kernel imports the
-# reference tinytorch of the course repository for every earlier module, whatever a student sends.
+# Files handed in beside a notebook are never used in grading (it runs in a sandbox that sees only the
+# notebook); a package is not even copied along.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "tinytorch", "tinytorch.py"]
 
 # Releases: each solution region becomes this stub, indented like the region. `tito nbgrader` names the
@@ -50,8 +50,8 @@ c.ClearSolutions.end_solution_delimeter = {end_solution!r}
 c.ClearHiddenTests.begin_test_delimeter = {begin_hidden_tests!r}
 c.ClearHiddenTests.end_test_delimeter = {end_hidden_tests!r}
 
-# Grading: a cell that runs longer than this many seconds is interrupted (its test scores 0) and the
-# next cells still run.
+# Grading runs in tito's sandbox (tito/sandbox.py), which applies settings.ini's limits; this is the
+# limit nbgrader's own validate uses.
 c.Execute.timeout = {timeout}
 # A locked test cell a student edited is restored by checksum (nbgrader's default); one deleted is put back.
 c.OverwriteCells.add_missing_cells = True

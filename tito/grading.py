@@ -7,6 +7,9 @@ gradebook by this process alone; feedback: an HTML page per student.
 """
 from __future__ import annotations
 
+import copy
+import io
+import logging
 import queue
 import re
 import shutil
@@ -278,21 +281,30 @@ def _prepare(course: Course, module: Module, student: str, config) -> _Prepared 
         grade = _record_zero(course, module, student)
         grade.notes = [read.refusal]
         return grade
-    notebook = _sanitized(read.notebook, module, student, config, folder)
+    notebook, restored = _sanitized(read.notebook, module, student, config, folder)
     release = nbformat.read(folder.release(module), as_version=4)
-    return _Prepared(student, notebook, read.notes, suspicious_code(notebook, lesson, release), started)
+    return _Prepared(student, notebook, read.notes + restored, suspicious_code(notebook, lesson, release), started)
 
 
-def _sanitized(notebook: nbformat.NotebookNode, module: Module, student: str, config, folder: CourseFolder):
-    """The submission after nbgrader's own sanitizing steps (the ones its Autograde runs before executing)."""
+def _sanitized(notebook: nbformat.NotebookNode, module: Module, student: str, config,
+               folder: CourseFolder) -> tuple[nbformat.NotebookNode, list[str]]:
+    """The submission after nbgrader's own sanitizing steps (those its Autograde runs before executing: clear
+    outputs, restore locked and graded cells from the gradebook), and notes on the cells they restored."""
     from nbgrader.converters import Autograde
 
     resources = {"nbgrader": {"notebook": module.short, "assignment": module.name, "student": student,
                               "db_url": f"sqlite:///{folder.gradebook}", "course_id": config.CourseDirectory.course_id}}
+    said = io.StringIO()
+    handler = logging.StreamHandler(said)
     with quiet_warnings():
-        for step in Autograde.sanitize_preprocessors.default():
-            notebook, resources = step(config=config).preprocess(notebook, resources)
-    return notebook
+        for step_class in Autograde.sanitize_preprocessors.default():
+            step = step_class(config=config)
+            step.log.addHandler(handler)
+            try:
+                notebook, resources = step.preprocess(notebook, resources)
+            finally:
+                step.log.removeHandler(handler)
+    return notebook, _restored_cells(said.getvalue())
 
 
 def _record(course: Course, module: Module, prepared: _Prepared, run: Run, config, log,
@@ -312,7 +324,9 @@ def _record(course: Course, module: Module, prepared: _Prepared, run: Run, confi
         directory.assignment_id, directory.student_id = module.name, prepared.student
         grader = Autograde(coursedir=directory, config=config)
         grader.force, grader.create_student = True, True
-        grader.autograde_preprocessors = [recorded_run(run.notebook)] + [
+        # nbgrader's steps, each handed tito's notebook: sanitized (phase one) and run in the sandbox (phase two).
+        grader.sanitize_preprocessors = [handed_over(prepared.notebook)]
+        grader.autograde_preprocessors = [handed_over(run.notebook)] + [
             step for step in grader.autograde_preprocessors if step.__name__ != "Execute"]
         log.write(f"\n===== {prepared.student} =====\n")
         succeeded, text = run_converter(grader, log)
@@ -322,7 +336,7 @@ def _record(course: Course, module: Module, prepared: _Prepared, run: Run, confi
                          error=f"grading failed ({failure_reason(text)}); the gradebook and earlier results are as "
                                f"they were (details in {folder.show(folder.log(module, 'autograde'))})")
         grade = read_grade(course, module, prepared.student)
-        grade.notes = ([run.stopped] if run.stopped else []) + notes + _restored_cells(text)
+        grade.notes = ([run.stopped] if run.stopped else []) + notes
         grade.flags = prepared.flags
         grade.seconds = time.perf_counter() - prepared.started
         return grade
@@ -378,21 +392,16 @@ def _cut_solution_lines(cell, solutions: dict[str, str]) -> bool:
     return cut
 
 
-def recorded_run(executed: nbformat.NotebookNode):
-    """An nbgrader preprocessor standing in for its Execute step: it gives each code cell the outputs of the
-    sandboxed run, after checking that nbgrader's notebook is the one that ran."""
+def handed_over(notebook: nbformat.NotebookNode):
+    """An nbgrader preprocessor that replaces the notebook nbgrader read by `notebook`: the submission as tito
+    read it safely and sanitized, or as the sandbox ran it (standing in for nbgrader's Execute step)."""
     from nbgrader.preprocessors import NbGraderPreprocessor
 
-    class RecordedRun(NbGraderPreprocessor):
-        def preprocess(self, notebook, resources):
-            if [cell.source for cell in notebook.cells] != [cell.source for cell in executed.cells]:
-                raise ValueError("the notebook nbgrader sanitized differs from the one the sandbox ran")
-            for cell, ran in zip(notebook.cells, executed.cells):
-                if cell.cell_type == "code":
-                    cell.outputs, cell.execution_count = ran.outputs, ran.get("execution_count")
-            return notebook, resources
+    class HandedOver(NbGraderPreprocessor):
+        def preprocess(self, _, resources):
+            return copy.deepcopy(notebook), resources
 
-    step = RecordedRun()
+    step = HandedOver()
     step.enabled = True
     return step
 
@@ -439,7 +448,6 @@ def _restored_cells(log_text: str) -> list[str]:
     for attribute, cell in re.findall(r"Attribute '(\w+)' for cell (\S+) has changed", log_text):
         notes.append(f"restored edited {cell}" if attribute == "checksum" else f"restored the {attribute} of {cell}")
     notes += [f"put back deleted {cell}" for cell in re.findall(r"Missing grade cell (\S+) encountered", log_text)]
-    notes += [f"ignored a second copy of {cell}" for cell in re.findall(r"Cell with id '(\S+)' exists multiple", log_text)]
     return list(dict.fromkeys(notes))
 
 

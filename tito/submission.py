@@ -61,7 +61,22 @@ def read_submission(folder: CourseFolder, module: Module, student: str, source: 
                                 f"into a fresh copy of the release", score_zero=True)
     others = sorted(path.name for path in expected.parent.iterdir() if path.name != expected.name)
     notes = [f"ignored the files handed in beside the notebook: {', '.join(others)}"] if others else []
-    return Submission(notebook, notes=notes)
+    return Submission(notebook, notes=notes + _drop_duplicate_grade_ids(notebook))
+
+
+def _drop_duplicate_grade_ids(notebook: nbformat.NotebookNode) -> list[str]:
+    """A cell copied with its metadata (Jupyter's copy and paste) repeats a grade id. As nbgrader does, the
+    last copy keeps it and the earlier ones become plain cells; unlike nbgrader 0.9, whose next step then
+    fails on them, their nbgrader metadata is removed whole."""
+    seen, notes = set(), []
+    for cell in reversed(notebook.cells):
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in seen:
+            del cell.metadata["nbgrader"]
+            notes.append(f"{grade_id} was in the notebook twice: the last copy was graded")
+        elif grade_id:
+            seen.add(grade_id)
+    return list(dict.fromkeys(reversed(notes)))
 
 
 def _unrestorable_cells(source: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -> list[str]:
