@@ -40,7 +40,7 @@ def course(tmp_path_factory):
     settings = root / "settings.ini"
     text = re.sub(r"modules =\n(    .*\n)+", "modules =\n    01_tensor\n    02_activations\n", settings.read_text())
     text = re.sub(r"timeout = \d+", f"timeout = {CELL_SECONDS}", text, count=1)
-    text = re.sub(r"submission_timeout = \d+", "submission_timeout = 90", text)
+    text = re.sub(r"notebook_seconds = \d+", "notebook_seconds = 90", text)
     text = re.sub(r"output_kb = \d+", "output_kb = 256", text)
     settings.write_text(re.sub(r"memory_mb = \d+", "memory_mb = 1024", text))
     loaded = load_course(root)

@@ -19,7 +19,7 @@ def _locked(grade_id: str, source: str):
     return cell
 
 
-def _run(tmp_path, cells, limits=Limits(cell_seconds=10, submission_seconds=60)):
+def _run(tmp_path, cells, limits=Limits(cell_seconds=10, notebook_seconds=60)):
     notebook = nbformat.v4.new_notebook(cells=cells)
     reference = {"tinytorch/__init__.py": ROOT / "tinytorch/__init__.py",
                  "tinytorch/core/__init__.py": ROOT / "tinytorch/core/__init__.py",
@@ -73,7 +73,7 @@ def test_a_loop_that_ignores_interrupts_is_stopped_and_its_processes_end(tmp_pat
                                        "start_new_session=True)\n"),
              nbformat.v4.new_code_cell("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"),
              _locked("after", "pass")]
-    run = _run(tmp_path, cells, Limits(cell_seconds=3, submission_seconds=30))
+    run = _run(tmp_path, cells, Limits(cell_seconds=3, notebook_seconds=30))
     assert "was stopped after 3 s" in run.stopped
     assert run.completed == {"after": False}
     import subprocess
@@ -86,12 +86,12 @@ def test_processes_are_capped(tmp_path):
         "import os\ncount = 0\ntry:\n    for _ in range(500):\n        if os.fork() == 0:\n"
         "            import time; time.sleep(30); os._exit(0)\n        count += 1\nexcept OSError:\n    pass\n"
         "print('forked', count)\n")
-    run = _run(tmp_path, [fork], Limits(cell_seconds=20, submission_seconds=60, processes=32))
+    run = _run(tmp_path, [fork], Limits(cell_seconds=20, notebook_seconds=60, processes=32))
     assert int(_printed(run).split("forked ")[1].split()[0]) < 32
 
 
 def test_output_is_capped(tmp_path):
     flood = nbformat.v4.new_code_cell("while True:\n    print('y' * 1000)")
-    run = _run(tmp_path, [flood, _locked("after", "pass")], Limits(cell_seconds=20, submission_seconds=60, output_kb=64))
+    run = _run(tmp_path, [flood, _locked("after", "pass")], Limits(cell_seconds=20, notebook_seconds=60, output_kb=64))
     assert "64 KB" in run.stopped and run.completed == {"after": False}
     assert len(_printed(run)) < 100_000

@@ -68,7 +68,7 @@ class GradingSettings:
     timeout: int             # seconds one cell may run
     stub_message: str
     delimiters: Delimiters
-    submission_timeout: int  # seconds a whole notebook may run in the grading sandbox
+    notebook_seconds: int    # seconds a whole notebook may run in the grading sandbox
     memory_mb: int           # memory a grading kernel may use
     output_kb: int           # output a notebook may print while graded
 
@@ -89,7 +89,7 @@ def grading_settings(course: Course) -> GradingSettings:
     if values["begin_solution"] == values["end_solution"] or values["begin_hidden_tests"] == values["end_hidden_tests"]:
         raise TitoError(f"{course.root / SETTINGS}: [nbgrader] begin and end markers must differ", 2)
     limits = {"timeout": course.timeout}
-    for key, default in (("submission_timeout", 300), ("memory_mb", 2048), ("output_kb", 1024)):
+    for key, default in (("notebook_seconds", 300), ("memory_mb", 2048), ("output_kb", 1024)):
         try:
             limits[key] = int(section.get(key) or default)
         except ValueError:
@@ -98,7 +98,7 @@ def grading_settings(course: Course) -> GradingSettings:
     if bad:
         raise TitoError(f"{course.root / SETTINGS}: [nbgrader] {bad[0]} must be a positive whole number", 2)
     return GradingSettings(course.course_id, course.timeout, stub_message, Delimiters(**values),
-                           limits["submission_timeout"], limits["memory_mb"], limits["output_kb"])
+                           limits["notebook_seconds"], limits["memory_mb"], limits["output_kb"])
 
 
 # -------------------------------------------------------------------------------------------- the folder

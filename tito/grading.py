@@ -222,7 +222,7 @@ def require_release(course: Course, module: Module) -> None:
 
 def grading_limits(course: Course) -> Limits:
     settings = grading_settings(course)
-    return Limits(cell_seconds=settings.timeout, submission_seconds=settings.submission_timeout,
+    return Limits(cell_seconds=settings.timeout, notebook_seconds=settings.notebook_seconds,
                   memory_mb=settings.memory_mb, output_kb=settings.output_kb)
 
 

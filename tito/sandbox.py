@@ -44,7 +44,7 @@ INSTALL_HINT = "install bubblewrap (`apt-get install bubblewrap`)"
 @dataclass(frozen=True)
 class Limits:
     cell_seconds: int = 60          # one cell
-    submission_seconds: int = 300   # the whole notebook, kernel start included
+    notebook_seconds: int = 300   # the whole notebook, kernel start included
     memory_mb: int = 2048           # address space of each process
     processes: int = 64
     file_mb: int = 64               # largest file it may write
@@ -138,7 +138,7 @@ def sandbox_command(command: list[str], grader: Path, work: Path, limits: Limits
     else:
         drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
                 "--bounding-set=-all", "--no-new-privs", "--"]
-    cpu = limits.submission_seconds + 5
+    cpu = limits.notebook_seconds + 5
     caps = ["prlimit", f"--as={limits.memory_mb * 2**20}", f"--cpu={cpu}", f"--nproc={limits.processes}",
             f"--fsize={limits.file_mb * 2**20}", "--nofile=256", "--core=0", "--"]
     env = ["env", "-i", *(f"{key}={value}" for key, value in environment.items())]
@@ -285,7 +285,7 @@ async def _execute_cells(client, notebook, limits: Limits, started: float) -> st
     """Run the cells in order; the first limit reached, or a dead kernel, ends the run: the reason, or ""."""
     try:
         async with client.async_setup_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
-            return await _each_cell(client, notebook, limits, started + limits.submission_seconds)
+            return await _each_cell(client, notebook, limits, started + limits.notebook_seconds)
     except RuntimeError as error:  # the kernel did not start
         return f"the grading kernel could not start: {str(error).splitlines()[0][:200]}"
     finally:  # nbclient leaves a kernel it was handed alone: end it, and with it the sandbox
@@ -301,13 +301,13 @@ async def _each_cell(client, notebook, limits: Limits, deadline: float) -> str:
             continue
         remaining = deadline - time.monotonic()
         if remaining < 1:
-            return f"the submission used up its {limits.submission_seconds} s before {_name(cell, index)}"
+            return f"the submission used up its {limits.notebook_seconds} s before {_name(cell, index)}"
         client.timeout = int(min(limits.cell_seconds, remaining))
         try:
             await client.async_execute_cell(cell, index)
         except CellTimeoutError:
             return (f"{_name(cell, index)} was stopped after {client.timeout} s "
-                    f"(a cell may run {limits.cell_seconds} s, the notebook {limits.submission_seconds} s)")
+                    f"(a cell may run {limits.cell_seconds} s, the notebook {limits.notebook_seconds} s)")
         except DeadKernelError:
             if client.stop_reason:
                 return (f"{_name(cell, index)} printed more than the {limits.output_kb} KB of output "
