@@ -243,3 +243,39 @@ def test_grading_without_bubblewrap_is_refused_unless_asked(course, monkeypatch)
     with pytest.raises(TitoError, match="--no-sandbox"):
         autograde(course, course.module(MODULE), ["honest"])
     assert os.environ["PATH"] == "/nonexistent"
+
+
+@pytest.fixture(scope="module")
+def autograd_course(tmp_path_factory):
+    """Module 05 released on its own course copy: its tests check gradients, which a student may try to fake."""
+    root = copy_course(tmp_path_factory.mktemp("hostile05") / "repo")
+    settings = root / "settings.ini"
+    text = re.sub(r"timeout = \d+", "timeout = 60", settings.read_text(), count=1)
+    settings.write_text(text)
+    loaded = load_course(root)
+    release(loaded, loaded.module("05_autograd"))
+    return loaded
+
+
+def test_a_redefined_checker_cannot_pass_a_wrong_rule(autograd_course):
+    """A wrong divide rule, with the student's gradcheck and the lesson's checker both redefined to say yes:
+    only the tests of the wrong rule lose their points, exactly as without the redefinitions."""
+    course = autograd_course
+    module = course.module("05_autograd")
+    folder = course_folder(course)
+    source = nbformat.read(folder.source(module), as_version=4)
+    wrong = copy.deepcopy(source)
+    for cell in wrong.cells:
+        cell.source = cell.source.replace("(b, lambda g: -g * out / bv))", "(b, lambda g: g * out / bv))")
+    plain = copy.deepcopy(wrong)
+    first_test = next(i for i, c in enumerate(wrong.cells) if c.metadata.get("nbgrader", {}).get("grade"))
+    wrong.cells.insert(first_test, nbformat.v4.new_code_cell(
+        "gradcheck = lambda *a, **k: True\nreference_gradcheck = lambda *a, **k: True"))
+    for student, notebook in (("faker", wrong), ("plain", plain), ("solver", source)):
+        path = folder.submitted(student, module)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, path)
+    grades = {grade.student: grade for grade in autograde(course, module, jobs=2)}
+    assert grades["solver"].score == grades["solver"].max_score
+    assert grades["plain"].score < grades["plain"].max_score, "the wrong divide rule was not caught at all"
+    assert grades["faker"].failed == grades["plain"].failed and grades["faker"].score == grades["plain"].score
