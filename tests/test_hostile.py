@@ -268,8 +268,9 @@ def test_a_redefined_checker_cannot_pass_a_wrong_rule(autograd_course):
     for cell in wrong.cells:
         cell.source = cell.source.replace("(b, lambda g: -g * out / bv))", "(b, lambda g: g * out / bv))")
     plain = copy.deepcopy(wrong)
-    first_test = next(i for i, c in enumerate(wrong.cells) if c.metadata.get("nbgrader", {}).get("grade"))
-    wrong.cells.insert(first_test, nbformat.v4.new_code_cell(
+    checker = next(i for i, c in enumerate(wrong.cells)
+                   if c.metadata.get("nbgrader", {}).get("grade_id") == "autograd-reference-gradcheck")
+    wrong.cells.insert(checker + 1, nbformat.v4.new_code_cell(
         "gradcheck = lambda *a, **k: True\nreference_gradcheck = lambda *a, **k: True"))
     for student, notebook in (("faker", wrong), ("plain", plain), ("solver", source)):
         path = folder.submitted(student, module)
