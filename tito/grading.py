@@ -317,6 +317,11 @@ def _record(course: Course, module: Module, prepared: _Prepared, run: Run, confi
     from nbgrader.coursedir import CourseDirectory
 
     folder = course_folder(course)
+    problem = _malformed(run, prepared.notebook)
+    if problem:  # nothing of it reaches the gradebook: the submission scores 0, with the reason
+        grade = _record_zero(course, module, prepared.student)
+        grade.notes, grade.flags = [f"its results could not be used ({problem})"], prepared.flags
+        return grade
     notes = prepared.notes + mark_test_results(run, solutions)
     snapshot = Snapshot([folder.gradebook, folder.gradebook_journal, folder.autograded(prepared.student, module).parent])
     try:
@@ -404,6 +409,18 @@ def handed_over(notebook: nbformat.NotebookNode):
     step = HandedOver()
     step.enabled = True
     return step
+
+
+def _malformed(run: Run, sanitized: nbformat.NotebookNode) -> str:
+    """Why a run's notebook cannot be what tito sent into the sandbox, or "" when it can."""
+    try:
+        nbformat.validate(run.notebook)
+    except nbformat.ValidationError as error:
+        return f"not a valid notebook: {str(error).splitlines()[0][:200]}"
+    if [(cell.cell_type, cell.source) for cell in run.notebook.cells] != \
+            [(cell.cell_type, cell.source) for cell in sanitized.cells]:
+        return "its cells are not the ones that were run"
+    return ""
 
 
 def _record_zero(course: Course, module: Module, student: str) -> Grade:
