@@ -184,14 +184,15 @@ def autograde(course: Course, module: Module, students: list[str] | None = None,
             nbgrader_session(course, module, folder.log(module, "autograde")) as (config, log), \
             ThreadPoolExecutor(max(1, jobs)) as pool:
         grader = make_grader_folder(Path(scratch) / "grader", _reference_files(course, module), _locked_sources(source))
-        slots: queue.Queue[int] = queue.Queue()
+        reference_modules = _reference_modules(course, module)
+        slots: queue.Queue[int] = queue.Queue()  # each running sandbox has its own slot (and so its own user)
         for slot in range(max(1, jobs)):
             slots.put(slot)
 
         def run(notebook: nbformat.NotebookNode) -> Run:
             slot = slots.get()
             try:
-                return run_notebook(notebook, grader, limits, slot, sandboxed, _reference_modules(course, module))
+                return run_notebook(notebook, grader, limits, slot, sandboxed, reference_modules)
             finally:
                 slots.put(slot)
 
@@ -203,8 +204,13 @@ def autograde(course: Course, module: Module, students: list[str] | None = None,
             else:
                 running[pool.submit(run, prepared.notebook)] = prepared
         for future in as_completed(running):
-            results[running[future].student] = _report(_record(course, module, running[future], future.result(),
-                                                               config, log, solutions), on_result)
+            prepared = running[future]
+            try:
+                grade = _record(course, module, prepared, future.result(), config, log, solutions)
+            except Exception as error:  # one submission's trouble must not stop the class's grading
+                grade = Grade(prepared.student, graded=False, error=f"grading failed ({one_line(error)}); the "
+                                                                    f"gradebook and earlier results are as they were")
+            results[prepared.student] = _report(grade, on_result)
     return [results[student] for student in chosen]
 
 
@@ -281,7 +287,13 @@ def _prepare(course: Course, module: Module, student: str, config) -> _Prepared 
         grade = _record_zero(course, module, student)
         grade.notes = [read.refusal]
         return grade
-    notebook, restored = _sanitized(read.notebook, module, student, config, folder)
+    try:
+        notebook, restored = _sanitized(read.notebook, module, student, config, folder)
+    except Exception as error:  # nbgrader refuses cells it cannot make sense of
+        grade = _record_zero(course, module, student)
+        grade.notes = [f"nbgrader could not read its cells ({one_line(error)}): have the student move their work "
+                       f"into a fresh copy of the release"]
+        return grade
     release = nbformat.read(folder.release(module), as_version=4)
     return _Prepared(student, notebook, read.notes + restored, suspicious_code(notebook, lesson, release), started)
 
