@@ -252,7 +252,7 @@ test_unit_conv2d_loops()
 # Why the image index last? Each slice copy moves its data in runs along the last axis. With the
 # batch last, the input seen as $(C, H, W, N)$ (one transposed copy), a run is a whole row of the
 # window times the batch, hundreds of numbers; with the batch first it would be $W_{out}$ numbers,
-# and NumPy's cost per run would dominate. (§7 measures where the time goes.)
+# and NumPy's cost per run would dominate. (§7 measures both.)
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "convolutions-im2col", "locked": false, "solution": true}
 #| export
@@ -793,6 +793,32 @@ with one_blas_thread():
         print(f"{label:26} {best_time(work, repeat=20) * 1e3:8.3f} ms")
 
 # %% [markdown]
+# **Layout.** The same additions of col2im, done on the batch-first layout $(N, C, H, W)$ and on the
+# batch-last layout $(C, H, W, N)$ used above, for LeNet's second layer and a batch of 64. The data and
+# the number of additions are equal; only the length of the contiguous runs differs ($W_{out} = 8$
+# numbers against $W_{out} N = 512$).
+
+# %%
+def add_windows(image, windows, kernel, batch_last):
+    """The loop of col2im on `windows` (C, kh, kw, OH, OW, N) if batch_last, else (N, C, kh, kw, OH, OW)."""
+    oh, ow = windows.shape[3:5] if batch_last else windows.shape[4:6]
+    for u in range(kernel):
+        for v in range(kernel):
+            if batch_last:
+                image[:, u:u + oh, v:v + ow] += windows[:, u, v]
+            else:
+                image[:, :, u:u + oh, v:v + ow] += windows[:, :, u, v]
+
+
+last = (filters.T @ grad).reshape(6, 5, 5, 8, 8, 64)
+first = np.ascontiguousarray(last.transpose(5, 0, 1, 2, 3, 4))
+with one_blas_thread():
+    for label, windows, shape, batch_last in [("batch first (N, C, H, W)", first, (64, 6, 12, 12), False),
+                                              ("batch last (C, H, W, N)", last, (6, 12, 12, 64), True)]:
+        elapsed = best_time(lambda: add_windows(np.zeros(shape, dtype=np.float32), windows, 5, batch_last), repeat=20)
+        print(f"{label:26} {elapsed * 1e3:8.3f} ms")
+
+# %% [markdown]
 # ## 8. Reflection
 #
 # Answer in a sentence or three each.
@@ -812,8 +838,8 @@ with one_blas_thread():
 # when it would stop being a good one.
 
 # %% [markdown] nbgrader={"schema_version": 3, "grade": true, "grade_id": "reflect-convolutions-memory", "locked": false, "points": 2, "solution": true}
-# cols holds each pixel up to kh * kw times (about 9x the input for a 3 x 3 kernel with padding, about
-# 13-18x for LeNet's 5 x 5 layers), and it stays alive until backward; in return the whole layer is
+# cols holds each pixel up to kh * kw times (9x the input for a 3 x 3 kernel with padding, 11-18x for
+# LeNet's 5 x 5 layers), and it stays alive until backward; in return the whole layer is
 # one BLAS product instead of one Python step per output number. With large images, large kernels or
 # large batches the copy can exceed the memory the activations themselves need; then one processes
 # the batch in chunks, or uses methods that never build the whole matrix (direct or FFT/Winograd
