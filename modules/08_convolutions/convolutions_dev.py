@@ -53,7 +53,9 @@ from tinytorch.core.tensor import Tensor
 # %%
 # The rest of the stack, for the examples and tests below (the exported code does not need it).
 import contextlib
+import tempfile
 import time
+from pathlib import Path
 
 from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import gradcheck, no_grad
@@ -708,7 +710,8 @@ test_unit_pooling()
 # %%
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.optimizers import Adam
-from tinytorch.core.training import DataLoader, Standardizer, Trainer, load_digits_dataset
+from tinytorch.core.training import (DataLoader, Standardizer, Trainer, load_checkpoint, load_digits_dataset,
+                                     save_checkpoint)
 
 
 def small_cnn(seed: int = 0) -> Sequential:
@@ -720,7 +723,13 @@ def small_cnn(seed: int = 0) -> Sequential:
 
 digits = load_digits_dataset()
 standardize = Standardizer(digits.x_train)
-as_images = lambda flat: standardize(flat).reshape(-1, 1, 8, 8)  # noqa: E731
+
+
+def as_images(flat: np.ndarray) -> np.ndarray:
+    """Standardized pixels, each row back in the shape of an image: (N, 64) -> (N, 1, 8, 8)."""
+    return standardize(flat).reshape(-1, 1, 8, 8)
+
+
 cnn = small_cnn()
 trainer = Trainer(cnn, Adam(cnn.parameters(), lr=3e-3), CrossEntropyLoss())
 start = time.perf_counter()
@@ -729,6 +738,14 @@ with one_blas_thread():
                           DataLoader(as_images(digits.x_test), digits.y_test, batch_size=512), epochs=3)
 print(f"{sum(p.size for p in cnn.parameters())} parameters, 3 epochs in {time.perf_counter() - start:.1f} s, "
       f"held-out accuracy per epoch: {', '.join(f'{acc:.1%}' for acc in history.val_accuracy)}")
+
+# A checkpoint of the CNN, loaded into a network with other initial weights, predicts the same.
+with tempfile.TemporaryDirectory() as folder:
+    restored = small_cnn(seed=1)
+    load_checkpoint(save_checkpoint(Path(folder) / "cnn.npz", cnn), restored)
+test_images = Tensor(as_images(digits.x_test))
+print("restored from a checkpoint, same predictions:",
+      np.array_equal(restored(test_images).numpy().argmax(axis=1), cnn(test_images).numpy().argmax(axis=1)))
 
 # %% [markdown]
 # ## 7. Systems analysis: loops against im2col, and what im2col costs
