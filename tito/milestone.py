@@ -151,20 +151,19 @@ def build_cnn(modules: dict, image_shape: tuple, channels: int, hidden: int, cla
 class Milestone:
     """What differs between the milestones; `run` does the rest the same way for each."""
 
-    name: str
-    lessons: tuple
+    lessons: tuple  # (tinytorch.core module, lesson) pairs the milestone needs
     out: Path
     plot_name: str
     checkpoint_name: str
-    build: Callable  # (modules, image_shape, classes, options) -> model, taking inputs of shape (N, *input_shape)
+    build: Callable  # (modules, image_shape, classes, options) -> model
     describe: Callable  # (options, image_shape, classes) -> one line about the model
     images: bool  # True: inputs (N, 1, H, W); False: flat vectors (N, H * W)
 
 
-MLP = Milestone("digits", MLP_LESSONS, DEFAULT_OUT, PLOT_NAME, CHECKPOINT_NAME,
+MLP = Milestone(MLP_LESSONS, DEFAULT_OUT, PLOT_NAME, CHECKPOINT_NAME,
                 lambda modules, shape, classes, o: build_mlp(modules, shape[0] * shape[1], o.hidden, classes, o.seed),
                 lambda o, shape, classes: f"{shape[0] * shape[1]}-{o.hidden}-{classes} MLP", images=False)
-CNN = Milestone("cnn", CNN_LESSONS, CNN_OUT, CNN_PLOT_NAME, CNN_CHECKPOINT_NAME,
+CNN = Milestone(CNN_LESSONS, CNN_OUT, CNN_PLOT_NAME, CNN_CHECKPOINT_NAME,
                 lambda modules, shape, classes, o: build_cnn(modules, shape, o.channels, o.hidden, classes, o.seed),
                 lambda o, shape, classes: (f"CNN conv{o.channels}-pool-conv{2 * o.channels}-pool-"
                                            + (f"{o.hidden}-" if o.hidden else "") + f"{classes}"), images=True)
