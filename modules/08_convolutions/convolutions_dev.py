@@ -638,21 +638,25 @@ def avg_pool2d(x, kernel_size, stride=None):
     ### END SOLUTION
 
 
-class MaxPool2d(Module):
-    """Max over each kernel_size window of each channel, moving by stride (default: kernel_size)."""
+class _Pool2d(Module):
+    """What the pooling layers share: a window size and a stride (default: the window size), no parameters."""
 
     def __init__(self, kernel_size, stride=None):
         self.kernel_size = pair(kernel_size)
         self.stride = self.kernel_size if stride is None else pair(stride)
 
-    def forward(self, x):
-        return max_pool2d(x, self.kernel_size, self.stride)
-
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
 
-class AvgPool2d(MaxPool2d):
+class MaxPool2d(_Pool2d):
+    """Max over each kernel_size window of each channel, moving by stride (default: kernel_size)."""
+
+    def forward(self, x):
+        return max_pool2d(x, self.kernel_size, self.stride)
+
+
+class AvgPool2d(_Pool2d):
     """Mean over each kernel_size window of each channel, moving by stride (default: kernel_size)."""
 
     def forward(self, x):

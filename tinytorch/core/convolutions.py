@@ -193,7 +193,7 @@ class Conv2d(Module):
             text += f", padding={self.padding}"
         return text if self.bias is not None else text + ", bias=False"
 
-# %% ../../modules/08_convolutions/convolutions_dev.py #599717a6
+# %% ../../modules/08_convolutions/convolutions_dev.py #93aff37a
 class _Windows:
     """The windows of each channel of x (N, C, H, W) as the columns of `cols` (kh * kw, OH * OW * N * C):
     each channel is treated as a one-channel image."""
@@ -250,21 +250,25 @@ def avg_pool2d(x, kernel_size, stride=None):
     ### END SOLUTION
 
 
-class MaxPool2d(Module):
-    """Max over each kernel_size window of each channel, moving by stride (default: kernel_size)."""
+class _Pool2d(Module):
+    """What the pooling layers share: a window size and a stride (default: the window size), no parameters."""
 
     def __init__(self, kernel_size, stride=None):
         self.kernel_size = pair(kernel_size)
         self.stride = self.kernel_size if stride is None else pair(stride)
 
-    def forward(self, x):
-        return max_pool2d(x, self.kernel_size, self.stride)
-
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
 
-class AvgPool2d(MaxPool2d):
+class MaxPool2d(_Pool2d):
+    """Max over each kernel_size window of each channel, moving by stride (default: kernel_size)."""
+
+    def forward(self, x):
+        return max_pool2d(x, self.kernel_size, self.stride)
+
+
+class AvgPool2d(_Pool2d):
     """Mean over each kernel_size window of each channel, moving by stride (default: kernel_size)."""
 
     def forward(self, x):
