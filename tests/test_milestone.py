@@ -9,7 +9,8 @@ import pytest
 
 from conftest import ROOT, run_tito
 from tito.errors import TitoError
-from tito.milestone import CHECKPOINT_NAME, PLOT_NAME, DigitsOptions, build_mlp, run_digits, tinytorch_modules
+from tito.milestone import (CHECKPOINT_NAME, CNN_CHECKPOINT_NAME, CNN_LESSONS, CNN_PLOT_NAME, PLOT_NAME, CnnOptions,
+                            DigitsOptions, build_cnn, build_mlp, run_cnn, run_digits, tinytorch_modules)
 from tinytorch.core.training import load_checkpoint, values, write_idx
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -136,3 +137,48 @@ def test_cli_errors_are_one_line_and_exit_nonzero(tmp_path, make, words):
 def test_cli_option_mistakes_exit_2():
     result = run_tito("milestone", "digits", "--epochs", "0", cwd=ROOT)
     assert result.returncode == 2 and "--epochs must be at least 1" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_cnn_milestone_beats_95_percent_and_leaves_a_plot_and_a_loadable_checkpoint(tmp_path):
+    progress = RecordingProgress()
+    result = run_cnn(CnnOptions(epochs=3, out=tmp_path), progress)
+    assert result.test_accuracy > 0.95 and (result.train_size, result.test_size) == (1438, 359)
+    assert "CNN conv16-pool-conv32-pool-10" in progress.started[2] and progress.stopped
+    assert result.plot == tmp_path / CNN_PLOT_NAME and result.plot.read_bytes().startswith(PNG_SIGNATURE)
+
+    modules = tinytorch_modules(ROOT, CNN_LESSONS)
+    model = build_cnn(modules, (8, 8), channels=16, hidden=0, classes=10, seed=99)
+    extra = load_checkpoint(result.checkpoint, model, modules["optimizers"].Adam(model.parameters()))
+    assert result.checkpoint == tmp_path / CNN_CHECKPOINT_NAME and extra["channels"] == 16
+    x_test = (modules["training"].load_digits_dataset().x_test - extra["mean"]) / extra["scale"]
+    predicted = values(model(modules["tensor"].Tensor(x_test.reshape(-1, 1, 8, 8).astype(np.float32)))).argmax(axis=1)
+    assert 359 - result.misclassified == int((predicted == modules["training"].load_digits_dataset().y_test).sum())
+
+
+@pytest.mark.slow
+def test_the_cnn_is_reproducible_with_a_seed_and_runs_on_idx_images(tmp_path):
+    def run(seed):
+        return run_cnn(CnnOptions(epochs=1, channels=4, seed=seed, out=tmp_path / str(seed))).history
+
+    first, again, other = run(5), run(5), run(6)
+    assert first.train_loss == again.train_loss and first.train_loss != other.train_loss
+
+    labels = np.repeat(np.arange(3), 20).astype(np.uint8)
+    images = np.zeros((60, 8, 8), dtype=np.uint8)
+    for index, label in enumerate(labels):  # a bright row whose position is the label
+        images[index, 3 * label] = 200
+    write_idx(tmp_path / "train-images-idx3-ubyte", images)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", labels)
+    result = run_cnn(CnnOptions(epochs=15, channels=4, lr=0.01, batch_size=8, data=tmp_path / "train-images-idx3-ubyte",
+                                out=tmp_path / "idx"))
+    assert (result.train_size, result.test_size) == (48, 12) and result.test_accuracy == 1.0
+
+
+@pytest.mark.slow
+def test_cnn_command_line_runs_and_rejects_bad_options(tmp_path):
+    done = run_tito("milestone", "cnn", "--epochs", "1", "--channels", "4", "--out", str(tmp_path), cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "Milestone cnn" in done.stdout and "test accuracy" in done.stdout and (tmp_path / CNN_CHECKPOINT_NAME).exists()
+    bad = run_tito("milestone", "cnn", "--channels", "0", cwd=ROOT)
+    assert bad.returncode == 2 and "--channels must be at least 1" in bad.stdout + bad.stderr and "Traceback" not in bad.stderr

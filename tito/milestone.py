@@ -1,8 +1,9 @@
 """Milestones: whole-stack runs that prove the student's modules work together on real data.
 
 `digits` trains an MLP built only from tinytorch (Tensor, autograd, layers, losses, optimizers,
-training) on handwritten digits, shows a progress bar per epoch, and leaves a plot and a checkpoint.
-The work is in plain functions; `tito/commands/milestone.py` only parses options.
+training) on handwritten digits, `cnn` a small convolutional network (module 08 too); each shows a
+progress bar per epoch and leaves a plot and a checkpoint. The work is in plain functions;
+`tito/commands/milestone.py` only parses options.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, ClassVar
 
 import numpy as np
 
@@ -22,6 +24,9 @@ from .errors import TitoError
 DEFAULT_OUT = Path("runs") / "digits"
 PLOT_NAME = "digits_training.png"
 CHECKPOINT_NAME = "digits_mlp.npz"
+CNN_OUT = Path("runs") / "cnn"
+CNN_PLOT_NAME = "cnn_training.png"
+CNN_CHECKPOINT_NAME = "digits_cnn.npz"
 # The held-out 20% is the same for every --seed, so runs with different seeds are compared on the same images.
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
@@ -36,15 +41,36 @@ class DigitsOptions:
     hidden: int = 512
     data: Path | None = None  # an IDX images file or a folder of MNIST IDX files; None: scikit-learn's digits
     out: Path | None = None   # where the plot and checkpoint go; None: runs/digits in the course (or here)
+    min_hidden: ClassVar[int] = 1
 
     def check(self) -> None:
-        for name, value in [("--epochs", self.epochs), ("--batch-size", self.batch_size), ("--hidden", self.hidden)]:
-            if value < 1:
-                raise TitoError(f"{name} must be at least 1, got {value}", exit_code=2)
+        for name, value, least in [("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 1),
+                                   ("--hidden", self.hidden, self.min_hidden)]:
+            if value < least:
+                raise TitoError(f"{name} must be at least {least}, got {value}", exit_code=2)
         if not self.lr > 0:
             raise TitoError(f"--lr must be positive, got {self.lr}", exit_code=2)
         if self.seed < 0:
             raise TitoError(f"--seed must be 0 or more, got {self.seed}", exit_code=2)
+
+
+@dataclass(frozen=True)
+class CnnOptions(DigitsOptions):
+    """Two 3x3 convolutions (`channels`, then twice as many), each followed by ReLU and 2x2 max pooling,
+    then one Linear layer; `hidden` > 0 puts a hidden Linear layer of that size before it."""
+
+    epochs: int = 20
+    lr: float = 2e-3
+    batch_size: int = 32
+    hidden: int = 0
+    channels: int = 16
+
+    min_hidden: ClassVar[int] = 0
+
+    def check(self) -> None:
+        super().check()
+        if self.channels < 1:
+            raise TitoError(f"--channels must be at least 1, got {self.channels}", exit_code=2)
 
 
 @dataclass
@@ -61,14 +87,18 @@ class DigitsResult:
     train_seconds: float
 
 
-def tinytorch_modules(root: Path | None) -> dict:
+MLP_LESSONS = (("tensor", "01_tensor"), ("activations", "02_activations"), ("layers", "03_layers"),
+               ("losses", "04_losses"), ("autograd", "05_autograd"), ("optimizers", "06_optimizers"),
+               ("training", "07_training"))
+CNN_LESSONS = MLP_LESSONS + (("convolutions", "08_convolutions"),)
+
+
+def tinytorch_modules(root: Path | None, lessons: tuple = MLP_LESSONS) -> dict:
     """The course's own tinytorch modules (the package in `root` first on the path), or a TitoError saying what to export."""
     if root is not None and str(root) not in sys.path:
         sys.path.insert(0, str(root))
     modules = {}
-    for name, lesson in [("tensor", "01_tensor"), ("activations", "02_activations"), ("layers", "03_layers"),
-                         ("losses", "04_losses"), ("autograd", "05_autograd"), ("optimizers", "06_optimizers"),
-                         ("training", "07_training")]:
+    for name, lesson in lessons:
         try:
             modules[name] = importlib.import_module(f"tinytorch.core.{name}")
         except ImportError as error:
@@ -99,6 +129,46 @@ def build_mlp(modules: dict, inputs: int, hidden: int, classes: int, seed: int):
                              layers.Linear(hidden, classes, rng=rng))
 
 
+def build_cnn(modules: dict, image_shape: tuple, channels: int, hidden: int, classes: int, seed: int):
+    """conv 3x3 (channels) -> ReLU -> max pool 2 -> conv 3x3 (2 * channels) -> ReLU -> max pool 2 -> Linear,
+    with a hidden Linear layer and ReLU before the last one if `hidden` > 0. Padding 1 keeps each conv's size."""
+    layers, activations, convolutions = modules["layers"], modules["activations"], modules["convolutions"]
+    rng = np.random.default_rng(seed)
+    height, width = (size // 2 // 2 for size in image_shape)
+    features = 2 * channels * height * width
+    if features == 0:
+        raise TitoError(f"images of {image_shape[0]}x{image_shape[1]} are too small for two 2x2 poolings")
+    features_layers = [
+        convolutions.Conv2d(1, channels, 3, padding=1, rng=rng), activations.ReLU(), convolutions.MaxPool2d(2),
+        convolutions.Conv2d(channels, 2 * channels, 3, padding=1, rng=rng), activations.ReLU(), convolutions.MaxPool2d(2),
+        layers.Flatten()]
+    head = ([layers.Linear(features, hidden, rng=rng), activations.ReLU(), layers.Linear(hidden, classes, rng=rng)]
+            if hidden else [layers.Linear(features, classes, rng=rng)])
+    return layers.Sequential(*features_layers, *head)
+
+
+@dataclass(frozen=True)
+class Milestone:
+    """What differs between the milestones; `run` does the rest the same way for each."""
+
+    lessons: tuple  # (tinytorch.core module, lesson) pairs the milestone needs
+    out: Path
+    plot_name: str
+    checkpoint_name: str
+    build: Callable  # (modules, image_shape, classes, options) -> model
+    describe: Callable  # (options, image_shape, classes) -> one line about the model
+    images: bool  # True: inputs (N, 1, H, W); False: flat vectors (N, H * W)
+
+
+MLP = Milestone(MLP_LESSONS, DEFAULT_OUT, PLOT_NAME, CHECKPOINT_NAME,
+                lambda modules, shape, classes, o: build_mlp(modules, shape[0] * shape[1], o.hidden, classes, o.seed),
+                lambda o, shape, classes: f"{shape[0] * shape[1]}-{o.hidden}-{classes} MLP", images=False)
+CNN = Milestone(CNN_LESSONS, CNN_OUT, CNN_PLOT_NAME, CNN_CHECKPOINT_NAME,
+                lambda modules, shape, classes, o: build_cnn(modules, shape, o.channels, o.hidden, classes, o.seed),
+                lambda o, shape, classes: (f"CNN conv{o.channels}-pool-conv{2 * o.channels}-pool-"
+                                           + (f"{o.hidden}-" if o.hidden else "") + f"{classes}"), images=True)
+
+
 def predictions(modules: dict, model, loader) -> np.ndarray:
     """The predicted class of every example of `loader`, in order, in eval mode and without building a graph."""
     model.eval()
@@ -109,23 +179,33 @@ def predictions(modules: dict, model, loader) -> np.ndarray:
 
 
 def run_digits(options: DigitsOptions, progress=None) -> DigitsResult:
-    """Train, evaluate, plot and checkpoint. `progress` is an optional `EpochProgress`-like object."""
+    """Train the MLP, evaluate, plot and checkpoint. `progress` is an optional `EpochProgress`-like object."""
+    return run(MLP, options, progress)
+
+
+def run_cnn(options: CnnOptions, progress=None) -> DigitsResult:
+    """The same for the convolutional network of module 08."""
+    return run(CNN, options, progress)
+
+
+def run(milestone: Milestone, options: DigitsOptions, progress=None) -> DigitsResult:
     options.check()
     root = _course_root()
-    modules = tinytorch_modules(root)
+    modules = tinytorch_modules(root, milestone.lessons)
     training = modules["training"]
     dataset = load_dataset(training, options.data)
-    out = Path(options.out) if options.out is not None else (root or Path.cwd()) / DEFAULT_OUT
+    out = Path(options.out) if options.out is not None else (root or Path.cwd()) / milestone.out
     _make_folder(out)
 
     standardize = training.Standardizer(dataset.x_train)
-    x_train, x_test = standardize(dataset.x_train), standardize(dataset.x_test)
+    input_shape = (1, *dataset.image_shape) if milestone.images else (-1,)
+    x_train, x_test = (standardize(x).reshape(len(x), *input_shape) for x in (dataset.x_train, dataset.x_test))
     train_loader = training.DataLoader(x_train, dataset.y_train, batch_size=options.batch_size, shuffle=True, seed=options.seed)
     test_loader = training.DataLoader(x_test, dataset.y_test, batch_size=1024)
-    model = build_mlp(modules, x_train.shape[1], options.hidden, dataset.num_classes, options.seed)
+    model = milestone.build(modules, dataset.image_shape, dataset.num_classes, options)
     optimizer = modules["optimizers"].Adam(model.parameters(), lr=options.lr)
     trainer = training.Trainer(model, optimizer, modules["losses"].CrossEntropyLoss())
-    description = (f"{x_train.shape[1]}-{options.hidden}-{dataset.num_classes} MLP, Adam lr {options.lr:g}, "
+    description = (f"{milestone.describe(options, dataset.image_shape, dataset.num_classes)}, Adam lr {options.lr:g}, "
                    f"batch {options.batch_size}, seed {options.seed}: {len(x_train)} {dataset.name} images for "
                    f"training, {len(x_test)} held out")
 
@@ -137,14 +217,15 @@ def run_digits(options: DigitsOptions, progress=None) -> DigitsResult:
         predicted = predictions(modules, model, test_loader)
 
     wrong = np.flatnonzero(predicted != dataset.y_test)
+    architecture = {"hidden": options.hidden, **({"channels": options.channels} if milestone.images else {})}
     try:
-        checkpoint = training.save_checkpoint(out / CHECKPOINT_NAME, model, optimizer, extra={
-            "mean": standardize.mean, "scale": standardize.scale, "hidden": options.hidden,
+        checkpoint = training.save_checkpoint(out / milestone.checkpoint_name, model, optimizer, extra={
+            "mean": standardize.mean, "scale": standardize.scale, **architecture,
             "image_shape": list(dataset.image_shape), "epochs": history.epochs, "seed": options.seed,
             "dataset": dataset.name, "test_accuracy": test_accuracy})
     except OSError as error:
-        raise TitoError(f"cannot write the checkpoint {out / CHECKPOINT_NAME}: {error.strerror or error}") from None
-    plot = save_plot(out / PLOT_NAME, history, dataset.x_test[wrong], dataset.y_test[wrong], predicted[wrong],
+        raise TitoError(f"cannot write the checkpoint {out / milestone.checkpoint_name}: {error.strerror or error}") from None
+    plot = save_plot(out / milestone.plot_name, history, dataset.x_test[wrong], dataset.y_test[wrong], predicted[wrong],
                      dataset.image_shape, f"{dataset.name}: test accuracy {test_accuracy:.2%}")
     return DigitsResult(dataset.name, len(dataset.y_train), len(dataset.y_test), history, test_loss, test_accuracy,
                         len(wrong), plot, checkpoint, train_seconds)
@@ -216,14 +297,14 @@ def save_plot(path: Path, history, images: np.ndarray, labels: np.ndarray, predi
 class EpochProgress:
     """A rich progress bar per epoch, advancing per batch, showing the epoch's loss and accuracy when done."""
 
-    def __init__(self, console):
-        self.console = console
+    def __init__(self, console, milestone: str = "digits"):
+        self.console, self.milestone = console, milestone
 
     def start(self, epochs: int, batches: int, description: str) -> None:
         from rich.markup import escape
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.console.print(f"[bold]Milestone digits[/]: {escape(description)}")
+        self.console.print(f"[bold]Milestone {self.milestone}[/]: {escape(description)}")
         self.epochs, self.batches = epochs, batches
         self.progress = Progress(TextColumn("epoch {task.fields[epoch]:>3}/{task.fields[epochs]}"), BarColumn(),
                                  MofNCompleteColumn(), TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(),
