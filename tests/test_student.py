@@ -294,6 +294,78 @@ def test_submit_names_each_mistake_in_one_line(course, made, tmp_path):
     assert not (tmp_path / "submitted").exists()
 
 
+@pytest.mark.slow
+def test_submit_hands_in_only_the_workspaces_own_student_and_follows_no_link(course, made, tmp_path):
+    workspace = copy_workspace(made[0], tmp_path / "mine")
+    submitted = course / "course" / "submitted"
+    other = run_tito("student", "submit", "01", "--student", "mallory", cwd=workspace)
+    assert other.returncode == 2 and "this workspace is alice's" in one_line(other) and "--instructor" in one_line(other)
+    assert not (submitted / "mallory").exists()
+    staff = run_tito("student", "submit", "01", "--student", "mallory", "--instructor", cwd=workspace)
+    assert staff.returncode == 0 and (submitted / "mallory" / "01_tensor" / "tensor.ipynb").is_file(), staff.stdout
+
+    # A link planted in the course folder (here: bob's folder pointing at alice's) is never written through.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (submitted / "bob").symlink_to(outside)
+    linked = run_tito("student", "submit", "01", "--student", "bob", "--instructor", cwd=workspace)
+    assert linked.returncode == 2 and "is a symbolic link" in one_line(linked) and not any(outside.iterdir())
+    (submitted / "bob").unlink()
+    mine = submitted / STUDENT / "01_tensor" / "tensor.ipynb"
+    run_tito("student", "submit", "01", cwd=workspace)
+    target = tmp_path / "target.ipynb"
+    target.write_text("keep")
+    mine.unlink()
+    mine.symlink_to(target)
+    again = run_tito("student", "submit", "01", cwd=workspace)
+    assert again.returncode == 2 and "is a symbolic link" in one_line(again) and target.read_text() == "keep"
+    mine.unlink()
+
+    # A notebook that is a link (to any file the student can read) or not a regular file is refused.
+    notebook = workspace / "modules" / "01_tensor" / "tensor.ipynb"
+    notebook.unlink()
+    notebook.symlink_to(made[0] / "modules" / "01_tensor" / "tensor.ipynb")
+    assert "is a symbolic link" in one_line(run_tito("student", "submit", "01", cwd=workspace))
+    notebook.unlink()
+    os.mkfifo(notebook)
+    refused = run_tito("student", "submit", "01", cwd=workspace)
+    assert refused.returncode == 2 and "is not a regular file" in one_line(refused)
+    assert not mine.exists() and not list(mine.parent.glob(".*partial"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_complete_restores_the_package_and_records_nothing_complete(course, made, tmp_path, signal_name):
+    import signal
+    import time
+
+    workspace = copy_workspace(made[0], tmp_path / "interrupted")
+    write_solutions(workspace, "01_tensor", course)
+    started = tmp_path / "package-tests-started"
+    (workspace / "tests" / "test_tensor_wait.py").write_text(
+        f"import pathlib, time\n\ndef test_waits():\n    pathlib.Path({str(started)!r}).touch()\n    time.sleep(600)\n")
+    package = workspace / "tinytorch" / "core" / "tensor.py"
+    before = package.read_bytes()
+    from conftest import TITO, _plain_env
+
+    tito = subprocess.Popen([sys.executable, "-c", TITO, "module", "complete", "01_tensor"], cwd=workspace,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_plain_env())
+    try:
+        while not started.exists() and tito.poll() is None:
+            time.sleep(0.2)
+        assert started.exists(), tito.communicate()[0]
+        assert package.read_bytes() != before  # exported, the package tests running
+        tito.send_signal(getattr(signal, signal_name))
+        output = tito.communicate(timeout=120)[0]
+    finally:
+        tito.kill()
+    assert tito.returncode == 130 and "interrupted: 01_tensor is not complete, the package is as it was" in " ".join(
+        output.split()), output
+    assert package.read_bytes() == before
+    status = one_line(run_tito("status", cwd=workspace))
+    assert "written: run `tito module complete 01_tensor`" in status  # written, not complete
+
+
 # ------------------------------------------------------------------------------------------ the parts
 
 def test_stubs_are_found_and_named_by_their_function():

@@ -81,9 +81,9 @@ def tinytorch_modules(root: Path | None) -> dict:
 def load_dataset(training, data: Path | None):
     """scikit-learn's digits, or images and labels from IDX files; user mistakes become one-line TitoErrors."""
     try:
-        if data is None:
-            return training.load_digits_dataset(TEST_FRACTION, SPLIT_SEED)
-        return training.load_idx_dataset(data, TEST_FRACTION, SPLIT_SEED)
+        if data is not None:
+            return training.load_idx_dataset(data, TEST_FRACTION, SPLIT_SEED)
+        return training.load_digits_dataset(TEST_FRACTION, SPLIT_SEED)
     except FileNotFoundError as error:
         raise TitoError(str(error)) from None
     except training.IDXError as error:
@@ -112,6 +112,7 @@ def run_digits(options: DigitsOptions, progress=None) -> DigitsResult:
     """Train, evaluate, plot and checkpoint. `progress` is an optional `EpochProgress`-like object."""
     options.check()
     root = _course_root()
+    _require_finished(root)
     modules = tinytorch_modules(root)
     training = modules["training"]
     dataset = load_dataset(training, options.data)
@@ -224,10 +225,13 @@ class EpochProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.console.print(f"[bold]Milestone digits[/]: {escape(description)}")
+        self.console.print("[dim]each epoch: train loss and accuracy, then the held-out test loss and accuracy[/]")
         self.epochs, self.batches = epochs, batches
-        self.progress = Progress(TextColumn("epoch {task.fields[epoch]:>3}/{task.fields[epochs]}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(),
-                                 console=self.console)
+        # Fixed, short columns: an epoch's line fits an 80-column terminal whole (a wide bar would push the
+        # metrics out, and rich would cut them).
+        self.progress = Progress(TextColumn("epoch {task.fields[epoch]:>3}/{task.fields[epochs]}"),
+                                 BarColumn(bar_width=10), MofNCompleteColumn(), TextColumn("{task.fields[metrics]}"),
+                                 TimeElapsedColumn(), console=self.console)
         self.progress.start()
         self.task = self._add(1)
 
@@ -238,15 +242,31 @@ class EpochProgress:
         self.progress.update(self.task, advance=1, metrics=f"loss {loss:.4f}")
 
     def epoch_end(self, epoch: int, history) -> None:
-        metrics = f"loss {history.train_loss[-1]:.4f}  acc {history.train_accuracy[-1]:6.2%}"
+        metrics = f"train {history.train_loss[-1]:.4f} {history.train_accuracy[-1]:6.2%}"
         if history.val_accuracy:
-            metrics += f"  test loss {history.val_loss[-1]:.4f}  test acc {history.val_accuracy[-1]:6.2%}"
+            metrics += f"  test {history.val_loss[-1]:.4f} {history.val_accuracy[-1]:6.2%}"
         self.progress.update(self.task, completed=self.batches, metrics=metrics)
         if epoch < self.epochs:
             self.task = self._add(epoch + 1)
 
     def stop(self) -> None:
         self.progress.stop()
+
+
+def _require_finished(root: Path | None) -> None:
+    """In a student workspace, the milestone runs on the student's modules: each must be complete first."""
+    from .course import load_course
+    from .workspace import is_workspace, package_stubs
+
+    if root is None or not is_workspace(course := load_course(root)):
+        return
+    for module in course.modules:
+        stubs = package_stubs(course, module)
+        if stubs is None or stubs:
+            left = "not exported yet" if stubs is None else f"{len(stubs)} part{'s' * (len(stubs) != 1)} left, first: " \
+                                                            f"{stubs[0].describe()}"
+            raise TitoError(f"the milestone runs on your own modules, and {module.name} is not complete ({left}): "
+                            f"finish it, then run `tito module complete {module.name}`", 2)
 
 
 def _course_root() -> Path | None:
