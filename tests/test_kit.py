@@ -125,9 +125,9 @@ def test_a_student_installs_the_kit_completes_01_submits_and_gets_full_marks(cou
     assert write_solutions(clone, "01_tensor", course) > 0
     done = student("tito", "module", "complete", "01_tensor", cwd=clone / "modules")
     assert done.returncode == 0 and "01_tensor is complete" in done.stdout, done.stdout + done.stderr
-    used = student("python", "-c", "from tinytorch.core.tensor import Tensor; print((Tensor([1, 2]) + 1).data)",
+    used = student("python", "-c", "from tinytorch.core.tensor import Tensor; print((Tensor([1, 2]) + 1).data.tolist())",
                    cwd=tmp_path)
-    assert used.returncode == 0 and used.stdout.split() == ["[2", "3]"], used.stdout + used.stderr
+    assert used.returncode == 0 and used.stdout.strip() == "[2.0, 3.0]", used.stdout + used.stderr
 
     handed_in = student("tito", "student", "submit", "01_tensor", "--student", STUDENT, "--course",
                         str(course / "course"), cwd=clone)

@@ -42,6 +42,7 @@ def test_a_short_run_learns_and_leaves_a_plot_and_a_loadable_checkpoint(tmp_path
     assert progress.started[:2] == (3, 23) and "64-64-10 MLP" in progress.started[2]
     assert progress.batches == 3 * 23 and [epoch for epoch, _ in progress.epochs] == [1, 2, 3] and progress.stopped
     assert result.plot == tmp_path / PLOT_NAME and result.plot.read_bytes().startswith(PNG_SIGNATURE)
+    assert not result.replaced and (result.checkpoint.stat().st_mode & 0o777) == (result.plot.stat().st_mode & 0o777)
 
     modules = tinytorch_modules(ROOT)
     model = build_mlp(modules, 64, 64, 10, seed=123)
@@ -58,6 +59,7 @@ def test_the_same_seed_gives_the_same_run_and_another_seed_another(tmp_path):
         return run_digits(DigitsOptions(epochs=2, hidden=32, seed=seed, out=tmp_path / str(seed))).history
 
     first, again, other = run(5), run(5), run(6)
+    assert run_digits(DigitsOptions(epochs=1, hidden=8, seed=5, out=tmp_path / "5")).replaced  # an earlier run there
     assert first.train_loss == again.train_loss and first.val_accuracy == again.val_accuracy
     assert first.train_loss != other.train_loss
 

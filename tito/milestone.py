@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class DigitsResult:
     plot: Path
     checkpoint: Path
     train_seconds: float
+    replaced: bool  # an earlier run's plot or checkpoint was overwritten
 
 
 def tinytorch_modules(root: Path | None) -> dict:
@@ -138,17 +140,27 @@ def run_digits(options: DigitsOptions, progress=None) -> DigitsResult:
         predicted = predictions(modules, model, test_loader)
 
     wrong = np.flatnonzero(predicted != dataset.y_test)
+    replaced = (out / CHECKPOINT_NAME).exists() or (out / PLOT_NAME).exists()
     try:
         checkpoint = training.save_checkpoint(out / CHECKPOINT_NAME, model, optimizer, extra={
             "mean": standardize.mean, "scale": standardize.scale, "hidden": options.hidden,
             "image_shape": list(dataset.image_shape), "epochs": history.epochs, "seed": options.seed,
             "dataset": dataset.name, "test_accuracy": test_accuracy})
+        _ordinary_permissions(checkpoint)
     except OSError as error:
         raise TitoError(f"cannot write the checkpoint {out / CHECKPOINT_NAME}: {error.strerror or error}") from None
     plot = save_plot(out / PLOT_NAME, history, dataset.x_test[wrong], dataset.y_test[wrong], predicted[wrong],
                      dataset.image_shape, f"{dataset.name}: test accuracy {test_accuracy:.2%}")
     return DigitsResult(dataset.name, len(dataset.y_train), len(dataset.y_test), history, test_loss, test_accuracy,
-                        len(wrong), plot, checkpoint, train_seconds)
+                        len(wrong), plot, checkpoint, train_seconds, replaced)
+
+
+def _ordinary_permissions(path: Path) -> None:
+    """The checkpoint is written atomically through a private temporary file (mode 0600); give it the mode any
+    new file gets (0644 with the usual umask), so that others can read it as they read the plot."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _fit(trainer, train_loader, test_loader, epochs: int, progress, description: str):

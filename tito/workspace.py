@@ -696,6 +696,9 @@ def lab_command(course: Course, module: Module | None, port: int | None, browser
         command.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers and CI machines run as root; JupyterLab refuses it otherwise
+    # nbgrader's formgrader is the instructor's (run in the course folder, docs/instructor.md); here it would only
+    # warn, twice, that it finds no nbgrader_config.py.
+    command.append("--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=False")
     if module is not None:
         command.append(str(module.source.relative_to(course.root)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(course.root), os.environ.get("PYTHONPATH")])))

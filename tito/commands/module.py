@@ -29,7 +29,8 @@ def register(commands) -> None:
 
 def _chosen(course: Course, args) -> list[Module]:
     if not args.modules and not args.all:
-        raise TitoError("name a module (e.g. `tito module test 01_tensor`) or pass --all", exit_code=2)
+        raise TitoError(f"name a module (e.g. `tito module {args.action} {course.modules[0].name}`) or pass --all",
+                        exit_code=2)
     return course.select(None if args.all else args.modules)
 
 
@@ -40,8 +41,18 @@ def run_test(args) -> int:
 
 def run_complete(args) -> int:
     course = load_course()
-    for module in _chosen(course, args):
-        complete_module(course, module)
+    chosen, done = _chosen(course, args), []
+    for module in chosen:
+        try:
+            complete_module(course, module)
+        except TitoError as error:
+            if done:  # say what did get completed before the failure
+                raise TitoError(f"{error} ({len(done)} of {len(chosen)} modules completed before it: "
+                                f"{', '.join(done)})", error.exit_code) from None
+            raise
+        done.append(module.name)
+    if len(chosen) > 1:
+        console.print(f"[green]all {len(done)} modules complete[/]: {escape(', '.join(done))}")
     return 0
 
 
