@@ -557,7 +557,8 @@ def submit(workspace: Course, module: Module, course_dir: Path | None = None, st
     """Copy the module's notebook, byte for byte, to <course_dir>/submitted/<student>/<module>/<short>.ipynb.
 
     Only the workspace's own student hands in (another id needs `instructor`); the first submission of a
-    workspace that records no student records the id it used. No symbolic link is followed, on either side.
+    workspace that records no student or course folder (a kit) records the ones it used. No symbolic link is
+    followed, on either side.
     """
     from .grading import STUDENT_ID
 
@@ -581,8 +582,8 @@ def submit(workspace: Course, module: Module, course_dir: Path | None = None, st
     folder = _submission_folder(course_dir, settings, module)
     destination, replaced = _write_without_links(folder, ["submitted", student, module.name, module.student_notebook.name],
                                                  data)
-    if not recorded:
-        _record_student(workspace, student)
+    remembered = {"course_dir": str(folder)} | ({} if instructor else {"student": student})
+    _fill_in_settings(workspace, remembered)  # where empty (a kit): the next submit needs neither option
     return Submitted(module.student_notebook, destination, student, replaced, results.load(workspace).get(module.name))
 
 
@@ -630,12 +631,13 @@ def _write_without_links(root: Path, parts: list[str], data: bytes) -> tuple[Pat
     return destination, replaced
 
 
-def _record_student(workspace: Course, student: str) -> None:
+def _fill_in_settings(workspace: Course, values: dict[str, str]) -> None:
+    """Write each value on its `key =` line of settings.ini where that line is empty (a kit's), keeping the rest."""
     path = workspace.root / SETTINGS
-    text, count = re.subn(r"^student[ \t]*=[ \t]*$", f"student = {student}", path.read_text(encoding="utf-8"),
-                          count=1, flags=re.MULTILINE)
-    if count:
-        path.write_text(text, encoding="utf-8")
+    text = path.read_text(encoding="utf-8")
+    for key, value in values.items():
+        text = re.sub(rf"^{key}[ \t]*=[ \t]*$", lambda _: f"{key} = {value}", text, count=1, flags=re.MULTILINE)
+    path.write_text(text, encoding="utf-8")
 
 
 def _submission_folder(course_dir: Path | None, settings: dict[str, str], module: Module) -> Path:
