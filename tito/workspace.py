@@ -418,7 +418,7 @@ def _write_settings(course: Course, root: Path, modules: list[Module], origin: t
     listed = "".join(f"\n    {module.name}" for module in modules)
     course_root, release_dir, course_dir = origin or ("", "", "")
     text = f"""\
-# A tinytorch student workspace, made by `tito student init` on {datetime.now():%Y-%m-%d %H:%M}.
+# A tinytorch student workspace (or kit), made by tito on {datetime.now():%Y-%m-%d %H:%M}.
 # tito reads this file: run tito anywhere in this folder. Your modules are modules/<name>/<short name>.ipynb.
 
 [course]
