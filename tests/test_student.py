@@ -94,6 +94,19 @@ def test_init_releases_then_makes_a_workspace_of_release_notebooks_stubs_and_tes
 
 
 @pytest.mark.slow
+def test_init_reuses_releases_that_are_up_to_date_and_releases_a_changed_lesson_again(course, made, tmp_path):
+    again = run_tito("student", "init", str(tmp_path / "again"), cwd=course)
+    assert again.returncode == 0 and "releasing" not in again.stdout, again.stdout
+    edited = copy_workspace(course, tmp_path / "edited-course")  # a course whose module 05 changed since its release
+    lesson = edited / "modules" / "05_autograd" / "autograd_dev.py"
+    lesson.write_text(lesson.read_text().replace("# %% [markdown]\n", "# %% [markdown]\n# A new first line.\n#\n", 1))
+    changed = run_tito("student", "init", str(tmp_path / "changed"), cwd=edited)
+    assert changed.returncode == 0, changed.stdout
+    assert "releasing 05_autograd" in changed.stdout and "releasing 01_tensor" not in changed.stdout
+    assert "A new first line." in (tmp_path / "changed" / "modules" / "05_autograd" / "autograd.ipynb").read_text()
+
+
+@pytest.mark.slow
 def test_the_workspace_package_is_the_stubs_and_each_names_its_module_and_cell(made):
     workspace = made[0]
     script = textwrap.dedent("""

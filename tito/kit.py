@@ -124,8 +124,9 @@ include = ["tinytorch*", "tito*"]
 def _commit(root: Path, message: str) -> str:
     """Make `root` a git repository with one commit of everything in it; the commit's id."""
     identity = ["-c", "user.name=tito", "-c", "user.email=tito@localhost"]
-    for command in (["init", "--quiet", "--initial-branch=main"], ["add", "--all"],
-                    [*identity, "commit", "--quiet", "--no-verify", "-m", message]):
+    steps = {"init": ["init", "--quiet", "--initial-branch=main"], "add": ["add", "--all"],
+             "commit": [*identity, "commit", "--quiet", "--no-verify", "-m", message]}
+    for step, command in steps.items():
         try:
             subprocess.run(["git", *command], cwd=root, check=True, capture_output=True, text=True)
         except FileNotFoundError:
@@ -133,7 +134,7 @@ def _commit(root: Path, message: str) -> str:
                             2) from None
         except subprocess.CalledProcessError as error:
             said = (error.stderr or error.stdout).strip().splitlines()
-            raise TitoError(f"`git {command[len(identity) if 'commit' in command else 0]}` failed in the kit: "
-                            f"{said[-1] if said else f'exit {error.returncode}'}") from None
+            raise TitoError(f"`git {step}` failed in the kit: {said[-1] if said else f'exit {error.returncode}'}") \
+                from None
     return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, check=True, capture_output=True,
                           text=True).stdout.strip()

@@ -36,6 +36,9 @@ def update_workspace(workspace: Course, source: str | None = None,
     require_workspace(workspace, "tito student update")
     with tempfile.TemporaryDirectory(prefix="tito-update-") as scratch:
         newer = _newer_workspace(workspace, source, Path(scratch), say)
+        if newer.course_id != workspace.course_id:
+            raise TitoError(f"{source or newer.root} is the course '{newer.course_id}', this workspace is "
+                            f"'{workspace.course_id}': nothing was added", 2)
         have = {module.name for module in workspace.modules}
         added = [module for module in newer.modules if module.name not in have]
         files = []

@@ -54,6 +54,8 @@ def _in_course_repository(handler):
 def run_kit(args) -> int:
     course = load_course()
     kit = build_kit(course, args.out, say=lambda text: console.print(f"  {escape(text)}"))
+    if kit.released:
+        console.print(f"released first (missing or older than the lesson): {', '.join(kit.released)}")
     console.print(f"kit: {_count(kit.modules, 'module')} ({', '.join(kit.modules)}), {_count(kit.files, 'file')}, "
                   f"no solution line in any of them")
     console.print(f"[green]ready[/]: {escape(str(kit.root))} is a git repository (commit {kit.commit[:10]}): push "
