@@ -57,7 +57,8 @@ COMMANDS = """\
 | `tito module test 05_autograd` | run your notebook in a fresh kernel and report each unit test |
 | `tito module complete 05_autograd` | test, then export your `#| export` cells into `tinytorch/` and run the package tests |
 | `tito status` | your progress, module by module |
-| `tito student submit 05_autograd` | hand a notebook in for grading |
+| `tito student submit 05_autograd` | hand a notebook in for grading (a kit's first time: add `--course PATH --student ID`) |
+| `tito student update` | add the modules released since (a kit: `--from` the newer kit); changes none of your files |
 
 Work through the modules in order: module 05 runs on the `Tensor` you wrote in module 01.
 """
