@@ -111,7 +111,7 @@ def test_default_milestone_reaches_97_percent(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     accuracy = float(re.search(r"test accuracy: ([\d.]+)%", result.stdout).group(1))
     assert accuracy >= 97.0, result.stdout
-    assert "epoch  15/15" in result.stdout and re.search(r"loss \d\.\d{4}\s+acc", result.stdout)
+    assert "epoch  15/15" in result.stdout and re.search(r"train \d\.\d{4} +\d+\.\d\d%  test \d\.\d{4} ", result.stdout)
     assert (tmp_path / PLOT_NAME).read_bytes().startswith(PNG_SIGNATURE) and (tmp_path / CHECKPOINT_NAME).exists()
 
 
