@@ -73,7 +73,7 @@ def test_a_solution_line_in_the_course_tool_stops_the_kit_and_nothing_is_written
 
 
 def test_instructor_commands_refuse_to_run_in_a_kit(kit):
-    for args in (["nbgrader", "release", "01"], ["nbgrader", "kit", "elsewhere"], ["nbgrader", "report"], ["export"]):
+    for args in (["nbgrader", "release", "01"], ["nbgrader", "kit", "elsewhere"], ["nbgrader", "report"]):
         result = run_tito(*args, cwd=kit / "modules")
         text = " ".join(result.stdout.split())
         assert result.returncode == 2 and "is a student workspace" in text, (args, text)
@@ -108,6 +108,13 @@ def test_a_student_installs_the_kit_completes_01_submits_and_gets_full_marks(cou
     for folder in (tmp_path, clone / "modules" / "01_tensor"):
         found = student("python", "-c", where, cwd=folder)
         assert found.stdout.split() == [str(clone / "tinytorch" / "__init__.py"), str(clone / "tito" / "__init__.py")], found
+
+    # A Jupyter kernel of the environment, started in a lesson's folder as a bare `jupyter lab` starts it, too.
+    kernel = ("import nbclient, nbformat; notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("
+              "'import tinytorch; print(tinytorch.__file__)')]); nbclient.NotebookClient(notebook, kernel_name='python3', "
+              "resources={'metadata': {'path': '.'}}).execute(); print(notebook.cells[0].outputs[0].text)")
+    found = student("python", "-c", kernel, cwd=clone / "modules" / "01_tensor")
+    assert found.stdout.split() == [str(clone / "tinytorch" / "__init__.py")], found
 
     # No solution line in the clone nor in what pip installed for it.
     secrets = {}

@@ -210,6 +210,14 @@ def test_completing_05_before_01_says_01_comes_first_and_changes_nothing(course,
 
 
 @pytest.mark.slow
+def test_the_milestone_in_an_unfinished_workspace_names_the_first_module_to_finish_in_one_line(fresh):
+    result = run_tito("milestone", "digits", cwd=fresh / "modules", columns=80)
+    assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
+    assert result.stdout.startswith("error:") and len(result.stdout.strip().splitlines()) == 1, result.stdout
+    assert "01_tensor is not complete" in result.stdout and "`tito module complete 01_tensor`" in result.stdout
+
+
+@pytest.mark.slow
 def test_status_shows_the_students_progress(fresh, finished):
     before = one_line(run_tito("status", cwd=fresh))
     assert "your work" in before and "10 parts to write (next: Tensor.__init__() in cell 'tensor-class')" in before
