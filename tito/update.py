@@ -39,14 +39,14 @@ def update_workspace(workspace: Course, source: str | None = None,
         if newer.course_id != workspace.course_id:
             raise TitoError(f"{source or newer.root} is the course '{newer.course_id}', this workspace is "
                             f"'{workspace.course_id}': nothing was added", 2)
-        have = {module.name for module in workspace.modules}
+        have = [module.name for module in workspace.modules]
         added = [module for module in newer.modules if module.name not in have]
         files = []
         for module in added:
             files += _copy_missing(newer.root, workspace.root, module.directory.relative_to(newer.root))
-            files += _copy_missing(newer.root, workspace.root, module.package_file(newer.root).relative_to(newer.root))
+        # The new modules' stub files and tests (and a new subpackage's __init__.py); the student's stay as they are.
+        files += _copy_missing(newer.root, workspace.root, Path("tinytorch"))
         files += _copy_missing(newer.root, workspace.root, Path("tests"))
-        files += _copy_missing(newer.root, workspace.root, Path("tinytorch"))  # e.g. a new subpackage's __init__.py
         if added:  # the newer course's order; a module it no longer has stays, last
             names = [module.name for module in newer.modules]
             _list_modules(workspace, names + [name for name in have if name not in names])
