@@ -102,7 +102,11 @@ def complete_module(course: Course, module: Module) -> None:
             console.print(f"[bold]Running the package tests of {module.name}...[/]")
             passed = run_package_tests(course, [module]) == 0
     except KeyboardInterrupt:
-        restore(previous)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # a second Ctrl+C waits
+        try:
+            restore(previous)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         raise TitoError(f"interrupted: {module.name} is not complete, the package is as it was", 130) from None
     if not passed:
         restore(previous)
