@@ -296,7 +296,7 @@ def init_workspace(course: Course, target: Path, release_dir: Path | None = None
     released: list[str] = []
     if release_dir is None:
         release_dir = folder.root / "release"
-        released = _release_missing(course, release_dir, say)
+        released = _release_stale(course, release_dir, say)
     release_dir = absolute_path(release_dir)
     notebooks = _release_notebooks(course, release_dir, settings.delimiters)
     for module in (module for module in course.modules if module.name in notebooks):
@@ -345,7 +345,7 @@ def absolute_path(path: Path) -> Path:
     return Path(os.path.abspath(path.expanduser()))
 
 
-def _release_missing(course: Course, release_dir: Path, say: Callable[[str], None]) -> list[str]:
+def _release_stale(course: Course, release_dir: Path, say: Callable[[str], None]) -> list[str]:
     """Release (with nbgrader) every module of the course whose release is missing or older than its lesson;
     the names released. A release that is up to date is reused: releasing runs every solution in a kernel."""
     from .grading import release
