@@ -30,15 +30,20 @@ def course_copy(tmp_path) -> Path:
     return copy_course(tmp_path / "course-copy")
 
 
-def run_tito(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run the real `tito` command line in a subprocess, as a user would."""
-    return subprocess.run([sys.executable, "-m", "tito.main", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=_plain_env())
+# The tito of this checkout, whichever copy of the course is installed; its kernels and children see no trace
+# of it (PYTHONPATH stays unset), as for a user.
+TITO = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tito.main import main; sys.exit(main())"
 
 
-def _plain_env() -> dict:
+def run_tito(*args: str, cwd: Path, timeout: int = 600, columns: int = 200) -> subprocess.CompletedProcess:
+    """Run the real `tito` command line in a subprocess, as a user would, in a terminal `columns` wide."""
+    return subprocess.run([sys.executable, "-c", TITO, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=_plain_env(columns))
+
+
+def _plain_env(columns: int = 200) -> dict:
     import os
 
-    env = dict(os.environ, COLUMNS="200", NO_COLOR="1")
+    env = dict(os.environ, COLUMNS=str(columns), NO_COLOR="1")
     env.pop("PYTHONPATH", None)
     return env

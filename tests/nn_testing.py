@@ -18,7 +18,7 @@ needs_autograd = pytest.mark.skipif(Variable is None, reason="needs module 05 (t
 
 
 def import_torch():
-    return pytest.importorskip("torch", reason="PyTorch comparisons need torch installed (CI installs it)")
+    return pytest.importorskip("torch", reason="PyTorch comparisons need PyTorch: `pip install torch==2.13.0`")
 
 
 def leaf(array) -> "Variable":

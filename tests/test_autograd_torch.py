@@ -14,7 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 from tinytorch.core.autograd import Variable, log_softmax, no_grad
 
-torch = pytest.importorskip("torch", reason="PyTorch is the oracle here; install it with `pip install torch==2.13.0`")
+torch = pytest.importorskip("torch", reason="PyTorch comparisons need PyTorch: `pip install torch==2.13.0`")
 
 FEW = settings(max_examples=30, deadline=None)
 PAIRS = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=1, max_side=4)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_tito
+from conftest import TITO, run_tito
 from student_helpers import MODULES, small_course, write_solutions
 
 pytestmark = pytest.mark.slow
@@ -80,7 +80,7 @@ def jupyterlab(workspace: Path, scratch: Path, module: str):
     (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')  # and do not ask
     log = open(scratch / "jupyterlab.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "tito.main", "lab", module, "--no-browser", "--port", str(port), "--",
+        [sys.executable, "-c", TITO, "lab", module, "--no-browser", "--port", str(port), "--",
          f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0"],
         cwd=workspace, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -20,6 +20,14 @@ def test_unknown_module_is_one_clear_line_and_exit_2(args):
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def test_version_and_a_missing_module_name_suggest_the_command_asked_for():
+    version = run_tito("--version", cwd=ROOT)
+    assert version.returncode == 0 and version.stdout.startswith("tito 0.")
+    for action in ("test", "complete"):
+        result = run_tito("module", action, cwd=ROOT)
+        assert result.returncode == 2 and f"name a module (e.g. `tito module {action} 01_tensor`)" in result.stdout
+
+
 def test_outside_a_course_says_so(tmp_path):
     result = run_tito("status", cwd=tmp_path)
     assert result.returncode == 2 and "no settings.ini" in result.stdout
@@ -29,7 +37,7 @@ def test_outside_a_course_says_so(tmp_path):
 def test_status_accepts_every_module_spelling_and_lists_modules(name, course_copy):
     assert run_tito("export", name, cwd=course_copy).returncode == 0
     status = run_tito("status", cwd=course_copy)
-    assert status.returncode == 0 and "01_tensor" in status.stdout and "tinytorch/core/tensor.py" in status.stdout
+    assert status.returncode == 0 and "01_tensor" in status.stdout and "core/tensor.py" in status.stdout
 
 
 def test_export_twice_changes_nothing(course_copy):
@@ -83,3 +91,14 @@ def test_complete_undoes_the_export_when_package_tests_fail(course_copy):
     result = run_tito("module", "complete", "tensor", cwd=course_copy)
     assert result.returncode == 1 and "export was undone" in result.stdout
     assert package.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_quiet_pytest_keeps_its_summary_and_complete_all_sums_up(tmp_path):
+    from student_helpers import small_course
+
+    course = small_course(tmp_path / "course", ["01_tensor", "02_activations"])
+    quiet = run_tito("test", "--module", "01", "--", "-q", cwd=course)
+    assert quiet.returncode == 0 and " passed in " in quiet.stdout, quiet.stdout
+    done = run_tito("module", "complete", "--all", cwd=course)
+    assert done.returncode == 0 and "all 2 modules complete: 01_tensor, 02_activations" in done.stdout, done.stdout

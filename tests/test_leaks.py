@@ -9,7 +9,7 @@ ANSWER = {"nbgrader": {"solution": True, "grade": True, "grade_id": "answer", "p
 
 def lesson() -> nbformat.NotebookNode:
     return nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    y = x + 1\n    return y * 2\n    return self\n    else:\n"
+        nbformat.v4.new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    y = x + 1\n    return y * 2\n    return self\n    else:\n    if y:\n        raise\n"
                                   "    total = 0\n    ### END SOLUTION\n", metadata=SOLUTION),
         nbformat.v4.new_code_cell("total = 0\nassert f(1) == 2\n### BEGIN HIDDEN TESTS\nassert f(2) == 3\n### END HIDDEN TESTS"),
         nbformat.v4.new_markdown_cell("A model answer.\nIt has two lines.", metadata=ANSWER),
@@ -18,7 +18,7 @@ def lesson() -> nbformat.NotebookNode:
 
 def test_secret_lines_are_solutions_hidden_tests_and_answers_minus_given_and_trivial_lines():
     secrets = secret_lines(lesson(), "01_x")
-    # `else:` and `return self` say nothing; `total = 0` is given code elsewhere, so it cannot leak anything.
+    # `else:`, `return self`, `if y:` and `raise` say nothing; `total = 0` is given code elsewhere, so it cannot leak anything.
     assert set(secrets) == {"y = x + 1", "return y * 2", "assert f(2) == 3", "A model answer.", "It has two lines."}
     assert secrets["y = x + 1"] == "01_x cell f-cell" and secrets["A model answer."] == "01_x cell answer"
 

@@ -43,6 +43,7 @@ def test_a_short_run_learns_and_leaves_a_plot_and_a_loadable_checkpoint(tmp_path
     assert progress.started[:2] == (3, 23) and "64-64-10 MLP" in progress.started[2]
     assert progress.batches == 3 * 23 and [epoch for epoch, _ in progress.epochs] == [1, 2, 3] and progress.stopped
     assert result.plot == tmp_path / PLOT_NAME and result.plot.read_bytes().startswith(PNG_SIGNATURE)
+    assert not result.replaced and (result.checkpoint.stat().st_mode & 0o777) == (result.plot.stat().st_mode & 0o777)
 
     modules = tinytorch_modules(ROOT)
     model = build_mlp(modules, 64, 64, 10, seed=123)
@@ -59,6 +60,7 @@ def test_the_same_seed_gives_the_same_run_and_another_seed_another(tmp_path):
         return run_digits(DigitsOptions(epochs=2, hidden=32, seed=seed, out=tmp_path / str(seed))).history
 
     first, again, other = run(5), run(5), run(6)
+    assert run_digits(DigitsOptions(epochs=1, hidden=8, seed=5, out=tmp_path / "5")).replaced  # an earlier run there
     assert first.train_loss == again.train_loss and first.val_accuracy == again.val_accuracy
     assert first.train_loss != other.train_loss
 
@@ -110,7 +112,7 @@ def test_default_milestone_reaches_97_percent(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     accuracy = float(re.search(r"test accuracy: ([\d.]+)%", result.stdout).group(1))
     assert accuracy >= 97.0, result.stdout
-    assert "epoch  15/15" in result.stdout and re.search(r"loss \d\.\d{4}\s+acc", result.stdout)
+    assert "epoch  15/15" in result.stdout and re.search(r"train \d\.\d{4} +\d+\.\d\d%  test \d\.\d{4} ", result.stdout)
     assert (tmp_path / PLOT_NAME).read_bytes().startswith(PNG_SIGNATURE) and (tmp_path / CHECKPOINT_NAME).exists()
 
 

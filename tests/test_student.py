@@ -94,6 +94,19 @@ def test_init_releases_then_makes_a_workspace_of_release_notebooks_stubs_and_tes
 
 
 @pytest.mark.slow
+def test_init_reuses_releases_that_are_up_to_date_and_releases_a_changed_lesson_again(course, made, tmp_path):
+    again = run_tito("student", "init", str(tmp_path / "again"), cwd=course)
+    assert again.returncode == 0 and "releasing" not in again.stdout, again.stdout
+    edited = copy_workspace(course, tmp_path / "edited-course")  # a course whose module 05 changed since its release
+    lesson = edited / "modules" / "05_autograd" / "autograd_dev.py"
+    lesson.write_text(lesson.read_text().replace("# %% [markdown]\n", "# %% [markdown]\n# A new first line.\n#\n", 1))
+    changed = run_tito("student", "init", str(tmp_path / "changed"), cwd=edited)
+    assert changed.returncode == 0, changed.stdout
+    assert "releasing 05_autograd" in changed.stdout and "releasing 01_tensor" not in changed.stdout
+    assert "A new first line." in (tmp_path / "changed" / "modules" / "05_autograd" / "autograd.ipynb").read_text()
+
+
+@pytest.mark.slow
 def test_the_workspace_package_is_the_stubs_and_each_names_its_module_and_cell(made):
     workspace = made[0]
     script = textwrap.dedent("""
@@ -197,6 +210,14 @@ def test_completing_05_before_01_says_01_comes_first_and_changes_nothing(course,
 
 
 @pytest.mark.slow
+def test_the_milestone_in_an_unfinished_workspace_names_the_first_module_to_finish_in_one_line(fresh):
+    result = run_tito("milestone", "digits", cwd=fresh / "modules", columns=80)
+    assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
+    assert result.stdout.startswith("error:") and len(result.stdout.strip().splitlines()) == 1, result.stdout
+    assert "01_tensor is not complete" in result.stdout and "`tito module complete 01_tensor`" in result.stdout
+
+
+@pytest.mark.slow
 def test_status_shows_the_students_progress(fresh, finished):
     before = one_line(run_tito("status", cwd=fresh))
     assert "your work" in before and "10 parts to write (next: Tensor.__init__() in cell 'tensor-class')" in before
@@ -292,6 +313,78 @@ def test_submit_names_each_mistake_in_one_line(course, made, tmp_path):
         assert result.returncode == 2 and expected in one_line(result), (args, result.stdout)
         assert "Traceback" not in result.stdout + result.stderr
     assert not (tmp_path / "submitted").exists()
+
+
+@pytest.mark.slow
+def test_submit_hands_in_only_the_workspaces_own_student_and_follows_no_link(course, made, tmp_path):
+    workspace = copy_workspace(made[0], tmp_path / "mine")
+    submitted = course / "course" / "submitted"
+    other = run_tito("student", "submit", "01", "--student", "mallory", cwd=workspace)
+    assert other.returncode == 2 and "this workspace is alice's" in one_line(other) and "--instructor" in one_line(other)
+    assert not (submitted / "mallory").exists()
+    staff = run_tito("student", "submit", "01", "--student", "mallory", "--instructor", cwd=workspace)
+    assert staff.returncode == 0 and (submitted / "mallory" / "01_tensor" / "tensor.ipynb").is_file(), staff.stdout
+
+    # A link planted in the course folder (here: bob's folder pointing at alice's) is never written through.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (submitted / "bob").symlink_to(outside)
+    linked = run_tito("student", "submit", "01", "--student", "bob", "--instructor", cwd=workspace)
+    assert linked.returncode == 2 and "is a symbolic link" in one_line(linked) and not any(outside.iterdir())
+    (submitted / "bob").unlink()
+    mine = submitted / STUDENT / "01_tensor" / "tensor.ipynb"
+    run_tito("student", "submit", "01", cwd=workspace)
+    target = tmp_path / "target.ipynb"
+    target.write_text("keep")
+    mine.unlink()
+    mine.symlink_to(target)
+    again = run_tito("student", "submit", "01", cwd=workspace)
+    assert again.returncode == 2 and "is a symbolic link" in one_line(again) and target.read_text() == "keep"
+    mine.unlink()
+
+    # A notebook that is a link (to any file the student can read) or not a regular file is refused.
+    notebook = workspace / "modules" / "01_tensor" / "tensor.ipynb"
+    notebook.unlink()
+    notebook.symlink_to(made[0] / "modules" / "01_tensor" / "tensor.ipynb")
+    assert "is a symbolic link" in one_line(run_tito("student", "submit", "01", cwd=workspace))
+    notebook.unlink()
+    os.mkfifo(notebook)
+    refused = run_tito("student", "submit", "01", cwd=workspace)
+    assert refused.returncode == 2 and "is not a regular file" in one_line(refused)
+    assert not mine.exists() and not list(mine.parent.glob(".*partial"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_complete_restores_the_package_and_records_nothing_complete(course, made, tmp_path, signal_name):
+    import signal
+    import time
+
+    workspace = copy_workspace(made[0], tmp_path / "interrupted")
+    write_solutions(workspace, "01_tensor", course)
+    started = tmp_path / "package-tests-started"
+    (workspace / "tests" / "test_tensor_wait.py").write_text(
+        f"import pathlib, time\n\ndef test_waits():\n    pathlib.Path({str(started)!r}).touch()\n    time.sleep(600)\n")
+    package = workspace / "tinytorch" / "core" / "tensor.py"
+    before = package.read_bytes()
+    from conftest import TITO, _plain_env
+
+    tito = subprocess.Popen([sys.executable, "-c", TITO, "module", "complete", "01_tensor"], cwd=workspace,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_plain_env())
+    try:
+        while not started.exists() and tito.poll() is None:
+            time.sleep(0.2)
+        assert started.exists(), tito.communicate()[0]
+        assert package.read_bytes() != before  # exported, the package tests running
+        tito.send_signal(getattr(signal, signal_name))
+        output = tito.communicate(timeout=120)[0]
+    finally:
+        tito.kill()
+    assert tito.returncode == 130 and "interrupted: 01_tensor is not complete, the package is as it was" in " ".join(
+        output.split()), output
+    assert package.read_bytes() == before
+    status = one_line(run_tito("status", cwd=workspace))
+    assert "written: run `tito module complete 01_tensor`" in status  # written, not complete
 
 
 # ------------------------------------------------------------------------------------------ the parts

@@ -315,7 +315,7 @@ def test_without_patience_training_runs_every_epoch_and_keeps_the_last_weights()
 
 
 def test_one_epoch_matches_pytorch():
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="PyTorch comparisons need PyTorch: `pip install torch==2.13.0`")
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((50, 6)).astype(np.float32), rng.integers(0, 3, 50)
     model = mlp(hidden=8)

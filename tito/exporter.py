@@ -53,9 +53,14 @@ def render(course: Course, modules: list[Module]) -> dict[Path, str]:
     return rendered
 
 
+def snapshot(paths) -> dict[Path, str | None]:
+    """What is at each path now (None: nothing), for `restore`."""
+    return {path: path.read_text(encoding="utf-8") if path.exists() else None for path in paths}
+
+
 def install(files: dict[Path, str]) -> dict[Path, str | None]:
     """Write the generated files (each atomically) and return what was there before, for `restore`."""
-    previous = {path: path.read_text(encoding="utf-8") if path.exists() else None for path in files}
+    previous = snapshot(files)
     for path, text in files.items():
         _write_atomically(path, text)
     return previous

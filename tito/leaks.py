@@ -8,7 +8,8 @@ given to students: `course/release/` here, a student workspace elsewhere.
 Matching is exact, on stripped lines, with two exclusions, each because the line then tells a student
 nothing: lines the source also shows outside every secret region (given code that happens to repeat a
 solution line), and lines that are the same in every program: punctuation and bare keywords (`else:`,
-`)`, `pass`), or one statement keyword with one bare name (`return self`, `except ValueError:`).
+`)`, `pass`, `raise`), or one statement keyword with one bare name (`return self`, `except ValueError:`,
+`if done:`).
 """
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ from pathlib import Path
 
 import nbformat
 
-# Lines the same in every program, so they reveal nothing: punctuation and bare keywords (`else:`, `)`),
-# or a statement keyword with one bare name and nothing else (`return self`, `except ValueError:`).
-_TRIVIAL = re.compile(r"[\W_]*(?:\b(?:else|try|finally|pass|return|break|continue|None|True|False)\b[\W_]*)*"
-                      r"|(?:return|raise|except|yield)\s+[\w.]+:?")
+# Lines the same in every program, so they reveal nothing: punctuation and bare keywords (`else:`, `)`, `raise`),
+# or a statement keyword with one bare name and nothing else (`return self`, `except ValueError:`, `if done:`).
+_TRIVIAL = re.compile(r"[\W_]*(?:\b(?:else|try|finally|pass|return|raise|break|continue|None|True|False)\b[\W_]*)*"
+                      r"|(?:return|raise|except|yield|if|elif|while)\s+[\w.]+:?")
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,21 @@ def build_parser() -> argparse.ArgumentParser:
     from . import commands as command_groups
 
     parser = argparse.ArgumentParser(prog="tito", description="The tinytorch course tool. Arguments after `--` go to pytest.")
+    parser.add_argument("--version", action="version", version=f"tito {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in sorted(info.name for info in iter_modules(command_groups.__path__)):
         import_module(f"{command_groups.__name__}.{group}").register(commands)
     return parser
+
+
+def _version() -> str:
+    """The installed course's version (tito ships with the tinytorch distribution, a kit's included)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tinytorch")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:

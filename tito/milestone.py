@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ class DigitsResult:
     plot: Path
     checkpoint: Path
     train_seconds: float
+    replaced: bool  # an earlier run's plot or checkpoint was overwritten
 
 
 MLP_LESSONS = (("tensor", "01_tensor"), ("activations", "02_activations"), ("layers", "03_layers"),
@@ -111,9 +113,9 @@ def tinytorch_modules(root: Path | None, lessons: tuple = MLP_LESSONS) -> dict:
 def load_dataset(training, data: Path | None):
     """scikit-learn's digits, or images and labels from IDX files; user mistakes become one-line TitoErrors."""
     try:
-        if data is None:
-            return training.load_digits_dataset(TEST_FRACTION, SPLIT_SEED)
-        return training.load_idx_dataset(data, TEST_FRACTION, SPLIT_SEED)
+        if data is not None:
+            return training.load_idx_dataset(data, TEST_FRACTION, SPLIT_SEED)
+        return training.load_digits_dataset(TEST_FRACTION, SPLIT_SEED)
     except FileNotFoundError as error:
         raise TitoError(str(error)) from None
     except training.IDXError as error:
@@ -191,6 +193,7 @@ def run_cnn(options: CnnOptions, progress=None) -> DigitsResult:
 def run(milestone: Milestone, options: DigitsOptions, progress=None) -> DigitsResult:
     options.check()
     root = _course_root()
+    _require_finished(root, [lesson for _, lesson in milestone.lessons])
     modules = tinytorch_modules(root, milestone.lessons)
     training = modules["training"]
     dataset = load_dataset(training, options.data)
@@ -218,17 +221,27 @@ def run(milestone: Milestone, options: DigitsOptions, progress=None) -> DigitsRe
 
     wrong = np.flatnonzero(predicted != dataset.y_test)
     architecture = {"hidden": options.hidden, **({"channels": options.channels} if milestone.images else {})}
+    replaced = (out / milestone.checkpoint_name).exists() or (out / milestone.plot_name).exists()
     try:
         checkpoint = training.save_checkpoint(out / milestone.checkpoint_name, model, optimizer, extra={
             "mean": standardize.mean, "scale": standardize.scale, **architecture,
             "image_shape": list(dataset.image_shape), "epochs": history.epochs, "seed": options.seed,
             "dataset": dataset.name, "test_accuracy": test_accuracy})
+        _ordinary_permissions(checkpoint)
     except OSError as error:
         raise TitoError(f"cannot write the checkpoint {out / milestone.checkpoint_name}: {error.strerror or error}") from None
     plot = save_plot(out / milestone.plot_name, history, dataset.x_test[wrong], dataset.y_test[wrong], predicted[wrong],
                      dataset.image_shape, f"{dataset.name}: test accuracy {test_accuracy:.2%}")
     return DigitsResult(dataset.name, len(dataset.y_train), len(dataset.y_test), history, test_loss, test_accuracy,
-                        len(wrong), plot, checkpoint, train_seconds)
+                        len(wrong), plot, checkpoint, train_seconds, replaced)
+
+
+def _ordinary_permissions(path: Path) -> None:
+    """The checkpoint is written atomically through a private temporary file (mode 0600); give it the mode any
+    new file gets (0644 with the usual umask), so that others can read it as they read the plot."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _fit(trainer, train_loader, test_loader, epochs: int, progress, description: str):
@@ -305,10 +318,13 @@ class EpochProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.console.print(f"[bold]Milestone {self.milestone}[/]: {escape(description)}")
+        self.console.print("[dim]each epoch: train loss and accuracy, then the held-out test loss and accuracy[/]")
         self.epochs, self.batches = epochs, batches
-        self.progress = Progress(TextColumn("epoch {task.fields[epoch]:>3}/{task.fields[epochs]}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(),
-                                 console=self.console)
+        # Fixed, short columns: an epoch's line fits an 80-column terminal whole (a wide bar would push the
+        # metrics out, and rich would cut them).
+        self.progress = Progress(TextColumn("epoch {task.fields[epoch]:>3}/{task.fields[epochs]}"),
+                                 BarColumn(bar_width=10), MofNCompleteColumn(), TextColumn("{task.fields[metrics]}"),
+                                 TimeElapsedColumn(), console=self.console)
         self.progress.start()
         self.task = self._add(1)
 
@@ -319,15 +335,34 @@ class EpochProgress:
         self.progress.update(self.task, advance=1, metrics=f"loss {loss:.4f}")
 
     def epoch_end(self, epoch: int, history) -> None:
-        metrics = f"loss {history.train_loss[-1]:.4f}  acc {history.train_accuracy[-1]:6.2%}"
+        metrics = f"train {history.train_loss[-1]:.4f} {history.train_accuracy[-1]:6.2%}"
         if history.val_accuracy:
-            metrics += f"  test loss {history.val_loss[-1]:.4f}  test acc {history.val_accuracy[-1]:6.2%}"
+            metrics += f"  test {history.val_loss[-1]:.4f} {history.val_accuracy[-1]:6.2%}"
         self.progress.update(self.task, completed=self.batches, metrics=metrics)
         if epoch < self.epochs:
             self.task = self._add(epoch + 1)
 
     def stop(self) -> None:
         self.progress.stop()
+
+
+def _require_finished(root: Path | None, lessons: list[str]) -> None:
+    """In a student workspace, the milestone runs on the student's modules: each of `lessons`, and every module
+    before them, must be complete first."""
+    from .course import load_course
+    from .workspace import is_workspace, package_stubs
+
+    if root is None or not is_workspace(course := load_course(root)):
+        return
+    names = [module.name for module in course.modules]
+    last = max((names.index(lesson) for lesson in lessons if lesson in names), default=len(names) - 1)
+    for module in course.modules[:last + 1]:
+        stubs = package_stubs(course, module)
+        if stubs is None or stubs:
+            left = "not exported yet" if stubs is None else f"{len(stubs)} part{'s' * (len(stubs) != 1)} left, first: " \
+                                                            f"{stubs[0].describe()}"
+            raise TitoError(f"the milestone runs on your own modules, and {module.name} is not complete ({left}): "
+                            f"finish it, then run `tito module complete {module.name}`", 2)
 
 
 def _course_root() -> Path | None:

@@ -1,6 +1,8 @@
 """Reading a module as a notebook, and running it in a real Jupyter kernel."""
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -16,8 +18,22 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     """A notebook from a percent-format `.py` file or an `.ipynb`, with cell ids that depend only on content.
 
     Stable ids matter because nbdev writes them into the generated package: random ids would change
-    `tinytorch/` on every export.
+    `tinytorch/` on every export. A command reads a lesson many times (its prerequisites, its secret lines,
+    its export) and parsing is slow, so each file is parsed once per version; callers get their own copy.
     """
+    try:
+        version = path.stat()
+    except OSError:
+        return _parse(path)  # the one-line error for a missing or unreadable file
+    return copy.deepcopy(_parse_once(path, version.st_mtime_ns, version.st_size))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_once(path: Path, mtime_ns: int, size: int) -> nbformat.NotebookNode:
+    return _parse(path)
+
+
+def _parse(path: Path) -> nbformat.NotebookNode:
     try:
         if path.suffix == ".py":
             import jupytext

@@ -30,6 +30,8 @@ def run_package_tests(course: Course, modules: list[Module], pytest_args: list[s
     files = [str(path) for module in modules for path in package_test_files(course, module)]
     if not files:
         return 0
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files, *pytest_args]
+    # -q unless the caller chose a verbosity: a second -q would drop pytest's summary line.
+    quiet = [] if any(arg.startswith(("-q", "-v", "--quiet", "--verbose")) for arg in pytest_args) else ["-q"]
+    command = [sys.executable, "-m", "pytest", *quiet, "-p", "no:cacheprovider", *files, *pytest_args]
     code = subprocess.run(command, cwd=course.root).returncode
     return 0 if code == NO_TESTS_COLLECTED else code

@@ -8,7 +8,7 @@ console = Console(highlight=False)
 def table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
     result = Table(title=title, title_justify="left")
     for column in columns:
-        result.add_column(column)
+        result.add_column(column, overflow="fold")  # in a narrow terminal a long path wraps instead of being cut
     for row in rows:
         result.add_row(*row)
     return result

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,21 +49,26 @@ IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "
 
 GITIGNORE = "__pycache__/\n.ipynb_checkpoints/\n.hypothesis/\n.tito/\n"
 
-README = """\
-# My tinytorch
-
-A tinytorch workspace: you write the code, `tito` checks it and builds it into your own `tinytorch` package.
-
+# What a student runs, in a workspace's README and a kit's.
+COMMANDS = """\
 | command (run it in this folder) | what it does |
 |---|---|
 | `tito lab` (or `tito notebook 05`) | open JupyterLab here, with this folder's `tinytorch` on the path |
 | `tito module test 05_autograd` | run your notebook in a fresh kernel and report each unit test |
 | `tito module complete 05_autograd` | test, then export your `#| export` cells into `tinytorch/` and run the package tests |
 | `tito status` | your progress, module by module |
-| `tito student submit 05_autograd` | hand a notebook in for grading |
+| `tito student submit 05_autograd` | hand a notebook in for grading (a kit's first time: add `--course PATH --student ID`) |
+| `tito student update` | add the modules released since (a kit: `--from` the newer kit); changes none of your files |
 
 Work through the modules in order: module 05 runs on the `Tensor` you wrote in module 01.
 """
+
+README = """\
+# My tinytorch
+
+A tinytorch workspace: you write the code, `tito` checks it and builds it into your own `tinytorch` package.
+
+""" + COMMANDS
 
 
 # ------------------------------------------------------------------------------------------------ stubs
@@ -241,6 +247,13 @@ def workspace_settings(course: Course) -> dict[str, str]:
     return dict(parser[SECTION]) if parser.has_section(SECTION) else {}
 
 
+def require_course_repository(course: Course, command: str) -> None:
+    """Instructor commands work on the course's lessons and reference package, which a workspace does not have."""
+    if is_workspace(course):
+        raise TitoError(f"{course.root} is a student workspace, not the course repository: `{command}` is an "
+                        f"instructor's command (run it in the course repository)", 2)
+
+
 def require_workspace(course: Course, command: str) -> None:
     if not is_workspace(course):
         raise TitoError(f"{course.root} is the course repository, not a student workspace: make one with "
@@ -260,15 +273,19 @@ class Made:
 
 
 def init_workspace(course: Course, target: Path, release_dir: Path | None = None, student: str | None = None,
-                   say: Callable[[str], None] = lambda text: None) -> Made:
-    """Make a student workspace in `target` (absent or empty) from the release notebooks; all or nothing."""
+                   say: Callable[[str], None] = lambda text: None, record_origin: bool = True) -> Made:
+    """Make a student workspace in `target` (absent or empty) from the release notebooks; all or nothing.
+
+    The workspace records where it came from (the course, its release and course folders) so that `tito
+    student submit` and `tito student update` find them; a kit, made to be copied to other machines, does not.
+    """
     from .coursefolder import course_folder, grading_settings
     from .grading import STUDENT_ID
 
     if is_workspace(course):
         raise TitoError(f"{course.root} is already a student workspace: run `tito student init` in the course "
                         f"repository", 2)
-    target = _absolute(target)
+    target = absolute_path(target)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         kind = "folder" if target.is_dir() else "file"
         raise TitoError(f"{target} is a {kind} that is not empty: choose a new folder for the workspace", 2)
@@ -279,8 +296,8 @@ def init_workspace(course: Course, target: Path, release_dir: Path | None = None
     released: list[str] = []
     if release_dir is None:
         release_dir = folder.root / "release"
-        released = _release_missing(course, release_dir, say)
-    release_dir = _absolute(release_dir)
+        released = _release_stale(course, release_dir, say)
+    release_dir = absolute_path(release_dir)
     notebooks = _release_notebooks(course, release_dir, settings.delimiters)
     for module in (module for module in course.modules if module.name in notebooks):
         missing = [other.name for other in prerequisites(course, module) if other.name not in notebooks]
@@ -300,13 +317,14 @@ def init_workspace(course: Course, target: Path, release_dir: Path | None = None
             path = scratch / "modules" / module.name / f"{module.short}.ipynb"
             path.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(notebook, path)
-        _write_settings(course, scratch, modules, release_dir, folder.root, student)
+        origin = (course.root, release_dir, folder.root) if record_origin else None
+        _write_settings(course, scratch, modules, origin, student)
         _write_pyproject(course, scratch)
         (scratch / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
         (scratch / "README.md").write_text(README, encoding="utf-8")
         _package_skeleton(course, scratch)
         workspace = load_course(scratch)
-        say(f"exporting the stubs of {len(modules)} modules into tinytorch/ ...")
+        say(f"exporting the stubs of {len(modules)} module{'s' * (len(modules) != 1)} into tinytorch/ ...")
         _export(workspace)
         tests = _copy_tests(course, scratch, modules)
         say("checking that no solution line is in the workspace ...")
@@ -322,29 +340,42 @@ def init_workspace(course: Course, target: Path, release_dir: Path | None = None
     return Made(target, made, stubs, tests, released, checked)
 
 
-def _absolute(path: Path) -> Path:
+def absolute_path(path: Path) -> Path:
     """An absolute path as a person would write it: `~` expanded, `..` folded (symbolic links kept)."""
     return Path(os.path.abspath(path.expanduser()))
 
 
-def _release_missing(course: Course, release_dir: Path, say: Callable[[str], None]) -> list[str]:
-    """Release (with nbgrader) every module of the course that has no release yet; the names released."""
+def _release_stale(course: Course, release_dir: Path, say: Callable[[str], None]) -> list[str]:
+    """Release (with nbgrader) every module of the course whose release is missing or older than its lesson;
+    the names released. A release that is up to date is reused: releasing runs every solution in a kernel."""
     from .grading import release
 
-    missing = [module for module in course.modules if not (release_dir / module.name / f"{module.short}.ipynb").exists()]
-    for module in missing:
+    stale = [module for module in course.modules if not release_is_current(course, module, release_dir)]
+    for module in stale:
         if not module.dev_file.exists():
             raise TitoError(f"{module.name} has no release in {release_dir} and no {module.dev_file.name} to make one "
                             f"from: run `tito nbgrader release {module.name}` in the course repository", 2)
-    for module in missing:
+    for module in stale:
         say(f"releasing {module.name} (nbgrader: runs the solution, makes the student version, checks it) ...")
         release(course, module)
-    for module in course.modules:
-        source = course.course_dir / "source" / module.name / f"{module.short}.ipynb"
-        if module.dev_file.exists() and source.exists() and module.dev_file.stat().st_mtime > source.stat().st_mtime:
-            say(f"note: {module.dev_file.relative_to(course.root)} changed after its release: "
-                f"`tito nbgrader release {module.name}` would refresh it")
-    return [module.name for module in missing]
+    return [module.name for module in stale]
+
+
+def release_is_current(course: Course, module: Module, release_dir: Path) -> bool:
+    """Whether the module's release exists and was made from the lesson as it is now (its source notebook in
+    the course folder holds the same cells as the lesson)."""
+    from .coursefolder import course_folder, source_notebook
+
+    source = course_folder(course).source(module)
+    if not (release_dir / module.name / f"{module.short}.ipynb").exists() or not source.exists():
+        return False
+    if not module.dev_file.exists():
+        return True  # nothing to compare with: the release is all there is
+    return _cells(nbformat.read(source, as_version=4)) == _cells(source_notebook(module))
+
+
+def _cells(notebook: nbformat.NotebookNode) -> list[tuple[str, str, dict]]:
+    return [(cell.cell_type, cell.source, dict(cell.metadata.get("nbgrader", {}))) for cell in notebook.cells]
 
 
 def _release_notebooks(course: Course, release_dir: Path, delimiters: Delimiters) -> dict[str, Path]:
@@ -382,11 +413,13 @@ def _strip_pairing(notebook: nbformat.NotebookNode) -> None:
             cell.metadata.pop(key, None)
 
 
-def _write_settings(course: Course, root: Path, modules: list[Module], release_dir: Path, course_dir: Path,
+def _write_settings(course: Course, root: Path, modules: list[Module], origin: tuple[Path, Path, Path] | None,
                     student: str | None) -> None:
+    """settings.ini of a workspace; `origin` is (course repository, release folder, course folder), or None."""
     listed = "".join(f"\n    {module.name}" for module in modules)
+    course_root, release_dir, course_dir = origin or ("", "", "")
     text = f"""\
-# A tinytorch student workspace, made by `tito student init` on {datetime.now():%Y-%m-%d %H:%M}.
+# A tinytorch student workspace (or kit), made by tito on {datetime.now():%Y-%m-%d %H:%M}.
 # tito reads this file: run tito anywhere in this folder. Your modules are modules/<name>/<short name>.ipynb.
 
 [course]
@@ -400,7 +433,7 @@ timeout = {course.timeout}
 
 [{SECTION}]
 # Where the release came from, and where `tito student submit` hands work in (an nbgrader course folder).
-course = {course.root}
+course = {course_root}
 release = {release_dir}
 course_dir = {course_dir}
 # Your student id for `tito student submit` (empty: your login name).
@@ -410,7 +443,13 @@ student = {student or ''}
 
 
 def _write_pyproject(course: Course, root: Path) -> None:
-    """pytest's settings for the package tests (the course's markers); tito itself reads only settings.ini."""
+    (root / "pyproject.toml").write_text(
+        "# pytest's settings for the package tests of this tinytorch workspace (tito reads settings.ini).\n"
+        + pytest_settings(course), encoding="utf-8")
+
+
+def pytest_settings(course: Course) -> str:
+    """pytest's settings for the package tests: the course's markers (tito itself reads only settings.ini)."""
     import tomllib
 
     try:
@@ -419,9 +458,7 @@ def _write_pyproject(course: Course, root: Path) -> None:
     except (OSError, KeyError, ValueError):
         markers = []
     listed = "".join(f"\n    {json.dumps(marker)}," for marker in markers)
-    (root / "pyproject.toml").write_text(
-        "# pytest's settings for the package tests of this tinytorch workspace (tito reads settings.ini).\n"
-        f"[tool.pytest.ini_options]\ntestpaths = [\"tests\"]\nmarkers = [{listed}\n]\n", encoding="utf-8")
+    return f"[tool.pytest.ini_options]\ntestpaths = [\"tests\"]\nmarkers = [{listed}\n]\n"
 
 
 def _package_skeleton(course: Course, root: Path) -> None:
@@ -516,30 +553,92 @@ class Submitted:
     last_test: dict | None
 
 
-def submit(workspace: Course, module: Module, course_dir: Path | None = None, student: str | None = None) -> Submitted:
-    """Copy the module's notebook, byte for byte, to <course_dir>/submitted/<student>/<module>/<short>.ipynb."""
-    from .coursefolder import write_atomically
+def submit(workspace: Course, module: Module, course_dir: Path | None = None, student: str | None = None,
+           instructor: bool = False) -> Submitted:
+    """Copy the module's notebook, byte for byte, to <course_dir>/submitted/<student>/<module>/<short>.ipynb.
+
+    Only the workspace's own student hands in (another id needs `instructor`); the first submission of a
+    workspace that records no student or course folder (a kit) records the ones it used. No symbolic link is
+    followed, on either side.
+    """
     from .grading import STUDENT_ID
 
     require_workspace(workspace, f"tito student submit {module.name}")
     settings = workspace_settings(workspace)
-    notebook = module.student_notebook
-    if not notebook.exists():
-        raise TitoError(f"no notebook to submit: {notebook} does not exist", 2)
+    shown = module.student_notebook.relative_to(workspace.root)
+    data = _read_regular_file(module.student_notebook, shown)
     try:
-        nbformat.read(notebook, as_version=4)
+        nbformat.reads(data.decode("utf-8"), as_version=4)
     except Exception as error:  # nbformat raises many kinds for a broken file
-        raise TitoError(f"{notebook.relative_to(workspace.root)} is not a readable notebook "
-                        f"({type(error).__name__}): fix it before submitting", 2) from None
-    student = student or settings.get("student") or getpass.getuser()
+        raise TitoError(f"{shown} is not a readable notebook ({type(error).__name__}): fix it before submitting",
+                        2) from None
+    recorded = settings.get("student", "")
+    student = student or recorded or getpass.getuser()
     if not STUDENT_ID.fullmatch(student):
         raise TitoError(f"'{student}' is not usable as a student id: use letters, digits, '.', '_', '-' or '@' "
                         f"(--student ID)", 2)
+    if recorded and student != recorded and not instructor:
+        raise TitoError(f"this workspace is {recorded}'s, so it hands in only {recorded}'s work: `--student "
+                        f"{student}` is for grading staff, with --instructor", 2)
     folder = _submission_folder(course_dir, settings, module)
-    destination = folder / "submitted" / student / module.name / notebook.name
+    destination, replaced = _write_without_links(folder, ["submitted", student, module.name, module.student_notebook.name],
+                                                 data)
+    remembered = {"course_dir": str(folder)} | ({} if instructor else {"student": student})
+    _fill_in_settings(workspace, remembered)  # where empty (a kit): the next submit needs neither option
+    return Submitted(module.student_notebook, destination, student, replaced, results.load(workspace).get(module.name))
+
+
+def _read_regular_file(path: Path, shown: Path) -> bytes:
+    """The bytes of a regular file, refusing a symbolic link (it could hand in any file the student can read)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO must not block
+    except FileNotFoundError:
+        raise TitoError(f"no notebook to submit: {shown} does not exist", 2) from None
+    except OSError:
+        if path.is_symlink():
+            raise TitoError(f"{shown} is a symbolic link: submit the notebook itself (copy it in place of the link)",
+                            2) from None
+        raise
+    with os.fdopen(descriptor, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise TitoError(f"{shown} is not a regular file: submit the notebook itself", 2)
+        return file.read()
+
+
+def _write_without_links(root: Path, parts: list[str], data: bytes) -> tuple[Path, bool]:
+    """Write `data` to root/parts[0]/.../parts[-1], making missing folders, through no symbolic link (a planted
+    link would make tito write elsewhere, e.g. over another student's work); whether a file was replaced."""
+    folder = root
+    for part in parts[:-1]:
+        folder = folder / part
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise TitoError(f"{folder} is a symbolic link or not a folder: nothing was submitted (ask your "
+                            f"instructor to remove it)", 2)
+        folder.mkdir(exist_ok=True)
+    destination = folder / parts[-1]
+    if destination.is_symlink() or (destination.exists() and not destination.is_file()):
+        raise TitoError(f"{destination} is a symbolic link or not a file: nothing was submitted (ask your instructor "
+                        f"to remove it)", 2)
     replaced = destination.exists()
-    write_atomically(destination, notebook.read_bytes())
-    return Submitted(notebook, destination, student, replaced, results.load(workspace).get(module.name))
+    descriptor, scratch = tempfile.mkstemp(prefix=f".{parts[-1]}.", suffix=".partial", dir=folder)  # new: no link
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        os.chmod(scratch, 0o644)
+        os.replace(scratch, destination)  # replaces a name, never writes through one
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise
+    return destination, replaced
+
+
+def _fill_in_settings(workspace: Course, values: dict[str, str]) -> None:
+    """Write each value on its `key =` line of settings.ini where that line is empty (a kit's), keeping the rest."""
+    path = workspace.root / SETTINGS
+    text = path.read_text(encoding="utf-8")
+    for key, value in values.items():
+        text = re.sub(rf"^{key}[ \t]*=[ \t]*$", lambda _: f"{key} = {value}", text, count=1, flags=re.MULTILINE)
+    path.write_text(text, encoding="utf-8")
 
 
 def _submission_folder(course_dir: Path | None, settings: dict[str, str], module: Module) -> Path:
@@ -550,7 +649,7 @@ def _submission_folder(course_dir: Path | None, settings: dict[str, str], module
             raise TitoError("this workspace does not know where to submit: pass --course PATH (the course folder "
                             "holding release/ and submitted/)", 2)
         course_dir = Path(settings["course_dir"])
-    course_dir = _absolute(course_dir)
+    course_dir = absolute_path(course_dir)
     if (course_dir / SETTINGS).is_file() and not (course_dir / "release").is_dir():
         course_dir = load_course(course_dir).course_dir  # a course repository: its nbgrader folder
     if not course_dir.is_dir():
@@ -600,6 +699,9 @@ def lab_command(course: Course, module: Module | None, port: int | None, browser
         command.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers and CI machines run as root; JupyterLab refuses it otherwise
+    # nbgrader's formgrader is the instructor's (run in the course folder, docs/instructor.md); here it would only
+    # warn, twice, that it finds no nbgrader_config.py.
+    command.append("--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=False")
     if module is not None:
         command.append(str(module.source.relative_to(course.root)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(course.root), os.environ.get("PYTHONPATH")])))

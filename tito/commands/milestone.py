@@ -63,6 +63,9 @@ def run(args) -> int:
                   f"({time.perf_counter() - start:.1f} s with loading, evaluating, plotting and saving)")
     console.print(f"[bold]test accuracy: {result.test_accuracy:.2%}[/] on {result.test_size} held-out images "
                   f"({result.misclassified} misclassified), test loss {result.test_loss:.4f}")
+    if result.replaced:
+        console.print(f"[yellow]note[/]: replaced the earlier run in {escape(str(result.plot.parent))} "
+                      f"(--out FOLDER keeps runs apart)")
     console.print(f"plot: {escape(str(result.plot))}")
     console.print(f"checkpoint: {escape(str(result.checkpoint))}")
     return 0

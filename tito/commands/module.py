@@ -1,11 +1,14 @@
 """`tito module test|complete MODULE`: run a lesson's own tests; export it only when they pass."""
 from __future__ import annotations
 
+import contextlib
+import signal
+
 from rich.markup import escape
 
 from ..course import Course, Module, load_course
 from ..errors import TitoError
-from ..exporter import install, render, restore
+from ..exporter import install, render, restore, snapshot
 from ..testing import run_module_tests, run_package_tests
 from ..ui import console, mark, table
 from ..workspace import prerequisite_problem
@@ -26,7 +29,8 @@ def register(commands) -> None:
 
 def _chosen(course: Course, args) -> list[Module]:
     if not args.modules and not args.all:
-        raise TitoError("name a module (e.g. `tito module test 01_tensor`) or pass --all", exit_code=2)
+        raise TitoError(f"name a module (e.g. `tito module {args.action} {course.modules[0].name}`) or pass --all",
+                        exit_code=2)
     return course.select(None if args.all else args.modules)
 
 
@@ -37,9 +41,31 @@ def run_test(args) -> int:
 
 def run_complete(args) -> int:
     course = load_course()
-    for module in _chosen(course, args):
-        complete_module(course, module)
+    chosen, done = _chosen(course, args), []
+    for module in chosen:
+        try:
+            complete_module(course, module)
+        except TitoError as error:
+            if done:  # say what did get completed before the failure
+                raise TitoError(f"{error} ({len(done)} of {len(chosen)} modules completed before it: "
+                                f"{', '.join(done)})", error.exit_code) from None
+            raise
+        done.append(module.name)
+    if len(chosen) > 1:
+        console.print(f"[green]all {len(done)} modules complete[/]: {escape(', '.join(done))}")
     return 0
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM (a closed terminal, a killed job) raises KeyboardInterrupt like Ctrl+C, so the export is undone."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def test_module(course: Course, module: Module) -> bool:
@@ -49,13 +75,14 @@ def test_module(course: Course, module: Module) -> bool:
     if unfinished:
         console.print(f"[yellow]note[/]: {escape(unfinished)}; until then its tests fail where they use it")
     outcome = run_module_tests(course, module)
-    rows = [[escape(result.name), mark(result.passed), escape(result.message)] for result in outcome]
+    rows = [[escape(result.name) + ("" if result.is_test else " [dim](a cell, not a test)[/]"), mark(result.passed),
+             escape(result.message)] for result in outcome]
     console.print(table(f"{module.name}: unit tests", ["test", "result", "message"], rows))
     failed = [result.name for result in outcome if not result.passed]
     if failed:
         console.print(f"[red]{len(failed)} failed[/]: {escape(', '.join(failed))}")
     else:
-        console.print(f"[green]all {len(outcome)} tests passed[/]")
+        console.print(f"[green]all {sum(result.is_test for result in outcome)} tests passed[/]")
     return not failed
 
 
@@ -67,10 +94,21 @@ def complete_module(course: Course, module: Module) -> None:
     if not test_module(course, module):
         raise TitoError(f"{module.name} is not complete: fix the failing tests above; the package was not changed")
     files = render(course, [module])
-    previous = install(files)
-    console.print(f"exported {module.name} -> {', '.join(str(path.relative_to(course.root)) for path in files)}")
-    console.print(f"[bold]Running the package tests of {module.name}...[/]")
-    if run_package_tests(course, [module]) != 0:
+    previous = snapshot(files)  # taken first: an interrupt may come in the middle of `install`
+    try:
+        with terminate_as_interrupt():
+            install(files)
+            console.print(f"exported {module.name} -> {', '.join(str(path.relative_to(course.root)) for path in files)}")
+            console.print(f"[bold]Running the package tests of {module.name}...[/]")
+            passed = run_package_tests(course, [module]) == 0
+    except KeyboardInterrupt:
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # a second Ctrl+C waits
+        try:
+            restore(previous)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        raise TitoError(f"interrupted: {module.name} is not complete, the package is as it was", 130) from None
+    if not passed:
         restore(previous)
         raise TitoError(f"the package tests of {module.name} failed: the export was undone, the package is unchanged")
     console.print(f"[green]{module.name} is complete[/]: import it with `from tinytorch.{module.package_module} import ...`")

@@ -1,4 +1,4 @@
-"""`tito nbgrader generate|release|autograde|feedback|report`: the instructor's workflow (see docs/instructor.md)."""
+"""`tito nbgrader generate|release|autograde|feedback|report|kit`: the instructor's workflow (see docs/instructor.md)."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +15,8 @@ from ..coursefolder import course_folder, graded_cells
 from ..grading import autograde, autograded_students, feedback, generate, release, require_release, submissions
 from ..scores import collect_scores, points, write_csv
 from ..ui import console, table
+from ..kit import build_kit
+from ..workspace import require_course_repository
 
 STEPS = [
     ("generate", "lesson -> course source notebook, checked: every test passes on the solution"),
@@ -39,10 +41,34 @@ def register(commands) -> None:
             step.add_argument("--no-sandbox", dest="sandboxed", action="store_false",
                               help="UNSAFE: run students' code as you, with no isolation (only where bubblewrap "
                                    "cannot be installed and every submission is trusted)")
-        step.set_defaults(handler=HANDLERS[name])
+        step.set_defaults(handler=_in_course_repository(HANDLERS[name]))
     report = steps.add_parser("report", help="scores per student per module: a CSV file and a table")
     report.add_argument("--output", type=Path, metavar="CSV", help="where to write the CSV (default: <course_dir>/scores.csv)")
-    report.set_defaults(handler=run_report)
+    report.set_defaults(handler=_in_course_repository(run_report))
+    kit = steps.add_parser("kit", help="a student kit in OUT: a git repository of the releases, stubs, tests and tito, "
+                                       "with no solution in it", description="See tito/kit.py and docs/instructor.md.")
+    kit.add_argument("out", type=Path, metavar="OUT", help="the new kit folder (absent or empty)")
+    kit.set_defaults(handler=_in_course_repository(run_kit))
+
+
+def _in_course_repository(handler):
+    """Every step works on the lessons and the grading folder of the course repository, which a workspace lacks."""
+    def run(args) -> int:
+        require_course_repository(load_course(), f"tito nbgrader {args.step}")
+        return handler(args)
+    return run
+
+
+def run_kit(args) -> int:
+    course = load_course()
+    kit = build_kit(course, args.out, say=lambda text: console.print(f"  {escape(text)}"))
+    if kit.released:
+        console.print(f"released first (missing or older than the lesson): {', '.join(kit.released)}")
+    console.print(f"kit: {_count(kit.modules, 'module')} ({', '.join(kit.modules)}), {_count(kit.files, 'file')}, "
+                  f"no solution line in any of them")
+    console.print(f"[green]ready[/]: {escape(str(kit.root))} is a git repository (commit {kit.commit[:10]}): push "
+                  f"it as the students' template; they run `pip install -e .` then `tito lab`")
+    return 0
 
 
 def _chosen(course: Course, args) -> list[Module]:
@@ -168,8 +194,10 @@ def run_report(args) -> int:
         elif row.status in ("not graded", "no submission"):
             cell = f"[dim]{row.status}[/]"
         by_student.setdefault(row.student, {})[row.module] = cell
-    console.print(table("Autograded test points", ["student", *modules],
+    # Columns by module number, named below the table: seven modules fit an 80-column terminal.
+    console.print(table("Autograded test points", ["student", *(module.split("_", 1)[0] for module in modules)],
                         [[escape(student), *(cells[m] for m in modules)] for student, cells in by_student.items()]))
+    console.print(f"modules: {escape(', '.join(modules))}")
     if any(row.status == "answers to grade" for row in rows):
         console.print("* written answers still to grade by hand (nbgrader's formgrader; see docs/instructor.md)")
     console.print(f"{_count(rows, 'row')} ({_count(len(by_student), 'student')} x {_count(modules, 'module')}) "

@@ -25,7 +25,8 @@ def run(args) -> int:
         when = f" ({tested['when'].replace('T', ' ')})" if tested else ""
         rows.append([module.name, exported, mark(tested and tested["passed"]) + when]
                     + ([progress(course, module)] if student else []))
-    console.print(table(course.title, ["module", "package", "tests (last run)"] + (["your work"] if student else []), rows))
+    console.print(table(course.title, ["module", "tinytorch/", "tests (last run)"] + (["your work"] if student else []),
+                        rows))
     return 0
 
 
@@ -36,5 +37,5 @@ def _export_state(course, module) -> str:
         return f"[red]{escape(str(error))}[/]"
     if not path.exists():
         return "[dim]not exported[/]"
-    name = path.relative_to(course.root)
+    name = path.relative_to(course.package_dir)  # short, so the table fits an 80-column terminal
     return f"[green]{name}[/]" if path.read_text(encoding="utf-8") == text else f"[yellow]{name} out of date[/]"

@@ -1,4 +1,5 @@
-"""`tito student init DIR | submit MODULE`: a student's own workspace, and handing work in (see docs/student.md)."""
+"""`tito student init DIR | submit MODULE | update`: a student's own workspace, handing work in, new modules (see
+docs/student.md)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,7 @@ from rich.markup import escape
 
 from ..course import load_course
 from ..ui import console, table
+from ..update import update_workspace
 from ..workspace import init_workspace, submit
 
 
@@ -27,7 +29,15 @@ def register(commands) -> None:
     hand_in.add_argument("--course", type=Path, metavar="PATH",
                          help="the nbgrader course folder (default: the course this workspace was made from)")
     hand_in.add_argument("--student", metavar="ID", help="your student id (default: the workspace's, else your login)")
+    hand_in.add_argument("--instructor", action="store_true",
+                         help="grading staff: hand in under a --student id other than the workspace's")
     hand_in.set_defaults(handler=run_submit)
+    update = actions.add_parser("update", help="add the modules released since this workspace was made",
+                                description="Run in your workspace. Adds each new module's notebook, stubs and tests; "
+                                            "never changes a file you have.")
+    update.add_argument("--from", dest="source", metavar="KIT",
+                        help="a newer kit: its folder or git address (default: the course this workspace was made from)")
+    update.set_defaults(handler=run_update)
 
 
 def run_init(args) -> int:
@@ -47,7 +57,7 @@ def run_init(args) -> int:
 def run_submit(args) -> int:
     workspace = load_course()
     module = workspace.module(args.module)
-    done = submit(workspace, module, args.course, args.student)
+    done = submit(workspace, module, args.course, args.student, args.instructor)
     last = done.last_test
     if last is None:
         console.print(f"[yellow]note[/]: you have not run `tito module test {module.name}` on this notebook")
@@ -56,4 +66,15 @@ def run_submit(args) -> int:
     verb = "replaced your earlier submission" if done.replaced else "submitted"
     console.print(f"{verb}: {escape(str(done.notebook.relative_to(workspace.root)))} -> {escape(str(done.destination))}")
     console.print(f"graded with `tito nbgrader autograde {module.name} --student {escape(done.student)}`")
+    return 0
+
+
+def run_update(args) -> int:
+    workspace = load_course()
+    updated = update_workspace(workspace, args.source, say=lambda text: console.print(f"  {escape(text)}"))
+    if not updated.added:
+        console.print("up to date: no new modules")
+        return 0
+    console.print(f"added {', '.join(updated.added)} ({len(updated.files)} new files; none of yours changed)")
+    console.print(f"[green]next[/]: tito module test {updated.added[0]}")
     return 0
