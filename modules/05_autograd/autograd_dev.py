@@ -1655,7 +1655,7 @@ def variance(x, axis=None, keepdims: bool = False, correction: int = 1) -> Varia
     axis = reduction_axes(axis, xv.ndim)
     count = xv.size if axis is None else math.prod(xv.shape[a] for a in axis)
     centered = xv - xv.mean(axis=axis, keepdims=True)
-    divisor = count - correction  # 0 or less gives inf or nan, with NumPy's warning, as PyTorch does
+    divisor = xv.dtype.type(count - correction)  # a NumPy number: 0 gives inf or nan with a warning, as in PyTorch
     out = (centered * centered).sum(axis=axis, keepdims=keepdims) / divisor
     return _result(out, "Var", (x, lambda g: _expand(g, axis, keepdims) * (2 / divisor) * centered))
 

@@ -771,7 +771,7 @@ def log_softmax(x, axis: int = -1) -> Variable:
     return _result(out, "LogSoftmax", (x, lambda g: g - np.exp(out) * g.sum(axis=axis, keepdims=True)))
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #c67e2abc
+# %% ../../modules/05_autograd/autograd_dev.py #31dd18bb
 def transpose(x, dim0: int, dim1: int) -> Variable:
     """Swap axes `dim0` and `dim1`, as PyTorch's `transpose` does (`.T` reverses all, `permute` reorders)."""
     return permute(x, swapped_axes(np.ndim(_value(x)), dim0, dim1))
@@ -839,7 +839,7 @@ def variance(x, axis=None, keepdims: bool = False, correction: int = 1) -> Varia
     axis = reduction_axes(axis, xv.ndim)
     count = xv.size if axis is None else math.prod(xv.shape[a] for a in axis)
     centered = xv - xv.mean(axis=axis, keepdims=True)
-    divisor = count - correction  # 0 or less gives inf or nan, with NumPy's warning, as PyTorch does
+    divisor = xv.dtype.type(count - correction)  # a NumPy number: 0 gives inf or nan with a warning, as in PyTorch
     out = (centered * centered).sum(axis=axis, keepdims=keepdims) / divisor
     return _result(out, "Var", (x, lambda g: _expand(g, axis, keepdims) * (2 / divisor) * centered))
 
