@@ -320,6 +320,8 @@ def promote_integers(left, right, division: bool = False):
 def elementwise(op, a, b):
     """Apply the NumPy function `op` to `a` and `b` with broadcasting and return a Tensor.
 
+    Pass the operands through `promote_integers` first (`division` when `op` is `np.true_divide`).
+
     >>> elementwise(np.add, Tensor([[1, 2]]), 10)
     Tensor([[11., 12.]], dtype=float32)
     """

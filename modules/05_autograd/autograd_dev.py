@@ -1219,6 +1219,12 @@ def test_unit_more_arithmetic():
         assert "(2, 3) @ (2, 3)" in str(error), f"the error should name both shapes, got: {error}"
     else:
         raise AssertionError("(2, 3) @ (2, 3) should raise ValueError")
+    base = Variable([-1.0, 0.0, 2.0], requires_grad=True)
+    (0.0 ** base).backward(np.ones(3))  # (no sum() before Section 11)
+    assert base.grad.tolist() == [-np.inf, 0.0, 0.0], f"0 ** x: expected gradient [-inf, 0, 0] (PyTorch's), got {base.grad}"
+    zero = Variable([0.0, 2.0], requires_grad=True)
+    (zero ** 0).backward(np.ones(2))
+    assert zero.grad.tolist() == [0.0, 0.0], f"x ** 0 is constant: expected gradient [0, 0] even at 0, got {zero.grad}"
     try:
         leaf(2) ** leaf(2)
     except TypeError as error:

@@ -167,7 +167,7 @@ def _unwrap(index):
         return tuple(_unwrap(part) for part in index)
     return index
 
-# %% ../../modules/01_tensor/tensor_dev.py #84029bbd
+# %% ../../modules/01_tensor/tensor_dev.py #3e558c99
 _SCALARS = (int, float, bool, np.number, np.bool_)
 
 
@@ -203,6 +203,8 @@ def promote_integers(left, right, division: bool = False):
 
 def elementwise(op, a, b):
     """Apply the NumPy function `op` to `a` and `b` with broadcasting and return a Tensor.
+
+    Pass the operands through `promote_integers` first (`division` when `op` is `np.true_divide`).
 
     >>> elementwise(np.add, Tensor([[1, 2]]), 10)
     Tensor([[11., 12.]], dtype=float32)
