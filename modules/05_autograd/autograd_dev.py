@@ -768,7 +768,7 @@ def _seed(root: Variable, gradient) -> np.ndarray:
     seed = np.asarray(_value(gradient), dtype=value.dtype)
     if seed.shape != value.shape:
         if seed.size != 1 or value.size != 1:
-            raise ValueError(f"backward(gradient): the gradient's shape {seed.shape} differs from the output's shape {value.shape}")
+            raise RuntimeError(f"backward(gradient): the gradient's shape {seed.shape} differs from the output's shape {value.shape}")
         seed = seed.reshape(value.shape)
     return seed
 

@@ -383,7 +383,7 @@ def topological_order(root: Variable) -> list:
     return order
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #2714d9f0
+# %% ../../modules/05_autograd/autograd_dev.py #0d20d9d4
 def _seed(root: Variable, gradient) -> np.ndarray:
     """The gradient backward() starts from: ones for a single-element output, else `gradient`, checked."""
     if not root.requires_grad:
@@ -398,7 +398,7 @@ def _seed(root: Variable, gradient) -> np.ndarray:
     seed = np.asarray(_value(gradient), dtype=value.dtype)
     if seed.shape != value.shape:
         if seed.size != 1 or value.size != 1:
-            raise ValueError(f"backward(gradient): the gradient's shape {seed.shape} differs from the output's shape {value.shape}")
+            raise RuntimeError(f"backward(gradient): the gradient's shape {seed.shape} differs from the output's shape {value.shape}")
         seed = seed.reshape(value.shape)
     return seed
 
