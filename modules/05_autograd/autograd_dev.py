@@ -1580,12 +1580,11 @@ print("test_unit_log_softmax: passed")
 # | `transpose(x, 0, 1)`, `squeeze`, `unsqueeze`, `view` | `permute` / `reshape` | theirs |
 # | `expand(x, *sizes)` | broadcast to `sizes` (-1 keeps a size) | $g$: the engine's `unbroadcast` sums it back |
 # | `flip(x, dims)` | reverse along `dims` | flip $g$ back |
-# | `abs(x)` | $\lvert x 
-vert$ | $g\,\mathrm{sign}(x)$ (0 at 0, as PyTorch) |
+# | `abs(x)` | $\lvert x \rvert$ | $g\,\mathrm{sign}(x)$ (0 at 0, as PyTorch) |
 # | `clamp(x, min, max)` | clip | $g$ where $\min \le x \le \max$, else 0 |
 # | `maximum(a, b)`, `minimum(a, b)` | elementwise | $g$ to the winner; ties give $g/2$ to each, as PyTorch |
 # | `min(x, axis)` | like `max` | like `max`, ties included |
-# | `var(x, axis, correction=1)` | $\sum (x - ar x)^2 / (n - c)$ | $2 g (x - ar x) / (n - c)$ |
+# | `var(x, axis, correction=1)` | $\sum (x - \bar x)^2 / (n - c)$ | $2 g (x - \bar x) / (n - c)$ |
 # | `logsumexp(x, axis)` | $m + \log \sum e^{x - m}$ | $g\, e^{x - \mathrm{out}}$ = $g$ times softmax |
 # | `softmax(x, axis)` | $s = e^{x - m} / \sum e^{x - m}$ | $s\,(g - \sum_j g_j s_j)$ |
 #
