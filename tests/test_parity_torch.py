@@ -374,6 +374,7 @@ def test_comparisons_return_boolean_tensors_and_variables_stay_hashable():
             assert got.data.tolist() == expected.tolist(), f"{operator}: {got.data.tolist()}, PyTorch {expected.tolist()}"
     x, y = Variable(a), Variable(a)
     assert len({x, y, x}) == 2 and {x: 1}[x] == 1, "Variables hash by identity"
+    assert (x == None) is False and (x != None) is True and (Tensor(a) == None) is (torch.tensor(a) == None) is False  # noqa: E711
 
 
 def test_bool_of_one_value_and_of_many():

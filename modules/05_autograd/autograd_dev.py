@@ -301,8 +301,9 @@ class Variable:
     def __ge__(self, other): return self.data >= _value(other)
     def __lt__(self, other): return self.data < _value(other)
     def __le__(self, other): return self.data <= _value(other)
-    def __eq__(self, other): return self.data == _value(other)
-    def __ne__(self, other): return self.data != _value(other)
+    # == and != go through Tensor's, which answers NotImplemented for what it cannot compare: `x == None` is False.
+    def __eq__(self, other): return self.data == (other.data if isinstance(other, Variable) else other)
+    def __ne__(self, other): return self.data != (other.data if isinstance(other, Variable) else other)
     __hash__ = object.__hash__  # by identity: defining == would otherwise make Variables unhashable
 
     def exp(self): return exp(self)

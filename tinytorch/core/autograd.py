@@ -25,7 +25,7 @@ __all__ = ['Node', 'Variable', 'add', 'subtract', 'multiply', 'unbroadcast', 'to
            'getitem', 'log_softmax', 'transpose', 'expand', 'flip', 'absolute', 'clamp', 'maximum', 'minimum',
            'reduce_min', 'variance', 'logsumexp', 'softmax', 'GraphDrawing', 'draw_graph']
 
-# %% ../../modules/05_autograd/autograd_dev.py #26629e7e
+# %% ../../modules/05_autograd/autograd_dev.py #0ee78b6c
 class Node:
     """The record of one operation: its `name`, the `shape` and `dtype` of its result, and its `edges`.
 
@@ -170,8 +170,9 @@ class Variable:
     def __ge__(self, other): return self.data >= _value(other)
     def __lt__(self, other): return self.data < _value(other)
     def __le__(self, other): return self.data <= _value(other)
-    def __eq__(self, other): return self.data == _value(other)
-    def __ne__(self, other): return self.data != _value(other)
+    # == and != go through Tensor's, which answers NotImplemented for what it cannot compare: `x == None` is False.
+    def __eq__(self, other): return self.data == (other.data if isinstance(other, Variable) else other)
+    def __ne__(self, other): return self.data != (other.data if isinstance(other, Variable) else other)
     __hash__ = object.__hash__  # by identity: defining == would otherwise make Variables unhashable
 
     def exp(self): return exp(self)
