@@ -361,7 +361,7 @@ class Variable:
 
 def _reduction(x, axis, keepdims, names: dict) -> tuple:
     """(axes, keepdims) for a reduction method, from NumPy's names or PyTorch's `dim=`/`keepdim=` (module 01)."""
-    return axes_and_keepdims(_wrap(np.asarray(_value(x))), axis, keepdims, **names)
+    return axes_and_keepdims(np.ndim(_value(x)), axis, keepdims, **names)
 
 
 _new = object.__new__

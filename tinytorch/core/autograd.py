@@ -25,7 +25,7 @@ __all__ = ['Node', 'Variable', 'add', 'subtract', 'multiply', 'unbroadcast', 'to
            'getitem', 'log_softmax', 'transpose', 'expand', 'flip', 'absolute', 'clamp', 'maximum', 'minimum',
            'reduce_min', 'variance', 'logsumexp', 'softmax', 'GraphDrawing', 'draw_graph']
 
-# %% ../../modules/05_autograd/autograd_dev.py #0ee78b6c
+# %% ../../modules/05_autograd/autograd_dev.py #2fb89cbc
 class Node:
     """The record of one operation: its `name`, the `shape` and `dtype` of its result, and its `edges`.
 
@@ -230,7 +230,7 @@ class Variable:
 
 def _reduction(x, axis, keepdims, names: dict) -> tuple:
     """(axes, keepdims) for a reduction method, from NumPy's names or PyTorch's `dim=`/`keepdim=` (module 01)."""
-    return axes_and_keepdims(_wrap(np.asarray(_value(x))), axis, keepdims, **names)
+    return axes_and_keepdims(np.ndim(_value(x)), axis, keepdims, **names)
 
 
 _new = object.__new__

@@ -10,7 +10,7 @@ __all__ = ['Tensor', 'single_value', 'as_array', 'promote_integers', 'elementwis
            'axes_and_keepdims', 'swapped_axes', 'squeezed_shape', 'unsqueezed_shape', 'expanded_shape', 'correction_of',
            'reduce', 'as_shape', 'reshape', 'permute', 'zeros', 'ones', 'randn', 'best_time']
 
-# %% ../../modules/01_tensor/tensor_dev.py #1928c278
+# %% ../../modules/01_tensor/tensor_dev.py #ed1618f6
 class Tensor:
     """An n-dimensional array of numbers with a PyTorch-like interface, backed by NumPy.
 
@@ -106,9 +106,9 @@ class Tensor:
     def sqrt(self): return Tensor(np.sqrt(self.data))
     def tanh(self): return Tensor(np.tanh(self.data))
 
-    def sum(self, axis=None, keepdims=False, **names): return reduce(np.sum, self, *axes_and_keepdims(self, axis, keepdims, **names))
-    def mean(self, axis=None, keepdims=False, **names): return reduce(np.mean, self, *axes_and_keepdims(self, axis, keepdims, **names))
-    def max(self, axis=None, keepdims=False, **names): return reduce(np.max, self, *axes_and_keepdims(self, axis, keepdims, **names))
+    def sum(self, axis=None, keepdims=False, **names): return reduce(np.sum, self, *axes_and_keepdims(self.ndim, axis, keepdims, **names))
+    def mean(self, axis=None, keepdims=False, **names): return reduce(np.mean, self, *axes_and_keepdims(self.ndim, axis, keepdims, **names))
+    def max(self, axis=None, keepdims=False, **names): return reduce(np.max, self, *axes_and_keepdims(self.ndim, axis, keepdims, **names))
     def argmax(self, axis=None): return Tensor(np.argmax(self.data, axis=axis))
 
     def reshape(self, *shape): return reshape(self, *shape)
@@ -132,9 +132,9 @@ class Tensor:
     clip = clamp
     def maximum(self, other): return elementwise(np.maximum, self, other)
     def minimum(self, other): return elementwise(np.minimum, self, other)
-    def min(self, axis=None, keepdims=False, **names): return reduce(np.min, self, *axes_and_keepdims(self, axis, keepdims, **names))
+    def min(self, axis=None, keepdims=False, **names): return reduce(np.min, self, *axes_and_keepdims(self.ndim, axis, keepdims, **names))
     def var(self, axis=None, keepdims=False, *, correction=1, unbiased=None, **names):
-        axes, keep = axes_and_keepdims(self, axis, keepdims, **names)
+        axes, keep = axes_and_keepdims(self.ndim, axis, keepdims, **names)
         return Tensor(np.var(self.data, axis=axes, keepdims=keep, ddof=correction_of(correction, unbiased)))
     def std(self, axis=None, keepdims=False, **options): return self.var(axis, keepdims, **options).sqrt()
     def view(self, *shape): return reshape(self, *shape)
@@ -241,7 +241,7 @@ def matmul(a, b) -> Tensor:
     return Tensor(np.matmul(left, right))
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #a1497827
+# %% ../../modules/01_tensor/tensor_dev.py #0a9da17e
 def normalized_axes(axis, ndim: int) -> tuple:
     """`axis` (an int or a sequence of ints, negative counting from the end) as a tuple of axes in [0, ndim)."""
     axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
@@ -262,10 +262,10 @@ def reduction_axes(axis, ndim: int):
     return axes if ndim else None
 
 
-def axes_and_keepdims(tensor, axis=None, keepdims=False, *, dim=None, keepdim=None) -> tuple:
+def axes_and_keepdims(ndim: int, axis=None, keepdims=False, *, dim=None, keepdim=None) -> tuple:
     """A reduction's axes and keepdims from NumPy's names (`axis`, `keepdims`) or PyTorch's (`dim`, `keepdim`)."""
     axis = axis if dim is None else dim
-    return reduction_axes(axis, np.ndim(tensor.data)), bool(keepdims if keepdim is None else keepdim)
+    return reduction_axes(axis, ndim), bool(keepdims if keepdim is None else keepdim)
 
 
 def swapped_axes(ndim: int, dim0: int, dim1: int) -> tuple:
