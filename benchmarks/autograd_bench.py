@@ -177,7 +177,8 @@ def backward_scaling(sizes: list[int], repeats: int) -> list[tuple[int, float, f
         for _ in range(n // 2):
             y = y * MUL
             y = y + ADD
-        ours = min(_timed(y.backward) for _ in range(rounds))
+        # The same graph each round: retain_graph=True keeps it (a plain backward releases it, as PyTorch does).
+        ours = min(_timed(lambda: y.backward(retain_graph=True)) for _ in range(rounds))
         theirs = None
         if torch is not None:
             theirs = float("inf")

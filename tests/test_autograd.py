@@ -133,12 +133,13 @@ def test_log_softmax_passes_gradcheck_on_any_axis(data):
 
 @FEW
 @given(data=st.data())
-def test_reshape_and_transpose_pass_gradcheck(data):
+def test_reshape_permute_and_transpose_pass_gradcheck(data):
     shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3))
     x = leaf(data.draw(values(shape)))
     permutation = tuple(data.draw(st.permutations(range(len(shape)))))
-    assert gradcheck(lambda v: v.transpose(*permutation), x, name=f"transpose{permutation}")
-    assert gradcheck(lambda v: v.transpose(), x, name="transpose()")
+    assert gradcheck(lambda v: v.permute(*permutation), x, name=f"permute{permutation}")
+    assert gradcheck(lambda v: v.permute(), x, name="permute()")
+    assert gradcheck(lambda v: v.transpose(0, -1), x, name="transpose(0, -1)")
     assert gradcheck(lambda v: v.T, x, name=".T")
     assert gradcheck(lambda v: v.reshape(-1), x, name="reshape(-1)")
     assert gradcheck(lambda v: v.reshape((1, *reversed(shape))), x, name="reshape(tuple)")
@@ -183,10 +184,10 @@ def test_a_two_layer_network_passes_gradcheck_for_every_parameter():
     assert gradcheck(cross_entropy, *params, name="two-layer cross-entropy")
 
 
-def test_max_shares_the_gradient_between_ties_and_relu_passes_none_at_zero():
+def test_max_ties_follow_pytorch_and_relu_passes_none_at_zero():
     tied = Variable([[1.0, 3.0, 3.0], [2.0, 0.0, 0.0]], requires_grad=True)
-    tied.max(axis=1).sum().backward()
-    assert tied.grad.tolist() == [[0.0, 0.5, 0.5], [1.0, 0.0, 0.0]]
+    tied.max(axis=1).sum().backward()  # over one axis, the first maximum takes it all (torch.max(x, dim))
+    assert tied.grad.tolist() == [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
     everywhere = Variable([3.0, 1.0, 3.0, 3.0], requires_grad=True)
     everywhere.max().backward()
     np.testing.assert_allclose(everywhere.grad, [1 / 3, 0.0, 1 / 3, 1 / 3])
@@ -267,11 +268,11 @@ def test_reused_values_cost_one_visit_per_node():
     y = x
     for _ in range(40):
         y = y + y
+    assert len(topological_order(y)) == 41
     start = time.perf_counter()
     y.backward()
     elapsed = time.perf_counter() - start
     assert x.grad.tolist() == [2.0 ** 40]
-    assert len(topological_order(y)) == 41
     assert elapsed < 0.5, f"40 doublings should take microseconds, took {elapsed:.3f} s (re-walking shared subgraphs?)"
 
 
@@ -555,7 +556,7 @@ def test_backward_on_a_non_scalar_needs_a_gradient():
     out = Variable(np.ones((2, 3)), requires_grad=True) * 2.0
     with pytest.raises(RuntimeError, match=r"\(2, 3\)"):
         out.backward()
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(RuntimeError, match=r"\(3,\).*\(2, 3\)"):  # RuntimeError, as PyTorch's
         out.backward(np.ones(3))
     out.backward(np.ones((2, 3)))
 
@@ -653,7 +654,7 @@ def test_draw_graph_text_form():
     x, y = Variable([3.0], requires_grad=True), Variable([2.0], requires_grad=True)
     a = x + y
     f = a * (x - y)
-    f.backward()
+    f.backward(retain_graph=True)  # a released graph has no edges left to draw
     drawing = draw_graph(f, names={"x": x, "y": y, "a": a})
     lines = str(drawing).splitlines()
     assert lines[0].startswith("x = leaf") and "grad [6.]" in lines[0]

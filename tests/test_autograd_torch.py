@@ -131,7 +131,8 @@ def test_shapes_and_indexing_match_torch():
     rows, columns = np.array([0, 2, 2, 1]), np.array([3, 0, 0, 1])
     cases = [
         (lambda v: v.reshape(4, 6), lambda t: t.reshape(4, 6)),
-        (lambda v: v.transpose(2, 0, 1), lambda t: t.permute(2, 0, 1)),
+        (lambda v: v.permute(2, 0, 1), lambda t: t.permute(2, 0, 1)),
+        (lambda v: v.transpose(0, 2), lambda t: t.transpose(0, 2)),
         (lambda v: v.T, lambda t: t.permute(2, 1, 0)),
         (lambda v: v[1:, ::2], lambda t: t[1:, ::2]),
         (lambda v: v[rows, columns], lambda t: t[torch.tensor(rows), torch.tensor(columns)]),

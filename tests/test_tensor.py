@@ -98,7 +98,8 @@ def test_shape_operations():
     t = Tensor(np.arange(6))
     assert t.reshape(2, 3).shape == (2, 3) and t.reshape((3, -1)).shape == (3, 2)
     assert t.reshape(2, 3).T.data.tolist() == [[0, 3], [1, 4], [2, 5]]
-    assert Tensor(np.zeros((2, 3, 4))).transpose(1, 0, 2).shape == (3, 2, 4)
+    assert Tensor(np.zeros((2, 3, 4))).permute(1, 0, 2).shape == (3, 2, 4)
+    assert Tensor(np.zeros((2, 3, 4))).transpose(0, 2).shape == (4, 3, 2)
     with pytest.raises(ValueError, match=r"shape \(6,\)"):
         t.reshape(4, 2)
 

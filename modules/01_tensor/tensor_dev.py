@@ -82,13 +82,16 @@ class Tensor:
         """Store `data` as a NumPy array in `self.data`.
 
         Python lists and numbers become float32; NumPy arrays and Tensors keep their dtype; an explicit
-        `dtype` always wins. Non-numeric or ragged data raises a TypeError.
+        `dtype` always wins. Non-numeric or ragged data, or a non-numeric `dtype` (object, str), raises a
+        TypeError naming it.
         """
         ### BEGIN SOLUTION
         if isinstance(data, Tensor):
             data = data.data
         if dtype is None:
             dtype = data.dtype if isinstance(data, (np.ndarray, np.generic)) else np.float32
+        if np.dtype(dtype).kind not in "biuf":
+            raise TypeError(f"Tensor dtype must be bool, integer or floating point, got dtype={dtype!r}")
         try:
             array = np.asarray(data)
         except (TypeError, ValueError) as error:
@@ -127,6 +130,12 @@ class Tensor:
     def item(self) -> float:
         return self.data.item()
 
+    def __bool__(self) -> bool:
+        return bool(single_value(self.data))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:  # np.asarray(tensor)
+        return self.data if dtype is None else self.data.astype(dtype)
+
     # Arithmetic, matrix multiplication, reductions and reshaping: each defined in its own
     # section below. A class body may name functions defined later; they are looked up when called.
     def __add__(self, other): return elementwise(np.add, self, other)
@@ -142,6 +151,7 @@ class Tensor:
     def __ge__(self, other): return elementwise(np.greater_equal, self, other)
     def __lt__(self, other): return elementwise(np.less, self, other)
     def __le__(self, other): return elementwise(np.less_equal, self, other)
+    def __rpow__(self, other): return elementwise(np.power, other, self)
     def __neg__(self): return Tensor(-self.data)
     def __matmul__(self, other): return matmul(self, other)
     def __rmatmul__(self, other): return matmul(other, self)
@@ -152,21 +162,57 @@ class Tensor:
     def sqrt(self): return Tensor(np.sqrt(self.data))
     def tanh(self): return Tensor(np.tanh(self.data))
 
-    def sum(self, axis=None, keepdims=False): return reduce(np.sum, self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return reduce(np.mean, self, axis, keepdims)
-    def max(self, axis=None, keepdims=False): return reduce(np.max, self, axis, keepdims)
+    def sum(self, axis=None, keepdims=False, **names): return reduce(np.sum, self, *axes_and_keepdims(self.ndim, axis, keepdims, **names))
+    def mean(self, axis=None, keepdims=False, **names): return reduce(np.mean, self, *axes_and_keepdims(self.ndim, axis, keepdims, **names))
+    def max(self, axis=None, keepdims=False, **names): return reduce(np.max, self, *axes_and_keepdims(self.ndim, axis, keepdims, **names))
     def argmax(self, axis=None): return Tensor(np.argmax(self.data, axis=axis))
 
     def reshape(self, *shape): return reshape(self, *shape)
-    def transpose(self, *axes): return transpose(self, *axes)
+    def permute(self, *dims): return permute(self, *dims)
+    def transpose(self, dim0, dim1): return permute(self, swapped_axes(self.ndim, dim0, dim1))
     @property
-    def T(self): return transpose(self)
+    def T(self): return permute(self, *reversed(range(self.ndim)))
+
+    # Given: more of PyTorch's names, so that code written for PyTorch runs here (docs/pytorch.md lists them).
+    __hash__ = object.__hash__  # defining == would otherwise make Tensors unhashable
+    def __eq__(self, other): return elementwise(np.equal, self, other)
+    def __ne__(self, other): return elementwise(np.not_equal, self, other)
+    def add(self, other): return self + other
+    def sub(self, other): return self - other
+    def mul(self, other): return self * other
+    def div(self, other): return self / other
+    def matmul(self, other): return self @ other
+    def neg(self): return -self
+    def abs(self): return Tensor(np.abs(self.data))
+    def clamp(self, min=None, max=None): return Tensor(np.clip(self.data, min, max))
+    clip = clamp
+    def maximum(self, other): return elementwise(np.maximum, self, other)
+    def minimum(self, other): return elementwise(np.minimum, self, other)
+    def min(self, axis=None, keepdims=False, **names): return reduce(np.min, self, *axes_and_keepdims(self.ndim, axis, keepdims, **names))
+    def var(self, axis=None, keepdims=False, *, correction=1, unbiased=None, **names):
+        axes, keep = axes_and_keepdims(self.ndim, axis, keepdims, **names)
+        return Tensor(np.var(self.data, axis=axes, keepdims=keep, ddof=correction_of(correction, unbiased)))
+    def std(self, axis=None, keepdims=False, **options): return self.var(axis, keepdims, **options).sqrt()
+    def view(self, *shape): return reshape(self, *shape)
+    def squeeze(self, dim=None): return reshape(self, squeezed_shape(self.shape, dim))
+    def unsqueeze(self, dim): return reshape(self, unsqueezed_shape(self.shape, dim))
+    def expand(self, *sizes): return Tensor(np.broadcast_to(self.data, expanded_shape(self.shape, as_shape(sizes))))
+    def flip(self, *dims): return Tensor(np.flip(self.data, as_shape(dims)))
 
 
 def _describe(data) -> str:
     """A short description of bad input for error messages."""
     text = repr(data)
     return f"{type(data).__name__} {text[:60] + '...' if len(text) > 60 else text}"
+
+
+def single_value(array: np.ndarray) -> np.ndarray:
+    """The array, if it holds exactly one value; otherwise the ValueError PyTorch raises (as RuntimeError)."""
+    if array.size != 1:
+        amount = "no values" if array.size == 0 else "more than one value"
+        raise ValueError(f"Boolean value of Tensor with {amount} is ambiguous (shape {array.shape}): "
+                         "use .any() or .all() on the NumPy array, or compare one element")
+    return array
 
 
 def _unwrap(index):
@@ -200,6 +246,13 @@ def test_unit_tensor_creation():
         except TypeError:
             continue
         raise AssertionError(f"Tensor({bad!r}) should raise TypeError")
+    for bad_dtype in [object, "str"]:
+        try:
+            Tensor([1.0], dtype=bad_dtype)
+        except TypeError as error:
+            assert str(bad_dtype) in str(error) or "object" in str(error), f"the error should name the dtype: {error}"
+        else:
+            raise AssertionError(f"Tensor([1.0], dtype={bad_dtype!r}) should raise TypeError")
     assert "Tensor(" in repr(t) and "float32" in repr(t), f"repr should show values and dtype, got {repr(t)}"
 
 test_unit_tensor_creation()
@@ -225,6 +278,9 @@ print("test_unit_tensor_creation: passed")
 # an array (a Tensor, a NumPy array or a Python number), applies the NumPy function `op`, and wraps
 # the result. For an operand it does not understand, it returns `NotImplemented`: Python then asks the
 # *other* operand, which is how `Tensor * Variable` will produce a Variable in module 05.
+#
+# One rule is given: integer data meeting a float (`counts * 0.5`), or divided, becomes float32, as in
+# PyTorch. NumPy would make it float64, and a float64 value would then spread through the network.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "tensor-elementwise", "locked": false, "solution": true}
 #| export
@@ -242,8 +298,29 @@ def as_array(value):
     ### END SOLUTION
 
 
+def _is_float(value) -> bool:
+    return isinstance(value, float) or getattr(value, "dtype", np.dtype(int)).kind == "f"
+
+
+def _float32_if_integer(value):
+    is_integer_array = isinstance(value, np.ndarray) and value.dtype.kind in "biu"
+    return value.astype(np.float32) if is_integer_array else value
+
+
+def promote_integers(left, right, division: bool = False):
+    """PyTorch's promotion: integer (or bool) arrays meeting a float, or divided, become float32.
+
+    NumPy would give float64 (`int32 array * 0.5`); PyTorch gives its default float, float32, and so do we.
+    """
+    if division or _is_float(left) or _is_float(right):
+        return _float32_if_integer(left), _float32_if_integer(right)
+    return left, right
+
+
 def elementwise(op, a, b):
     """Apply the NumPy function `op` to `a` and `b` with broadcasting and return a Tensor.
+
+    Pass the operands through `promote_integers` first (`division` when `op` is `np.true_divide`).
 
     >>> elementwise(np.add, Tensor([[1, 2]]), 10)
     Tensor([[11., 12.]], dtype=float32)
@@ -252,6 +329,7 @@ def elementwise(op, a, b):
     left, right = as_array(a), as_array(b)
     if left is NotImplemented or right is NotImplemented:
         return NotImplemented
+    left, right = promote_integers(left, right, division=op is np.true_divide)
     try:
         return Tensor(op(left, right))
     except ValueError:
@@ -279,6 +357,9 @@ def test_unit_tensor_arithmetic():
         assert isinstance(result, Tensor), f"{text} should be a Tensor, got {type(result).__name__}"
         assert np.allclose(result.data, expected), f"{text}: expected {expected}, got {result.data.tolist()}"
     assert (a * 2).dtype == np.float32, f"float32 * number should stay float32, got {(a * 2).dtype}"
+    integers = Tensor(np.array([1, 2], dtype=np.int32))
+    for text, result in {"int32 * 0.5": integers * 0.5, "int32 ** 0.5": integers ** 0.5, "int32 / 2": integers / 2}.items():
+        assert result.dtype == np.float32, f"{text} should be float32 (PyTorch's default float), got {result.dtype}"
     column, row = Tensor([[1.0], [2.0], [3.0]]), Tensor([[1.0, 2.0, 3.0, 4.0]])
     assert (column + row).shape == (3, 4), f"(3,1) + (1,4) should broadcast to (3, 4), got {(column + row).shape}"
     assert Tensor([1.0]).__add__("text") is NotImplemented, "an unknown operand type should give NotImplemented"
@@ -356,9 +437,77 @@ print("test_unit_tensor_matmul: passed")
 # With `axis=None` everything is reduced to a single number.
 #
 # **Reshaping** reads the same entries in the same order into a new shape (`(2, 3)` to `(3, 2)` or
-# `(6,)`); one size may be `-1`, meaning "whatever is left". **Transposing** reverses the axes (or
-# permutes them as told): `(2, 3)` becomes `(3, 2)` and entry `[i, j]` moves to `[j, i]`. Both only
-# change NumPy's strides when they can.
+# `(6,)`); one size may be `-1`, meaning "whatever is left". **Permuting** puts the axes in a new order:
+# `permute(t, 1, 0)` turns `(2, 3)` into `(3, 2)` and moves entry `[i, j]` to `[j, i]`; `t.T` reverses
+# all axes and `t.transpose(0, 1)` swaps two, as in PyTorch. All of these only change NumPy's strides
+# when they can.
+
+# %% [markdown]
+# Given first: small helpers that let a Tensor (and, in module 05, a Variable)
+# accept PyTorch's spellings: `dim=`/`keepdim=` for `axis=`/`keepdims=`, a tuple of axes, `transpose(0, 1)`
+# swapping two axes, `squeeze`, `unsqueeze`, `expand`, and `var(correction=)`. `docs/pytorch.md` lists
+# every name.
+
+# %%
+#| export
+def normalized_axes(axis, ndim: int) -> tuple:
+    """`axis` (an int or a sequence of ints, negative counting from the end) as a tuple of axes in [0, ndim)."""
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise IndexError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+    return tuple(a % ndim for a in axes)
+
+
+def reduction_axes(axis, ndim: int):
+    """`axis` (an int, a tuple of ints or None) as a tuple of non-negative axes, or None for all of them.
+
+    A 0-d tensor has nothing to reduce over: PyTorch accepts axis 0 or -1 there and reduces everything.
+    """
+    if axis is None:
+        return None
+    axes = normalized_axes(axis, max(ndim, 1))
+    return axes if ndim else None
+
+
+def axes_and_keepdims(ndim: int, axis=None, keepdims=False, *, dim=None, keepdim=None) -> tuple:
+    """A reduction's axes and keepdims from NumPy's names (`axis`, `keepdims`) or PyTorch's (`dim`, `keepdim`)."""
+    axis = axis if dim is None else dim
+    return reduction_axes(axis, ndim), bool(keepdims if keepdim is None else keepdim)
+
+
+def swapped_axes(ndim: int, dim0: int, dim1: int) -> tuple:
+    """The permutation that swaps axes `dim0` and `dim1`, as PyTorch's `transpose(dim0, dim1)` does."""
+    order = list(range(ndim))
+    first, second = normalized_axes((dim0, dim1), max(ndim, 1))
+    if ndim:
+        order[first], order[second] = order[second], order[first]
+    return tuple(order)
+
+
+def squeezed_shape(shape: tuple, dim=None) -> tuple:
+    """`shape` without its size-1 axes (or without `dim`, if that axis has size 1; PyTorch ignores others)."""
+    dims = range(len(shape)) if dim is None else normalized_axes(dim, max(len(shape), 1))
+    return tuple(size for axis, size in enumerate(shape) if not (axis in dims and size == 1))
+
+
+def unsqueezed_shape(shape: tuple, dim: int) -> tuple:
+    """`shape` with a new size-1 axis at position `dim` (negative counts from the end of the new shape)."""
+    (position,) = normalized_axes(dim, len(shape) + 1)
+    return shape[:position] + (1,) + shape[position:]
+
+
+def expanded_shape(shape: tuple, sizes: tuple) -> tuple:
+    """PyTorch's `expand(*sizes)`: the broadcast target, where -1 keeps the tensor's own size."""
+    own = (None,) * (len(sizes) - len(shape)) + tuple(shape)
+    if len(sizes) < len(shape) or any(size == -1 and have is None for size, have in zip(sizes, own)):
+        raise ValueError(f"expand: cannot expand shape {tuple(shape)} to {sizes}")
+    return tuple(have if size == -1 else size for size, have in zip(sizes, own))
+
+
+def correction_of(correction=1, unbiased=None) -> int:
+    """The divisor's correction of `var`/`std` (n - correction): PyTorch's `unbiased=False` means 0, True means 1."""
+    return correction if unbiased is None else int(bool(unbiased))
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "tensor-reduce-reshape", "locked": false, "solution": true}
 #| export
@@ -376,7 +525,7 @@ def reduce(op, tensor: Tensor, axis=None, keepdims=False) -> Tensor:
 def as_shape(sizes: tuple) -> tuple:
     """Sizes given one by one, `(3, 2)`, or as one tuple or list, `((3, 2),)`, as a plain tuple `(3, 2)`.
 
-    Like PyTorch, `reshape`, `transpose` and the constructors below accept both spellings.
+    Like PyTorch, `reshape`, `permute` and the constructors below accept both spellings.
     """
     return tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
 
@@ -392,11 +541,11 @@ def reshape(tensor: Tensor, *shape) -> Tensor:
     ### END SOLUTION
 
 
-def transpose(tensor: Tensor, *axes) -> Tensor:
-    """Reverse the axes, or permute them as given: `transpose(t)` or `transpose(t, 1, 0)`."""
-    axes = as_shape(axes)
+def permute(tensor: Tensor, *dims) -> Tensor:
+    """The axes in the order given, `permute(t, 2, 0, 1)` or `permute(t, (2, 0, 1))`; reversed when none are given."""
+    dims = as_shape(dims)
     ### BEGIN SOLUTION
-    return Tensor(np.transpose(tensor.data, axes or None))
+    return Tensor(np.transpose(tensor.data, dims or None))
     ### END SOLUTION
 
 # %% [markdown]
@@ -413,6 +562,7 @@ def test_unit_tensor_reduce_reshape():
     assert t.sum().dtype == np.float32, f"a float32 sum should stay float32, got {t.sum().dtype}"
     assert t.reshape(3, 2).shape == (3, 2) and t.reshape((-1,)).shape == (6,), "reshape should accept sizes or a tuple"
     assert t.T.shape == (3, 2) and t.T.data[2, 1] == 6.0, f"transpose should move [1, 2] to [2, 1], got {t.T}"
+    assert permute(Tensor(np.zeros((2, 3, 4))), 2, 0, 1).shape == (4, 2, 3), "permute(t, 2, 0, 1) should give (4, 2, 3)"
     try:
         t.reshape(4, 2)
     except ValueError as error:

@@ -10,8 +10,9 @@ import numpy as np
 from .tensor import Tensor
 
 # %% auto #0
-__all__ = ['LOG_FLOOR', 'as_tensor', 'values_of', 'as_target', 'Loss', 'MSELoss', 'log_softmax', 'class_indices',
-           'CrossEntropyLoss', 'clamped_log', 'BCELoss']
+__all__ = ['REDUCTIONS', 'LOG_FLOOR', 'as_tensor', 'values_of', 'as_target', 'Loss', 'MSELoss', 'log_softmax',
+           'flatten_positions', 'reduce_losses', 'checked_reduction', 'class_indices', 'CrossEntropyLoss', 'NLLLoss',
+           'clamped_log', 'BCELoss']
 
 # %% ../../modules/04_losses/losses_dev.py #30165485
 def as_tensor(value):
@@ -61,13 +62,47 @@ class MSELoss(Loss):
         return (diff * diff).mean()
         ### END SOLUTION
 
-# %% ../../modules/04_losses/losses_dev.py #83cd39d6
+# %% ../../modules/04_losses/losses_dev.py #40349fdc
 def log_softmax(x, axis: int = -1):
     """log(softmax(x)) along `axis`, as shifted - log(sum(exp(shifted))) with a constant max shift."""
     ### BEGIN SOLUTION
     shifted = x - x.numpy().max(axis=axis, keepdims=True)
     return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
     ### END SOLUTION
+
+
+def flatten_positions(logits, target_values: np.ndarray, name: str):
+    """Logits (N, C, d1, ...) as rows (N*d1*..., C), the targets to match, and the shape of one loss per position.
+
+    Targets are class indices (N, d1, ...) or probabilities of the logits' shape. Given code.
+    """
+    if logits.ndim < 2:
+        raise ValueError(f"{name} expects logits of shape (N, C) or (N, C, d1, ...), got shape {logits.shape}")
+    if logits.ndim == 2:
+        return logits, target_values, (logits.shape[0],)
+    count, num_classes, *rest = logits.shape
+    positions = (count, *rest)
+    rows = logits.permute(0, *range(2, logits.ndim), 1).reshape(-1, num_classes)
+    if target_values.shape == positions:
+        return rows, target_values.reshape(-1), positions
+    if target_values.shape == logits.shape:
+        return rows, np.moveaxis(target_values, 1, -1).reshape(-1, num_classes), positions
+    raise ValueError(f"{name}: for logits of shape {logits.shape}, targets must have shape {positions} (class indices) "
+                     f"or {logits.shape} (probabilities), got {target_values.shape}")
+
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def reduce_losses(losses, reduction: str):
+    """PyTorch's `reduction`: the mean or the sum of the per-sample losses, or the losses themselves ("none")."""
+    return losses.mean() if reduction == "mean" else losses.sum() if reduction == "sum" else losses
+
+
+def checked_reduction(reduction: str) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
 
 
 def class_indices(target: np.ndarray, num_classes: int) -> np.ndarray:
@@ -84,28 +119,68 @@ def class_indices(target: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 class CrossEntropyLoss(Loss):
-    """Mean cross-entropy of logits (N, C) against class indices (N,) or one-hot/probability rows (N, C).
+    """Cross-entropy of logits (N, C) against class indices (N,) or one-hot/probability rows (N, C).
+
+    As in PyTorch: `reduction` "mean" (default), "sum" or "none"; `label_smoothing` in [0, 1]; logits may be
+    (N, C, d1, ...) with targets (N, d1, ...).
 
     >>> CrossEntropyLoss()(Tensor([[0.0, 0.0]]), np.array([1]))  # log 2
     Tensor(0.6931472, dtype=float32)
     """
 
+    def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0):
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+        self.reduction, self.label_smoothing = checked_reduction(reduction), label_smoothing
+
+    def __repr__(self) -> str:
+        return f"CrossEntropyLoss(reduction={self.reduction!r}, label_smoothing={self.label_smoothing})"
+
     def forward(self, logits, target):
-        logits = as_tensor(logits)
-        if logits.ndim != 2:
-            raise ValueError(f"CrossEntropyLoss expects logits of shape (N, C), got shape {logits.shape}")
-        count, num_classes = logits.shape
+        logits, target_values = as_tensor(logits), values_of(target)
+        rows, row_targets, positions = flatten_positions(logits, target_values, "CrossEntropyLoss")
+        if rows is logits:
+            row_targets = target  # 2-D logits: the target as given (it may be a Variable that requires grad)
+        log_probs = log_softmax(rows, axis=1)
+        losses = self.sample_losses(log_probs, row_targets)
+        if self.label_smoothing:
+            losses = losses * (1 - self.label_smoothing) - log_probs.mean(axis=1) * self.label_smoothing
+        return reduce_losses(losses.reshape(positions), self.reduction)
+
+    def sample_losses(self, log_probs, target):
+        """One cross-entropy per row of `log_probs` (N, C): for class indices (N,), or probability rows (N, C)."""
+        count, num_classes = log_probs.shape
         target_values = values_of(target)
         ### BEGIN SOLUTION
-        log_probs = log_softmax(logits, axis=1)
         if target_values.shape == (count,):
-            picked = log_probs[np.arange(count), class_indices(target_values, num_classes)]
-            return -picked.mean()
+            return -log_probs[np.arange(count), class_indices(target_values, num_classes)]
         if target_values.shape == (count, num_classes):
-            return -(log_probs * as_target(target, logits)).sum() / count
-        raise ValueError(f"CrossEntropyLoss: for logits of shape {logits.shape}, targets must have shape ({count},) "
-                         f"(class indices) or {logits.shape} (one-hot), got {target_values.shape}")
+            return -(log_probs * as_target(target, log_probs)).sum(axis=1)
+        raise ValueError(f"CrossEntropyLoss: for logits of shape {log_probs.shape}, targets must have shape ({count},) "
+                         f"(class indices) or {log_probs.shape} (one-hot), got {target_values.shape}")
         ### END SOLUTION
+
+
+class NLLLoss(Loss):
+    """Negative log-likelihood of log-probabilities (N, C, d1, ...) against class indices (N, d1, ...). Given.
+
+    `CrossEntropyLoss()(logits, y)` equals `NLLLoss()(log_softmax(logits, axis=1), y)`.
+    """
+
+    def __init__(self, reduction: str = "mean"):
+        self.reduction = checked_reduction(reduction)
+
+    def __repr__(self) -> str:
+        return f"NLLLoss(reduction={self.reduction!r})"
+
+    def forward(self, log_probs, target):
+        log_probs, target_values = as_tensor(log_probs), values_of(target)
+        rows, row_targets, positions = flatten_positions(log_probs, target_values, "NLLLoss")
+        count, num_classes = rows.shape
+        if row_targets.shape != (count,):
+            raise ValueError(f"NLLLoss needs class indices of shape {positions}, got {target_values.shape}")
+        picked = rows[np.arange(count), class_indices(row_targets, num_classes)]
+        return reduce_losses(-picked.reshape(positions), self.reduction)
 
 # %% ../../modules/04_losses/losses_dev.py #a3ec413f
 LOG_FLOOR = -100.0

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 # %% auto #0
-__all__ = ['Tensor', 'as_array', 'elementwise', 'matmul', 'reduce', 'as_shape', 'reshape', 'transpose', 'zeros', 'ones', 'randn',
-           'best_time']
+__all__ = ['Tensor', 'single_value', 'as_array', 'promote_integers', 'elementwise', 'matmul', 'normalized_axes', 'reduction_axes',
+           'axes_and_keepdims', 'swapped_axes', 'squeezed_shape', 'unsqueezed_shape', 'expanded_shape', 'correction_of',
+           'reduce', 'as_shape', 'reshape', 'permute', 'zeros', 'ones', 'randn', 'best_time']
 
-# %% ../../modules/01_tensor/tensor_dev.py #1fdf0a67
+# %% ../../modules/01_tensor/tensor_dev.py #ed1618f6
 class Tensor:
     """An n-dimensional array of numbers with a PyTorch-like interface, backed by NumPy.
 
@@ -25,13 +26,16 @@ class Tensor:
         """Store `data` as a NumPy array in `self.data`.
 
         Python lists and numbers become float32; NumPy arrays and Tensors keep their dtype; an explicit
-        `dtype` always wins. Non-numeric or ragged data raises a TypeError.
+        `dtype` always wins. Non-numeric or ragged data, or a non-numeric `dtype` (object, str), raises a
+        TypeError naming it.
         """
         ### BEGIN SOLUTION
         if isinstance(data, Tensor):
             data = data.data
         if dtype is None:
             dtype = data.dtype if isinstance(data, (np.ndarray, np.generic)) else np.float32
+        if np.dtype(dtype).kind not in "biuf":
+            raise TypeError(f"Tensor dtype must be bool, integer or floating point, got dtype={dtype!r}")
         try:
             array = np.asarray(data)
         except (TypeError, ValueError) as error:
@@ -70,6 +74,12 @@ class Tensor:
     def item(self) -> float:
         return self.data.item()
 
+    def __bool__(self) -> bool:
+        return bool(single_value(self.data))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:  # np.asarray(tensor)
+        return self.data if dtype is None else self.data.astype(dtype)
+
     # Arithmetic, matrix multiplication, reductions and reshaping: each defined in its own
     # section below. A class body may name functions defined later; they are looked up when called.
     def __add__(self, other): return elementwise(np.add, self, other)
@@ -85,6 +95,7 @@ class Tensor:
     def __ge__(self, other): return elementwise(np.greater_equal, self, other)
     def __lt__(self, other): return elementwise(np.less, self, other)
     def __le__(self, other): return elementwise(np.less_equal, self, other)
+    def __rpow__(self, other): return elementwise(np.power, other, self)
     def __neg__(self): return Tensor(-self.data)
     def __matmul__(self, other): return matmul(self, other)
     def __rmatmul__(self, other): return matmul(other, self)
@@ -95,21 +106,57 @@ class Tensor:
     def sqrt(self): return Tensor(np.sqrt(self.data))
     def tanh(self): return Tensor(np.tanh(self.data))
 
-    def sum(self, axis=None, keepdims=False): return reduce(np.sum, self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return reduce(np.mean, self, axis, keepdims)
-    def max(self, axis=None, keepdims=False): return reduce(np.max, self, axis, keepdims)
+    def sum(self, axis=None, keepdims=False, **names): return reduce(np.sum, self, *axes_and_keepdims(self.ndim, axis, keepdims, **names))
+    def mean(self, axis=None, keepdims=False, **names): return reduce(np.mean, self, *axes_and_keepdims(self.ndim, axis, keepdims, **names))
+    def max(self, axis=None, keepdims=False, **names): return reduce(np.max, self, *axes_and_keepdims(self.ndim, axis, keepdims, **names))
     def argmax(self, axis=None): return Tensor(np.argmax(self.data, axis=axis))
 
     def reshape(self, *shape): return reshape(self, *shape)
-    def transpose(self, *axes): return transpose(self, *axes)
+    def permute(self, *dims): return permute(self, *dims)
+    def transpose(self, dim0, dim1): return permute(self, swapped_axes(self.ndim, dim0, dim1))
     @property
-    def T(self): return transpose(self)
+    def T(self): return permute(self, *reversed(range(self.ndim)))
+
+    # Given: more of PyTorch's names, so that code written for PyTorch runs here (docs/pytorch.md lists them).
+    __hash__ = object.__hash__  # defining == would otherwise make Tensors unhashable
+    def __eq__(self, other): return elementwise(np.equal, self, other)
+    def __ne__(self, other): return elementwise(np.not_equal, self, other)
+    def add(self, other): return self + other
+    def sub(self, other): return self - other
+    def mul(self, other): return self * other
+    def div(self, other): return self / other
+    def matmul(self, other): return self @ other
+    def neg(self): return -self
+    def abs(self): return Tensor(np.abs(self.data))
+    def clamp(self, min=None, max=None): return Tensor(np.clip(self.data, min, max))
+    clip = clamp
+    def maximum(self, other): return elementwise(np.maximum, self, other)
+    def minimum(self, other): return elementwise(np.minimum, self, other)
+    def min(self, axis=None, keepdims=False, **names): return reduce(np.min, self, *axes_and_keepdims(self.ndim, axis, keepdims, **names))
+    def var(self, axis=None, keepdims=False, *, correction=1, unbiased=None, **names):
+        axes, keep = axes_and_keepdims(self.ndim, axis, keepdims, **names)
+        return Tensor(np.var(self.data, axis=axes, keepdims=keep, ddof=correction_of(correction, unbiased)))
+    def std(self, axis=None, keepdims=False, **options): return self.var(axis, keepdims, **options).sqrt()
+    def view(self, *shape): return reshape(self, *shape)
+    def squeeze(self, dim=None): return reshape(self, squeezed_shape(self.shape, dim))
+    def unsqueeze(self, dim): return reshape(self, unsqueezed_shape(self.shape, dim))
+    def expand(self, *sizes): return Tensor(np.broadcast_to(self.data, expanded_shape(self.shape, as_shape(sizes))))
+    def flip(self, *dims): return Tensor(np.flip(self.data, as_shape(dims)))
 
 
 def _describe(data) -> str:
     """A short description of bad input for error messages."""
     text = repr(data)
     return f"{type(data).__name__} {text[:60] + '...' if len(text) > 60 else text}"
+
+
+def single_value(array: np.ndarray) -> np.ndarray:
+    """The array, if it holds exactly one value; otherwise the ValueError PyTorch raises (as RuntimeError)."""
+    if array.size != 1:
+        amount = "no values" if array.size == 0 else "more than one value"
+        raise ValueError(f"Boolean value of Tensor with {amount} is ambiguous (shape {array.shape}): "
+                         "use .any() or .all() on the NumPy array, or compare one element")
+    return array
 
 
 def _unwrap(index):
@@ -120,7 +167,7 @@ def _unwrap(index):
         return tuple(_unwrap(part) for part in index)
     return index
 
-# %% ../../modules/01_tensor/tensor_dev.py #2b08271f
+# %% ../../modules/01_tensor/tensor_dev.py #3e558c99
 _SCALARS = (int, float, bool, np.number, np.bool_)
 
 
@@ -135,8 +182,29 @@ def as_array(value):
     ### END SOLUTION
 
 
+def _is_float(value) -> bool:
+    return isinstance(value, float) or getattr(value, "dtype", np.dtype(int)).kind == "f"
+
+
+def _float32_if_integer(value):
+    is_integer_array = isinstance(value, np.ndarray) and value.dtype.kind in "biu"
+    return value.astype(np.float32) if is_integer_array else value
+
+
+def promote_integers(left, right, division: bool = False):
+    """PyTorch's promotion: integer (or bool) arrays meeting a float, or divided, become float32.
+
+    NumPy would give float64 (`int32 array * 0.5`); PyTorch gives its default float, float32, and so do we.
+    """
+    if division or _is_float(left) or _is_float(right):
+        return _float32_if_integer(left), _float32_if_integer(right)
+    return left, right
+
+
 def elementwise(op, a, b):
     """Apply the NumPy function `op` to `a` and `b` with broadcasting and return a Tensor.
+
+    Pass the operands through `promote_integers` first (`division` when `op` is `np.true_divide`).
 
     >>> elementwise(np.add, Tensor([[1, 2]]), 10)
     Tensor([[11., 12.]], dtype=float32)
@@ -145,6 +213,7 @@ def elementwise(op, a, b):
     left, right = as_array(a), as_array(b)
     if left is NotImplemented or right is NotImplemented:
         return NotImplemented
+    left, right = promote_integers(left, right, division=op is np.true_divide)
     try:
         return Tensor(op(left, right))
     except ValueError:
@@ -172,7 +241,67 @@ def matmul(a, b) -> Tensor:
     return Tensor(np.matmul(left, right))
     ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #81e1d0b9
+# %% ../../modules/01_tensor/tensor_dev.py #0a9da17e
+def normalized_axes(axis, ndim: int) -> tuple:
+    """`axis` (an int or a sequence of ints, negative counting from the end) as a tuple of axes in [0, ndim)."""
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise IndexError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+    return tuple(a % ndim for a in axes)
+
+
+def reduction_axes(axis, ndim: int):
+    """`axis` (an int, a tuple of ints or None) as a tuple of non-negative axes, or None for all of them.
+
+    A 0-d tensor has nothing to reduce over: PyTorch accepts axis 0 or -1 there and reduces everything.
+    """
+    if axis is None:
+        return None
+    axes = normalized_axes(axis, max(ndim, 1))
+    return axes if ndim else None
+
+
+def axes_and_keepdims(ndim: int, axis=None, keepdims=False, *, dim=None, keepdim=None) -> tuple:
+    """A reduction's axes and keepdims from NumPy's names (`axis`, `keepdims`) or PyTorch's (`dim`, `keepdim`)."""
+    axis = axis if dim is None else dim
+    return reduction_axes(axis, ndim), bool(keepdims if keepdim is None else keepdim)
+
+
+def swapped_axes(ndim: int, dim0: int, dim1: int) -> tuple:
+    """The permutation that swaps axes `dim0` and `dim1`, as PyTorch's `transpose(dim0, dim1)` does."""
+    order = list(range(ndim))
+    first, second = normalized_axes((dim0, dim1), max(ndim, 1))
+    if ndim:
+        order[first], order[second] = order[second], order[first]
+    return tuple(order)
+
+
+def squeezed_shape(shape: tuple, dim=None) -> tuple:
+    """`shape` without its size-1 axes (or without `dim`, if that axis has size 1; PyTorch ignores others)."""
+    dims = range(len(shape)) if dim is None else normalized_axes(dim, max(len(shape), 1))
+    return tuple(size for axis, size in enumerate(shape) if not (axis in dims and size == 1))
+
+
+def unsqueezed_shape(shape: tuple, dim: int) -> tuple:
+    """`shape` with a new size-1 axis at position `dim` (negative counts from the end of the new shape)."""
+    (position,) = normalized_axes(dim, len(shape) + 1)
+    return shape[:position] + (1,) + shape[position:]
+
+
+def expanded_shape(shape: tuple, sizes: tuple) -> tuple:
+    """PyTorch's `expand(*sizes)`: the broadcast target, where -1 keeps the tensor's own size."""
+    own = (None,) * (len(sizes) - len(shape)) + tuple(shape)
+    if len(sizes) < len(shape) or any(size == -1 and have is None for size, have in zip(sizes, own)):
+        raise ValueError(f"expand: cannot expand shape {tuple(shape)} to {sizes}")
+    return tuple(have if size == -1 else size for size, have in zip(sizes, own))
+
+
+def correction_of(correction=1, unbiased=None) -> int:
+    """The divisor's correction of `var`/`std` (n - correction): PyTorch's `unbiased=False` means 0, True means 1."""
+    return correction if unbiased is None else int(bool(unbiased))
+
+# %% ../../modules/01_tensor/tensor_dev.py #2c5b75fa
 def reduce(op, tensor: Tensor, axis=None, keepdims=False) -> Tensor:
     """Apply a NumPy reduction (np.sum, np.mean, np.max) over `axis`; `keepdims` keeps reduced axes as size 1.
 
@@ -187,7 +316,7 @@ def reduce(op, tensor: Tensor, axis=None, keepdims=False) -> Tensor:
 def as_shape(sizes: tuple) -> tuple:
     """Sizes given one by one, `(3, 2)`, or as one tuple or list, `((3, 2),)`, as a plain tuple `(3, 2)`.
 
-    Like PyTorch, `reshape`, `transpose` and the constructors below accept both spellings.
+    Like PyTorch, `reshape`, `permute` and the constructors below accept both spellings.
     """
     return tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
 
@@ -203,11 +332,11 @@ def reshape(tensor: Tensor, *shape) -> Tensor:
     ### END SOLUTION
 
 
-def transpose(tensor: Tensor, *axes) -> Tensor:
-    """Reverse the axes, or permute them as given: `transpose(t)` or `transpose(t, 1, 0)`."""
-    axes = as_shape(axes)
+def permute(tensor: Tensor, *dims) -> Tensor:
+    """The axes in the order given, `permute(t, 2, 0, 1)` or `permute(t, (2, 0, 1))`; reversed when none are given."""
+    dims = as_shape(dims)
     ### BEGIN SOLUTION
-    return Tensor(np.transpose(tensor.data, axes or None))
+    return Tensor(np.transpose(tensor.data, dims or None))
     ### END SOLUTION
 
 # %% ../../modules/01_tensor/tensor_dev.py #33b57978
