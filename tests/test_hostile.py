@@ -17,14 +17,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import ROOT, copy_course
+from conftest import ROOT, copy_course, needs_sandbox
 from tito.course import load_course
 from tito.coursefolder import course_folder
 from tito.grading import all_solution_lines, autograde, feedback, release
-from tito.sandbox import bwrap
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(bwrap() is None, reason="bubblewrap is not installed (apt-get install bubblewrap)")]
+pytestmark = [pytest.mark.slow, needs_sandbox]
 
 MODULE = "01_tensor"
 CELL_SECONDS = 6

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TITO, _plain_env, run_tito
+from conftest import ROOT, TITO, _plain_env, needs_sandbox, run_tito
 from student_helpers import small_course, write_solutions
 from tito.course import load_course
 from tito.leaks import find_leaks, leaks_in_file, secret_lines
 from tito.workspace import workspace_leaks
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, needs_sandbox]
 STUDENT = "alice"
 
 

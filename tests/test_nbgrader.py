@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import ROOT, copy_course, run_tito
+from conftest import ROOT, copy_course, needs_sandbox, run_tito
 from tito.course import Course, Module, load_course
 from tito.coursefolder import course_folder, graded_cells
 from tito.errors import TitoError
@@ -27,7 +27,7 @@ from tito.leaks import find_leaks, secret_lines
 from tito.notebook import cell_results, execute
 from tito.scores import collect_scores, write_csv
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, needs_sandbox]
 
 # The modules graded end to end (when settings.ini lists them), plus a small lesson made here.
 GRADED = ["01_tensor", "05_autograd", "08_convolutions"]

@@ -5,11 +5,10 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from conftest import ROOT
-from tito.sandbox import Limits, bwrap, make_grader_folder, run_notebook
+from conftest import ROOT, needs_sandbox
+from tito.sandbox import Limits, make_grader_folder, run_notebook
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(bwrap() is None, reason="bubblewrap is not installed (apt-get install bubblewrap)")]
+pytestmark = [pytest.mark.slow, needs_sandbox]
 
 
 def _locked(grade_id: str, source: str):

@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import ROOT, run_tito
+from conftest import ROOT, needs_sandbox, run_tito
 from student_helpers import MODULES, edit_notebook, small_course, write_solutions
 from tito.course import load_course
 from tito.workspace import (enclosing_name, find_stubs, lab_command, prerequisite_problem, prerequisites,
@@ -264,6 +264,7 @@ def test_the_students_own_package_runs_the_lessons_examples_in_a_fresh_process(f
 
 
 @pytest.mark.slow
+@needs_sandbox
 def test_submit_and_autograde_give_full_marks(course, finished):
     from tito.grading import read_grade
 
