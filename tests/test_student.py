@@ -293,8 +293,8 @@ def test_a_wrong_backward_rule_fails_complete_naming_the_op_and_leaves_the_packa
     text = one_line(result)
     assert result.returncode == 1
     assert "test-more-arithmetic" in text
-    assert "AssertionError: gradcheck(divide): input 1 (shape (3,)), element (0,): expected " in text
-    assert "(finite differences), backward gave " in text
+    assert "AssertionError: divide: input 1, element (0,): finite differences give " in text
+    assert ", backward gave " in text
     assert "05_autograd is not complete: fix the failing tests above; the package was not changed" in text
     assert package.read_bytes() == before
 

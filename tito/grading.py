@@ -244,19 +244,22 @@ def all_solution_lines(course: Course) -> dict[str, str]:
 
 
 def _reference_files(course: Course, module: Module) -> dict[str, Path]:
-    """The reference package a grading kernel may import: the package's __init__ files and the modules before
-    `module` in the course, never `module` itself or a later one."""
-    files = {str(path.relative_to(course.root)): path for path in course.package_dir.rglob("__init__.py")}
-    for earlier in course.modules[:course.modules.index(module)]:
-        path = earlier.package_file(course.root)
-        if path.exists():
-            files[str(path.relative_to(course.root))] = path
-    return files
+    """The reference package a grading kernel may import: every file of the course's package but those of
+    `module` and of the modules the course teaches after it."""
+    withheld = set()
+    for later in course.modules[course.modules.index(module):]:
+        try:
+            withheld.add(later.package_file(course.root))
+        except TitoError:  # a lesson that exports nothing
+            pass
+    return {str(path.relative_to(course.root)): path for path in sorted(course.package_dir.rglob("*.py"))
+            if "__pycache__" not in path.parts and path not in withheld}
 
 
 def _reference_modules(course: Course, module: Module) -> list[str]:
-    return [f"{PACKAGE}.{earlier.package_module}" for earlier in course.modules[:course.modules.index(module)]
-            if earlier.package_file(course.root).exists()]
+    """The reference modules, as dotted names, that a grading kernel imports before any student code runs."""
+    return [".".join(Path(relative).with_suffix("").parts) for relative in _reference_files(course, module)
+            if not relative.endswith("__init__.py")]
 
 
 def _locked_sources(source: nbformat.NotebookNode) -> dict[str, str]:
