@@ -1120,7 +1120,8 @@ def reference_gradcheck(fn: Callable, *inputs, name: str = "fn", eps: float = 1e
         wrong = np.flatnonzero(~np.isclose(analytic.reshape(-1), numeric, atol=atol, rtol=rtol))
         if wrong.size:
             k = wrong[0]
-            raise AssertionError(f"{name}: input {position}, element {np.unravel_index(k, analytic.shape)}: finite "
+            element = tuple(int(i) for i in np.unravel_index(k, analytic.shape))
+            raise AssertionError(f"{name}: input {position}, element {element}: finite "
                                  f"differences give {numeric[k]:.6g}, backward gave {analytic.reshape(-1)[k]:.6g}")
     return True
 
