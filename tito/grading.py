@@ -179,6 +179,7 @@ def autograde(course: Course, module: Module, students: list[str] | None = None,
     limits = grading_limits(course)
     solutions = all_solution_lines(course)
     source = nbformat.read(folder.source(module), as_version=4)
+    released = nbformat.read(folder.release(module), as_version=4)
     results = {}
     with tempfile.TemporaryDirectory(prefix="tito-grader-") as scratch, \
             nbgrader_session(course, module, folder.log(module, "autograde")) as (config, log), \
@@ -198,7 +199,7 @@ def autograde(course: Course, module: Module, students: list[str] | None = None,
 
         running = {}
         for student in chosen:
-            prepared = _prepare(course, module, student, config)
+            prepared = _prepare(course, module, student, config, source, released)
             if isinstance(prepared, Grade):
                 results[student] = _report(prepared, on_result)
             else:
@@ -278,11 +279,11 @@ class _Prepared:
     started: float
 
 
-def _prepare(course: Course, module: Module, student: str, config) -> _Prepared | Grade:
+def _prepare(course: Course, module: Module, student: str, config, lesson: nbformat.NotebookNode,
+             released: nbformat.NotebookNode) -> _Prepared | Grade:
     """Read a submission safely and sanitize it as nbgrader will; or, when it cannot be run, its Grade."""
     folder = course_folder(course)
     started = time.perf_counter()
-    lesson = nbformat.read(folder.source(module), as_version=4)
     read = read_submission(folder, module, student, lesson)
     if read.refusal:
         if read.notebook is None and not read.score_zero:
@@ -297,8 +298,7 @@ def _prepare(course: Course, module: Module, student: str, config) -> _Prepared 
         grade.notes = [f"nbgrader could not read its cells ({one_line(error)}): have the student move their work "
                        f"into a fresh copy of the release"]
         return grade
-    release = nbformat.read(folder.release(module), as_version=4)
-    return _Prepared(student, notebook, read.notes + restored, suspicious_code(notebook, lesson, release), started)
+    return _Prepared(student, notebook, read.notes + restored, suspicious_code(notebook, lesson, released), started)
 
 
 def _sanitized(notebook: nbformat.NotebookNode, module: Module, student: str, config,
