@@ -174,6 +174,7 @@ def test_each_submission_gets_exactly_its_honest_points(graded, student):
 def test_a_stopped_submission_says_why(graded, student, reason):
     _, grades, _ = graded
     assert any(reason in note for note in grades[student].notes), grades[student].notes
+    assert grades[student].graded
 
 
 def test_a_flood_of_output_is_stopped(graded):
@@ -182,7 +183,7 @@ def test_a_flood_of_output_is_stopped(graded):
     _, grades, _ = graded
     notes = grades["flooder"].notes
     assert any("of output" in note or "memory limit" in note for note in notes), notes
-    assert grades[student].graded
+    assert grades["flooder"].graded
 
 
 def test_nobody_elses_grade_or_file_changes(graded, course):

@@ -22,7 +22,7 @@ from typing import Callable
 
 import nbformat
 
-from .course import PACKAGE, Course, Module
+from .course import Course, Module
 from .coursefolder import (CourseFolder, GradedCell, course_folder, grading_settings, graded_cells, metadata_problems,
                            notebook_name, source_notebook, write_atomically)
 from .errors import TitoError
@@ -30,7 +30,7 @@ from .leaks import Leak, find_leaks, secret_lines
 from .nbgrader_session import (Snapshot, all_or_nothing, failure_reason, nbgrader_session, one_line, quiet_warnings,
                                run_converter)
 from .sandbox import VERDICT_MIME, Limits, Run, make_grader_folder, require_bwrap, run_notebook
-from .submission import STUDENT_ID, read_submission, suspicious_code  # noqa: F401 (STUDENT_ID: used by workspace)
+from .submission import read_submission, suspicious_code
 
 # ------------------------------------------------------------------------------------ generate / release
 

@@ -280,7 +280,7 @@ def init_workspace(course: Course, target: Path, release_dir: Path | None = None
     student submit` and `tito student update` find them; a kit, made to be copied to other machines, does not.
     """
     from .coursefolder import course_folder, grading_settings
-    from .grading import STUDENT_ID
+    from .submission import STUDENT_ID
 
     if is_workspace(course):
         raise TitoError(f"{course.root} is already a student workspace: run `tito student init` in the course "
@@ -561,7 +561,7 @@ def submit(workspace: Course, module: Module, course_dir: Path | None = None, st
     workspace that records no student or course folder (a kit) records the ones it used. No symbolic link is
     followed, on either side.
     """
-    from .grading import STUDENT_ID
+    from .submission import STUDENT_ID
 
     require_workspace(workspace, f"tito student submit {module.name}")
     settings = workspace_settings(workspace)
