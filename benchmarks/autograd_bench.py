@@ -7,6 +7,8 @@ Measures, in one run, the same work three ways:
   (b) one training step (forward, backward, SGD update) of a 64-128-10 ReLU MLP with MSE loss, float32,
       at batch 64 and 1024;
   (c) backward time against graph size (chains of 1,000 to 100,000 operations).
+With `--before DIR` (the root of an earlier checkout, e.g. from `git worktree add`), that checkout's engine
+runs (a) and (b) too, in the same rounds, so "did this change make anything slower?" is answered in one run.
 Every number is the best of several interleaved repeats (the machine is shared; the best is the least
 disturbed). NumPy's BLAS and PyTorch are both pinned to one thread so that the comparison is fair.
 This is a script, not a test: timing assertions would be flaky on shared machines. It exits 1 when a
@@ -15,6 +17,7 @@ target is missed, so that a person running it sees it at once.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import platform
 import sys
@@ -62,17 +65,31 @@ CHAIN = 200
 MUL, ADD = 1.0001, 0.001
 
 
-def chain_benchmarks() -> dict:
-    one = np.ones(1, dtype=np.float32)
-    leaf = Variable(one.copy(), requires_grad=True)
+def engine_from(root: Path) -> type:
+    """The `Variable` of the tinytorch checked out at `root`, loaded beside this checkout's own.
 
-    def tinytorch_chain():
-        y = leaf
-        for _ in range(CHAIN // 2):
-            y = y * MUL
-            y = y + ADD
-        y.backward()
-        leaf.grad = None
+    Its modules are imported under their usual names and then moved out of `sys.modules`, so that the
+    imports that follow find this checkout's; the loaded functions keep the globals they were made with.
+    """
+    ours = lambda: [name for name in sys.modules if name == "tinytorch" or name.startswith("tinytorch.")]
+    saved = {name: sys.modules.pop(name) for name in ours()}
+    sys.path.insert(0, str(root))
+    try:
+        module = importlib.import_module("tinytorch.core.autograd")
+    finally:
+        sys.path.remove(str(root))
+        for name in ours():
+            del sys.modules[name]
+        sys.modules.update(saved)
+    if not Path(module.__file__).resolve().is_relative_to(root.resolve()):
+        raise SystemExit(f"--before {root}: its tinytorch was not the one imported ({module.__file__})")
+    return module.Variable
+
+
+def chain_benchmarks(engines: dict) -> dict:
+    """One chain function per framework; `engines` maps a column name to a tinytorch `Variable` class."""
+    one = np.ones(1, dtype=np.float32)
+    functions = {name: _tinytorch_chain(engine, one) for name, engine in engines.items()}
 
     def numpy_chain():  # forward values, then the chain rule by hand: only the multiplies scale the gradient
         y = one
@@ -84,7 +101,7 @@ def chain_benchmarks() -> dict:
             grad = grad * MUL
         return grad
 
-    functions = {"tinytorch": tinytorch_chain, "numpy": numpy_chain}
+    functions["numpy"] = numpy_chain
     if torch is not None:
         tleaf = torch.ones(1, dtype=torch.float32, requires_grad=True)
 
@@ -100,32 +117,34 @@ def chain_benchmarks() -> dict:
     return functions
 
 
+def _tinytorch_chain(engine: type, one: np.ndarray):
+    leaf = engine(one.copy(), requires_grad=True)
+
+    def chain():
+        y = leaf
+        for _ in range(CHAIN // 2):
+            y = y * MUL
+            y = y + ADD
+        y.backward()
+        leaf.grad = None
+
+    return chain
+
+
 # ------------------------------------------------------------------ (b) an MLP training step
 
 LR = 0.01
 
 
-def mlp_benchmarks(batch: int) -> tuple[dict, dict]:
+def mlp_benchmarks(batch: int, engines: dict) -> tuple[dict, dict]:
     """Step functions for each framework, all starting from the same float32 weights and data."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 64)).astype(np.float32)
     y = rng.standard_normal((batch, 10)).astype(np.float32)
     init = [(rng.standard_normal((64, 128)) * np.sqrt(2 / 64)).astype(np.float32), np.zeros(128, np.float32),
             (rng.standard_normal((128, 10)) * np.sqrt(2 / 128)).astype(np.float32), np.zeros(10, np.float32)]
-    losses = {}
-
-    params = [Variable(p.copy(), requires_grad=True) for p in init]
-    W1, b1, W2, b2 = params
-
-    def tinytorch_step():
-        out = (x @ W1 + b1).relu() @ W2 + b2
-        loss = ((out - y) ** 2).mean()
-        for p in params:
-            p.grad = None
-        loss.backward()
-        for p in params:
-            p.data.data -= LR * p.grad
-        return loss
+    functions = {name: _tinytorch_step(engine, x, y, init) for name, engine in engines.items()}
+    losses = {name: step().item() for name, step in functions.items()}
 
     nW1, nb1, nW2, nb2 = (p.copy() for p in init)
 
@@ -143,8 +162,8 @@ def mlp_benchmarks(batch: int) -> tuple[dict, dict]:
             p -= LR * g
         return loss
 
-    functions = {"tinytorch": tinytorch_step, "numpy": numpy_step}
-    losses["tinytorch"], losses["numpy"] = tinytorch_step().item(), float(numpy_step())
+    functions["numpy"] = numpy_step
+    losses["numpy"] = float(numpy_step())
     if torch is not None:
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
         tparams = [torch.tensor(p, requires_grad=True) for p in init]
@@ -164,6 +183,23 @@ def mlp_benchmarks(batch: int) -> tuple[dict, dict]:
         functions["pytorch"] = torch_step
         losses["pytorch"] = torch_step().item()
     return functions, losses
+
+
+def _tinytorch_step(engine: type, x: np.ndarray, y: np.ndarray, init: list):
+    params = [engine(p.copy(), requires_grad=True) for p in init]
+    W1, b1, W2, b2 = params
+
+    def step():
+        out = (x @ W1 + b1).relu() @ W2 + b2
+        loss = ((out - y) ** 2).mean()
+        for p in params:
+            p.grad = None
+        loss.backward()
+        for p in params:
+            p.data.data -= LR * p.grad
+        return loss
+
+    return step
 
 
 # ------------------------------------------------------------------ (c) backward time against graph size
@@ -228,6 +264,16 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a is not None and b else "-"
 
 
+def before_header(measured: dict) -> list[str]:
+    return ["before", "tinytorch / before"] if "before" in measured else []
+
+
+def before_cells(measured: dict, number: str) -> list[str]:
+    if "before" not in measured:
+        return []
+    return [number.format(measured["before"]), ratio(measured["tinytorch"], measured["before"])]
+
+
 def table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
     line = lambda cells: "| " + " | ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
@@ -237,7 +283,12 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=9, help="rounds per measurement; the best is kept (default 9)")
+    parser.add_argument("--before", type=Path, metavar="DIR",
+                        help="the root of an earlier checkout: its engine is measured too, as the column 'before'")
     args = parser.parse_args()
+    engines = {"tinytorch": Variable}
+    if args.before:
+        engines["before"] = engine_from(args.before)
     if torch is not None:
         torch.set_num_threads(1)
     checks = {}
@@ -246,11 +297,12 @@ def main() -> int:
 
         print(f"\n(a) Fixed cost per operation: a {CHAIN}-operation chain (x * c, x + c) on a 1-element float32 tensor,"
               " forward + backward, microseconds per operation")
-        chain = best_of(chain_benchmarks(), inner=20, repeats=args.repeats)
+        chain = best_of(chain_benchmarks(engines), inner=20, repeats=args.repeats)
         per_op = {name: seconds / CHAIN * 1e6 for name, seconds in chain.items()}
-        print(table(["", "tinytorch", "PyTorch", "NumPy by hand", "tinytorch / PyTorch"],
+        print(table(["", "tinytorch", "PyTorch", "NumPy by hand", "tinytorch / PyTorch", *before_header(per_op)],
                     [["us per operation", f"{per_op['tinytorch']:.2f}", f"{per_op.get('pytorch', float('nan')):.2f}",
-                      f"{per_op['numpy']:.2f}", ratio(per_op["tinytorch"], per_op.get("pytorch"))]]))
+                      f"{per_op['numpy']:.2f}", ratio(per_op["tinytorch"], per_op.get("pytorch")),
+                      *before_cells(per_op, "{:.2f}")]]))
         if "pytorch" in per_op:
             checks["per-op"] = per_op["tinytorch"] / per_op["pytorch"]
 
@@ -258,18 +310,20 @@ def main() -> int:
               "milliseconds per step")
         rows = []
         for batch, inner in [(64, 200), (1024, 30)]:
-            functions, losses = mlp_benchmarks(batch)
+            functions, losses = mlp_benchmarks(batch, engines)
             if len({round(value, 4) for value in losses.values()}) != 1:
                 print(f"WARNING: the first losses differ at batch {batch}: {losses}")
             steps = best_of(functions, inner=inner, repeats=args.repeats)
             ms = {name: seconds * 1e3 for name, seconds in steps.items()}
             rows.append([f"batch {batch}", f"{ms['tinytorch']:.3f}", f"{ms.get('pytorch', float('nan')):.3f}",
-                         f"{ms['numpy']:.3f}", ratio(ms["tinytorch"], ms.get("pytorch")), ratio(ms["tinytorch"], ms["numpy"])])
+                         f"{ms['numpy']:.3f}", ratio(ms["tinytorch"], ms.get("pytorch")), ratio(ms["tinytorch"], ms["numpy"]),
+                         *before_cells(ms, "{:.3f}")])
             if batch == 64 and "pytorch" in ms:
                 checks["batch 64"] = ms["tinytorch"] / ms["pytorch"]
             if batch == 1024:
                 checks["batch 1024"] = ms["tinytorch"] / ms["numpy"]
-        print(table(["", "tinytorch", "PyTorch", "NumPy by hand", "tinytorch / PyTorch", "tinytorch / NumPy"], rows))
+        print(table(["", "tinytorch", "PyTorch", "NumPy by hand", "tinytorch / PyTorch", "tinytorch / NumPy",
+                     *before_header(ms)], rows))
 
         print("\n(c) Backward time against graph size (a chain of x * c, x + c on 1 element)")
         scaling = backward_scaling([1_000, 10_000, 100_000], repeats=args.repeats)

@@ -452,6 +452,8 @@ def _value(x):
     kind = type(x)
     if kind is float or kind is int:
         return x
+    if kind is np.ndarray and x.dtype.kind == "f":
+        return x  # the common constant (a batch of data): nothing to check or convert
     if isinstance(x, np.generic) and x.dtype.kind in "iuf":
         return x.item()  # a NumPy scalar acts as a plain number: it must not turn float32 into float64
     if x is None:
@@ -463,7 +465,9 @@ def _value(x):
 
 def _operands(a, b, division: bool = False) -> tuple:
     """The numbers behind two operands, with PyTorch's promotion if either is an integer Variable."""
-    av, bv = _value(a), _value(b)
+    # Variables are by far the most common operands: reach their arrays without a call.
+    av = a.data.data if type(a) is Variable else _value(a)
+    bv = b.data.data if type(b) is Variable else _value(b)
     if (type(a) is Variable and av.dtype.kind != "f") or (type(b) is Variable and bv.dtype.kind != "f"):
         return promote_integers(av, bv, division)
     return av, bv

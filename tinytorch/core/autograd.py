@@ -242,7 +242,7 @@ def _wrap(array: np.ndarray) -> Tensor:
     tensor.data = array
     return tensor
 
-# %% ../../modules/05_autograd/autograd_dev.py #2f26a730
+# %% ../../modules/05_autograd/autograd_dev.py #ab65252c
 _GRAD_ENABLED = True  # switched off inside `no_grad()`
 
 
@@ -253,6 +253,8 @@ def _value(x):
     kind = type(x)
     if kind is float or kind is int:
         return x
+    if kind is np.ndarray and x.dtype.kind == "f":
+        return x  # the common constant (a batch of data): nothing to check or convert
     if isinstance(x, np.generic) and x.dtype.kind in "iuf":
         return x.item()  # a NumPy scalar acts as a plain number: it must not turn float32 into float64
     if x is None:
@@ -264,7 +266,9 @@ def _value(x):
 
 def _operands(a, b, division: bool = False) -> tuple:
     """The numbers behind two operands, with PyTorch's promotion if either is an integer Variable."""
-    av, bv = _value(a), _value(b)
+    # Variables are by far the most common operands: reach their arrays without a call.
+    av = a.data.data if type(a) is Variable else _value(a)
+    bv = b.data.data if type(b) is Variable else _value(b)
     if (type(a) is Variable and av.dtype.kind != "f") or (type(b) is Variable and bv.dtype.kind != "f"):
         return promote_integers(av, bv, division)
     return av, bv
