@@ -346,8 +346,10 @@ def _record(course: Course, module: Module, prepared: _Prepared, run: Run, confi
         grader.force, grader.create_student = True, True
         # nbgrader's steps, each handed tito's notebook: sanitized (phase one) and run in the sandbox (phase two).
         grader.sanitize_preprocessors = [handed_over(prepared.notebook)]
+        # CheckCellMetadata is left out too: it checked these very cells' metadata in phase one (the sandbox
+        # returns outputs only), and nbgrader's check re-validates its JSON schema on every cell.
         grader.autograde_preprocessors = [handed_over(run.notebook)] + [
-            step for step in grader.autograde_preprocessors if step.__name__ != "Execute"]
+            step for step in grader.autograde_preprocessors if step.__name__ not in ("Execute", "CheckCellMetadata")]
         log.write(f"\n===== {prepared.student} =====\n")
         succeeded, text = run_converter(grader, log)
         if not succeeded:
@@ -432,8 +434,8 @@ def _malformed(run: Run, sanitized: nbformat.NotebookNode) -> str:
         nbformat.validate(run.notebook)
     except nbformat.ValidationError as error:
         return f"not a valid notebook: {str(error).splitlines()[0][:200]}"
-    if [(cell.cell_type, cell.source) for cell in run.notebook.cells] != \
-            [(cell.cell_type, cell.source) for cell in sanitized.cells]:
+    cells = lambda notebook: [(cell.cell_type, cell.source, cell.metadata.get("nbgrader")) for cell in notebook.cells]
+    if cells(run.notebook) != cells(sanitized):
         return "its cells are not the ones that were run"
     return ""
 
