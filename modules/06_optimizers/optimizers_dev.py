@@ -395,7 +395,7 @@ def test_unit_adam():
             theta -= lr * (m / (1 - beta1 ** t)) / (math.sqrt((v_max if amsgrad else v) / (1 - beta2 ** t)) + eps)
         return theta
 
-    gradients = [2.0, -1.0, 0.1]  # the second moment shrinks at step 3, where AMSGrad keeps its maximum
+    gradients = [2.0, -1.0, 0.0]  # the second moment shrinks at step 3, where AMSGrad keeps its maximum
     theta = Parameter(np.array([1.0]))
     amsgrad = Adam([theta], lr=0.1, amsgrad=True)
     for gradient in gradients:
