@@ -4,13 +4,15 @@ Each lesson has a catalogue, `tests/mutations/NN_name.py`, listing plausible mis
 one solution cell, and the test cell that must catch it. For every mistake the lesson is read with jupytext,
 edited, and run in a fresh Jupyter kernel up to that test, stopping at the first cell that raises. The mistake
 is caught when that first failing cell is the expected test and its error matches the expected message. The
-unmutated lesson must pass every test (run once per lesson, top to bottom).
+unmutated lesson must pass every test (run once per lesson, up to its last test: `tito module test` runs the
+systems analyses after it).
 
     python tests/mutation.py [05 07 ...] [--jobs 2]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import importlib.util
 import re
@@ -27,7 +29,7 @@ sys.path[:0] = [folder for folder in (str(ROOT), str(CATALOGUES.parent)) if fold
 from mutations import Mistake  # noqa: E402
 from tito.course import Module, load_course  # noqa: E402
 from tito.errors import TitoError  # noqa: E402
-from tito.notebook import cell_results, execute, grade_id, module_notebook  # noqa: E402
+from tito.notebook import cell_results, execute, grade_id, is_test_cell, module_notebook  # noqa: E402
 
 # Per cell, in seconds. Generous on purpose: an endless loop must be stopped by the lesson's own test (a step
 # budget and a message); running into this timer counts as not caught.
@@ -42,6 +44,7 @@ class Outcome:
     verdict: str  # "caught" / "passes" (unmutated), or why not: "missed", "failed elsewhere", "wrong message", ...
     cell: str = ""  # the first cell that failed
     message: str = ""  # its error, `ename: evalue`
+    seconds: float = 0.0  # wall time of the run
 
     @property
     def ok(self) -> bool:
@@ -49,7 +52,8 @@ class Outcome:
 
     def row(self) -> str:
         first_line = self.message.splitlines()[0] if self.message else ""
-        return f"{self.lesson:<16} {self.mistake[:52]:<52} {self.verdict:<15} {self.cell:<34} {first_line[:110]}"
+        return (f"{self.lesson:<16} {self.mistake[:52]:<52} {self.verdict:<15} {self.seconds:>4.0f}s "
+                f"{self.cell:<34} {first_line[:110]}")
 
 
 def load_catalogue(module: Module) -> list[Mistake]:
@@ -100,8 +104,11 @@ def run_until_failure(notebook) -> tuple[str, str] | None:
 
 
 def check_unmutated(module: Module) -> Outcome:
+    notebook = module_notebook(module)
+    last_test = max((index for index, cell in enumerate(notebook.cells) if is_test_cell(cell)), default=-1)
+    notebook.cells = notebook.cells[:last_test + 1]
     try:
-        failure = run_until_failure(module_notebook(module))
+        failure = run_until_failure(notebook)
     except TitoError as error:
         return Outcome(module.name, UNMUTATED, "stopped", message=str(error))
     if failure is None:
@@ -148,10 +155,15 @@ def checks(lessons: list[str] | None = None) -> list:
     return calls
 
 
+def timed(call) -> Outcome:
+    start = time.perf_counter()
+    return dataclasses.replace(call(), seconds=time.perf_counter() - start)
+
+
 def run_check(lessons: list[str] | None = None, jobs: int = 2):
     """Outcomes in catalogue order, yielded as they are ready; `jobs` kernels run at once."""
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        yield from pool.map(lambda call: call(), checks(lessons))
+        yield from pool.map(timed, checks(lessons))
 
 
 def scores(outcomes: list[Outcome]) -> dict[str, tuple[int, int]]:
