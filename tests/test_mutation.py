@@ -45,3 +45,9 @@ def test_every_mistake_is_caught_by_the_test_after_its_exercise():
     wrong = [f"{outcome.lesson} / {outcome.mistake}: {outcome.verdict} {outcome.cell} {outcome.message[:200]}"
              for outcome in outcomes if not outcome.ok]
     assert not wrong, f"{len(wrong)} of {len(outcomes)} not as expected:\n" + "\n".join(wrong)
+
+
+def test_the_catalogues_hold_at_least_80_mistakes():
+    """The course's target (issue 11): a catalogue large enough to say something about the tests."""
+    total = sum(len(load_catalogue(module)) for module in catalogued_lessons())
+    assert total >= 80, f"the catalogues hold {total} mistakes, fewer than 80"
