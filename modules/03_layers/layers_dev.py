@@ -271,28 +271,30 @@ class Module:
 # %% [markdown]
 # ### Test: Module
 
-# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-layers-module", "locked": true, "points": 4, "solution": false}
+# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-layers-module", "locked": true, "points": 2, "solution": false}
+class Scale(Module):
+    def __init__(self, size):
+        self.factor = Parameter(np.full(size, 2.0, dtype=np.float32))
+        self.note = Tensor(np.zeros(size))  # a Tensor, but not a parameter
+
+    def forward(self, x):
+        return x * self.factor
+
+
+class Model(Module):
+    def __init__(self):
+        self.first = Scale(3)
+        self.blocks = [Scale(3), Scale(3)]
+        self.offset = Parameter(np.zeros(3, dtype=np.float32))
+        self.blocks[1].factor = self.blocks[0].factor  # one parameter used twice: listed once
+
+    def forward(self, x):
+        for block in [self.first, *self.blocks]:
+            x = block(x)
+        return x + self.offset
+
+
 def test_unit_module():
-    class Scale(Module):
-        def __init__(self, size):
-            self.factor = Parameter(np.full(size, 2.0, dtype=np.float32))
-            self.note = Tensor(np.zeros(size))  # a Tensor, but not a parameter
-
-        def forward(self, x):
-            return x * self.factor
-
-    class Model(Module):
-        def __init__(self):
-            self.first = Scale(3)
-            self.blocks = [Scale(3), Scale(3)]
-            self.offset = Parameter(np.zeros(3, dtype=np.float32))
-            self.blocks[1].factor = self.blocks[0].factor  # one parameter used twice: listed once
-
-        def forward(self, x):
-            for block in [self.first, *self.blocks]:
-                x = block(x)
-            return x + self.offset
-
     class Wrapper(Module):
         def __init__(self, inner):
             self.inner = inner
@@ -317,6 +319,16 @@ def test_unit_module():
     model.zero_grad()
     assert all(parameter.grad is None for parameter in model.parameters()), "zero_grad should set every .grad to None"
 
+test_unit_module()
+print("test_unit_module: passed")
+
+# %% [markdown]
+# ### Test: state_dict and load_state_dict
+
+# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-layers-state-dict", "locked": true, "points": 2, "solution": false}
+def test_unit_state_dict():
+    model = Model()
+    expected = ["offset", "first.factor", "blocks.0.factor"]
     state = model.state_dict()
     assert sorted(state) == sorted(expected) and all(isinstance(v, np.ndarray) for v in state.values()), \
         f"state_dict should map each parameter name to an array, got {state}"
@@ -341,8 +353,8 @@ def test_unit_module():
         else:
             raise AssertionError(f"load_state_dict should refuse a state with a problem about {words!r}")
 
-test_unit_module()
-print("test_unit_module: passed")
+test_unit_state_dict()
+print("test_unit_state_dict: passed")
 
 # %% [markdown]
 # ## 3. `Linear`: an affine map with a good starting point
