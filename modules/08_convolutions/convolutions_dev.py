@@ -31,6 +31,13 @@
 # layers `Conv2d`, `MaxPool2d` and `AvgPool2d` (§4, §5), with PyTorch's conventions, so a network
 # written here reads like one written in PyTorch.
 #
+# **Objectives.** By the end of this module you can:
+#
+# - compute a convolution's output size, and write the convolution as loops straight from its definition;
+# - turn it into one matrix multiplication with im2col, and write its adjoint, col2im, for the backward pass;
+# - make `conv2d` one operation of module 05's graph, and build the `Conv2d` and pooling layers on it;
+# - train a small CNN with module 07's `Trainer`, and measure what im2col costs in time and memory.
+#
 # | You write here | It becomes | Used by |
 # |---|---|---|
 # | `modules/08_convolutions/convolutions_dev.py` | `tinytorch.core.convolutions` | `tito milestone cnn` |
@@ -147,6 +154,7 @@ def test_unit_output_size():
     assert pair(3) == (3, 3) and pair((2, 5)) == (2, 5), "pair should turn 3 into (3, 3) and keep (2, 5)"
 
 test_unit_output_size()
+print("test_unit_output_size: passed")
 
 # %% [markdown]
 # ### The loop form
@@ -223,6 +231,7 @@ def test_unit_conv2d_loops():
         "each image of the batch should be convolved on its own"
 
 test_unit_conv2d_loops()
+print("test_unit_conv2d_loops: passed")
 
 # %% [markdown]
 # ## 2. im2col: the convolution as one matrix multiplication
@@ -328,6 +337,7 @@ def test_unit_im2col():
             f"im2col @ W.T disagrees with the loop form for x {x.shape}, weight {weight.shape}, stride {stride}, padding {padding}"
 
 test_unit_im2col()
+print("test_unit_im2col: passed")
 
 # %% [markdown]
 # ## 3. col2im: the backward pass of im2col
@@ -401,6 +411,7 @@ def test_unit_col2im():
             f"col2im is not the adjoint of im2col for {shape}, kernel {kernel}, stride {stride}, padding {padding}"
 
 test_unit_col2im()
+print("test_unit_col2im: passed")
 
 # %% [markdown]
 # ## 4. `conv2d`, a graph operation, and the `Conv2d` layer
@@ -557,6 +568,7 @@ def test_unit_conv2d():
     assert repr(Conv2d(1, 6, 5)) == "Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1))", f"unexpected repr {Conv2d(1, 6, 5)!r}"
 
 test_unit_conv2d()
+print("test_unit_conv2d: passed")
 
 # %% [markdown]
 # ## 5. Pooling: shrink the picture, keep what matters
@@ -702,6 +714,7 @@ def test_unit_pooling():
     assert repr(MaxPool2d(2)) == "MaxPool2d(kernel_size=(2, 2), stride=(2, 2))", f"unexpected repr {MaxPool2d(2)!r}"
 
 test_unit_pooling()
+print("test_unit_pooling: passed")
 
 # %% [markdown]
 # ## 6. A CNN, trained by module 07 unchanged
