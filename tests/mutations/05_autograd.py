@@ -96,9 +96,9 @@ MISTAKES = [
             replace="        visited.add(node)\n        order.append(node)",
             caught_by="test-autograd-topological-order", message=r"must come before"),
     Mistake(name="topological order: recursive", cell="autograd-topological-order",
-            find=("    order: list = []\n    visited: set = set()\n    stack = [(root.grad_fn or root, False)]\n"
-                  "    while stack:", "    return order\n"),
-            replace=(RECURSIVE_ORDER + "    while False:", ""),
+            find=("    return order\n    ### END SOLUTION", "    order: list = []\n    visited: set = set()\n"
+                  "    stack = [(root.grad_fn or root, False)]\n    while stack:"),
+            replace=("    ### END SOLUTION", RECURSIVE_ORDER + "    while False:"),
             caught_by="test-autograd-topological-order", message=r"RecursionError.*explicit stack"),
     Mistake(name="topological order: starts from the root Variable", cell="autograd-topological-order",
             find="stack = [(root.grad_fn or root, False)]", replace="stack = [(root, False)]",
@@ -228,6 +228,10 @@ MISTAKES = [
             caught_by="test-autograd-tanh-sigmoid-relu", message=r"sigmoid: input 0"),
     Mistake(name="relu's gradient 1 at 0", cell="autograd-elementwise",
             find="g * (out > 0)", replace="g * (out >= 0)",
+            caught_by="test-autograd-tanh-sigmoid-relu", message=r"relu"),
+    Mistake(name="relu's gradient 1 at exactly 0", cell="autograd-elementwise",
+            find=("out = np.maximum(_value(x), 0)", "g * (out > 0)"),
+            replace=("xv = _value(x)\n    out = np.maximum(xv, 0)", "g * (xv >= 0)"),
             caught_by="test-autograd-tanh-sigmoid-relu", message=r"0 at exactly 0"),
     # ---- reductions
     Mistake(name="sum's rule returns a broadcast view", cell="autograd-reductions",
@@ -247,7 +251,7 @@ MISTAKES = [
     # ---- shapes and indexing
     Mistake(name="indexing keeps one of two picks of an entry", cell="autograd-shapes-indexing",
             find="np.add.at(full, parts, g)", replace="full[parts] = g",
-            caught_by="test-autograd-shapes-indexing", message=r"picked twice"),
+            caught_by="test-autograd-shapes-indexing", message=r"integer arrays|picked twice"),
     Mistake(name="permute's gradient permuted with dims, not their inverse", cell="autograd-shapes-indexing",
             find="inverse = tuple(np.argsort(dims)) if dims else None", replace="inverse = dims or None",
             caught_by="test-autograd-shapes-indexing", message=r"permute 1 2 0"),
