@@ -79,22 +79,26 @@ class CellResult:
     message: str = ""
 
 
-def execute(notebook: nbformat.NotebookNode, cwd: Path, timeout: int = 600) -> nbformat.NotebookNode:
+def execute(notebook: nbformat.NotebookNode, cwd: Path, timeout: int = 600,
+            stop_at_error: bool = False) -> nbformat.NotebookNode:
     """Run every cell in a fresh python3 kernel started in `cwd`, going on past errors so each test reports.
 
     `cwd` goes first on the kernel's PYTHONPATH, so the `tinytorch` package of that folder (the course's, or a
-    student's own) is the one the notebook imports.
+    student's own) is the one the notebook imports. With `stop_at_error`, the run ends at the first cell that
+    raises (its error stays in its outputs), as a student running the notebook in order would see it.
     """
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(cwd), os.environ.get("PYTHONPATH")])))
     # log_level=40 (ERROR) hides the kernel's warning about local TCP, which only concerns remote kernels.
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=not stop_at_error,
                             extra_arguments=["--IPKernelApp.log_level=40"],
                             resources={"metadata": {"path": str(cwd)}})
     try:
         client.execute(env=env)
+    except CellExecutionError:
+        pass  # only with stop_at_error: the failing cell holds its error, the cells after it did not run
     except CellTimeoutError:
         raise TitoError(f"a cell ran longer than {timeout} s (an endless loop?): stopped") from None
     except DeadKernelError as error:

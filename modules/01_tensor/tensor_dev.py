@@ -23,6 +23,13 @@
 # small, predictable interface with clear errors, the same one PyTorch offers, so that module 05
 # can teach a `Variable` to differentiate through exactly these operations.
 #
+# **Objectives.** By the end of this module you can:
+#
+# - store numbers as a `Tensor` with a shape and a dtype, and refuse data that is not numeric;
+# - add, multiply and compare tensors of different shapes by broadcasting;
+# - multiply matrices (and batches of them) with errors that name the shapes;
+# - reduce, reshape and permute a tensor, and build one from zeros, ones or random numbers.
+#
 # | You write here | It becomes | Used by |
 # |---|---|---|
 # | `modules/01_tensor/tensor_dev.py` | `tinytorch.core.tensor` | every later module |
@@ -237,6 +244,7 @@ def test_unit_tensor_creation():
     assert isinstance(t.data, np.ndarray), f".data should be a NumPy array, got {type(t.data)}"
     assert Tensor(5).shape == (), "a number should become a 0-dimensional tensor"
     assert Tensor([1, 2], dtype=np.float64).dtype == np.float64, "an explicit dtype must be kept"
+    assert Tensor(np.array([1, 2]), dtype=np.float32).dtype == np.float32, "an explicit dtype must be kept, for an array too"
     assert Tensor(np.zeros(3, dtype=np.float64)).dtype == np.float64, "a float64 array must stay float64"
     assert Tensor(Tensor([1.0])).dtype == np.float32, "a Tensor built from a Tensor keeps its dtype"
     assert Tensor(np.array([1, 2])).dtype == np.int64, "an integer array keeps its dtype"
@@ -245,6 +253,8 @@ def test_unit_tensor_creation():
             Tensor(bad)
         except TypeError:
             continue
+        except Exception as error:
+            raise AssertionError(f"Tensor({bad!r}) should raise TypeError, got {type(error).__name__}: {error}") from None
         raise AssertionError(f"Tensor({bad!r}) should raise TypeError")
     for bad_dtype in [object, "str"]:
         try:
@@ -355,14 +365,19 @@ def test_unit_tensor_arithmetic():
     }
     for text, (result, expected) in checks.items():
         assert isinstance(result, Tensor), f"{text} should be a Tensor, got {type(result).__name__}"
-        assert np.allclose(result.data, expected), f"{text}: expected {expected}, got {result.data.tolist()}"
+        assert np.allclose(result.numpy(), expected), f"{text}: expected {expected}, got {result.numpy().tolist()}"
     assert (a * 2).dtype == np.float32, f"float32 * number should stay float32, got {(a * 2).dtype}"
     integers = Tensor(np.array([1, 2], dtype=np.int32))
     for text, result in {"int32 * 0.5": integers * 0.5, "int32 ** 0.5": integers ** 0.5, "int32 / 2": integers / 2}.items():
         assert result.dtype == np.float32, f"{text} should be float32 (PyTorch's default float), got {result.dtype}"
     column, row = Tensor([[1.0], [2.0], [3.0]]), Tensor([[1.0, 2.0, 3.0, 4.0]])
     assert (column + row).shape == (3, 4), f"(3,1) + (1,4) should broadcast to (3, 4), got {(column + row).shape}"
-    assert Tensor([1.0]).__add__("text") is NotImplemented, "an unknown operand type should give NotImplemented"
+    try:
+        unknown = Tensor([1.0]).__add__("text")
+    except TypeError as error:
+        raise AssertionError(f"an unknown operand type should give NotImplemented (so that Python asks the other "
+                             f"operand), not raise: {error}") from None
+    assert unknown is NotImplemented, f"an unknown operand type should give NotImplemented, got {unknown!r}"
     try:
         Tensor([1.0, 2.0, 3.0]) + Tensor([1.0, 2.0])
     except ValueError as error:
@@ -414,10 +429,15 @@ def matmul(a, b) -> Tensor:
 def test_unit_tensor_matmul():
     product = Tensor([[1.0, 2.0]]) @ Tensor([[3.0], [4.0]])
     assert isinstance(product, Tensor), f"@ should give a Tensor, got {type(product).__name__}"
-    assert product.shape == (1, 1) and product.data[0, 0] == 11.0, f"[[1, 2]] @ [[3], [4]] should be [[11]], got {product.data}"
+    assert product.shape == (1, 1) and product.numpy()[0, 0] == 11.0, f"[[1, 2]] @ [[3], [4]] should be [[11]], got {product.numpy()}"
     a = Tensor(np.arange(6).reshape(2, 3))
     b = Tensor(np.arange(12).reshape(3, 4))
-    assert np.allclose((a @ b).data, np.arange(6).reshape(2, 3) @ np.arange(12).reshape(3, 4)), "a @ b disagrees with NumPy"
+    assert np.allclose((a @ b).numpy(), np.arange(6).reshape(2, 3) @ np.arange(12).reshape(3, 4)), "a @ b disagrees with NumPy"
+    try:
+        batched = Tensor(np.ones((5, 2, 3))) @ Tensor(np.ones((5, 3, 4)))
+    except ValueError as error:
+        raise AssertionError(f"a batch of matrices, (5, 2, 3) @ (5, 3, 4), should multiply matrix by matrix: {error}") from None
+    assert batched.shape == (5, 2, 4), f"(5, 2, 3) @ (5, 3, 4) should have shape (5, 2, 4), got {batched.shape}"
     try:
         a @ a
     except ValueError as error:
@@ -555,14 +575,17 @@ def permute(tensor: Tensor, *dims) -> Tensor:
 def test_unit_tensor_reduce_reshape():
     t = Tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     assert t.sum().item() == 21.0, f"sum of everything should be 21, got {t.sum()}"
-    assert t.sum(axis=0).data.tolist() == [5.0, 7.0, 9.0], f"sum over axis 0 should be [5, 7, 9], got {t.sum(axis=0)}"
+    assert t.sum(axis=0).numpy().tolist() == [5.0, 7.0, 9.0], f"sum over axis 0 should be [5, 7, 9], got {t.sum(axis=0)}"
     assert t.sum(axis=1, keepdims=True).shape == (2, 1), f"keepdims should keep a size-1 axis, got {t.sum(axis=1, keepdims=True).shape}"
-    assert t.mean(axis=1).data.tolist() == [2.0, 5.0], f"mean over axis 1 should be [2, 5], got {t.mean(axis=1)}"
-    assert t.max(axis=1).data.tolist() == [3.0, 6.0], f"max over axis 1 should be [3, 6], got {t.max(axis=1)}"
+    assert t.mean(axis=1).numpy().tolist() == [2.0, 5.0], f"mean over axis 1 should be [2, 5], got {t.mean(axis=1)}"
+    assert t.max(axis=1).numpy().tolist() == [3.0, 6.0], f"max over axis 1 should be [3, 6], got {t.max(axis=1)}"
     assert t.sum().dtype == np.float32, f"a float32 sum should stay float32, got {t.sum().dtype}"
     assert t.reshape(3, 2).shape == (3, 2) and t.reshape((-1,)).shape == (6,), "reshape should accept sizes or a tuple"
-    assert t.T.shape == (3, 2) and t.T.data[2, 1] == 6.0, f"transpose should move [1, 2] to [2, 1], got {t.T}"
-    assert permute(Tensor(np.zeros((2, 3, 4))), 2, 0, 1).shape == (4, 2, 3), "permute(t, 2, 0, 1) should give (4, 2, 3)"
+    assert t.T.shape == (3, 2) and np.array_equal(t.T.numpy(), t.numpy().T), (
+        f"t.T should move entry [i, j] to [j, i] (a reshape keeps the reading order, a transpose does not); got {t.T}")
+    cube = np.arange(24.0).reshape(2, 3, 4)
+    assert np.array_equal(permute(Tensor(cube), 2, 0, 1).numpy(), cube.transpose(2, 0, 1)), (
+        "permute(t, 2, 0, 1) should put axis 2 first, then 0, then 1, moving the entries with their axes")
     try:
         t.reshape(4, 2)
     except ValueError as error:
@@ -608,12 +631,12 @@ def randn(*shape, dtype=np.float32, rng: np.random.Generator | None = None) -> T
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-tensor-constructors", "locked": true, "points": 1, "solution": false}
 def test_unit_tensor_constructors():
-    assert zeros(2, 3).shape == (2, 3) and zeros((2, 3)).data.sum() == 0, "zeros(2, 3) should be a (2, 3) tensor of 0"
-    assert ones(4).data.tolist() == [1, 1, 1, 1], f"ones(4) should be four ones, got {ones(4)}"
+    assert zeros(2, 3).shape == (2, 3) and zeros((2, 3)).numpy().sum() == 0, "zeros(2, 3) should be a (2, 3) tensor of 0"
+    assert ones(4).numpy().tolist() == [1, 1, 1, 1], f"ones(4) should be four ones, got {ones(4)}"
     assert zeros(2).dtype == np.float32 and ones(2, dtype=np.float64).dtype == np.float64, "constructors keep the dtype asked for"
     first, second = randn(3, 3, rng=np.random.default_rng(7)), randn(3, 3, rng=np.random.default_rng(7))
-    assert first.dtype == np.float32 and np.array_equal(first.data, second.data), "the same seed should give the same numbers"
-    big = randn(10_000, rng=np.random.default_rng(0)).data
+    assert first.dtype == np.float32 and np.array_equal(first.numpy(), second.numpy()), "the same seed should give the same numbers"
+    big = randn(10_000, rng=np.random.default_rng(0)).numpy()
     assert abs(big.mean()) < 0.05 and abs(big.std() - 1) < 0.05, f"randn should be mean 0, std 1; got {big.mean():.3f}, {big.std():.3f}"
 
 test_unit_tensor_constructors()
@@ -653,7 +676,7 @@ def best_time(fn, repeat: int = 5) -> float:
 print(f"{'n':>6} {'float32 MB':>11} {'float64 MB':>11} {'add n*n (ms)':>13} {'matmul n*n (ms)':>16}")
 for n in [64, 256, 1024]:
     a32, a64 = randn(n, n), randn(n, n, dtype=np.float64)
-    print(f"{n:>6} {a32.data.nbytes / 1e6:>11.2f} {a64.data.nbytes / 1e6:>11.2f} "
+    print(f"{n:>6} {a32.numpy().nbytes / 1e6:>11.2f} {a64.numpy().nbytes / 1e6:>11.2f} "
           f"{best_time(lambda: a32 + a32) * 1e3:>13.3f} {best_time(lambda: a32 @ a32) * 1e3:>16.3f}")
 
 tiny = Tensor([1.0])

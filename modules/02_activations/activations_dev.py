@@ -20,6 +20,13 @@
 # enough of them a network can approximate any reasonable function. This module builds the five you
 # will meet most: `ReLU`, `Sigmoid`, `Tanh`, `Softmax` and `GELU`.
 #
+# **Objectives.** By the end of this module you can:
+#
+# - write ReLU, Sigmoid, Tanh, Softmax and GELU with Tensor operations only, so module 05 can differentiate them;
+# - keep `exp` from overflowing with a constant shift, and say why the shift changes no gradient;
+# - normalise a softmax along any axis with `keepdims`;
+# - measure what each extra operation costs in time and memory.
+#
 # | You write here | It becomes | Used by |
 # |---|---|---|
 # | `modules/02_activations/activations_dev.py` | `tinytorch.core.activations` | layers (03), losses (04), training (07) |
@@ -53,6 +60,69 @@ import math
 import numpy as np
 
 from tinytorch.core.tensor import Tensor
+
+# %% [markdown]
+# **How the tests check it.** Autograd does not exist yet, so the tests hand each activation a
+# `Traced` tensor (given below): a Tensor whose every operation returns another `Traced` that remembers
+# its operands. An activation written with Tensor operations returns a `Traced` that leads back to its
+# input; one that computes in NumPy and wraps the numbers in a fresh `Tensor` returns a plain Tensor
+# with no past. That cut is exactly what module 05 could not differentiate, so the tests report it
+# as "the graph is cut". Modules 03 and 04 use the same probe.
+
+# %%
+#| export
+class Traced(Tensor):
+    """A Tensor that remembers the Traced tensors it was computed from: a stand-in for module 05's Variable.
+
+    >>> x = Traced([1.0, -2.0])
+    >>> (x * (x > 0)).depends_on(x), Tensor(x.numpy() * 2).__class__.__name__
+    (True, 'Tensor')
+    """
+
+    def __init__(self, data, inputs: tuple = ()):
+        super().__init__(data)
+        self.inputs = inputs
+
+    def depends_on(self, source) -> bool:
+        """Whether `source` is among the Traced tensors this one was computed from (or is this one)."""
+        stack, seen = [self], set()
+        while stack:
+            node = stack.pop()
+            if node is source:
+                return True
+            if id(node) not in seen:
+                seen.add(id(node))
+                stack.extend(node.inputs)
+        return False
+
+
+def _traced(operation):
+    """`operation` of Tensor, returning a Traced that remembers the Traced operands."""
+    def traced_operation(self, *args, **kwargs):
+        result = operation(self, *args, **kwargs)
+        if not isinstance(result, Tensor):  # NotImplemented, or a plain number (item, len)
+            return result
+        return Traced(result.data, (self, *(arg for arg in args if isinstance(arg, Traced))))
+    return traced_operation
+
+
+for _name in ["__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
+              "__pow__", "__rpow__", "__neg__", "__matmul__", "__rmatmul__", "__getitem__", "__gt__", "__ge__",
+              "__lt__", "__le__", "exp", "log", "sqrt", "tanh", "abs", "sum", "mean", "max", "min", "reshape",
+              "permute", "transpose", "clamp", "maximum", "minimum"]:
+    setattr(Traced, _name, _traced(getattr(Tensor, _name)))
+Traced.T = property(_traced(Tensor.T.fget))
+
+
+def assert_in_graph(output, source, what: str, source_name: str = "its input") -> None:
+    """Raise AssertionError unless `output` was computed from the Traced `source` by Tensor operations."""
+    if not isinstance(output, Traced):
+        raise AssertionError(f"the graph is cut: {what} returned a plain {type(output).__name__}, not the result of "
+                             "Tensor operations on its input (NumPy numbers wrapped in a new Tensor?), so module 05 "
+                             "could not differentiate it")
+    if not output.depends_on(source):
+        raise AssertionError(f"the graph is cut: {what} is not computed from {source_name} by Tensor operations "
+                             f"(did {source_name} go through .numpy()?), so no gradient would reach it")
 
 # %% [markdown]
 # ## 1. The shape of an activation, and ReLU
@@ -108,12 +178,15 @@ def test_unit_relu():
     out = relu(Tensor([[-2.0, -0.5, 0.0], [0.5, 2.0, 100.0]]))
     assert isinstance(out, Tensor), f"ReLU of a Tensor should be a Tensor, got {type(out).__name__}"
     expected = [[0.0, 0.0, 0.0], [0.5, 2.0, 100.0]]
-    assert np.array_equal(out.data, expected), f"expected {expected}, got {out.data.tolist()}"
+    assert np.array_equal(out.numpy(), expected), f"expected {expected}, got {out.numpy().tolist()}"
     assert out.dtype == np.float32, f"ReLU should keep float32, got {out.dtype}"
     assert relu(Tensor([1.0], dtype=np.float64)).dtype == np.float64, "ReLU should keep float64"
     assert repr(relu) == "ReLU()", f"repr should be 'ReLU()', got {relu!r}"
+    traced = Traced([[-1.0, 2.0]])
+    assert_in_graph(relu(traced), traced, "ReLU")
 
 test_unit_relu()
+print("test_unit_relu: passed")
 
 # %% [markdown]
 # ## 2. Sigmoid, and how to keep `exp` from overflowing
@@ -165,16 +238,22 @@ def test_unit_sigmoid():
     out = sigmoid(Tensor(x))
     expected = 1 / (1 + np.exp(-x.astype(np.float64)))
     assert isinstance(out, Tensor) and out.dtype == np.float32, f"expected a float32 Tensor, got {out!r}"
-    assert np.allclose(out.data, expected, rtol=1e-6), f"expected {expected}, got {out.data}"
-    with np.errstate(over="raise", divide="raise", invalid="raise"):  # overflow or nan is an error here
-        extreme = sigmoid(Tensor([-1000.0, -100.0, 100.0, 1000.0])).data
+    assert np.allclose(out.numpy(), expected, rtol=1e-6), f"expected {expected}, got {out.numpy()}"
+    try:
+        with np.errstate(over="raise", divide="raise", invalid="raise"):  # overflow or nan is an error here
+            extreme = sigmoid(Tensor([-1000.0, -100.0, 100.0, 1000.0])).numpy()
+    except FloatingPointError as error:
+        raise AssertionError(f"sigmoid of +-1000 overflowed ({error}): shift by m = max(0, x) so every exponent is <= 0") from None
     assert np.all(np.isfinite(extreme)), f"sigmoid of extreme inputs should be finite, got {extreme}"
     assert extreme[0] == 0.0 and extreme[3] == 1.0, f"sigmoid(-1000) = 0 and sigmoid(1000) = 1, got {extreme}"
-    tail = sigmoid(Tensor([-30.0], dtype=np.float64)).data[0]
+    tail = sigmoid(Tensor([-30.0], dtype=np.float64)).numpy()[0]
     assert abs(tail / math.exp(-30) - 1) < 1e-9, f"sigmoid(-30) should keep full precision (~9.36e-14), got {tail}"
-    assert np.allclose(sigmoid(Tensor(-x)).data, 1 - out.data, atol=1e-6), "sigmoid(-x) should equal 1 - sigmoid(x)"
+    assert np.allclose(sigmoid(Tensor(-x)).numpy(), 1 - out.numpy(), atol=1e-6), "sigmoid(-x) should equal 1 - sigmoid(x)"
+    traced = Traced([[-3.0, 0.0, 3.0]])
+    assert_in_graph(sigmoid(traced), traced, "Sigmoid")
 
 test_unit_sigmoid()
+print("test_unit_sigmoid: passed")
 
 # %% [markdown]
 # ## 3. Tanh
@@ -208,11 +287,16 @@ def test_unit_tanh():
     x = np.linspace(-4, 4, 9).astype(np.float32)
     out = Tanh()(Tensor(x))
     assert isinstance(out, Tensor) and out.dtype == np.float32, f"expected a float32 Tensor, got {out!r}"
-    assert np.allclose(out.data, np.tanh(x), atol=1e-6), f"expected {np.tanh(x)}, got {out.data}"
-    assert np.allclose(out.data, 2 * Sigmoid()(Tensor(2 * x)).data - 1, atol=1e-6), "tanh(x) should equal 2 sigmoid(2x) - 1"
-    assert np.array_equal(Tanh()(Tensor([-1e4, 1e4])).data, [-1.0, 1.0]), "tanh should saturate at -1 and 1"
+    assert np.allclose(out.numpy(), np.tanh(x), atol=1e-6), f"expected {np.tanh(x)}, got {out.numpy()}"
+    assert np.allclose(out.numpy(), 2 * Sigmoid()(Tensor(2 * x)).numpy() - 1, atol=1e-6), "tanh(x) should equal 2 sigmoid(2x) - 1"
+    with np.errstate(all="ignore"):
+        saturated = Tanh()(Tensor([-1e4, 1e4])).numpy()
+    assert np.array_equal(saturated, [-1.0, 1.0]), f"tanh should saturate at -1 and 1 (no overflow), got {saturated}"
+    traced = Traced([0.5, -0.5])
+    assert_in_graph(Tanh()(traced), traced, "Tanh")
 
 test_unit_tanh()
+print("test_unit_tanh: passed")
 
 # %% [markdown]
 # ## 4. Softmax, stable along any axis
@@ -268,22 +352,33 @@ class Softmax(Activation):
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-activations-softmax", "locked": true, "points": 3, "solution": false}
 def test_unit_softmax():
+    square = Softmax()(Tensor([[0.0, 1.0, 2.0], [0.0, 0.0, 0.0], [3.0, 0.0, 1.0]])).numpy()
+    assert np.allclose(square.sum(axis=1), 1.0, atol=1e-6), \
+        f"every row should sum to 1 (does the sum keep its axis, keepdims=True?), got {square.sum(axis=1)}"
     logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], dtype=np.float32)
     out = Softmax()(Tensor(logits))
     exps = np.exp(logits.astype(np.float64))
     expected = exps / exps.sum(axis=1, keepdims=True)
     assert isinstance(out, Tensor) and out.shape == (2, 3), f"expected a (2, 3) Tensor, got {out!r}"
-    assert np.allclose(out.data, expected, atol=1e-6), f"expected {expected.round(4).tolist()}, got {out.data.round(4).tolist()}"
-    assert np.allclose(out.data.sum(axis=1), 1.0, atol=1e-6), f"every row should sum to 1, got {out.data.sum(axis=1)}"
-    with np.errstate(over="raise", divide="raise", invalid="raise"):  # overflow or nan is an error here
-        big = Softmax()(Tensor([[1000.0, 1001.0, 1002.0], [-1000.0, 0.0, 1000.0]])).data
+    assert np.allclose(out.numpy(), expected, atol=1e-6), f"expected {expected.round(4).tolist()}, got {out.numpy().round(4).tolist()}"
+    try:
+        with np.errstate(over="raise", divide="raise", invalid="raise"):  # overflow or nan is an error here
+            big = Softmax()(Tensor([[1000.0, 1001.0, 1002.0], [-1000.0, 0.0, 1000.0]])).numpy()
+            far_apart = Softmax()(Tensor([[0.0, 1.0], [1000.0, 1001.0]])).numpy()
+    except FloatingPointError as error:
+        raise AssertionError(f"softmax of logits near +-1000 gave {error}: subtract each row's own max "
+                             "(max along the axis, keepdims=True) before exp") from None
     assert np.allclose(big[0], expected[0], atol=1e-6), f"softmax(x + 1000) should equal softmax(x), got {big[0]}"
     assert np.allclose(big[1], [0.0, 0.0, 1.0]), f"one logit far above the others should get all the mass, got {big[1]}"
+    assert np.allclose(far_apart[0], far_apart[1]), f"each row is shifted by its own max, got {far_apart}"
     columns = Softmax(axis=0)(Tensor(logits))
-    assert np.allclose(columns.data.sum(axis=0), 1.0, atol=1e-6), f"Softmax(axis=0) should normalise columns, got {columns.data}"
+    assert np.allclose(columns.numpy().sum(axis=0), 1.0, atol=1e-6), f"Softmax(axis=0) should normalise columns, got {columns.numpy()}"
     assert repr(Softmax(axis=0)) == "Softmax(axis=0)", f"repr should show the axis, got {Softmax(axis=0)!r}"
+    traced = Traced(logits)
+    assert_in_graph(Softmax()(traced), traced, "Softmax")
 
 test_unit_softmax()
+print("test_unit_softmax: passed")
 
 # %% [markdown]
 # ## 5. GELU
@@ -326,12 +421,15 @@ def test_unit_gelu():
     x64 = x.astype(np.float64)
     expected = 0.5 * x64 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64 ** 3)))
     assert isinstance(out, Tensor) and out.dtype == np.float32, f"GELU should keep float32, got {out!r}"
-    assert np.allclose(out.data, expected, atol=1e-6), f"expected {expected.round(5)}, got {out.data.round(5)}"
-    assert abs(out.data[5] - 0.8411920) < 1e-6, f"GELU(1) should be about 0.841192, got {out.data[5]}"
-    assert abs(out.data[0]) < 1e-6 and abs(out.data[6] - 6.0) < 1e-6, "GELU should approach 0 on the far left and x on the far right"
-    assert out.data[2] < 0, f"GELU dips below zero just left of 0: GELU(-0.5) should be negative, got {out.data[2]}"
+    assert np.allclose(out.numpy(), expected, atol=1e-6), f"expected {expected.round(5)}, got {out.numpy().round(5)}"
+    assert abs(out.numpy()[5] - 0.8411920) < 1e-6, f"GELU(1) should be about 0.841192, got {out.numpy()[5]}"
+    assert abs(out.numpy()[0]) < 1e-6 and abs(out.numpy()[6] - 6.0) < 1e-6, "GELU should approach 0 on the far left and x on the far right"
+    assert out.numpy()[2] < 0, f"GELU dips below zero just left of 0: GELU(-0.5) should be negative, got {out.numpy()[2]}"
+    traced = Traced(x)
+    assert_in_graph(GELU()(traced), traced, "GELU")
 
 test_unit_gelu()
+print("test_unit_gelu: passed")
 
 # %% [markdown]
 # ## 6. Looking ahead: the same code, differentiated
@@ -368,9 +466,9 @@ extreme = np.array([[-1000.0, -100.0, -10.0, 0.0, 10.0, 100.0, 1000.0]], dtype=n
 formulas = {
     "1 / (1 + exp(-x))": lambda x: 1 / (1 + np.exp(-x)),
     "exp(x) / (1 + exp(x))": lambda x: np.exp(x) / (1 + np.exp(x)),
-    "Sigmoid (shifted)": lambda x: Sigmoid()(Tensor(x)).data,
+    "Sigmoid (shifted)": lambda x: Sigmoid()(Tensor(x)).numpy(),
     "exp(x) / sum exp(x)": lambda x: np.exp(x) / np.exp(x).sum(axis=-1, keepdims=True),
-    "Softmax (shifted)": lambda x: Softmax()(Tensor(x)).data,
+    "Softmax (shifted)": lambda x: Softmax()(Tensor(x)).numpy(),
 }
 print(f"{'formula':24} {'overflows':>9} {'inf/nan of 7':>13}")
 for name, formula in formulas.items():
@@ -405,12 +503,12 @@ def peak_allocated(fn) -> int:
 
 
 batch = Tensor(np.random.default_rng(0).standard_normal((64, 1024)).astype(np.float32))
-candidates = [("np.maximum(x, 0)", lambda: np.maximum(batch.data, 0))] + [
+candidates = [("np.maximum(x, 0)", lambda: np.maximum(batch.numpy(), 0))] + [
     (repr(activation), lambda activation=activation: activation(batch))
     for activation in [ReLU(), Sigmoid(), Tanh(), Softmax(), GELU()]]
 print(f"{'activation':18} {'time (us)':>10} {'peak memory / input':>20}")
 for name, fn in candidates:
-    print(f"{name:18} {best_time(fn) * 1e6:>10.1f} {peak_allocated(fn) / batch.data.nbytes:>20.2f}")
+    print(f"{name:18} {best_time(fn) * 1e6:>10.1f} {peak_allocated(fn) / batch.numpy().nbytes:>20.2f}")
 
 # %% [markdown]
 # What to read in these numbers: ReLU and Tanh cost about as much as `np.maximum` (ReLU's mask is

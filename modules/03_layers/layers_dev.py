@@ -24,6 +24,13 @@
 # x (N, 64) -> Linear(64, 128) -> ReLU -> Linear(128, 10) -> logits (N, 10)
 # ```
 #
+# **Objectives.** By the end of this module you can:
+#
+# - mark trainable arrays as `Parameter`s and find them all in a tree of modules, each shared one once;
+# - switch a model between training and evaluation, and save and restore its numbers;
+# - build `Linear` with Kaiming or Xavier initialisation, and chain layers with `Sequential`;
+# - write inverted `Dropout`, and explain why initialisation decides whether a deep network trains.
+#
 # | You write here | It becomes | Used by |
 # |---|---|---|
 # | `modules/03_layers/layers_dev.py` | `tinytorch.core.layers` | losses (04), optimizers (06), training (07) |
@@ -48,8 +55,9 @@ except (ImportError, NotImplementedError):  # no working autograd yet: parameter
     Variable = None
 
 # %%
-# Module 02's activations, for the examples and tests below (the exported layers do not need them).
-from tinytorch.core.activations import ReLU
+# Module 02's activations, for the examples and tests below (the exported layers do not need them), and its
+# `Traced` probe, with which the tests check that each forward pass stays in the graph.
+from tinytorch.core.activations import ReLU, Traced, assert_in_graph
 
 # %% [markdown]
 # ## 1. Parameters: one class before and after autograd
@@ -121,6 +129,7 @@ def test_unit_parameter():
     assert weight.numpy()[0, 0] == 5.0, "array_of should return the parameter's own array, not a copy"
 
 test_unit_parameter()
+print("test_unit_parameter: passed")
 
 # %% [markdown]
 # ## 2. `Module`: the bookkeeping every network shares
@@ -284,11 +293,17 @@ def test_unit_module():
                 x = block(x)
             return x + self.offset
 
+    class Wrapper(Module):
+        def __init__(self, inner):
+            self.inner = inner
+
     model = Model()
     names = [name for name, _ in model.named_parameters()]
     expected = ["offset", "first.factor", "blocks.0.factor"]
-    assert names == expected, f"expected parameter names {expected} (own first, then children; a shared one once), got {names}"
-    assert len(model.parameters()) == 3, f"expected 3 parameters, got {len(model.parameters())}"
+    assert len(names) == len(set(names)) == 3, f"a parameter used twice must be listed once (the optimizer would step it twice), got {names}"
+    assert names == expected, f"expected parameter names {expected} (own first, then children), got {names}"
+    nested = [name for name, _ in Wrapper(model).named_parameters()]
+    assert nested == [f"inner.{name}" for name in expected], f"names should be full paths from the top module, got {nested}"
     assert np.allclose(model(Tensor([1.0, 1.0, 1.0])).numpy(), 8.0), "forward should be reached through __call__"
 
     assert model.training and model.blocks[1].training, "modules start in training mode"
@@ -309,16 +324,25 @@ def test_unit_module():
     assert state["offset"][0] == 0.0, "state_dict should hold copies, not the live arrays"
     model.load_state_dict(state)
     assert model.offset.numpy()[0] == 0.0, "load_state_dict should write the saved values back"
+    half_bad = {**{name: value + 1 for name, value in state.items()}, "blocks.0.factor": np.zeros(5)}
+    try:
+        model.load_state_dict(half_bad)
+    except ValueError:
+        pass
+    assert model.offset.numpy()[0] == 0.0, "a state that fails a check must change nothing: check every entry before writing"
     for bad, words in [({**state, "extra": np.zeros(1)}, "extra"), ({k: v for k, v in state.items() if k != "offset"}, "offset"),
                        ({**state, "offset": np.zeros(4)}, "(4,)")]:
         try:
             model.load_state_dict(bad)
         except ValueError as error:
             assert words in str(error), f"the error should name {words!r}: {error}"
+        except Exception as error:
+            raise AssertionError(f"a state with a problem about {words!r} should raise ValueError, got {type(error).__name__}: {error}") from None
         else:
             raise AssertionError(f"load_state_dict should refuse a state with a problem about {words!r}")
 
 test_unit_module()
+print("test_unit_module: passed")
 
 # %% [markdown]
 # ## 3. `Linear`: an affine map with a good starting point
@@ -414,6 +438,12 @@ def test_unit_linear():
     assert np.all(np.abs(wide.weight.numpy()) <= math.sqrt(6 / 1000)), "Kaiming-uniform weights lie within sqrt(6/in)"
     assert np.all(Linear(4, 3).bias.numpy() == 0), "biases should start at zero"
     assert repr(layer) == "Linear(in_features=3, out_features=2, bias=True)", f"unexpected repr {layer!r}"
+    traced = Linear(3, 2)
+    traced.weight, traced.bias = Traced(traced.weight.numpy()), Traced(traced.bias.numpy())
+    x_traced = Traced(x)
+    out = traced(x_traced)
+    for source, name in [(x_traced, "its input"), (traced.weight, "its weight"), (traced.bias, "its bias")]:
+        assert_in_graph(out, source, "Linear", name)
     for make in [lambda: layer(Tensor(np.ones((4, 5)))), lambda: Linear(0, 3), lambda: Linear(3, 2, init="normal")]:
         try:
             make()
@@ -422,6 +452,7 @@ def test_unit_linear():
         raise AssertionError("a wrong input shape, a zero size or an unknown init should raise ValueError")
 
 test_unit_linear()
+print("test_unit_linear: passed")
 
 # %% [markdown]
 # ## 4. `Sequential` and `Flatten`
@@ -484,6 +515,8 @@ class Flatten(Module):
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-layers-sequential", "locked": true, "points": 3, "solution": false}
 def test_unit_sequential():
+    flat = Flatten()(Tensor(np.zeros((7, 3, 4, 5))))
+    assert flat.shape == (7, 60), f"Flatten should keep the batch axis and merge the rest: (7, 3, 4, 5) -> (7, 60), got {flat.shape}"
     rng = np.random.default_rng(0)
     model = Sequential(Flatten(), Linear(4, 8, rng=rng), ReLU(), Linear(8, 3, rng=rng))
     names = [name for name, _ in model.named_parameters()]
@@ -496,12 +529,12 @@ def test_unit_sequential():
     assert out.shape == (5, 3), f"expected output shape (5, 3), got {out.shape}"
     assert np.allclose(out.numpy(), expected, atol=1e-5), f"Sequential should chain its layers: expected {expected}, got {out.numpy()}"
     assert len(model) == 4 and isinstance(model[1], Linear), "Sequential should support len() and indexing"
-    assert Flatten()(Tensor(np.zeros((7, 3, 4, 5)))).shape == (7, 60), "Flatten should keep the batch axis and merge the rest"
     assert "(2): ReLU()" in repr(model), f"the repr should list every layer, got:\n{model!r}"
     model.eval()
     assert not model[1].training and not model[3].training, "eval() on a Sequential should reach its layers"
 
 test_unit_sequential()
+print("test_unit_sequential: passed")
 
 # %% [markdown]
 # ## 5. `Dropout`
@@ -562,6 +595,8 @@ def test_unit_dropout():
     assert np.array_equal(dropout.eval()(x).numpy(), x.numpy()), "in eval mode Dropout should return its input unchanged"
     assert np.all(Dropout(1.0)(x).numpy() == 0), "Dropout(1.0) should zero everything in training mode"
     assert np.array_equal(Dropout(0.0)(x).numpy(), x.numpy()), "Dropout(0.0) should change nothing"
+    traced = Traced(np.ones((4, 5), dtype=np.float32))
+    assert_in_graph(Dropout(0.5)(traced), traced, "Dropout")
     try:
         Dropout(1.5)
     except ValueError:
@@ -570,6 +605,7 @@ def test_unit_dropout():
         raise AssertionError("Dropout(1.5) should raise ValueError")
 
 test_unit_dropout()
+print("test_unit_dropout: passed")
 
 # %% [markdown]
 # ## 6. Looking ahead: the same layers, trained

@@ -22,8 +22,15 @@
 # |---|---|---|---|
 # | `MSELoss` | any real numbers | same shape | regression |
 # | `CrossEntropyLoss` | logits `(N, C)` | class indices `(N,)` or one-hot `(N, C)` | classification into C classes |
-| `NLLLoss` (given) | log-probabilities `(N, C)` | class indices `(N,)` | the same, after your own log-softmax |
+# | `NLLLoss` (given) | log-probabilities `(N, C)` | class indices `(N,)` | the same, after your own log-softmax |
 # | `BCELoss` | probabilities in [0, 1] | 0/1 (or in [0, 1]), same shape | yes/no questions |
+#
+# **Objectives.** By the end of this module you can:
+#
+# - write MSE, cross-entropy (from logits, with log-sum-exp) and binary cross-entropy that stay in the graph;
+# - check the cross-entropy gradient $(p - y)/N$ by finite differences;
+# - refuse shapes and labels that would silently give a wrong loss, with errors that name them;
+# - keep losses finite for extreme logits and for probabilities of exactly 0 or 1.
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
@@ -54,6 +61,10 @@ import math
 import numpy as np
 
 from tinytorch.core.tensor import Tensor
+
+# %%
+# Module 02's `Traced` probe: the tests below check with it that every loss stays in the graph.
+from tinytorch.core.activations import Traced, assert_in_graph
 
 # %% [markdown]
 # ## 1. Shared pieces, and the mean squared error
@@ -140,8 +151,11 @@ def test_unit_mse():
         assert "(4, 1)" in str(error) and "(4,)" in str(error), f"the error should name both shapes: {error}"
     else:
         raise AssertionError("MSELoss of shapes (4, 1) and (4,) should raise ValueError, not broadcast to (4, 4)")
+    traced = Traced([[1.0, 2.0]])
+    assert_in_graph(MSELoss()(traced, Tensor([[0.0, 1.0]])), traced, "MSELoss", "the prediction")
 
 test_unit_mse()
+print("test_unit_mse: passed")
 
 # %% [markdown]
 # ## 2. Cross-entropy from logits, with log-sum-exp
@@ -331,9 +345,18 @@ def test_unit_cross_entropy():
         "whole-number float labels (e.g. Tensor([0, 1])) should work as class indices"
     assert loss_fn(Tensor(logits.astype(np.float32)), labels).dtype == np.float32, "float32 logits should give a float32 loss"
 
-    with np.errstate(over="raise", divide="raise", invalid="raise"):
-        huge = loss_fn(Tensor([[1000.0, 0.0], [0.0, 1000.0]]), np.array([1, 1]))
+    try:
+        with np.errstate(over="raise", divide="raise", invalid="raise"):
+            huge = loss_fn(Tensor([[1000.0, 0.0], [0.0, 1000.0]]), np.array([1, 1]))
+            far_apart = loss_fn(Tensor([[0.0, 1.0], [1000.0, 1001.0]]), np.array([1, 1]))
+    except FloatingPointError as error:
+        raise AssertionError(f"logits near 1000 gave {error}: subtract each row's own max (keepdims=True) "
+                             "before exp, and take the log of the shifted sum") from None
     assert abs(huge.item() - 500.0) < 1e-3, f"logits of 1000 should give a finite loss of (1000 + 0) / 2 = 500, got {huge.item()}"
+    assert abs(far_apart.item() - math.log(1 + math.exp(-1))) < 1e-6, f"each row is shifted by its own max, got {far_apart.item()}"
+    traced = Traced(logits)
+    assert_in_graph(loss_fn(traced, labels), traced, "CrossEntropyLoss", "the logits")
+    assert_in_graph(loss_fn(traced, one_hot), traced, "CrossEntropyLoss with one-hot targets", "the logits")
 
     eps, numeric = 1e-6, np.zeros_like(logits)
     for index in np.ndindex(*logits.shape):
@@ -354,6 +377,7 @@ def test_unit_cross_entropy():
             raise AssertionError(f"target {bad_target.tolist()} for logits of shape (2, 3) should raise ValueError")
 
 test_unit_cross_entropy()
+print("test_unit_cross_entropy: passed")
 
 # %% [markdown]
 # ## 3. Binary cross-entropy
@@ -417,8 +441,13 @@ def test_unit_bce():
     loss = BCELoss()(Tensor(p), Tensor(y))
     assert isinstance(loss, Tensor) and loss.shape == (), f"the loss should be a scalar Tensor, got {loss!r}"
     assert abs(loss.item() - expected) < 1e-9, f"expected {expected:.6f}, got {loss.item():.6f}"
-    with np.errstate(over="raise", divide="raise", invalid="raise"):
-        saturated = BCELoss()(Tensor([1.0, 0.0, 1.0]), Tensor([1.0, 0.0, 0.0])).item()
+    traced = Traced(p)
+    assert_in_graph(BCELoss()(traced, Tensor(y)), traced, "BCELoss", "the prediction")
+    try:
+        with np.errstate(over="raise", divide="raise", invalid="raise"):
+            saturated = BCELoss()(Tensor([1.0, 0.0, 1.0]), Tensor([1.0, 0.0, 0.0])).item()
+    except FloatingPointError as error:
+        raise AssertionError(f"predictions of exactly 0 and 1 gave {error}: clamp each log at -100 (clamped_log)") from None
     assert abs(saturated - 100 / 3) < 1e-4, f"p = 1 and 0 should be clamped, not nan: expected (0 + 0 + 100) / 3, got {saturated}"
     assert np.isfinite(clamped_log(Tensor([0.0, 1e-50, 0.5], dtype=np.float64)).numpy()).all(), "clamped_log should never be -inf"
     assert clamped_log(Tensor([0.0])).item() == -100.0, f"clamped_log(0) should be -100, got {clamped_log(Tensor([0.0])).item()}"
@@ -432,6 +461,7 @@ def test_unit_bce():
             raise AssertionError(f"BCELoss({bad_prediction}, {bad_target}) should raise ValueError")
 
 test_unit_bce()
+print("test_unit_bce: passed")
 
 # %% [markdown]
 # ## 4. Looking ahead: gradients through the losses

@@ -26,6 +26,13 @@
 # and the tools around them: `clip_grad_norm`, learning-rate schedules (`StepLR`,
 # `CosineAnnealingLR`) and `state_dict()` / `load_state_dict()` for checkpoints.
 #
+# **Objectives.** By the end of this module you can:
+#
+# - write SGD with momentum, Nesterov and weight decay, Adam with bias correction, and AdamW, step for step as PyTorch does;
+# - clip gradients by their global norm and schedule the learning rate;
+# - save and restore an optimizer's state so that a resumed run takes the same steps;
+# - measure the memory an optimizer keeps and how fast each one converges.
+#
 # | You write here | It becomes | Used by |
 # |---|---|---|
 # | `modules/06_optimizers/optimizers_dev.py` | `tinytorch.core.optimizers` | training (07) |
@@ -154,6 +161,7 @@ def test_unit_optimizer_base():
         raise AssertionError(f"an optimizer over {bad!r} should raise ValueError")
 
 test_unit_optimizer_base()
+print("test_unit_optimizer_base: passed")
 
 # %% [markdown]
 # ## 2. SGD: momentum, Nesterov, weight decay
@@ -243,6 +251,16 @@ def test_unit_sgd():
         assert np.allclose(got, expected), f"SGD {name}: positions after two steps should be {expected}, got {got}"
     decayed = two_steps(lambda p: SGD(p, lr=0.1, weight_decay=0.5), start=2.0, gradient=0.0)
     assert np.allclose(decayed, [1.9, 1.805]), f"weight decay 0.5 with zero gradient should shrink 2.0 to 1.9 then 1.805, got {decayed}"
+    with_momentum = two_steps(lambda p: SGD(p, lr=0.1, momentum=0.9, weight_decay=0.5), start=2.0, gradient=0.0)
+    assert np.allclose(with_momentum, [1.9, 1.715]), \
+        f"weight decay goes into the gradient before momentum (b2 = 0.9 * 1 + 0.95): expected [1.9, 1.715], got {with_momentum}"
+    theta, given = Parameter(np.zeros(1)), np.array([1.0])
+    optimizer = SGD([theta], lr=0.1, momentum=0.9)
+    theta.grad = given
+    optimizer.step()
+    theta.grad = np.array([1.0])
+    optimizer.step()
+    assert given[0] == 1.0, f"the momentum buffer must be a copy: the optimizer changed a gradient it was given to {given}"
     assert SGD([Parameter(np.zeros(1))]).lr == 1e-3, "the default learning rate should be PyTorch's, 1e-3"
     for bad in [dict(lr=-1), dict(momentum=-0.1), dict(nesterov=True), dict(nesterov=True, momentum=0.9, dampening=0.1)]:
         try:
@@ -252,6 +270,7 @@ def test_unit_sgd():
         raise AssertionError(f"SGD(**{bad}) should raise ValueError")
 
 test_unit_sgd()
+print("test_unit_sgd: passed")
 
 # %% [markdown]
 # ## 3. Adam and AdamW
@@ -367,7 +386,27 @@ def test_unit_adam():
         "AdamW's defaults should be PyTorch's: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 1e-2"
     assert Adam([Parameter(np.zeros(1))]).weight_decay == 0.0, "Adam's default weight_decay is 0"
 
+    def adam_by_hand(gradients, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, amsgrad=False):
+        m = v = v_max = 0.0
+        theta = 1.0
+        for t, g in enumerate(gradients, start=1):
+            m, v = beta1 * m + (1 - beta1) * g, beta2 * v + (1 - beta2) * g * g
+            v_max = max(v_max, v)
+            theta -= lr * (m / (1 - beta1 ** t)) / (math.sqrt((v_max if amsgrad else v) / (1 - beta2 ** t)) + eps)
+        return theta
+
+    gradients = [2.0, -1.0, 0.0]  # the second moment shrinks at step 3, where AMSGrad keeps its maximum
+    theta = Parameter(np.array([1.0]))
+    amsgrad = Adam([theta], lr=0.1, amsgrad=True)
+    for gradient in gradients:
+        theta.grad = np.array([gradient])
+        amsgrad.step()
+    expected = adam_by_hand(gradients, amsgrad=True)
+    assert abs(theta.numpy()[0] - expected) < 1e-12, \
+        f"AMSGrad should divide by the running maximum of v: expected {expected:.10f}, got {theta.numpy()[0]:.10f}"
+
 test_unit_adam()
+print("test_unit_adam: passed")
 
 # %% [markdown]
 # ## 4. Gradient clipping by norm
@@ -417,6 +456,7 @@ def test_unit_clip_grad_norm():
     assert small.grad.dtype == np.float32, f"clipping should keep the gradient's dtype, got {small.grad.dtype}"
 
 test_unit_clip_grad_norm()
+print("test_unit_clip_grad_norm: passed")
 
 # %% [markdown]
 # ## 5. Learning-rate schedules
@@ -521,6 +561,7 @@ def test_unit_schedules():
     assert abs(resumed.optimizer.lr - rates[-1]) < 1e-12, "a scheduler restored from state_dict should set the same rate"
 
 test_unit_schedules()
+print("test_unit_schedules: passed")
 
 # %% [markdown]
 # ## 6. Saving and restoring an optimizer
@@ -613,11 +654,14 @@ def test_unit_optimizer_state_dict():
         again = Parameter(saved_theta)
         restored = make([again])
         restored.lr = 123.0  # must be overwritten by the saved value
+        kept = {key: np.copy(value) for key, value in saved.items()}
         restored.load_state_dict(saved)
         for gradient in gradients[3:]:
             again.grad = gradient
             restored.step()
         assert np.array_equal(again.numpy(), theta.numpy()), f"{type(optimizer).__name__}: resumed run should match, got {again.numpy()} vs {theta.numpy()}"
+        changed = [key for key in kept if not np.array_equal(kept[key], saved[key])]
+        assert not changed, f"{type(optimizer).__name__}: load_state_dict should copy the arrays; the restored optimizer changed the saved {changed}"
     for bad in [{**saved, "state.5.exp_avg": np.zeros(2)}, {**saved, "state.0.exp_avg": np.zeros(3)}, {**saved, "bogus": 1}]:
         try:
             Adam([Parameter(np.zeros(2))], amsgrad=True).load_state_dict(bad)
@@ -626,6 +670,7 @@ def test_unit_optimizer_state_dict():
         raise AssertionError(f"load_state_dict should refuse {sorted(set(bad) - set(saved)) or 'a wrong shape'}")
 
 test_unit_optimizer_state_dict()
+print("test_unit_optimizer_state_dict: passed")
 
 # %% [markdown]
 # ## 7. Systems analysis: memory, speed of convergence, cost of a step

@@ -32,6 +32,13 @@
 #
 # and a reader for IDX files (§2), the format MNIST is distributed in, for anybody who has those files.
 #
+# **Objectives.** By the end of this module you can:
+#
+# - split data into stratified training and test sets and standardise it with training statistics only;
+# - read MNIST's IDX files and refuse malformed ones with a message;
+# - batch and shuffle data, train with a loop of zero_grad, forward, backward, step, and evaluate without a graph;
+# - stop early, and write checkpoints that survive a crash.
+#
 # | You write here | It becomes | Used by |
 # |---|---|---|
 # | `modules/07_training/training_dev.py` | `tinytorch.core.training` | `tito milestone digits` |
@@ -178,9 +185,9 @@ def test_unit_data():
 
     standardize = Standardizer(data.x_train)
     scaled = standardize(data.x_train)
-    assert np.allclose(scaled.mean(axis=0), 0, atol=1e-4), "standardised training features should have mean 0"
     spread = data.x_train.std(axis=0)
     assert np.allclose(scaled.std(axis=0), spread / (spread + 0.1), atol=1e-3), "each feature should be divided by its std + 0.1"
+    assert np.allclose(scaled.mean(axis=0), 0, atol=1e-4), "standardised training features should have mean 0"
     assert np.abs(scaled).max() < 20, "eps keeps near-constant pixels from exploding"
     assert scaled.dtype == np.float32 and standardize(data.x_test).shape == data.x_test.shape, "float32, same shape"
 
@@ -317,6 +324,8 @@ def test_unit_idx():
             read_idx(folder / name)
         except IDXError as error:
             assert str(folder / name) in str(error), f"the error should name the file: {error}"
+        except Exception as error:
+            raise AssertionError(f"a file with a bad {name} should raise IDXError, got {type(error).__name__}: {error}") from None
         else:
             raise AssertionError(f"a file with a bad {name} should raise IDXError")
     try:
@@ -463,21 +472,22 @@ def test_unit_dataloader():
         f"10 examples in batches of 4 should give sizes [4, 4, 2], got {[len(t) for _, t in batches]}"
     assert isinstance(batches[0][0], Tensor) and batches[0][0].dtype == np.float32, "inputs should be float32 Tensors"
     assert np.concatenate([t for _, t in batches]).tolist() == list(range(10)), "without shuffle, keep the order"
-    assert all(np.array_equal(inputs.data[:, 0] / 2, targets) for inputs, targets in batches), "inputs and targets must stay paired"
+    assert all(np.array_equal(inputs.numpy()[:, 0] / 2, targets) for inputs, targets in batches), "inputs and targets must stay paired"
 
     dropped = DataLoader(x, y, batch_size=4, drop_last=True)
     assert len(dropped) == 2 and [len(t) for _, t in dropped] == [4, 4], "drop_last should skip the partial batch"
     assert len(DataLoader(x, y, batch_size=5)) == 2 and len(DataLoader(x, y, batch_size=64)) == 1, "len() counts batches"
 
     shuffled = DataLoader(x, y, batch_size=3, shuffle=True, seed=0)
-    epoch1 = np.concatenate([t for _, t in shuffled])
+    first = list(shuffled)
+    assert all(np.array_equal(inputs.numpy()[:, 0] / 2, targets) for inputs, targets in first), "shuffling must keep pairs"
+    epoch1 = np.concatenate([t for _, t in first])
     epoch2 = np.concatenate([t for _, t in shuffled])
     assert sorted(epoch1.tolist()) == list(range(10)), f"an epoch should visit every example once, got {epoch1}"
     assert not np.array_equal(epoch1, np.arange(10)), "shuffle=True should change the order"
     assert not np.array_equal(epoch1, epoch2), "each epoch should have a new order"
     same = DataLoader(x, y, batch_size=3, shuffle=True, seed=0)
     assert np.array_equal(np.concatenate([t for _, t in same]), epoch1), "the same seed should repeat the same order"
-    assert all(np.array_equal(inputs.data[:, 0] / 2, targets) for inputs, targets in shuffled), "shuffling must keep pairs"
     for bad in [lambda: DataLoader(x, y[:5]), lambda: DataLoader(x, y, batch_size=0)]:
         try:
             bad()
@@ -711,6 +721,27 @@ class Trainer:
 def test_unit_trainer():
     data = load_digits_dataset()
     standardize = Standardizer(data.x_train)
+    inputs, labels = standardize(data.x_train[:64]), data.y_train[:64]
+
+    # With lr=0 the weights stay put, so after an epoch of two batches each .grad must be the gradient of the
+    # last batch alone: backward() adds to .grad, so the optimizer's zero_grad() must come before it.
+    frozen = Sequential(Linear(64, 10, rng=np.random.default_rng(3)))
+    Trainer(frozen, SGD(frozen.parameters(), lr=0.0), CrossEntropyLoss()).train_epoch(DataLoader(inputs, labels, batch_size=32))
+    left = [None if p.grad is None else np.copy(p.grad) for p in frozen.parameters()]
+    frozen.zero_grad()
+    CrossEntropyLoss()(frozen(Tensor(inputs[32:])), labels[32:]).backward()
+    for (name, parameter), got in zip(frozen.named_parameters(), left):
+        assert got is not None and np.allclose(got, parameter.grad, atol=1e-6), \
+            (f"after an epoch, {name}.grad should be the last batch's gradient alone: gradients accumulate across "
+             "backward() calls, so call optimizer.zero_grad() before each backward")
+    # One batch, one SGD step: the weights must move by -lr times the gradient of that batch.
+    stepped = Sequential(Linear(64, 10, rng=np.random.default_rng(4)))
+    before = [np.copy(values(p)) for p in stepped.parameters()]
+    Trainer(stepped, SGD(stepped.parameters(), lr=0.5), CrossEntropyLoss()).train_epoch(DataLoader(inputs[:32], labels[:32], batch_size=32))
+    for (name, parameter), old in zip(stepped.named_parameters(), before):
+        assert parameter.grad is not None and np.allclose(values(parameter), old - 0.5 * parameter.grad, atol=1e-6), \
+            f"one batch should give one optimizer step after backward: {name} should move by -lr * its gradient"
+
     train = DataLoader(standardize(data.x_train), data.y_train, batch_size=32, shuffle=True, seed=0)
     test = DataLoader(standardize(data.x_test), data.y_test, batch_size=256)
     rng = np.random.default_rng(0)
@@ -959,11 +990,15 @@ def test_unit_checkpoint():
 
     wider = Sequential(Linear(6, 16), ReLU(), Linear(16, 3))
     deeper = Sequential(Linear(6, 8), ReLU(), Linear(8, 3), ReLU(), Linear(3, 3))
-    for other, words in [(wider, "'0.weight'"), (deeper, "'4.weight'")]:
+    shallower = Sequential(Linear(6, 8))
+    for other, words in [(wider, "'0.weight'"), (deeper, "'4.weight'"), (shallower, "'2.weight'")]:
         try:
             load_checkpoint(path, other)
         except CheckpointError as error:
             assert words in str(error), f"the error should name the mismatching parameter {words}: {error}"
+        except Exception as error:
+            raise AssertionError(f"a checkpoint that does not fit ({words}) should raise CheckpointError, "
+                                 f"got {type(error).__name__}: {error}") from None
         else:
             raise AssertionError(f"loading into a different architecture should raise CheckpointError ({words})")
     assert np.all(values(wider.parameters()[1]) == 0), "a failed load must not change the model"

@@ -10,7 +10,61 @@ import numpy as np
 from .tensor import Tensor
 
 # %% auto #0
-__all__ = ['Activation', 'ReLU', 'Sigmoid', 'Tanh', 'Softmax', 'GELU']
+__all__ = ['Traced', 'assert_in_graph', 'Activation', 'ReLU', 'Sigmoid', 'Tanh', 'Softmax', 'GELU']
+
+# %% ../../modules/02_activations/activations_dev.py #d9c14f49
+class Traced(Tensor):
+    """A Tensor that remembers the Traced tensors it was computed from: a stand-in for module 05's Variable.
+
+    >>> x = Traced([1.0, -2.0])
+    >>> (x * (x > 0)).depends_on(x), Tensor(x.numpy() * 2).__class__.__name__
+    (True, 'Tensor')
+    """
+
+    def __init__(self, data, inputs: tuple = ()):
+        super().__init__(data)
+        self.inputs = inputs
+
+    def depends_on(self, source) -> bool:
+        """Whether `source` is among the Traced tensors this one was computed from (or is this one)."""
+        stack, seen = [self], set()
+        while stack:
+            node = stack.pop()
+            if node is source:
+                return True
+            if id(node) not in seen:
+                seen.add(id(node))
+                stack.extend(node.inputs)
+        return False
+
+
+def _traced(operation):
+    """`operation` of Tensor, returning a Traced that remembers the Traced operands."""
+    def traced_operation(self, *args, **kwargs):
+        result = operation(self, *args, **kwargs)
+        if not isinstance(result, Tensor):  # NotImplemented, or a plain number (item, len)
+            return result
+        return Traced(result.data, (self, *(arg for arg in args if isinstance(arg, Traced))))
+    return traced_operation
+
+
+for _name in ["__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
+              "__pow__", "__rpow__", "__neg__", "__matmul__", "__rmatmul__", "__getitem__", "__gt__", "__ge__",
+              "__lt__", "__le__", "exp", "log", "sqrt", "tanh", "abs", "sum", "mean", "max", "min", "reshape",
+              "permute", "transpose", "clamp", "maximum", "minimum"]:
+    setattr(Traced, _name, _traced(getattr(Tensor, _name)))
+Traced.T = property(_traced(Tensor.T.fget))
+
+
+def assert_in_graph(output, source, what: str, source_name: str = "its input") -> None:
+    """Raise AssertionError unless `output` was computed from the Traced `source` by Tensor operations."""
+    if not isinstance(output, Traced):
+        raise AssertionError(f"the graph is cut: {what} returned a plain {type(output).__name__}, not the result of "
+                             "Tensor operations on its input (NumPy numbers wrapped in a new Tensor?), so module 05 "
+                             "could not differentiate it")
+    if not output.depends_on(source):
+        raise AssertionError(f"the graph is cut: {what} is not computed from {source_name} by Tensor operations "
+                             f"(did {source_name} go through .numpy()?), so no gradient would reach it")
 
 # %% ../../modules/02_activations/activations_dev.py #69432c67
 class Activation:
