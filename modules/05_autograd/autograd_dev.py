@@ -25,10 +25,15 @@
 # |---|---|---|
 # | `modules/05_autograd/autograd_dev.py` | `tinytorch.core.autograd` | layers, losses, optimizers, training |
 #
-# In order: a warm-up gradient on scalars; the `Variable` and its graph; recording operations;
-# broadcasting; the topological order; the backward pass (and what must not change before it runs);
-# `no_grad`; a gradient checker; the operations a network needs. Then you measure the engine.
-# **Requirements** that a test checks are in bold or in a docstring; nothing else is graded.
+# **Objectives.** By the end of this module you can:
+#
+# - apply the chain rule by hand and check a gradient against finite differences;
+# - record operations in a graph and send gradients back through it in reverse topological order,
+#   iteratively, visiting each node once, with broadcasting undone;
+# - say what the graph keeps, when it is released, and what must not change before backward runs;
+# - write the backward rule of an operation and verify it numerically.
+#
+# Requirements that a test checks are in bold or in a docstring; nothing else is graded.
 
 # %%
 #| default_exp core.autograd
@@ -1003,6 +1008,9 @@ def is_grad_enabled() -> bool:
     """Whether operations are being recorded right now."""
     return _GRAD_ENABLED
 
+# %% [markdown]
+# ### Test: no_grad, detach, zero_grad
+
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-no-grad", "locked": true, "points": 2, "solution": false}
 def test_unit_no_grad():
     w = Variable([2.0], requires_grad=True)
@@ -1096,6 +1104,9 @@ def gradcheck(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol
                                      f"expected {numeric:.6g} (finite differences), backward gave {got:.6g}")
     return True
     ### END SOLUTION
+
+# %% [markdown]
+# ### Test: gradcheck, on subtly wrong rules
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-gradcheck", "locked": true, "points": 3, "solution": false}
 def test_unit_gradcheck():
@@ -1240,6 +1251,9 @@ def power(a, exponent) -> Variable:
     return _result(av ** p, "Pow", (a, (lambda g: g * (p * av ** (p - 1))) if p != 0 else np.zeros_like))
     ### END SOLUTION
 
+# %% [markdown]
+# ### Test: division and powers
+
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-divide-power", "locked": true, "points": 2, "solution": false}
 def test_unit_divide_power():
     rng = np.random.default_rng(2)
@@ -1289,6 +1303,9 @@ def matmul(a, b) -> Variable:
 
     return _result(out, "MatMul", (a, grad_a), (b, grad_b))
     ### END SOLUTION
+
+# %% [markdown]
+# ### Test: matmul
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-matmul", "locked": true, "points": 2, "solution": false}
 def test_unit_matmul():
@@ -1372,6 +1389,9 @@ def relu(x) -> Variable:
     return _result(out, "ReLU", (x, lambda g: g * (out > 0)))
     ### END SOLUTION
 
+# %% [markdown]
+# ### Test: exp, log, sqrt
+
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-exp-log-sqrt", "locked": true, "points": 2, "solution": false}
 def elementwise_cases(names, seed: int) -> list:
     """(name, function, input) for reference_gradcheck, plus a float32 run of each (given)."""
@@ -1399,6 +1419,9 @@ def test_unit_exp_log_sqrt():
 
 test_unit_exp_log_sqrt()
 print("test_unit_exp_log_sqrt: passed")
+
+# %% [markdown]
+# ### Test: tanh, sigmoid, relu
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-tanh-sigmoid-relu", "locked": true, "points": 2, "solution": false}
 def test_unit_tanh_sigmoid_relu():
@@ -1477,6 +1500,9 @@ def reduce_max(x, axis=None, keepdims: bool = False) -> Variable:
     return _result(_drop(top, axis, keepdims), "Max",
                    (x, lambda g: _tie_share(xv == top, axis, xv.dtype) * _expand(g, axis, keepdims)))
     ### END SOLUTION
+
+# %% [markdown]
+# ### Test: reductions
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-reductions", "locked": true, "points": 2, "solution": false}
 def test_unit_reductions():
@@ -1570,6 +1596,9 @@ def getitem(x, index) -> Variable:
 
     return _result(out, "Index", (x, rule))
     ### END SOLUTION
+
+# %% [markdown]
+# ### Test: shapes and indexing
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-shapes-indexing", "locked": true, "points": 2, "solution": false}
 def test_unit_shapes_indexing():
@@ -1825,6 +1854,9 @@ for step in range(500):
     losses.append(loss.item())
 print(f"mean squared error: step 0 {losses[0]:.4f}, step 100 {losses[100]:.4f}, step 499 {losses[-1]:.5f}")
 
+# %% [markdown]
+# ### Test: the network learned
+
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-training", "locked": true, "points": 2, "solution": false}
 def test_unit_training():
     assert losses[-1] < 0.02 and losses[-1] < losses[0] / 10, f"the loss should fall tenfold, below 0.02: {losses[0]:.4f} -> {losses[-1]:.4f}"
@@ -1946,7 +1978,7 @@ for label, microseconds in parts:
 # Reading the tables:
 # - (a) The time per operation is flat from 1,000 to 100,000 operations: linear, and depth is no problem.
 # - (b) The graph holds about one batch-sized array per layer (the ReLU output, saved once and shared
-#   by ReLU's rule and the next matmul's), plus the input and the squared output. Keeping every
+#   by ReLU's rule and the next matmul's), plus the squared output the mean saved. Keeping every
 #   Variable also keeps each matmul output: the ratio printed is what linking Nodes saves. A plain
 #   `backward()` frees the saved arrays while `loss` is alive (the weights' `.grad` remain); with
 #   `retain_graph=True` they stay until `loss` is dropped; `no_grad` keeps nothing. Hence evaluation
