@@ -839,9 +839,10 @@ def backpropagate(root: Variable, seed: np.ndarray, retain_graph: bool = False) 
     order = topological_order(root)
     pending = {order[-1]: seed}
     for node in reversed(order):
-        grad = pending.pop(node, None)  # complete: every node that used `node` came earlier in this loop
-        if grad is None:
-            raise RuntimeError(f"backward reached {node!r} before any gradient: walk the topological order in reverse")
+        try:
+            grad = pending.pop(node)  # complete: every node that used `node` came earlier in this loop
+        except KeyError:
+            raise RuntimeError(f"backward reached {node!r} before any gradient: walk the topological order in reverse") from None
         if isinstance(node, Variable):  # a leaf (a Variable, or a subclass such as a Parameter)
             _accumulate(node, grad)
             continue

@@ -329,7 +329,7 @@ def topological_order(root: Variable) -> list:
     return order
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #c4759ec5
+# %% ../../modules/05_autograd/autograd_dev.py #ae25f290
 def _seed(root: Variable, gradient) -> np.ndarray:
     """The gradient backward() starts from: ones for a single-element output, else `gradient`, checked."""
     if not root.requires_grad:
@@ -371,9 +371,10 @@ def backpropagate(root: Variable, seed: np.ndarray, retain_graph: bool = False) 
     order = topological_order(root)
     pending = {order[-1]: seed}
     for node in reversed(order):
-        grad = pending.pop(node, None)  # complete: every node that used `node` came earlier in this loop
-        if grad is None:
-            raise RuntimeError(f"backward reached {node!r} before any gradient: walk the topological order in reverse")
+        try:
+            grad = pending.pop(node)  # complete: every node that used `node` came earlier in this loop
+        except KeyError:
+            raise RuntimeError(f"backward reached {node!r} before any gradient: walk the topological order in reverse") from None
         if isinstance(node, Variable):  # a leaf (a Variable, or a subclass such as a Parameter)
             _accumulate(node, grad)
             continue
