@@ -138,7 +138,7 @@ def test_dropout_statistics_and_modes():
 STUB_AUTOGRAD = """
 class Variable:
     def __init__(self, data, requires_grad=False, grad_fn=None):
-        raise NotImplementedError("05_autograd: complete the cell variable-class")
+        raise NotImplementedError("05_autograd: complete the cell autograd-variable")
 """
 
 

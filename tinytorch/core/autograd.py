@@ -20,19 +20,15 @@ from .tensor import reshape as tensor_reshape
 
 # %% auto #0
 __all__ = ['Node', 'Variable', 'add', 'subtract', 'multiply', 'unbroadcast', 'topological_order', 'backpropagate', 'no_grad',
-           'is_grad_enabled', 'gradcheck', 'divide', 'negative', 'power', 'exponential_of', 'matmul', 'exp', 'log',
-           'sqrt', 'tanh', 'sigmoid', 'relu', 'reduce_sum', 'reduce_mean', 'reduce_max', 'reshape', 'permute',
-           'getitem', 'log_softmax', 'transpose', 'expand', 'flip', 'absolute', 'clamp', 'maximum', 'minimum',
+           'is_grad_enabled', 'gradcheck', 'divide', 'negative', 'power', 'matmul', 'exp', 'log', 'sqrt', 'tanh',
+           'sigmoid', 'relu', 'reduce_sum', 'reduce_mean', 'reduce_max', 'reshape', 'permute', 'getitem',
+           'exponential_of', 'log_softmax', 'transpose', 'expand', 'flip', 'absolute', 'clamp', 'maximum', 'minimum',
            'reduce_min', 'variance', 'logsumexp', 'softmax', 'GraphDrawing', 'draw_graph']
 
-# %% ../../modules/05_autograd/autograd_dev.py #2fb89cbc
+# %% ../../modules/05_autograd/autograd_dev.py #1650af5b
 class Node:
-    """The record of one operation: its `name`, the `shape` and `dtype` of its result, and its `edges`.
-
-    Each edge is `(source, rule)`: `source` is the Node that made an input (or the input itself, if it is a
-    leaf Variable) and `rule(g)` maps the result's gradient `g` to that input's gradient. To make your own
-    differentiable operation: `Variable(value, grad_fn=Node("MyOp", [(x, lambda g: ...)]))`.
-    """
+    """One operation: its `name`, its result's `shape` and `dtype`, and `edges` [(source, rule)]: `rule(g)` maps the
+    result's gradient to the gradient of the input that `source` (its Node, or a leaf Variable) stands for."""
 
     __slots__ = ("name", "edges", "shape", "dtype", "retained")
 
@@ -42,35 +38,33 @@ class Node:
         self.shape, self.dtype = None, None  # filled in by the Variable this Node makes
         self.retained = None  # a weak reference to that Variable, after its retain_grad()
 
-    @property
-    def inputs(self) -> tuple:
-        return tuple(source for source, _ in self.edges)
+    inputs = property(lambda self: tuple(source for source, _ in self.edges))
 
     def __repr__(self) -> str:
         return f"<{self.name}Backward>"
 
 
-class Variable:
-    """A Tensor that records the operations applied to it, so that `backward()` can differentiate them.
+def _graph_edges(edges) -> list:
+    """The `(input, rule)` edges worth recording, each leading to where its input came from.
 
-    >>> x = Variable([3.0], requires_grad=True)
-    >>> (x * x).backward()
-    >>> x.grad
-    array([6.], dtype=float32)
+    With `x` a leaf needing grad and `y = x * 2`: `_graph_edges([(x, r1), (y, r2), (2.0, r3)]) == [(x, r1), (y.grad_fn, r2)]`.
     """
+    ### BEGIN SOLUTION
+    return [(parent.grad_fn or parent, rule) for parent, rule in edges
+            if isinstance(parent, Variable) and parent.requires_grad]
+    ### END SOLUTION
+
+
+class Variable:
+    """A Tensor that records the operations applied to it: `x = Variable([3.0], requires_grad=True)`,
+    `(x * x).backward()`, then `x.grad` is `array([6.], dtype=float32)`."""
 
     __slots__ = ("data", "grad", "requires_grad", "grad_fn", "__weakref__")
     # NumPy must hand `array + variable` to Variable.__radd__ instead of looping over the Variable.
     __array_ufunc__ = None
 
     def __init__(self, data, requires_grad: bool = False, grad_fn: Node | None = None):
-        """Wrap `data` (a list, number, NumPy array, Tensor or Variable) in a Tensor stored as `self.data`.
-
-        A Tensor is used as it is; a Variable's values are shared (a new leaf, as with `detach()`); anything
-        else goes through `Tensor(data)`, which makes lists and numbers float32 and refuses non-numeric data.
-        Start with no gradient. A Variable with a `grad_fn` always requires grad; that Node learns the shape and
-        dtype it produced, and its edges go through `_graph_edges` (Section 3).
-        """
+        """Wrap `data` in a Tensor stored as `self.data`, with no gradient yet (see the requirements above)."""
         ### BEGIN SOLUTION
         if isinstance(data, Variable):
             data = _wrap(data.data.data)
@@ -92,65 +86,36 @@ class Variable:
         self.grad_fn = grad_fn
         ### END SOLUTION
 
-    # --- what the values are ---
-    @property
-    def shape(self) -> tuple:
-        return self.data.data.shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.data.data.dtype
-
-    @property
-    def size(self) -> int:
-        return self.data.data.size
-
-    @property
-    def ndim(self) -> int:
-        return self.data.data.ndim
-
-    def __len__(self) -> int:
-        return len(self.data.data)
-
-    def numpy(self) -> np.ndarray:
-        return self.data.data
-
-    def item(self) -> float:
-        return self.data.data.item()
-
+    # --- given: what the values are ---
+    shape = property(lambda self: self.data.data.shape)
+    dtype = property(lambda self: self.data.data.dtype)
+    size = property(lambda self: self.data.data.size)
+    ndim = property(lambda self: self.data.data.ndim)
+    def __len__(self) -> int: return len(self.data.data)
+    def numpy(self) -> np.ndarray: return self.data.data
+    def item(self) -> float: return self.data.data.item()
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         return self.data.data if dtype is None else self.data.data.astype(dtype)
-
-    def __bool__(self) -> bool:
-        return bool(single_value(self.data.data))
+    def __bool__(self) -> bool: return bool(single_value(self.data.data))
 
     def __repr__(self) -> str:
         body = np.array2string(self.data.data, separator=", ", prefix="Variable(")
         extra = f"grad_fn={self.grad_fn!r}" if self.grad_fn is not None else f"requires_grad={self.requires_grad}"
         return f"Variable({body}, dtype={self.dtype}, {extra})"
 
-    # --- gradients ---
+    # --- given: gradients (Sections 6 and 7) ---
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
-        """Add d(self)/d(leaf) to the `.grad` of every leaf this Variable was computed from.
-
-        A single-element output starts from a gradient of 1; any other needs `gradient` of its shape.
-        Afterwards the graph's saved arrays are released, unless `retain_graph=True` (Section 6).
-        """
+        """Add d(self)/d(leaf) to the `.grad` of every leaf behind this Variable (Section 6)."""
         backpropagate(self, _seed(self, gradient), retain_graph)
 
-    def zero_grad(self) -> None:
-        self.grad = None
+    def zero_grad(self) -> None: self.grad = None
+    def detach(self) -> Variable: return _make(self.data.data, False, None)  # same values, a constant leaf
 
-    def detach(self) -> Variable:
-        """The same values as a new constant leaf, cut off from the graph."""
-        return _make(self.data.data, False, None)
-
-    def retain_grad(self) -> None:
-        """Keep this intermediate Variable's gradient in `.grad` too (leaves always get theirs)."""
+    def retain_grad(self) -> None:  # keep this intermediate Variable's gradient in .grad too
         if self.grad_fn is not None:
             self.grad_fn.retained = weakref.ref(self)  # weak: the graph must not keep the Variable alive
 
-    # --- operators: each one is a function defined in a later section ---
+    # --- given: operators, each a function of a later section ---
     def __add__(self, other): return add(self, other)
     def __radd__(self, other): return add(other, self)
     def __sub__(self, other): return subtract(self, other)
@@ -183,19 +148,16 @@ class Variable:
     def sigmoid(self): return sigmoid(self)
     def log_softmax(self, axis=-1, *, dim=None): return log_softmax(self, axis if dim is None else dim)
 
-    # `Variable.sum(x)` works too: `self` is then whatever was passed, and reduce_sum accepts anything.
-    # PyTorch's `dim=` and `keepdim=` are accepted as aliases of `axis=` and `keepdims=`.
+    # `Variable.sum(x)` works too. PyTorch's `dim=` and `keepdim=` are aliases of `axis=` and `keepdims=`.
     def sum(self, axis=None, keepdims=False, **names): return reduce_sum(self, *_reduction(self, axis, keepdims, names))
     def mean(self, axis=None, keepdims=False, **names): return reduce_mean(self, *_reduction(self, axis, keepdims, names))
     def max(self, axis=None, keepdims=False, **names): return reduce_max(self, *_reduction(self, axis, keepdims, names))
     def reshape(self, *shape): return reshape(self, *shape)
     def permute(self, *dims): return permute(self, *dims)
-    @property
-    def T(self): return permute(self)
+    T = property(lambda self: permute(self))
 
-    # --- given: more of PyTorch's names, each forwarding to an operation of Section 12b ---
-    @property
-    def is_leaf(self) -> bool: return self.grad_fn is None
+    # --- given: more of PyTorch's names, forwarding to the given operations of Section 11 ---
+    is_leaf = property(lambda self: self.grad_fn is None)
     def requires_grad_(self, requires_grad: bool = True) -> Variable:
         if requires_grad and self.dtype.kind != "f":
             raise TypeError(f"only floating-point data can require grad, got {self.dtype}")
@@ -228,21 +190,19 @@ class Variable:
     def flip(self, *dims): return flip(self, *dims)
 
 
-def _reduction(x, axis, keepdims, names: dict) -> tuple:
-    """(axes, keepdims) for a reduction method, from NumPy's names or PyTorch's `dim=`/`keepdim=` (module 01)."""
+def _reduction(x, axis, keepdims, names: dict) -> tuple:  # NumPy's names, or PyTorch's dim=/keepdim= (module 01)
     return axes_and_keepdims(np.ndim(_value(x)), axis, keepdims, **names)
 
 
 _new = object.__new__
 
 
-def _wrap(array: np.ndarray) -> Tensor:
-    """A Tensor around an array we made ourselves: skips Tensor's validation, which it would pass anyway."""
+def _wrap(array: np.ndarray) -> Tensor:  # a Tensor around an array we made: no validation needed
     tensor = _new(Tensor)
     tensor.data = array
     return tensor
 
-# %% ../../modules/05_autograd/autograd_dev.py #ab65252c
+# %% ../../modules/05_autograd/autograd_dev.py #a2c978a8
 _GRAD_ENABLED = True  # switched off inside `no_grad()`
 
 
@@ -260,14 +220,12 @@ def _value(x):
     if x is None:
         raise TypeError("expected a Variable, Tensor, array or number, got None")
     array = x.data if isinstance(x, Tensor) else Tensor(x).data
-    # An integer constant must not turn float32 into float64 either (NumPy would; PyTorch does not).
     return array.astype(np.float32) if array.dtype.kind in "iu" else array
 
 
 def _operands(a, b, division: bool = False) -> tuple:
     """The numbers behind two operands, with PyTorch's promotion if either is an integer Variable."""
-    # Variables are by far the most common operands: reach their arrays without a call.
-    av = a.data.data if type(a) is Variable else _value(a)
+    av = a.data.data if type(a) is Variable else _value(a)  # the common case, without a call
     bv = b.data.data if type(b) is Variable else _value(b)
     if (type(a) is Variable and av.dtype.kind != "f") or (type(b) is Variable and bv.dtype.kind != "f"):
         return promote_integers(av, bv, division)
@@ -288,25 +246,8 @@ def _make(value, requires_grad: bool, grad_fn: Node | None) -> Variable:
     return result
 
 
-def _graph_edges(edges) -> list:
-    """The `(input, rule)` edges worth recording, each leading to where its input came from.
-
-    Keep an edge only if its input is a Variable that requires grad; lead it to the input's `grad_fn`, or to
-    the input itself if it is a leaf (`grad_fn` None). With `x` a leaf needing grad and `y = x * 2`:
-    `_graph_edges([(x, r1), (y, r2), (2.0, r3)]) == [(x, r1), (y.grad_fn, r2)]`.
-    """
-    ### BEGIN SOLUTION
-    return [(parent.grad_fn or parent, rule) for parent, rule in edges
-            if isinstance(parent, Variable) and parent.requires_grad]
-    ### END SOLUTION
-
-
 def _result(value, name: str, *edges) -> Variable:
-    """The output Variable of operation `name`: with a Node holding the recorded edges, or a constant.
-
-    With no edge worth recording, or while `_GRAD_ENABLED` is False, the result is a constant:
-    requires_grad False and grad_fn None.
-    """
+    """The output Variable of operation `name`: with a Node holding the recorded edges, or a constant."""
     ### BEGIN SOLUTION
     if _GRAD_ENABLED:
         kept = _graph_edges(edges)
@@ -388,7 +329,7 @@ def topological_order(root: Variable) -> list:
     return order
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #0d20d9d4
+# %% ../../modules/05_autograd/autograd_dev.py #ae25f290
 def _seed(root: Variable, gradient) -> np.ndarray:
     """The gradient backward() starts from: ones for a single-element output, else `gradient`, checked."""
     if not root.requires_grad:
@@ -418,22 +359,22 @@ def _released_error(node: Node) -> RuntimeError:
 
 def _accumulate(variable: Variable, grad: np.ndarray) -> None:
     """Add `grad` to `variable.grad`, stored as the Variable's own array of its own dtype."""
+    ### BEGIN SOLUTION
     grad = np.array(grad, dtype=variable.data.data.dtype)  # a copy: `grad` may be shared with other inputs
     variable.grad = grad if variable.grad is None else variable.grad + grad
+    ### END SOLUTION
 
 
 def backpropagate(root: Variable, seed: np.ndarray, retain_graph: bool = False) -> None:
-    """Send `seed` (the gradient of the final result with respect to `root`) back through root's graph.
-
-    Visits each node once, in reverse topological order; every leaf that requires grad gets its gradient
-    added to `.grad`. Each Node's edges are replaced by `_RELEASED` once used, unless `retain_graph`; meeting
-    a released Node raises `_released_error(node)`.
-    """
+    """Send `seed` (the gradient of the final result with respect to `root`) back through root's graph."""
     ### BEGIN SOLUTION
     order = topological_order(root)
     pending = {order[-1]: seed}
     for node in reversed(order):
-        grad = pending.pop(node)  # complete: every node that used `node` came earlier in this loop
+        try:
+            grad = pending.pop(node)  # complete: every node that used `node` came earlier in this loop
+        except KeyError:
+            raise RuntimeError(f"backward reached {node!r} before any gradient: walk the topological order in reverse") from None
         if isinstance(node, Variable):  # a leaf (a Variable, or a subclass such as a Parameter)
             _accumulate(node, grad)
             continue
@@ -485,13 +426,10 @@ def is_grad_enabled() -> bool:
     """Whether operations are being recorded right now."""
     return _GRAD_ENABLED
 
-# %% ../../modules/05_autograd/autograd_dev.py #a1397c91
+# %% ../../modules/05_autograd/autograd_dev.py #8a59afa2
 def gradcheck(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
               name: str | None = None) -> bool:
     """Compare the gradients from backward() with central differences; True, or AssertionError saying where.
-
-    Every input that is a Variable with requires_grad=True is checked (on a float64 copy); other inputs are
-    passed through as constants.
 
     >>> gradcheck(lambda a, b: a * b, Variable([2.0], requires_grad=True), Variable([3.0], requires_grad=True))
     True
@@ -536,7 +474,7 @@ def gradcheck(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol
     return True
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #aa236026
+# %% ../../modules/05_autograd/autograd_dev.py #b9119494
 def divide(a, b) -> Variable:
     """a / b; a receives g / b, b receives -g * (a / b) / b."""
     av, bv = _operands(a, b, division=True)
@@ -566,23 +504,7 @@ def power(a, exponent) -> Variable:
     return _result(av ** p, "Pow", (a, (lambda g: g * (p * av ** (p - 1))) if p != 0 else np.zeros_like))
     ### END SOLUTION
 
-
-def exponential_of(base, a) -> Variable:
-    """base ** a for a number base (the reflected `2.0 ** x`); a receives g * out * ln(base).
-
-    For base 0, PyTorch's convention: 0 where a >= 0 (out is 0 or 1), -inf where a < 0.
-    """
-    c, av = _operands(_number(base, "the base of **"), a)
-    ### BEGIN SOLUTION
-    out = c ** av
-    if c == 0:
-        slope = np.where(av >= 0, 0, -np.inf).astype(out.dtype)
-        return _result(out, "RPow", (a, lambda g: g * slope))
-    log_c = math.log(c) if c > 0 else math.nan
-    return _result(out, "RPow", (a, lambda g: g * out * log_c))
-    ### END SOLUTION
-
-
+# %% ../../modules/05_autograd/autograd_dev.py #ea82b946
 def matmul(a, b) -> Variable:
     """a @ b (matrices, stacks of matrices, or vectors); a receives g @ b.T, b receives a.T @ g."""
     av, bv = np.asarray(_value(a)), np.asarray(_value(b))
@@ -659,7 +581,7 @@ def relu(x) -> Variable:
     return _result(out, "ReLU", (x, lambda g: g * (out > 0)))
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #10a8b5b5
+# %% ../../modules/05_autograd/autograd_dev.py #122db467
 def _expand(g: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     """Put back the axes a reduction removed, so `g` broadcasts against the reduction's input."""
     return g if keepdims or axis is None else np.expand_dims(g, axis)
@@ -709,7 +631,7 @@ def reduce_max(x, axis=None, keepdims: bool = False) -> Variable:
                    (x, lambda g: _tie_share(xv == top, axis, xv.dtype) * _expand(g, axis, keepdims)))
     ### END SOLUTION
 
-
+# %% ../../modules/05_autograd/autograd_dev.py #91484b76
 def reshape(x, *shape) -> Variable:
     """The same entries in a new shape (`reshape(x, 2, 3)` or `reshape(x, (2, 3))`); gradient reshaped back."""
     xv = np.asarray(_value(x))
@@ -720,8 +642,7 @@ def reshape(x, *shape) -> Variable:
 
 
 def permute(x, *dims) -> Variable:
-    """The axes in the order given, `permute(x, 2, 0, 1)` (reversed when none are given); the gradient is
-    permuted back."""
+    """The axes in the order given, `permute(x, 2, 0, 1)` (reversed when none are given); gradient permuted back."""
     xv = np.asarray(_value(x))
     dims = normalized_axes(as_shape(dims), xv.ndim) if as_shape(dims) else ()
     out = tensor_permute(_wrap(xv), *dims).data
@@ -766,17 +687,26 @@ def getitem(x, index) -> Variable:
     return _result(out, "Index", (x, rule))
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #0f84d778
+# %% ../../modules/05_autograd/autograd_dev.py #af024ac6
+def exponential_of(base, a) -> Variable:
+    """base ** a for a number base (`2.0 ** x`); a receives g * out * ln(base); base 0 as PyTorch (0, or -inf where a < 0)."""
+    c, av = _operands(_number(base, "the base of **"), a)
+    out = c ** av
+    if c == 0:
+        slope = np.where(av >= 0, 0, -np.inf).astype(out.dtype)
+        return _result(out, "RPow", (a, lambda g: g * slope))
+    log_c = math.log(c) if c > 0 else math.nan
+    return _result(out, "RPow", (a, lambda g: g * out * log_c))
+
+
 def log_softmax(x, axis: int = -1) -> Variable:
     """log(softmax(x)) along `axis`, stable for large inputs; x receives g - softmax(x) * g.sum(axis)."""
     xv = np.asarray(_value(x))
-    ### BEGIN SOLUTION
     shifted = xv - xv.max(axis=axis, keepdims=True)
     out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
     return _result(out, "LogSoftmax", (x, lambda g: g - np.exp(out) * g.sum(axis=axis, keepdims=True)))
-    ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #31dd18bb
+
 def transpose(x, dim0: int, dim1: int) -> Variable:
     """Swap axes `dim0` and `dim1`, as PyTorch's `transpose` does (`.T` reverses all, `permute` reorders)."""
     return permute(x, swapped_axes(np.ndim(_value(x)), dim0, dim1))
@@ -871,7 +801,7 @@ def softmax(x, axis: int = -1) -> Variable:
     out = exps / exps.sum(axis=axis, keepdims=True)
     return _result(out, "Softmax", (x, lambda g: out * (g - (g * out).sum(axis=axis, keepdims=True))))
 
-# %% ../../modules/05_autograd/autograd_dev.py #2d3b868b
+# %% ../../modules/05_autograd/autograd_dev.py #31ba4e81
 def _summary(array) -> str:
     if array is None:
         return "-"
@@ -905,11 +835,7 @@ class GraphDrawing:
 
 
 def draw_graph(output: Variable, names: dict | None = None) -> GraphDrawing:
-    """Draw the graph `output` was computed from: each node's operation, inputs, shape, value and gradient.
-
-    `names` maps labels to Variables (`{"x": x, "h": h}`). The values and gradients of leaves, of the output
-    and of named Variables are shown; the graph itself keeps no other intermediate value.
-    """
+    """Draw the graph `output` was computed from: each node's operation, inputs, shape, value and gradient."""
     known = {output.grad_fn or output: (None, output)}  # node -> (label, the Variable it made)
     known.update({variable.grad_fn or variable: (label, variable) for label, variable in (names or {}).items()})
     nodes = topological_order(output)
