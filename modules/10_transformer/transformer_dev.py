@@ -91,12 +91,27 @@ def gelu(x):
     """
     xv = np.asarray(x)
     ### BEGIN SOLUTION
-    tanh_u = np.tanh(GELU_SCALE * (xv + GELU_CUBIC * xv * xv * xv))
-    out = 0.5 * xv * (1.0 + tanh_u)
+    # The array is the widest of the network: each step works in place on one buffer where it can.
+    u = xv * xv
+    u *= GELU_CUBIC
+    u += 1.0
+    u *= xv
+    u *= GELU_SCALE                 # u = sqrt(2/pi) (x + 0.044715 x^3)
+    tanh_u = np.tanh(u, out=u)
+    out = tanh_u + 1.0
+    out *= xv
+    out *= 0.5
 
     def rule(g):
-        slope = 0.5 * (1.0 + tanh_u) + 0.5 * xv * (1.0 - tanh_u * tanh_u) * GELU_SCALE * (1.0 + 3 * GELU_CUBIC * xv * xv)
-        return g * slope
+        slope = xv * xv
+        slope *= 3 * GELU_CUBIC
+        slope += 1.0
+        slope *= xv
+        slope *= 0.5 * GELU_SCALE   # 0.5 x sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+        slope *= 1.0 - tanh_u * tanh_u
+        slope += 0.5 * (1.0 + tanh_u)
+        slope *= g
+        return slope
 
     return graph_op(out, "GELU", (x, rule))
     ### END SOLUTION
@@ -179,6 +194,9 @@ def zero_output_projections(block):
 def test_unit_block():
     rng = np.random.default_rng(0)
     block = Block(8, 2, rng=rng, dtype=np.float64)
+    for norm in (block.norm1, block.norm2):  # two different norms, so that using one for both shows
+        array_of(norm.weight)[...] = rng.uniform(0.5, 1.5, 8)
+        array_of(norm.bias)[...] = rng.standard_normal(8)
     x = Variable(rng.standard_normal((2, 5, 8)) * 3 + 1)
     out = block(x)
     assert out.shape == (2, 5, 8), f"a block keeps the shape (B, T, C) = (2, 5, 8), got {out.shape}"
@@ -331,8 +349,8 @@ def next_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: int |
         raise ValueError(f"temperature must be positive, got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
-    scaled = np.asarray(logits, dtype=np.float64) / temperature
     ### BEGIN SOLUTION
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
     if top_k is not None and top_k < len(scaled):
         kth_largest = np.partition(scaled, -top_k)[-top_k]
         scaled = np.where(scaled < kth_largest, -np.inf, scaled)

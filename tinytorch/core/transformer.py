@@ -17,7 +17,7 @@ __all__ = ['GELU_SCALE', 'GELU_CUBIC', 'gelu', 'FeedForward', 'Block', 'GPT', 'n
            'split_text', 'next_character_windows', 'WarmupCosineLR', 'PerPositionLogits', 'ClippedSchedule',
            'bits_per_character']
 
-# %% ../../modules/10_transformer/transformer_dev.py #c10c9b82
+# %% ../../modules/10_transformer/transformer_dev.py #07a5e884
 GELU_SCALE = math.sqrt(2.0 / math.pi)
 GELU_CUBIC = 0.044715
 
@@ -31,12 +31,27 @@ def gelu(x):
     """
     xv = np.asarray(x)
     ### BEGIN SOLUTION
-    tanh_u = np.tanh(GELU_SCALE * (xv + GELU_CUBIC * xv * xv * xv))
-    out = 0.5 * xv * (1.0 + tanh_u)
+    # The array is the widest of the network: each step works in place on one buffer where it can.
+    u = xv * xv
+    u *= GELU_CUBIC
+    u += 1.0
+    u *= xv
+    u *= GELU_SCALE                 # u = sqrt(2/pi) (x + 0.044715 x^3)
+    tanh_u = np.tanh(u, out=u)
+    out = tanh_u + 1.0
+    out *= xv
+    out *= 0.5
 
     def rule(g):
-        slope = 0.5 * (1.0 + tanh_u) + 0.5 * xv * (1.0 - tanh_u * tanh_u) * GELU_SCALE * (1.0 + 3 * GELU_CUBIC * xv * xv)
-        return g * slope
+        slope = xv * xv
+        slope *= 3 * GELU_CUBIC
+        slope += 1.0
+        slope *= xv
+        slope *= 0.5 * GELU_SCALE   # 0.5 x sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+        slope *= 1.0 - tanh_u * tanh_u
+        slope += 0.5 * (1.0 + tanh_u)
+        slope *= g
+        return slope
 
     return graph_op(out, "GELU", (x, rule))
     ### END SOLUTION
@@ -120,7 +135,7 @@ class GPT(Module):
         return (f"vocab_size={self.vocab_size}, context={self.context}, d_model={self.d_model}, "
                 f"num_heads={self.num_heads}, num_layers={self.num_layers}, tied={self.tied}")
 
-# %% ../../modules/10_transformer/transformer_dev.py #2c8b507e
+# %% ../../modules/10_transformer/transformer_dev.py #ac8dbd2a
 def next_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
     """Probabilities (float64, summing to 1) from one row of logits: softmax(logits / temperature), with only
     the `top_k` largest logits kept (None: all).
@@ -132,8 +147,8 @@ def next_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: int |
         raise ValueError(f"temperature must be positive, got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
-    scaled = np.asarray(logits, dtype=np.float64) / temperature
     ### BEGIN SOLUTION
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
     if top_k is not None and top_k < len(scaled):
         kth_largest = np.partition(scaled, -top_k)[-top_k]
         scaled = np.where(scaled < kth_largest, -np.inf, scaled)
