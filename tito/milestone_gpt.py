@@ -87,11 +87,14 @@ class GptResult:
 
 def read_corpus(data: Path | None) -> tuple[str, str]:
     """(text, name): the default corpus, or the UTF-8 text of `data`; every problem is a one-line TitoError."""
-    if data is None:
-        from pydoc_data.topics import topics
+    if data is not None:
+        return _read_text_file(Path(data)), Path(data).name
+    from pydoc_data.topics import topics
 
-        return "\n".join(topics[key] for key in sorted(topics)), DEFAULT_CORPUS
-    path = Path(data)
+    return "\n".join(topics[key] for key in sorted(topics)), DEFAULT_CORPUS
+
+
+def _read_text_file(path: Path) -> str:
     if not path.exists():
         raise TitoError(f"no file at {path}")
     if path.is_dir():
@@ -112,7 +115,7 @@ def read_corpus(data: Path | None) -> tuple[str, str]:
     if len(text) < MIN_CHARACTERS:
         raise TitoError(f"{path} has {len(text)} characters, too few: the milestone needs at least {MIN_CHARACTERS} "
                         f"(blocks of {SPLIT_BLOCK}, every tenth held out for validation)")
-    return text, path.name
+    return text
 
 
 class TextData:
