@@ -12,7 +12,8 @@ from tinytorch.core.tensor import Tensor
 
 pytestmark = pytest.mark.module("attention")
 
-TOLERANCE = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-9, atol=1e-10)}
+# float32 sums of many terms (the key bias's gradient is zero in exact arithmetic) carry rounding of about 1e-5.
+TOLERANCE = {np.float32: dict(rtol=2e-4, atol=1e-4), np.float64: dict(rtol=1e-9, atol=1e-10)}
 DTYPES = [np.float32, np.float64]
 
 
@@ -95,7 +96,8 @@ def test_layer_norm_layer_and_gradcheck():
     rng = np.random.default_rng(0)
     layer = LayerNorm(4, dtype=np.float64)
     x = Variable(rng.standard_normal((3, 4)), requires_grad=True)
-    gradcheck(lambda a: layer(a) * Variable(rng.standard_normal(4)), x, name="LayerNorm")
+    weights = Variable(rng.standard_normal(4))
+    gradcheck(lambda a: layer(a) * weights, x, name="LayerNorm")
     assert [name for name, _ in layer.named_parameters()] == ["weight", "bias"]
     with pytest.raises(ValueError, match="last axis of size 4"):
         layer(Variable(np.zeros((2, 5))))

@@ -51,10 +51,22 @@ from tinytorch.core.tensor import Tensor
 
 # %%
 # For the examples and tests below (the exported code does not need them).
+import contextlib
 import time
 import tracemalloc
 
 from tinytorch.core.autograd import gradcheck, no_grad
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # comes with scikit-learn; without it, BLAS runs as configured
+    threadpool_limits = None
+
+
+def one_blas_thread():
+    """NumPy's BLAS on one thread for the measurements: these matrices are small, and on a busy machine a
+    second BLAS thread waiting for a core can make a product a hundred times slower."""
+    return threadpool_limits(1, "blas") if threadpool_limits else contextlib.nullcontext()
 
 # %% [markdown]
 # ## 0. Operations of our own
@@ -299,7 +311,7 @@ def reference_layer_norm(x, gamma, beta, eps=1e-5):
 def test_unit_layer_norm():
     rng = np.random.default_rng(0)
     # Every axis has its own scale, so normalizing over a wrong axis shows.
-    x = rng.standard_normal((2, 3, 5)) * np.array([1.0, 10.0, 0.1])[None, :, None] + 3.0
+    x = rng.standard_normal((2, 3, 5)) * np.array([1.0, 10.0, 0.5])[None, :, None] + 3.0
     out = layer_norm(Variable(x)).numpy()
     assert out.shape == x.shape, f"layer_norm keeps the shape {x.shape}, got {out.shape}"
     means, variances = out.mean(axis=-1), out.var(axis=-1)
@@ -580,15 +592,16 @@ def saturation(head_dim: int, scaled: bool, keys: int = 64, rows: int = 256, see
 
 print(f"{'D':>5} | {'score std':>9} {'max weight':>10} {'|grad|':>9} (scaled) | {'score std':>9} {'max weight':>10} {'|grad|':>9} (unscaled)")
 for head_dim in (4, 16, 64, 256):
-    with_scale, without = saturation(head_dim, True), saturation(head_dim, False)
+    with one_blas_thread():
+        with_scale, without = saturation(head_dim, True), saturation(head_dim, False)
     print(f"{head_dim:>5} | {with_scale[0]:>9.2f} {with_scale[1]:>10.3f} {with_scale[2]:>9.2e}          | "
           f"{without[0]:>9.2f} {without[1]:>10.3f} {without[2]:>9.2e}")
 
 # %% [markdown]
 # With the scale, the scores keep a standard deviation near 1 whatever $D$, and the weights stay
-# spread. Without it, the spread grows as $\sqrt D$: by $D = 64$ a row puts most of its weight on a
-# single key, and the gradient reaching the scores is several times smaller, so $W_Q$ and $W_K$ learn
-# slowly and unevenly.
+# spread. Without it, the spread grows as $\sqrt D$: at $D = 64$ a row puts most of its weight (about
+# three quarters) on a single key, and the gradient reaching the scores is about a third of the scaled
+# one, a fifth at $D = 256$, so $W_Q$ and $W_K$ learn slowly and unevenly.
 #
 # **What the mask does to the gradient.** The loss at position $t$ must not teach the model anything
 # through later positions. Below, only position 2's output is differentiated: the keys and values of
@@ -612,26 +625,43 @@ for causal in (True, False):
 # context doubles. The inputs themselves grow only linearly ($4 \cdot T \cdot 16$ numbers each).
 
 # %%
-def attention_peak(length: int, heads: int = 4, head_dim: int = 16) -> tuple[float, float]:
+def attention_inputs(length: int, heads: int = 4, head_dim: int = 16) -> list:
     rng = np.random.default_rng(0)
-    q, k, v = (Variable(rng.standard_normal((1, heads, length, head_dim)).astype(np.float32), requires_grad=True)
-               for _ in range(3))
+    return [Variable(rng.standard_normal((1, heads, length, head_dim)).astype(np.float32), requires_grad=True)
+            for _ in range(3)]
+
+
+def attention_peak(length: int) -> int:
+    """Peak bytes NumPy holds during one forward and backward pass (the inputs made before counting)."""
+    q, k, v = attention_inputs(length)
     tracemalloc.start()
-    start = time.perf_counter()
     scaled_dot_product_attention(q, k, v).sum().backward()
-    elapsed = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return peak, elapsed
+    return peak
+
+
+def attention_time(length: int) -> float:
+    """Best of 3 forward and backward passes, in seconds (timed without tracemalloc, which slows allocation)."""
+    q, k, v = attention_inputs(length)
+    return min(time_one(lambda: scaled_dot_product_attention(q, k, v).sum().backward()) for _ in range(3))
+
+
+def time_one(work) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
 
 
 print(f"{'T':>6} {'peak MB':>9} {'x previous':>10} {'T*T*heads*4 B (MB)':>19} {'ms':>8}")
 previous = None
-for length in (128, 256, 512, 1024):
-    peak, elapsed = attention_peak(length)
-    ratio = f"{peak / previous:>10.2f}" if previous else f"{'':>10}"
-    print(f"{length:>6} {peak / 2**20:>9.1f} {ratio} {length * length * 4 * 4 / 2**20:>19.1f} {elapsed * 1e3:>8.1f}")
-    previous = peak
+with one_blas_thread():
+    for length in (128, 256, 512, 1024):
+        peak = attention_peak(length)
+        ratio = f"{peak / previous:>10.2f}" if previous else f"{'':>10}"
+        print(f"{length:>6} {peak / 2**20:>9.1f} {ratio} {length * length * 4 * 4 / 2**20:>19.1f} "
+              f"{attention_time(length) * 1e3:>8.1f}")
+        previous = peak
 
 # %% [markdown]
 # Each doubling of $T$ multiplies the peak by about four: the $(T, T)$ arrays (scores, weights, and

@@ -61,6 +61,17 @@ from tinytorch.core.optimizers import AdamW
 from tinytorch.core.tensor import Tensor, best_time
 from tinytorch.core.training import DataLoader, Trainer
 
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # comes with scikit-learn; without it, BLAS runs as configured
+    threadpool_limits = None
+
+
+def one_blas_thread():
+    """NumPy's BLAS on one thread while training and timing: the matrices are small, and on a busy machine a
+    second BLAS thread waiting for a core makes every product many times slower."""
+    return threadpool_limits(1, "blas") if threadpool_limits else contextlib.nullcontext()
+
 # %% [markdown]
 # ## 1. GELU, as one operation
 #
@@ -508,7 +519,8 @@ test_unit_windows()
 # Module 07's `Trainer` runs `zero_grad`, forward, loss, `backward`, `step` for every batch, and
 # module 04's `CrossEntropyLoss` already takes one loss per position when the classes are on axis 1,
 # PyTorch's layout: logits $(B, V, T)$ against targets $(B, T)$. `PerPositionLogits` (given) wraps
-# the GPT to return that layout, so the Trainer's accuracy is next-character accuracy too.
+# the GPT to return that layout. (The Trainer's accuracy then counts the correctly predicted
+# positions per *window*: divided by $T$, it is the next-character accuracy.)
 #
 # Transformers want two more things, both from module 06's parts:
 #
@@ -576,7 +588,8 @@ test_unit_schedule()
 #| export
 class PerPositionLogits(Module):
     """A language model's logits (B, T, V) as (B, V, T): the classes on axis 1, the layout in which
-    CrossEntropyLoss gives one loss per position and the Trainer's accuracy compares each position."""
+    CrossEntropyLoss gives one loss per position. The Trainer's accuracy then counts correct positions per
+    window (T times the fraction of correct positions)."""
 
     def __init__(self, model: Module):
         self.model = model
@@ -639,11 +652,13 @@ steps = 150
 optimizer = ClippedSchedule(adamw, WarmupCosineLR(adamw, warmup=20, total=steps), max_norm=1.0)
 trainer = Trainer(PerPositionLogits(gpt), optimizer, CrossEntropyLoss())
 start = time.perf_counter()
-history = trainer.fit(train_loader, validation_loader, epochs=math.ceil(steps / len(train_loader)))
+with one_blas_thread():
+    history = trainer.fit(train_loader, validation_loader, epochs=math.ceil(steps / len(train_loader)))
 print(f"{sum(p.size for p in gpt.parameters())} parameters, vocabulary {len(tokenizer)}, "
       f"{history.epochs * len(train_loader)} steps in {time.perf_counter() - start:.1f} s")
 for epoch, (loss, accuracy) in enumerate(zip(history.val_loss, history.val_accuracy), start=1):
-    print(f"after epoch {epoch}: validation {bits_per_character(loss):.2f} bits/char, next-character accuracy {accuracy:.1%}")
+    print(f"after epoch {epoch}: validation {bits_per_character(loss):.2f} bits/char, "
+          f"next-character accuracy {accuracy / context:.1%}")
 prompt = "The "
 print(repr(prompt + tokenizer.decode(generate(gpt, tokenizer.encode(prompt), 120, temperature=0.8, top_k=10,
                                               rng=np.random.default_rng(0)))))
@@ -675,18 +690,13 @@ print(f"{'total':20} {total:>8}")
 # arithmetic.
 
 # %%
-try:
-    from threadpoolctl import threadpool_limits
-except ImportError:  # comes with scikit-learn; without it, BLAS runs as configured
-    threadpool_limits = None
-
 rng = np.random.default_rng(0)
 batch_ids = rng.integers(0, 103, (32, 65))
 inputs, targets = Tensor(batch_ids[:, :-1].astype(np.float32)), batch_ids[:, 1:]
 wrapped, loss_fn = PerPositionLogits(milestone_model), CrossEntropyLoss()
 step_optimizer = AdamW(milestone_model.parameters(), lr=1e-3)
 timings = {"forward + loss": [], "backward": [], "AdamW step": []}
-with threadpool_limits(1, "blas") if threadpool_limits else contextlib.nullcontext():
+with one_blas_thread():
     for _ in range(6):
         step_optimizer.zero_grad()
         t0 = time.perf_counter()

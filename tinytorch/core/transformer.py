@@ -245,10 +245,11 @@ class WarmupCosineLR(LRScheduler):
         return self.base_lr * (self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
         ### END SOLUTION
 
-# %% ../../modules/10_transformer/transformer_dev.py #72a2d2e9
+# %% ../../modules/10_transformer/transformer_dev.py #86cdcbaa
 class PerPositionLogits(Module):
     """A language model's logits (B, T, V) as (B, V, T): the classes on axis 1, the layout in which
-    CrossEntropyLoss gives one loss per position and the Trainer's accuracy compares each position."""
+    CrossEntropyLoss gives one loss per position. The Trainer's accuracy then counts correct positions per
+    window (T times the fraction of correct positions)."""
 
     def __init__(self, model: Module):
         self.model = model
