@@ -6,7 +6,7 @@ Run from the repository root (see benchmarks/gpt.md):
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/gpt_bench.py
 
 The model, data, batches and optimizer settings are those of `tito milestone gpt` (2 layers, 4 heads, width
-64, context 64, batch 32, AdamW lr 3e-3 with weight decay 0.01, warm-up then cosine decay, clipping at norm 1,
+64, context 64, batch 32, AdamW lr 1e-2 with weight decay 0.01, warm-up then cosine decay, clipping at norm 1,
 on pydoc_data.topics). tinytorch trains through module 07's Trainer exactly as the milestone does; PyTorch runs
 the same loop with torch.optim.AdamW, the same learning rate at every step (LambdaLR over module 10's
 schedule) and torch.nn.utils.clip_grad_norm_. The PyTorch model is tests/torch_gpt.py, written with

@@ -31,7 +31,7 @@ MIN_CHARACTERS = SPLIT_BLOCK * SPLIT_EVERY
 
 @dataclass(frozen=True)
 class GptOptions:
-    steps: int = 3000
+    steps: int = 2000
     seed: int = 0
     data: Path | None = None    # a UTF-8 text file; None: pydoc_data.topics
     out: Path | None = None     # where the plot and the checkpoint go; None: runs/gpt in the course (or here)
@@ -46,7 +46,7 @@ class GptOptions:
     width: int = 64
     context: int = 64
     batch_size: int = 32
-    lr: float = 3e-3
+    lr: float = 1e-2
     weight_decay: float = 0.01
     warmup: int = 100
     max_norm: float = 1.0
