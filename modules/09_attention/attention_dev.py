@@ -544,9 +544,9 @@ def test_unit_multihead():
     x = rng.standard_normal((2, 5, 12))
     split = layer.split_heads(Variable(x.reshape(10, 12)), 2, 5).numpy()
     assert split.shape == (2, 3, 5, 4), f"split_heads of (B*T, C) = (10, 12) with 3 heads: (2, 3, 5, 4), got {split.shape}"
-    if not np.array_equal(split[1, 2, 4], x[1, 4, 8:12]):
-        raise AssertionError("the heads are mixed up: head 2 at position 4 of example 1 should hold features 8 to 11 "
-                             "of that position; reshape to (B, T, H, D) first, then swap the H and T axes")
+    if not np.array_equal(split[0, 1, 0], x[0, 0, 4:8]) or not np.array_equal(split[1, 2, 3], x[1, 3, 8:12]):
+        raise AssertionError("the heads are mixed up: head 1 at position 0 should hold features 4 to 7 of that "
+                             "position; reshape to (B, T, H, D) first, then swap the H and T axes")
     merged = layer.merge_heads(Variable(split)).numpy()
     assert np.array_equal(merged, x.reshape(10, 12)), "merge_heads(split_heads(x)) should give back x"
     got = layer(Variable(x)).numpy()
