@@ -694,8 +694,8 @@ print(f"{'total':20} {total:>8}")
 # %% [markdown]
 # **Time.** One training step of that model, batch 32 x 64 positions, split into the forward pass
 # (with the loss), the backward pass and the optimizer step, NumPy's BLAS on one thread. The forward
-# pass stores every intermediate array for the backward pass, which does about twice the forward's
-# arithmetic.
+# pass stores every intermediate array for the backward pass, whose matrix products do twice the
+# forward's multiply-adds (two products per product).
 
 # %%
 rng = np.random.default_rng(0)
@@ -722,8 +722,11 @@ for key, values in timings.items():
 print(f"{'step':16} {whole * 1e3:7.2f} ms, {32 * 64 / whole:,.0f} characters per second")
 
 # %% [markdown]
-# The backward pass costs about twice the forward, as the arithmetic predicts. `benchmarks/gpt_bench.py`
-# compares the same steps with PyTorch.
+# The measured split is far from that 1 : 2: the multiply-adds are not where most of the time goes at
+# these sizes. Every elementwise operation (the softmax over 32 x 4 x 64 x 64 weights, GELU over
+# 2,048 x 256 numbers, the adds of biases, residuals and the mask) makes a new array in each direction,
+# and the forward pass makes as many as the backward. `benchmarks/gpt_bench.py` compares the same steps
+# with PyTorch, which fuses several of these into one pass.
 #
 # ## 8. Reflection
 #
