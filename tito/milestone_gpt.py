@@ -27,6 +27,7 @@ DEFAULT_CORPUS = "pydoc_data.topics (Python's reference documentation)"
 # The split rule of module 10 (split_text): blocks of 2,048 characters, every tenth held out.
 SPLIT_BLOCK, SPLIT_EVERY = 2048, 10
 MIN_CHARACTERS = SPLIT_BLOCK * SPLIT_EVERY
+DEFAULT_PROMPT = "The "
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class GptOptions:
     data: Path | None = None    # a UTF-8 text file; None: pydoc_data.topics
     out: Path | None = None     # where the plot and the checkpoint go; None: runs/gpt in the course (or here)
     sample: bool = False        # only write text from the checkpoint in `out`
-    prompt: str = "The "
+    prompt: str | None = None   # None: "The ", or the text's first 4 characters if "The " is not in its vocabulary
     length: int = 400           # characters to generate
     temperature: float = 0.8
     top_k: int = 10
@@ -60,7 +61,7 @@ class GptOptions:
             raise TitoError(f"--seed must be 0 or more, got {self.seed}", exit_code=2)
         if not self.temperature > 0:
             raise TitoError(f"--temperature must be positive, got {self.temperature}", exit_code=2)
-        if not self.prompt:
+        if self.prompt is not None and not self.prompt:
             raise TitoError("--prompt must not be empty: the model needs at least one character to continue", exit_code=2)
 
 
@@ -127,6 +128,18 @@ class TextData:
         self.train_characters, self.validation_characters = len(train), len(validation)
         self.x_train, self.y_train = transformer.next_character_windows(self.tokenizer.encode(train), context)
         self.x_validation, self.y_validation = transformer.next_character_windows(self.tokenizer.encode(validation), context)
+        self.opening = train[:len(DEFAULT_PROMPT)]
+
+
+def checked_prompt(tokenizer, prompt: str | None, opening: str = DEFAULT_PROMPT) -> str:
+    """The text a sample continues: `prompt`, or by default "The " (the text's `opening` if "The " does not fit
+    its vocabulary); a TitoError if a given prompt holds a character the model never saw."""
+    if prompt is None:
+        prompt = DEFAULT_PROMPT if set(DEFAULT_PROMPT) <= set(tokenizer.characters) else opening
+    unknown = sorted(set(prompt) - set(tokenizer.characters))
+    if unknown:
+        raise TitoError(f"--prompt: characters not in the vocabulary of the training text: {''.join(unknown)[:20]!r}")
+    return prompt
 
 
 def build_gpt(modules: dict, vocabulary: int, options: GptOptions, seed: int | None = None):
@@ -157,6 +170,7 @@ def run_gpt(options: GptOptions, progress=None) -> GptResult:
     _make_folder(out)
 
     data = TextData(transformer, text, options.context)
+    prompt = checked_prompt(data.tokenizer, options.prompt, data.opening)  # before training, not after
     model = build_gpt(modules, len(data.tokenizer), options)
     adamw = modules["optimizers"].AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     schedule = transformer.WarmupCosineLR(adamw, warmup=min(options.warmup, options.steps - 1), total=options.steps)
@@ -194,29 +208,27 @@ def run_gpt(options: GptOptions, progress=None) -> GptResult:
         if progress is not None:
             progress.stop()
 
-    result.sample = write_sample(transformer, model, data.tokenizer, options)
+    result.sample = write_sample(transformer, model, data.tokenizer, prompt, options)
     result.replaced = (out / GPT_CHECKPOINT_NAME).exists() or (out / GPT_PLOT_NAME).exists()
-    result.checkpoint = _save(training, out / GPT_CHECKPOINT_NAME, model, adamw, data.tokenizer, options, result)
+    result.checkpoint = _save(training, out / GPT_CHECKPOINT_NAME, model, adamw, data.tokenizer, options, result,
+                              data.opening)
     result.plot = save_gpt_plot(out / GPT_PLOT_NAME, result)
     return result
 
 
-def write_sample(transformer, model, tokenizer, options: GptOptions) -> str:
-    """`options.length` characters after `options.prompt`, from the model (temperature and top-k of the options)."""
-    try:
-        prompt = tokenizer.encode(options.prompt)
-    except ValueError as error:
-        raise TitoError(f"--prompt: {error}") from None
+def write_sample(transformer, model, tokenizer, prompt: str, options: GptOptions) -> str:
+    """`options.length` characters after `prompt`, from the model (temperature and top-k of the options)."""
     with _one_blas_thread():
-        ids = transformer.generate(model, prompt, options.length, options.temperature, options.top_k,
+        ids = transformer.generate(model, tokenizer.encode(prompt), options.length, options.temperature, options.top_k,
                                    np.random.default_rng(options.seed))
-    return options.prompt + tokenizer.decode(ids)
+    return prompt + tokenizer.decode(ids)
 
 
-def _save(training, path: Path, model, optimizer, tokenizer, options: GptOptions, result: GptResult) -> Path:
+def _save(training, path: Path, model, optimizer, tokenizer, options: GptOptions, result: GptResult,
+          opening: str) -> Path:
     extra = {"characters": tokenizer.characters, "layers": options.layers, "heads": options.heads,
              "width": options.width, "context": options.context, "steps": options.steps, "seed": options.seed,
-             "corpus": result.corpus, "validation_bits": result.final_bits}
+             "corpus": result.corpus, "validation_bits": result.final_bits, "opening": opening}
     try:
         checkpoint = training.save_checkpoint(path, model, optimizer, extra=extra)
         _ordinary_permissions(checkpoint)
@@ -243,7 +255,8 @@ def sample_from_checkpoint(options: GptOptions) -> tuple[str, dict]:
     except (KeyError, TypeError, ValueError, OSError) as error:
         raise TitoError(f"{path} is not a checkpoint of `tito milestone gpt`: {error}") from None
     tokenizer = modules["transformer"].CharTokenizer(characters)
-    return write_sample(modules["transformer"], model, tokenizer, options), described
+    prompt = checked_prompt(tokenizer, options.prompt, described.get("opening") or DEFAULT_PROMPT)
+    return write_sample(modules["transformer"], model, tokenizer, prompt, options), described
 
 
 def checkpoint_description(path: Path) -> dict:

@@ -56,7 +56,8 @@ def _register_gpt(milestones) -> None:
     gpt.add_argument("--data", type=Path, metavar="FILE", help="a UTF-8 text file (default: pydoc_data.topics)")
     gpt.add_argument("--sample", action="store_true",
                      help="only write text with the checkpoint of an earlier run (in --out), without training")
-    gpt.add_argument("--prompt", default=defaults.prompt, help=f"the text the sample continues (default {defaults.prompt!r})")
+    gpt.add_argument("--prompt", help="the text the sample continues (default 'The ', or the training text's first "
+                                      "4 characters if it has no 'The ')")
     gpt.add_argument("--length", type=int, default=defaults.length, help=f"characters to write (default {defaults.length})")
     gpt.add_argument("--temperature", type=float, default=defaults.temperature,
                      help=f"below 1 safer, above 1 wilder (default {defaults.temperature})")
