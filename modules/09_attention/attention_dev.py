@@ -98,10 +98,15 @@ def token_ids(ids, vocabulary: int) -> np.ndarray:
     elif values.dtype.kind not in "iu":
         raise ValueError(f"token ids must be integers, got dtype {values.dtype}")
     values = values.astype(np.int64)
-    bad = (values < 0) | (values >= vocabulary)
-    if bad.any():
-        raise ValueError(f"token id {values[bad][0]} is out of range for a vocabulary of {vocabulary} (0 to {vocabulary - 1})")
+    outside = (values < 0) | (values >= vocabulary)
+    if np.any(outside):
+        raise ValueError(f"token id {values[outside][0]} is out of range for a vocabulary of {vocabulary} (0 to {vocabulary - 1})")
     return values
+
+
+def generator(rng: np.random.Generator | None) -> np.random.Generator:
+    """`rng`, or a fresh unseeded generator when it is None (the layers' default)."""
+    return np.random.default_rng() if rng is None else rng
 
 # %% [markdown]
 # ## 1. Embedding: a character becomes a vector
@@ -156,7 +161,7 @@ class Embedding(Module):
         if num_embeddings < 1 or embedding_dim < 1:
             raise ValueError(f"Embedding needs positive sizes, got {num_embeddings} and {embedding_dim}")
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
-        rng = rng if rng is not None else np.random.default_rng()
+        rng = generator(rng)
         self.weight = Parameter((std * rng.standard_normal((self.num_embeddings, self.embedding_dim))).astype(dtype))
 
     def forward(self, ids):
@@ -216,7 +221,7 @@ class PositionalEmbedding(Module):
     def __init__(self, max_len: int, embedding_dim: int, *, std: float = 1.0,
                  rng: np.random.Generator | None = None, dtype=np.float32):
         self.max_len = int(max_len)
-        rng = rng if rng is not None else np.random.default_rng()
+        rng = generator(rng)
         self.weight = Parameter((std * rng.standard_normal((self.max_len, int(embedding_dim)))).astype(dtype))
 
     def forward(self, x):
@@ -489,7 +494,7 @@ class MultiHeadAttention(Module):
         if num_heads < 1 or d_model % num_heads:
             raise ValueError(f"d_model ({d_model}) must be a multiple of num_heads ({num_heads})")
         self.d_model, self.num_heads, self.head_dim, self.causal = d_model, num_heads, d_model // num_heads, causal
-        rng = rng if rng is not None else np.random.default_rng()
+        rng = generator(rng)
         self.query, self.key, self.value, self.out = (Linear(d_model, d_model, rng=rng, dtype=dtype) for _ in range(4))
 
     def split_heads(self, projected, batch: int, length: int):

@@ -44,7 +44,8 @@ import math
 
 import numpy as np
 
-from tinytorch.core.attention import Embedding, LayerNorm, MultiHeadAttention, PositionalEmbedding, graph_op, token_ids
+from tinytorch.core.attention import (Embedding, LayerNorm, MultiHeadAttention, PositionalEmbedding, generator, graph_op,
+                                      token_ids)
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Module, array_of
 from tinytorch.core.optimizers import LRScheduler, clip_grad_norm
@@ -257,7 +258,7 @@ class GPT(Module):
 
     def __init__(self, vocab_size: int, context: int, d_model: int = 64, num_heads: int = 4, num_layers: int = 2,
                  tied: bool = False, *, rng: np.random.Generator | None = None, dtype=np.float32):
-        rng = rng if rng is not None else np.random.default_rng()
+        rng = generator(rng)
         self.vocab_size, self.context, self.d_model = int(vocab_size), int(context), int(d_model)
         self.num_heads, self.num_layers, self.tied = int(num_heads), int(num_layers), bool(tied)
         self.token = Embedding(vocab_size, d_model, std=0.02, rng=rng, dtype=dtype)
@@ -378,7 +379,7 @@ def generate(model: GPT, prompt, length: int, temperature: float = 1.0, top_k: i
     ids = [int(i) for i in prompt]
     if not ids:
         raise ValueError("generate needs a prompt of at least one id")
-    rng = rng if rng is not None else np.random.default_rng()
+    rng = generator(rng)
     was_training = model.training
     model.eval()
     try:
@@ -600,31 +601,31 @@ class PerPositionLogits(Module):
 
 class ClippedSchedule:
     """An optimizer for module 07's Trainer: each `step()` clips the gradients' total norm to `max_norm`,
-    steps `optimizer`, then the `schedule`. `last_norm` keeps the norm before clipping."""
+    steps `optimizer` (kept as `inner`), then the `schedule`. `last_norm` keeps the norm before clipping."""
 
     def __init__(self, optimizer, schedule: LRScheduler | None = None, max_norm: float = 1.0):
-        self.optimizer, self.schedule, self.max_norm = optimizer, schedule, max_norm
+        self.inner, self.schedule, self.max_norm = optimizer, schedule, max_norm
         self.last_norm = math.nan
 
     @property
     def params(self) -> list:
-        return self.optimizer.params
+        return self.inner.params
 
     @property
     def lr(self) -> float:
-        return self.optimizer.lr
+        return self.inner.lr
 
     def zero_grad(self) -> None:
-        self.optimizer.zero_grad()
+        self.inner.zero_grad()
 
     def step(self) -> None:
-        self.last_norm = clip_grad_norm(self.optimizer.params, self.max_norm)
-        self.optimizer.step()
+        self.last_norm = clip_grad_norm(self.inner.params, self.max_norm)
+        self.inner.step()
         if self.schedule is not None:
             self.schedule.step()
 
     def state_dict(self) -> dict:
-        return self.optimizer.state_dict()
+        return self.inner.state_dict()
 
 
 def bits_per_character(nats: float) -> float:

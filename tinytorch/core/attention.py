@@ -12,10 +12,10 @@ from .layers import Linear, Module, Parameter
 from .tensor import Tensor
 
 # %% auto #0
-__all__ = ['graph_op', 'token_ids', 'embedding', 'Embedding', 'PositionalEmbedding', 'layer_norm', 'LayerNorm', 'causal_mask',
-           'attention_weights', 'scaled_dot_product_attention', 'MultiHeadAttention']
+__all__ = ['graph_op', 'token_ids', 'generator', 'embedding', 'Embedding', 'PositionalEmbedding', 'layer_norm', 'LayerNorm',
+           'causal_mask', 'attention_weights', 'scaled_dot_product_attention', 'MultiHeadAttention']
 
-# %% ../../modules/09_attention/attention_dev.py #d2434147
+# %% ../../modules/09_attention/attention_dev.py #5d64361e
 def graph_op(value: np.ndarray, name: str, *edges):
     """The result of operation `name`: a Variable whose Node holds `edges`, (input, rule) pairs with
     `rule(g)` the input's gradient, when gradients are on and an input needs one; else a constant."""
@@ -36,12 +36,17 @@ def token_ids(ids, vocabulary: int) -> np.ndarray:
     elif values.dtype.kind not in "iu":
         raise ValueError(f"token ids must be integers, got dtype {values.dtype}")
     values = values.astype(np.int64)
-    bad = (values < 0) | (values >= vocabulary)
-    if bad.any():
-        raise ValueError(f"token id {values[bad][0]} is out of range for a vocabulary of {vocabulary} (0 to {vocabulary - 1})")
+    outside = (values < 0) | (values >= vocabulary)
+    if np.any(outside):
+        raise ValueError(f"token id {values[outside][0]} is out of range for a vocabulary of {vocabulary} (0 to {vocabulary - 1})")
     return values
 
-# %% ../../modules/09_attention/attention_dev.py #9a28b024
+
+def generator(rng: np.random.Generator | None) -> np.random.Generator:
+    """`rng`, or a fresh unseeded generator when it is None (the layers' default)."""
+    return np.random.default_rng() if rng is None else rng
+
+# %% ../../modules/09_attention/attention_dev.py #3ca7191c
 def embedding(weight, ids):
     """Rows `ids` of `weight` (V, C): shape ids.shape + (C,). `weight` receives, in row i, the sum of the
     output's gradient over every position whose id is i (repeated ids add up).
@@ -73,7 +78,7 @@ class Embedding(Module):
         if num_embeddings < 1 or embedding_dim < 1:
             raise ValueError(f"Embedding needs positive sizes, got {num_embeddings} and {embedding_dim}")
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
-        rng = rng if rng is not None else np.random.default_rng()
+        rng = generator(rng)
         self.weight = Parameter((std * rng.standard_normal((self.num_embeddings, self.embedding_dim))).astype(dtype))
 
     def forward(self, ids):
@@ -82,14 +87,14 @@ class Embedding(Module):
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"
 
-# %% ../../modules/09_attention/attention_dev.py #2ed3919b
+# %% ../../modules/09_attention/attention_dev.py #854f7a77
 class PositionalEmbedding(Module):
     """x (B, T, C) + a learned vector per position 0..T-1, for T up to `max_len`."""
 
     def __init__(self, max_len: int, embedding_dim: int, *, std: float = 1.0,
                  rng: np.random.Generator | None = None, dtype=np.float32):
         self.max_len = int(max_len)
-        rng = rng if rng is not None else np.random.default_rng()
+        rng = generator(rng)
         self.weight = Parameter((std * rng.standard_normal((self.max_len, int(embedding_dim)))).astype(dtype))
 
     def forward(self, x):
@@ -176,7 +181,7 @@ def scaled_dot_product_attention(q, k, v, causal: bool = True):
     return attention_weights(q, k, causal) @ v
     ### END SOLUTION
 
-# %% ../../modules/09_attention/attention_dev.py #94782687
+# %% ../../modules/09_attention/attention_dev.py #36170cbf
 class MultiHeadAttention(Module):
     """Causal (by default) self-attention of `num_heads` heads over x (B, T, d_model); each head has
     d_model // num_heads features. Projections `query`, `key`, `value`, `out` are Linear(d_model, d_model).
@@ -190,7 +195,7 @@ class MultiHeadAttention(Module):
         if num_heads < 1 or d_model % num_heads:
             raise ValueError(f"d_model ({d_model}) must be a multiple of num_heads ({num_heads})")
         self.d_model, self.num_heads, self.head_dim, self.causal = d_model, num_heads, d_model // num_heads, causal
-        rng = rng if rng is not None else np.random.default_rng()
+        rng = generator(rng)
         self.query, self.key, self.value, self.out = (Linear(d_model, d_model, rng=rng, dtype=dtype) for _ in range(4))
 
     def split_heads(self, projected, batch: int, length: int):
