@@ -289,7 +289,7 @@ def save_gpt_plot(path: Path, result: GptResult) -> Path:
     axes.set_ylim(0, min(8, max(result.train_bits) * 1.05))
     axes.grid(alpha=0.3)
     axes.legend()
-    axes.set_title(f"{result.corpus}: {result.final_bits:.3f} bits per character on validation")
+    axes.set_title(f"{result.corpus.split(' (')[0]}: {result.final_bits:.3f} bits per character on validation")
     try:
         figure.savefig(path, dpi=100)
     except OSError as error:
