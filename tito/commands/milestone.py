@@ -1,6 +1,8 @@
-"""`tito milestone digits|cnn`: train a network made of the student's own modules on real handwritten digits."""
+"""`tito milestone digits|cnn|gpt`: train a network made of the student's own modules on real data: handwritten
+digits, or text for the GPT."""
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -8,6 +10,8 @@ from rich.markup import escape
 
 from ..milestone import (CHECKPOINT_NAME, CNN_CHECKPOINT_NAME, CNN_OUT, CNN_PLOT_NAME, DEFAULT_OUT, PLOT_NAME,
                          CnnOptions, DigitsOptions, EpochProgress, run_cnn, run_digits)
+from ..milestone_gpt import GPT_CHECKPOINT_NAME, GPT_OUT, GPT_PLOT_NAME, GptOptions, StepProgress, run_gpt, \
+    sample_from_checkpoint
 from ..ui import console
 
 
@@ -35,6 +39,59 @@ def register(commands) -> None:
     cnn.add_argument("--hidden", type=int, default=defaults.hidden,
                      help=f"units in a hidden Linear layer before the output, 0 for none (default {defaults.hidden})")
     cnn.set_defaults(handler=run)
+    _register_gpt(milestones)
+
+
+def _register_gpt(milestones) -> None:
+    defaults = GptOptions()
+    gpt = milestones.add_parser(
+        "gpt", help="train a small GPT (modules 09-10) on text; bits per character, a sample, a plot, a checkpoint",
+        description=f"Train a character-level GPT ({defaults.layers} layers, {defaults.heads} heads, width "
+                    f"{defaults.width}, context {defaults.context}; AdamW with warm-up, cosine decay and clipping) on "
+                    "Python's reference documentation (pydoc_data.topics) or a UTF-8 text file; every tenth block of "
+                    f"2,048 characters is held out. Reports bits per character on the held-out text and writes a sample.")
+    gpt.add_argument("--steps", type=int, default=defaults.steps, help=f"training steps (default {defaults.steps})")
+    gpt.add_argument("--seed", type=int, default=defaults.seed,
+                     help="seeds the initial weights, the batches and the sample: the same seed gives the same run (default 0)")
+    gpt.add_argument("--data", type=Path, metavar="FILE", help="a UTF-8 text file (default: pydoc_data.topics)")
+    gpt.add_argument("--sample", action="store_true",
+                     help="only write text with the checkpoint of an earlier run (in --out), without training")
+    gpt.add_argument("--prompt", help="the text the sample continues (default 'The ', or the training text's first "
+                                      "4 characters if it has no 'The ')")
+    gpt.add_argument("--length", type=int, default=defaults.length, help=f"characters to write (default {defaults.length})")
+    gpt.add_argument("--temperature", type=float, default=defaults.temperature,
+                     help=f"below 1 safer, above 1 wilder (default {defaults.temperature})")
+    gpt.add_argument("--top-k", type=int, default=defaults.top_k,
+                     help=f"draw only among the k likeliest characters (default {defaults.top_k})")
+    gpt.add_argument("--out", type=Path, metavar="FOLDER",
+                     help=f"where {GPT_PLOT_NAME} and {GPT_CHECKPOINT_NAME} go (default: {GPT_OUT} in the course)")
+    gpt.set_defaults(handler=run_gpt_command)
+
+
+def run_gpt_command(args) -> int:
+    options = GptOptions(steps=args.steps, seed=args.seed, data=args.data, out=args.out, sample=args.sample,
+                         prompt=args.prompt, length=args.length, temperature=args.temperature, top_k=args.top_k)
+    if options.sample:
+        text, described = sample_from_checkpoint(options)
+        console.print(f"[bold]sample[/] from a model trained {described['steps']} steps on {escape(str(described['corpus']))} "
+                      f"({described['validation_bits']:.3f} bits per character on validation):")
+        console.print(text, highlight=False, markup=False)
+        return 0
+    start = time.perf_counter()
+    result = run_gpt(options, StepProgress(console))
+    console.print(f"trained {len(result.train_bits)} steps in {result.train_seconds:.1f} s "
+                  f"({time.perf_counter() - start:.1f} s with loading, sampling, plotting and saving)")
+    console.print(f"[bold]validation: {result.final_bits:.3f} bits per character[/] on {result.validation_characters:,} "
+                  f"held-out characters (a uniform guess over {result.vocabulary} characters: "
+                  f"{math.log2(result.vocabulary):.2f})")
+    console.print(f"[bold]sample[/] (temperature {options.temperature:g}, top-k {options.top_k}):")
+    console.print(result.sample, highlight=False, markup=False)
+    if result.replaced:
+        console.print(f"[yellow]note[/]: replaced the earlier run in {escape(str(result.plot.parent))} "
+                      f"(--out FOLDER keeps runs apart)")
+    console.print(f"plot: {escape(str(result.plot))}")
+    console.print(f"checkpoint: {escape(str(result.checkpoint))}")
+    return 0
 
 
 def _add_common(parser, defaults: DigitsOptions, plot_name: str, checkpoint_name: str, default_out: Path) -> None:
