@@ -101,14 +101,6 @@ def backward_by_hand(output: Scalar, order: list) -> None:
             parent.grad += node.grad * local
     ### END SOLUTION
 
-# %%
-w, x, b = Scalar(-3.0), Scalar(2.0), Scalar(1.0)
-wx = w * x
-pre = wx + b
-out = pre.tanh()
-backward_by_hand(out, [w, x, b, wx, pre, out])
-print(f"out = {out.value:.4f}; d out/dw = {w.grad:.4f}, d out/dx = {x.grad:.4f}, d out/db = {b.grad:.4f}")
-
 # %% [markdown]
 # ### Test: the warm-up, against finite differences
 # The definition of the derivative checks it: $\frac{f(v + h) - f(v - h)}{2h}$ for a small $h$.
@@ -146,6 +138,14 @@ def test_unit_warmup():
 
 test_unit_warmup()
 print("test_unit_warmup: passed")
+
+# %%
+w, x, b = Scalar(-3.0), Scalar(2.0), Scalar(1.0)
+wx = w * x
+pre = wx + b
+out = pre.tanh()
+backward_by_hand(out, [w, x, b, wx, pre, out])
+print(f"out = {out.value:.4f}; d out/dw = {w.grad:.4f}, d out/dx = {x.grad:.4f}, d out/db = {b.grad:.4f}")
 
 # %% [markdown]
 # That is all of backpropagation. The rest makes it work on arrays, builds `order` automatically,
