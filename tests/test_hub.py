@@ -16,6 +16,7 @@ other user through, the test grants passage (o+x, no listing) for its duration a
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import pwd
@@ -268,8 +269,13 @@ def click_and_wait(page, listing: str, label: str, then_listing: str) -> None:
 # ----------------------------------------------------------------------------------------- the students
 
 def do_the_work(notebook: Path, course: Path, how_much: str) -> None:
-    """Replace all, half or none of the stubs by the lesson's solution, as a student saving in JupyterLab would."""
+    """Replace all, half or none of the stubs by the lesson's solution (and with all, write each reflection
+    answer too), as a student saving in JupyterLab would."""
     data = nbformat.read(notebook, as_version=4)
+    if how_much == "all":
+        for cell in data.cells:
+            if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("solution"):
+                cell.source = "Broadcasting stretches the smaller array without copying it."
     regions = solution_regions(course, MODULE)
     cells = [cell for cell in data.cells if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get(
         "grade_id") in regions]
@@ -417,12 +423,11 @@ def teach(klass: Class) -> Run:
         if name != IN_BROWSER[0]:
             klass.tito(name, "student", "feedback", MODULE)
     feedback = {name: sorted((klass.home(name) / MODULE / "feedback").glob(f"*/{SHORT}.html")) for name in WORK}
-    scores = {row.split(",")[0]: dict(zip(HEADER, row.split(","))) for row in
-              (course / "course" / "scores.csv").read_text().splitlines()[1:]}
+    with (course / "course" / "scores.csv").open() as sheet:
+        scores = {row["student"]: row for row in csv.DictReader(sheet)}
     return Run(klass, seen, trespass(klass), feedback, scores)
 
 
-HEADER = ["student", "module", "tests_score", "tests_max", "answers_score", "answers_max", "score", "max_score", "status"]
 FORGER, VICTIM = "tt-bob", "tt-ada"
 
 
@@ -492,8 +497,10 @@ def test_autograded_scores_follow_the_work_done(class_run):
     assert float(scores["tt-ada"]["tests_score"]) == full > 0
     assert 0 < float(scores["tt-bob"]["tests_score"]) < full, scores["tt-bob"]
     assert float(scores["tt-cy"]["tests_score"]) == 0
-    assert scores["tt-ada"]["answers_score"] == "" and scores["tt-ada"]["status"] == "answers to grade", \
-        "written answers nobody graded yet stay blank"
+    assert scores["tt-ada"]["answers_score"] == scores["tt-ada"]["score"] == "", "answers nobody graded yet stay blank"
+    assert scores["tt-ada"]["status"] == "answers to grade"
+    assert scores["tt-cy"]["answers_score"] == "0" and scores["tt-cy"]["status"] == "graded", \
+        "an answer left as released scores 0 with nothing to grade"
 
 
 def test_each_student_fetches_only_their_own_feedback(class_run):

@@ -250,6 +250,8 @@ def submit(side: StudentSide, module: str, student: str = "") -> str:
 
 def fetch_feedback(side: StudentSide, module: str) -> list[Path]:
     """Feedback returned for each of your submissions of `module` -> <folder>/<module>/feedback/<time>/<name>.html."""
+    if not Path(side.root, side.course_id, "feedback").is_dir():
+        raise TitoError(f"no feedback has been returned in course {side.course_id} yet (ask your instructor)", 1)
     step = _student_step(side, module, "FetchFeedback", f"fetch the feedback of {module}")
     if not step.feedback_files:
         raise TitoError(f"no feedback returned yet for your submissions of {module} (ask your instructor, or check "

@@ -92,12 +92,12 @@ def _student_side(args):
 
 
 def run_fetch(args) -> int:
-    side, _ = _student_side(args)
+    side, workspace = _student_side(args)
     module = published_module(side, args.module)
     path = fetch(side, module)
     notebooks = ", ".join(sorted(item.name for item in path.glob("*.ipynb")))
     console.print(f"fetched {module}: {escape(str(path))}/ ({escape(notebooks)})")
-    console.print(f"hand it in with `tito student submit {module}{' --exchange' if args.exchange is None else ''}` "
+    console.print(f"hand it in with `tito student submit {module}{' --exchange' if workspace else ''}` "
                   f"(or the Assignment List's Submit)")
     return 0
 
