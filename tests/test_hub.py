@@ -232,6 +232,7 @@ def browser(scratch: Path):
 
 def log_in(page, klass: Class, name: str) -> dict:
     """Log in on the hub's page, wait for the user's JupyterLab; its page settings (what JupyterLab was told)."""
+    page.goto(f"{klass.hub_url}/hub/logout")  # whoever used this browser before
     page.goto(f"{klass.hub_url}/hub/login")
     page.fill("input[name=username]", name)
     page.fill("input[name=password]", klass.passwords[name])
@@ -432,10 +433,10 @@ FORGER, VICTIM = "tt-bob", "tt-ada"
 
 
 def forge_a_submission(klass: Class) -> None:
-    """tt-bob hands a copy of the release in under tt-ada's name, newer than hers (nbgrader's folder naming)."""
+    """tt-bob hands his own notebook in under tt-ada's name, newer than hers (nbgrader's folder naming)."""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S.000000 UTC", time.gmtime(time.time() + 3600))
     forged = klass.exchange / "tinytorch" / "inbound" / f"{VICTIM}+{MODULE}+{stamp}+forged"
-    script = (f"import os, shutil; os.mkdir({str(forged)!r}); shutil.copy({str(klass.course / 'course' / 'release' / MODULE / f'{SHORT}.ipynb')!r}, "
+    script = (f"import os, shutil; os.mkdir({str(forged)!r}); shutil.copy({str(klass.home(FORGER) / MODULE / f'{SHORT}.ipynb')!r}, "
               f"{str(forged)!r}); open(os.path.join({str(forged)!r}, 'timestamp.txt'), 'w').write({stamp!r})")
     done = klass.run(FORGER, sys.executable, "-c", script)
     assert done.returncode == 0, f"{FORGER} could not write into the exchange's inbound folder: {done.stderr}"

@@ -54,7 +54,7 @@ def publish(course: Course, module: Module) -> Path:
     require_release(course, module)
     folder = course_folder(course)
     with nbgrader_session(course, module, folder.log(module, "publish")) as (config, log):
-        releaser = _exchange_step(config, module, "ReleaseAssignment")
+        releaser = _exchange_step(config, module, "release_assignment")
         releaser.force = True
         _run(releaser, log, f"publish {module.name} to the exchange at {exchange_root(config)}")
         return Path(releaser.dest_path)
@@ -69,7 +69,7 @@ def collect(course: Course, module: Module) -> Collected:
     folder = course_folder(course)
     before = _timestamps(folder, module)
     with nbgrader_session(course, module, folder.log(module, "collect")) as (config, log):
-        collector = _exchange_step(config, module, "Collect", owned=True)
+        collector = _exchange_step(config, module, "collect", owned=True)
         collector.update = True
         _run(collector, log, f"collect {module.name} from the exchange at {exchange_root(config)}")
         result = Collected(refused=collector.refused)
@@ -95,7 +95,7 @@ def return_feedback(course: Course, module: Module) -> tuple[list[str], list[str
     skipped = [page.parent.parent.name for page in pages if not (page.parent / EXCHANGE_FILES[1]).exists()]
     if returned:
         with nbgrader_session(course, module, folder.log(module, "return")) as (config, log):
-            releaser = _exchange_step(config, module, "ReleaseFeedback")
+            releaser = _exchange_step(config, module, "release_feedback")
             releaser.coursedir.student_id_exclude = ",".join(skipped)
             _run(releaser, log, f"return the feedback of {module.name} through the exchange at {exchange_root(config)}")
     return returned, skipped
@@ -110,7 +110,7 @@ def _timestamps(folder, module: Module) -> dict[str, str]:
 
 
 def _exchange_step(config, module: Module, step: str, student: str = "", owned: bool = False):
-    """One of nbgrader's exchange steps (as configured: ExchangeFactory), for `module`."""
+    """One of nbgrader's exchange steps (the class configured in its ExchangeFactory, e.g. `collect`), for `module`."""
     from nbgrader.auth import Authenticator
     from nbgrader.coursedir import CourseDirectory
     from nbgrader.exchange import ExchangeFactory
@@ -119,7 +119,7 @@ def _exchange_step(config, module: Module, step: str, student: str = "", owned: 
     directory.assignment_id = module.name
     if student:
         directory.student_id = student
-    step_class = getattr(ExchangeFactory(config=config), step)
+    step_class = getattr(ExchangeFactory(config=config), step)  # the class, so that tito may refine it
     if owned:
         step_class = _owned_only(step_class)
     return step_class(coursedir=directory, authenticator=Authenticator(config=config), config=config)
@@ -234,7 +234,7 @@ def fetch(side: StudentSide, module: str) -> Path:
     if target.exists():
         raise TitoError(f"you already have {target}: nothing was fetched (your work there is kept; to start over, "
                         f"rename that folder and fetch again)", 2)
-    _student_step(side, module, "FetchAssignment", f"fetch {module}")
+    _student_step(side, module, "fetch_assignment", f"fetch {module}")
     return target
 
 
@@ -244,7 +244,7 @@ def submit(side: StudentSide, module: str, student: str = "") -> str:
     if not notebooks:
         raise TitoError(f"no notebook to submit in {side.folder / module}: fetch {module} first "
                         f"(`tito student fetch {module}`)", 2)
-    step = _student_step(side, module, "Submit", f"submit {module}", student)
+    step = _student_step(side, module, "submit", f"submit {module}", student)
     return step.timestamp
 
 
@@ -252,7 +252,7 @@ def fetch_feedback(side: StudentSide, module: str) -> list[Path]:
     """Feedback returned for each of your submissions of `module` -> <folder>/<module>/feedback/<time>/<name>.html."""
     if not Path(side.root, side.course_id, "feedback").is_dir():
         raise TitoError(f"no feedback has been returned in course {side.course_id} yet (ask your instructor)", 1)
-    step = _student_step(side, module, "FetchFeedback", f"fetch the feedback of {module}")
+    step = _student_step(side, module, "fetch_feedback", f"fetch the feedback of {module}")
     if not step.feedback_files:
         raise TitoError(f"no feedback returned yet for your submissions of {module} (ask your instructor, or check "
                         f"that you submitted it from this account)", 1)
