@@ -218,6 +218,10 @@ def jupyterhub(klass: Class):
         log.close()
 
 
+def sync_api():
+    return pytest.importorskip("playwright.sync_api")
+
+
 @contextlib.contextmanager
 def browser(scratch: Path):
     with sync_playwright()() as playwright:
@@ -243,16 +247,29 @@ def log_in(page, klass: Class, name: str) -> dict:
     return json.loads(page.locator("#jupyter-config-data").text_content())
 
 
+def open_menu(page, menu: str) -> None:
+    """Open a menu of the menu bar (a click while it is half open closes it again: try up to three times)."""
+    for _ in range(3):
+        page.click(f"li.lm-MenuBar-item:has-text('{menu}')")
+        try:
+            page.wait_for_selector(".lm-Menu-content .lm-Menu-itemLabel", state="visible", timeout=5_000)
+            return
+        except sync_api().TimeoutError:  # the click closed it
+            page.mouse.click(700, 892)
+    raise AssertionError(f"the {menu} menu did not open")
+
+
 def open_assignment_list(page) -> None:
-    page.click("li.lm-MenuBar-item:has-text('Nbgrader')")
+    open_menu(page, "Nbgrader")
     page.click("li.lm-Menu-item:has-text('Assignment List')")
     page.wait_for_selector("#released_assignments_list", timeout=60_000)
 
 
 def menu_items(page, menu: str) -> list[str]:
-    page.click(f"li.lm-MenuBar-item:has-text('{menu}')")
+    open_menu(page, menu)
     items = [" ".join(text.split()) for text in page.locator(".lm-Menu-content .lm-Menu-itemLabel").all_text_contents()]
-    page.keyboard.press("Escape")
+    page.mouse.click(700, 892)  # a click outside a menu (here: the empty middle of the status bar) closes it
+    page.wait_for_selector(".lm-Menu-content", state="detached", timeout=10_000)
     return [item for item in items if item]
 
 
