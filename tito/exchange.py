@@ -181,9 +181,11 @@ class StudentSide:
     root: str             # the exchange
 
 
-def student_side(folder: Path, exchange: str | None = None, course_id: str | None = None) -> StudentSide:
+def student_side(folder: Path, exchange: str | None = None, course_id: str | None = None,
+                 context: str = "") -> StudentSide:
     """The exchange settings for a student: nbgrader_config.py found on the Jupyter config path and in `folder`
-    (the same files nbgrader's Assignment List reads), then --exchange and --course-id, which win."""
+    (the same files nbgrader's Assignment List reads), then --exchange and --course-id, which win. `context`
+    starts the message when no course is found."""
     from jupyter_core.paths import jupyter_config_path
     from traitlets.config import Config
     from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
@@ -202,8 +204,8 @@ def student_side(folder: Path, exchange: str | None = None, course_id: str | Non
     config.Exchange.path_includes_course = False
     chosen_course = config.CourseDirectory.get("course_id", "") if "CourseDirectory" in config else ""
     if not chosen_course:
-        raise TitoError("no course id: pass --course-id ID, or ask your instructor for the course's nbgrader_config.py "
-                        "(CourseDirectory.course_id)", 2)
+        raise TitoError(f"{context}no course id for nbgrader's exchange: pass --course-id ID, or ask your instructor "
+                        f"for the course's nbgrader_config.py (CourseDirectory.course_id)", 2)
     side = StudentSide(folder, config, chosen_course, exchange_root(config))
     if not Path(side.root, chosen_course, "outbound").is_dir():
         raise TitoError(f"the exchange at {side.root} has no course '{chosen_course}' (no {chosen_course}/outbound/): "

@@ -88,7 +88,8 @@ def _student_side(args):
                         f"workspace or home folder", 2)
     folder = workspace.root / "modules" if workspace else absolute_path(Path.cwd())
     course_id = args.course_id or (workspace.course_id if workspace else None)
-    return student_side(folder, args.exchange or None, course_id), workspace
+    context = "" if workspace else f"no settings.ini in {folder} or above (no workspace here), and "
+    return student_side(folder, args.exchange or None, course_id, context), workspace
 
 
 def run_fetch(args) -> int:
