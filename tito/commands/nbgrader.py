@@ -263,6 +263,9 @@ def run_formgrader(args) -> int:
     course = load_course()
     folder = course_folder(course)
     command, env = formgrader_command(course, args.ip, args.port, args.browser, args.pytest_args)
+    if not folder.gradebook.exists():
+        console.print(f"[yellow]warning[/]: nothing released in {escape(folder.show(folder.root))}/ yet, so the "
+                      f"formgrader will list no assignment (run `tito nbgrader release MODULE` first)")
     console.print(f"formgrader on {escape(str(folder.root))}: open the address JupyterLab prints below (with its "
                   f"token), then Nbgrader > Formgrader > Manual Grading. Stop it with Ctrl+C.")
     if args.ip != "127.0.0.1":
