@@ -186,15 +186,15 @@ def student_side(folder: Path, exchange: str | None = None, course_id: str | Non
     """The exchange settings for a student: nbgrader_config.py found on the Jupyter config path and in `folder`
     (the same files nbgrader's Assignment List reads), then --exchange and --course-id, which win. `context`
     starts the message when no course is found."""
-    try:
-        from jupyter_core.paths import jupyter_config_path
-        from traitlets.config import Config
-        from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
+    import importlib.util
 
-        import nbgrader.exchange  # noqa: F401 (the exchange is nbgrader's)
-    except ImportError:
+    if importlib.util.find_spec("nbgrader") is None:
         raise TitoError("nbgrader's exchange needs nbgrader, which is not installed here: `pip install nbgrader` "
-                        "(your course's JupyterHub has it)", 2) from None
+                        "(your course's JupyterHub has it)", 2)
+    from jupyter_core.paths import jupyter_config_path
+    from traitlets.config import Config
+    from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
+
     config = Config()
     for directory in reversed([str(folder), *jupyter_config_path()]):  # lowest priority first, so the highest wins
         try:
