@@ -73,8 +73,9 @@ def collect(course: Course, module: Module) -> Collected:
         collector.update = True
         _run(collector, log, f"collect {module.name} from the exchange at {exchange_root(config)}")
         result = Collected(refused=collector.refused)
+        in_exchange = {record["username"] for record in collector.src_records}
     after = _timestamps(folder, module)
-    for student in sorted(after):
+    for student in sorted(in_exchange & set(after)):  # not those handed in another way (docs/instructor.md, section 4)
         target = result.new if student not in before else result.updated if after[student] != before[student] \
             else result.unchanged
         target.append(student)
