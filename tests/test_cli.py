@@ -1,4 +1,6 @@
 """The tito command line, run as a subprocess the way a student or instructor runs it."""
+import sys
+
 import pytest
 
 from conftest import ROOT, run_tito
@@ -102,3 +104,24 @@ def test_quiet_pytest_keeps_its_summary_and_complete_all_sums_up(tmp_path):
     assert quiet.returncode == 0 and " passed in " in quiet.stdout, quiet.stdout
     done = run_tito("module", "complete", "--all", cwd=course)
     assert done.returncode == 0 and "all 2 modules complete: 01_tensor, 02_activations" in done.stdout, done.stdout
+
+
+def test_formgrader_runs_jupyterlab_in_the_course_folder_ready_for_a_headless_server(course_copy):
+    """The formgrader finds the course only when JupyterLab starts in the course folder; as root, JupyterLab
+    needs --allow-root; a headless server has no browser to open."""
+    import os
+
+    from tito.course import load_course
+    from tito.coursefolder import course_folder
+    from tito.workspace import formgrader_command
+
+    course = load_course(course_copy)
+    command, env = formgrader_command(course, "127.0.0.1", 9000, False, ["--IdentityProvider.token=x"])
+    assert command[:3] == [sys.executable, "-m", "jupyterlab"]
+    assert f"--ServerApp.root_dir={course_folder(course).root}" in command and "--no-browser" in command
+    assert "--ServerApp.ip=127.0.0.1" in command and "--ServerApp.port=9000" in command
+    assert ("--allow-root" in command) == (os.geteuid() == 0)
+    assert not any("formgrader=False" in part for part in command), "the formgrader stays on"
+    assert command[-1] == "--IdentityProvider.token=x"
+    assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable), "nbgrader runs alembic by bare name"
+    assert (course_folder(course).root / "nbgrader_config.py").is_file(), "the formgrader reads the course's settings"

@@ -495,6 +495,49 @@ def test_hand_grades_count_in_the_report_and_survive_regrading(graded, course):
     assert row.score == row.max_score
 
 
+def _hand_grade(course: Course, module: Module, student: str, answers) -> None:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course_folder(course).gradebook}", course.course_id) as gradebook:
+        for cell in answers:
+            gradebook.find_grade(cell.grade_id, module.short, module.name, student).manual_score = cell.points
+        gradebook.db.commit()
+
+
+def _flagged(course: Course, module: Module, student: str) -> set[str]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course_folder(course).gradebook}", course.course_id) as gradebook:
+        notebook = gradebook.find_submission_notebook(module.short, module.name, student)
+        return {grade.name for grade in notebook.grades if grade.needs_manual_grade}
+
+
+def test_regrading_flags_only_the_answers_changed_since_they_were_graded(graded, course):
+    """nbgrader flags every hand-graded answer again on each autograde; tito keeps an unchanged one graded, and a
+    changed one awaits its grader with its points blank in the report."""
+    outcome = graded(GRADED[0])
+    module, student = outcome.module, "rethinker"
+    answers = [cell for cell in graded_cells(outcome.source) if not cell.is_test]
+    assert answers, f"{module.name} has written answers"
+    _hand_in(course, module, student, outcome.source)
+    autograde(course, module, [student])
+    assert _flagged(course, module, student) == {cell.grade_id for cell in answers}, "model answers await a grader"
+    _hand_grade(course, module, student, answers)
+    again, = autograde(course, module, [student])
+    assert not again.answers_to_grade and _flagged(course, module, student) == set()
+    row, = [row for row in collect_scores(course) if (row.student, row.module) == (student, module.name)]
+    assert row.status == "graded" and row.answers_score == sum(cell.points for cell in answers)
+
+    changed = copy.deepcopy(outcome.source)
+    changed.cells[_index(changed, answers[0].grade_id)].source += "\n\nOn second thought, also this."
+    _hand_in(course, module, student, changed)
+    third, = autograde(course, module, [student])
+    assert third.answers_to_grade and _flagged(course, module, student) == {answers[0].grade_id}
+    row, = [row for row in collect_scores(course) if (row.student, row.module) == (student, module.name)]
+    assert row.status == "answers to grade" and row.answers_score is None and row.score is None
+    assert row.row()[4] == "" and row.row()[6] == "", "the CSV leaves the answers' points and the total blank"
+
+
 def test_feedback_writes_a_page_per_student(graded, course):
     outcome = graded(GRADED[0])
     pages = feedback(course, outcome.module, ["solver", "idle"])

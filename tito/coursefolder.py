@@ -55,7 +55,14 @@ c.ClearHiddenTests.end_test_delimeter = {end_hidden_tests!r}
 c.Execute.timeout = {timeout}
 # A locked test cell a student edited is restored by checksum (nbgrader's default); one deleted is put back.
 c.OverwriteCells.add_missing_cells = True
-'''
+{exchange}'''
+
+# Only when settings.ini names an exchange: nbgrader's own default (/usr/local/share/nbgrader/exchange) otherwise.
+EXCHANGE = """
+# nbgrader's exchange on a shared server (`tito nbgrader publish|collect|return`, the formgrader): settings.ini's
+# [nbgrader] exchange.
+c.Exchange.root = {root!r}
+"""
 
 
 # ---------------------------------------------------------------------------------------------- settings
@@ -71,6 +78,7 @@ class GradingSettings:
     notebook_seconds: int    # seconds a whole notebook may run in the grading sandbox
     memory_mb: int           # memory a grading kernel may use
     output_kb: int           # output a notebook may print while graded
+    exchange: str = ""       # nbgrader's exchange folder on a shared server ("": nbgrader's default)
 
 
 def grading_settings(course: Course) -> GradingSettings:
@@ -97,8 +105,12 @@ def grading_settings(course: Course) -> GradingSettings:
     bad = [key for key, value in limits.items() if value <= 0]
     if bad:
         raise TitoError(f"{course.root / SETTINGS}: [nbgrader] {bad[0]} must be a positive whole number", 2)
+    exchange = (section.get("exchange") or "").strip()
+    if exchange and not os.path.isabs(os.path.expanduser(exchange)):
+        raise TitoError(f"{course.root / SETTINGS}: [nbgrader] exchange must be an absolute path, got {exchange!r}", 2)
     return GradingSettings(course.course_id, course.timeout, stub_message, Delimiters(**values),
-                           limits["notebook_seconds"], limits["memory_mb"], limits["output_kb"])
+                           limits["notebook_seconds"], limits["memory_mb"], limits["output_kb"],
+                           os.path.expanduser(exchange))
 
 
 # -------------------------------------------------------------------------------------------- the folder
@@ -163,6 +175,7 @@ def write_config(course: Course) -> Path:
     settings, folder = grading_settings(course), course_folder(course)
     text = CONFIG.format(settings=SETTINGS, course_id=settings.course_id, stub_message=settings.stub_message,
                          module_variable=MODULE_VARIABLE, timeout=settings.timeout,
+                         exchange=EXCHANGE.format(root=settings.exchange) if settings.exchange else "",
                          **{key: getattr(settings.delimiters, key) for key in
                             ("begin_solution", "end_solution", "begin_hidden_tests", "end_hidden_tests")})
     folder.root.mkdir(parents=True, exist_ok=True)

@@ -338,6 +338,7 @@ def _record(course: Course, module: Module, prepared: _Prepared, run: Run, confi
         grade.notes, grade.flags = [f"its results could not be used ({problem})"], prepared.flags
         return grade
     notes = prepared.notes + mark_test_results(run, solutions)
+    graded_answers = _answers(folder.autograded(prepared.student, module))  # as the last autograde saw them
     snapshot = Snapshot([folder.gradebook, folder.gradebook_journal, folder.autograded(prepared.student, module).parent])
     try:
         directory = CourseDirectory(config=config)
@@ -357,6 +358,7 @@ def _record(course: Course, module: Module, prepared: _Prepared, run: Run, confi
             return Grade(prepared.student, graded=False, seconds=time.perf_counter() - prepared.started,
                          error=f"grading failed ({failure_reason(text)}); the gradebook and earlier results are as "
                                f"they were (details in {folder.show(folder.log(module, 'autograde'))})")
+        keep_hand_grades(course, module, prepared.student, graded_answers, _answers_of(run.notebook))
         grade = read_grade(course, module, prepared.student)
         grade.notes = ([run.stopped] if run.stopped else []) + notes
         grade.flags = prepared.flags
@@ -440,6 +442,38 @@ def _malformed(run: Run, sanitized: nbformat.NotebookNode) -> str:
     return ""
 
 
+def _answers(path: Path) -> dict[str, str]:
+    """grade id -> text of each written answer (a graded cell that is no test) of a notebook; {} when absent."""
+    try:
+        return _answers_of(nbformat.read(path, as_version=4))
+    except (OSError, ValueError):  # no earlier autograde, or a file nbformat cannot read
+        return {}
+
+
+def _answers_of(notebook: nbformat.NotebookNode) -> dict[str, str]:
+    answers = {}
+    for cell in notebook.cells:
+        info = cell.get("metadata", {}).get("nbgrader", {})
+        if info.get("grade") and info.get("solution"):
+            answers[info.get("grade_id", "")] = cell.source
+    return answers
+
+
+def keep_hand_grades(course: Course, module: Module, student: str, before: dict[str, str], now: dict[str, str]) -> None:
+    """nbgrader flags every hand-graded answer for review again on each autograde; unflag those whose text is the
+    one the grader saw (the last autograded copy), so that only answers changed since then await a grader."""
+    from nbgrader.api import Gradebook
+
+    folder = course_folder(course)
+    with quiet_warnings(), Gradebook(f"sqlite:///{folder.gradebook}", grading_settings(course).course_id) as gradebook:
+        notebook = gradebook.find_submission_notebook(module.short, module.name, student)
+        for entry in notebook.grades:
+            unchanged = entry.name in before and before[entry.name] == now.get(entry.name)
+            if entry.manual_score is not None and entry.needs_manual_grade and unchanged:
+                entry.needs_manual_grade = False
+        gradebook.db.commit()
+
+
 def _record_zero(course: Course, module: Module, student: str) -> Grade:
     """Every autograded cell of `student`'s `module` scored 0, as nbgrader does for a notebook never handed in;
     earlier autograded results of it are removed, so no feedback shows work that was not graded."""
@@ -473,7 +507,7 @@ def read_grade(course: Course, module: Module, student: str) -> Grade:
                     grade.failed.append(entry.name)
             else:
                 grade.answer_points += entry.max_score
-                grade.answers_to_grade |= entry.needs_manual_grade and entry.manual_score is None
+                grade.answers_to_grade |= entry.needs_manual_grade  # never graded, or changed since it was
     return grade
 
 

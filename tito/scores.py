@@ -22,13 +22,13 @@ class Score:
     module: str
     tests_score: float
     tests_max: float
-    answers_score: float
+    answers_score: float | None  # None while a written answer awaits a grader: blank in the CSV, not 0
     answers_max: float
     status: str  # graded | answers to grade | not graded | no submission
 
     @property
-    def score(self) -> float:
-        return self.tests_score + self.answers_score
+    def score(self) -> float | None:
+        return None if self.answers_score is None else self.tests_score + self.answers_score
 
     @property
     def max_score(self) -> float:
@@ -36,7 +36,7 @@ class Score:
 
     def row(self) -> list[str]:
         numbers = [self.tests_score, self.tests_max, self.answers_score, self.answers_max, self.score, self.max_score]
-        return [self.student, self.module, *map(points, numbers), self.status]
+        return [self.student, self.module, *("" if number is None else points(number) for number in numbers), self.status]
 
 
 def points(value: float) -> str:
@@ -80,10 +80,10 @@ def collect_scores(course: Course) -> list[Score]:
                             tests += grade.score
                         else:
                             answers += grade.score
-                            # nbgrader flags a hand-graded answer again after regrading; a score is a score
-                            pending = pending or (grade.needs_manual_grade and grade.manual_score is None)
+                            # flagged: never graded, or changed since it was (tito keeps an unchanged hand grade)
+                            pending = pending or grade.needs_manual_grade
                 status = "answers to grade" if pending else "graded"
-                rows.append(Score(student, module, tests, tests_max, answers, answers_max, status))
+                rows.append(Score(student, module, tests, tests_max, None if pending else answers, answers_max, status))
     return rows
 
 

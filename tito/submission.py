@@ -17,6 +17,7 @@ import nbformat
 
 from .course import Module
 from .coursefolder import CourseFolder, graded_cells
+from .exchange import EXCHANGE_FILES
 
 # A student id is a folder name, and nbgrader reads it as a file glob: no wildcards, spaces or slashes.
 STUDENT_ID = re.compile(r"[A-Za-z0-9][\w.@-]*")
@@ -59,7 +60,9 @@ def read_submission(folder: CourseFolder, module: Module, student: str, source: 
         return Submission(None, f"{shown} lacks the cells {' and '.join(lost)} (deleted, or the notebook lost its "
                                 f"nbgrader metadata), so the test cannot be put back: have the student move their work "
                                 f"into a fresh copy of the release", score_zero=True)
-    others = sorted(path.name for path in expected.parent.iterdir() if path.name != expected.name)
+    # nbgrader's exchange adds its own two files (when and under which secret the work was handed in).
+    others = sorted(path.name for path in expected.parent.iterdir()
+                    if path.name not in (expected.name, *EXCHANGE_FILES))
     notes = [f"ignored the files handed in beside the notebook: {', '.join(others)}"] if others else []
     return Submission(notebook, notes=notes + _drop_duplicate_grade_ids(notebook))
 

@@ -690,19 +690,38 @@ def lab_command(course: Course, module: Module | None, port: int | None, browser
     The folder goes first on PYTHONPATH, so every kernel imports this folder's `tinytorch` (a kernel starts
     in the notebook's own folder, where Python would not find it). The server listens on 127.0.0.1 only.
     """
-    import sys
-
-    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={course.root}", "--ServerApp.ip=127.0.0.1"]
-    if port is not None:
-        command.append(f"--ServerApp.port={port}")
-    if not browser:
-        command.append("--no-browser")
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")  # containers and CI machines run as root; JupyterLab refuses it otherwise
-    # nbgrader's formgrader is the instructor's (run in the course folder, docs/instructor.md); here it would only
+    command = _jupyterlab(course.root, "127.0.0.1", port, browser)
+    # nbgrader's formgrader is the instructor's (`tito nbgrader formgrader`, docs/instructor.md); here it would only
     # warn, twice, that it finds no nbgrader_config.py.
     command.append("--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=False")
     if module is not None:
         command.append(str(module.source.relative_to(course.root)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(course.root), os.environ.get("PYTHONPATH")])))
     return command + list(extra), env
+
+
+def formgrader_command(course: Course, ip: str, port: int, browser: bool,
+                       extra: list[str]) -> tuple[list[str], dict[str, str]]:
+    """JupyterLab in the course folder, where nbgrader's formgrader reads nbgrader_config.py (started anywhere
+    else it lists no assignment and says nothing). nbgrader runs `alembic` by bare name: its folder goes on PATH."""
+    import sys
+
+    from .coursefolder import course_folder, write_config
+
+    write_config(course)
+    command = _jupyterlab(course_folder(course).root, ip, port, browser)
+    env = dict(os.environ, PATH=os.pathsep.join(filter(None, [os.path.dirname(sys.executable), os.environ.get("PATH")])))
+    return command + list(extra), env
+
+
+def _jupyterlab(root: Path, ip: str, port: int | None, browser: bool) -> list[str]:
+    import sys
+
+    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}", f"--ServerApp.ip={ip}"]
+    if port is not None:
+        command.append(f"--ServerApp.port={port}")
+    if not browser:
+        command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers and CI machines run as root; JupyterLab refuses it otherwise
+    return command

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import nbformat
@@ -11,18 +12,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..course import Course, Module, load_course
 from ..errors import TitoError
+from ..exchange import collect, publish, return_feedback
 from ..coursefolder import course_folder, graded_cells
 from ..grading import autograde, autograded_students, feedback, generate, release, require_release, submissions
 from ..scores import collect_scores, points, write_csv
 from ..ui import console, table
 from ..kit import build_kit
-from ..workspace import require_course_repository
+from ..workspace import formgrader_command, require_course_repository
 
 STEPS = [
     ("generate", "lesson -> course source notebook, checked: every test passes on the solution"),
     ("release", "source -> student notebook in the course's release/, checked: no test passes without work, no leak"),
     ("autograde", "grade every submission of a module (or --student ID), each in its own sandbox"),
     ("feedback", "an HTML feedback page per autograded student"),
+    ("publish", "release/ -> nbgrader's exchange on a shared server, where students fetch it"),
+    ("collect", "each student's newest submission in the exchange -> submitted/"),
+    ("return", "each feedback page -> the exchange, where only its student fetches it"),
 ]
 
 
@@ -49,6 +54,15 @@ def register(commands) -> None:
                                        "with no solution in it", description="See tito/kit.py and docs/instructor.md.")
     kit.add_argument("out", type=Path, metavar="OUT", help="the new kit folder (absent or empty)")
     kit.set_defaults(handler=_in_course_repository(run_kit))
+    lab = steps.add_parser("formgrader", help="JupyterLab with nbgrader's formgrader on the course folder (grade "
+                                              "written answers by hand)",
+                           description="Starts JupyterLab in the course folder, the only place where the formgrader "
+                                       "finds the course. Arguments after `--` go to JupyterLab.")
+    lab.add_argument("--ip", default="127.0.0.1", metavar="ADDRESS",
+                     help="the address to listen on (default 127.0.0.1; reach a headless server through an SSH tunnel)")
+    lab.add_argument("--port", type=int, default=8888, metavar="N", help="the port (default 8888)")
+    lab.add_argument("--browser", action="store_true", help="open a web browser (default: print the address)")
+    lab.set_defaults(handler=_in_course_repository(run_formgrader))
 
 
 def _in_course_repository(handler):
@@ -205,7 +219,65 @@ def run_report(args) -> int:
     return 0
 
 
-HANDLERS = {"generate": run_generate, "release": run_release, "autograde": run_autograde, "feedback": run_feedback}
+def run_publish(args) -> int:
+    course = load_course()
+    for module in _released_modules(course, args):
+        path = publish(course, module)
+        console.print(f"published {module.name}: {escape(str(path))} (students: Assignment List > Fetch, or "
+                      f"`tito student fetch {module.name}`)")
+    return 0
+
+
+def run_collect(args) -> int:
+    course = load_course()
+    folder = course_folder(course)
+    for module in _released_modules(course, args):
+        collected = collect(course, module)
+        rows = [[escape(student), state] for state, students in (("new", collected.new), ("updated", collected.updated),
+                                                                  ("unchanged", collected.unchanged))
+                for student in students]
+        console.print(table(f"{module.name}: collected into {folder.show(folder.root / 'submitted')}/",
+                            ["student", "submission"], rows))
+        for refused in collected.refused:
+            console.print(f"[bold red]refused[/] {escape(refused)}: a submission must be handed in by the student it "
+                          f"names")
+        if collected.new or collected.updated:
+            console.print(f"next: tito nbgrader autograde {module.name}")
+    return 0
+
+
+def run_return(args) -> int:
+    course = load_course()
+    for module in _released_modules(course, args):
+        returned, skipped = return_feedback(course, module)
+        if returned:
+            console.print(f"returned {module.name} feedback to {_count(returned, 'student')}: {escape(', '.join(returned))} "
+                          f"(students: Assignment List > Fetch Feedback, or `tito student feedback {module.name}`)")
+        if skipped:
+            console.print(f"[yellow]not through the exchange[/] (handed in another way; send their pages yourself): "
+                          f"{escape(', '.join(skipped))}")
+    return 0
+
+
+def run_formgrader(args) -> int:
+    course = load_course()
+    folder = course_folder(course)
+    command, env = formgrader_command(course, args.ip, args.port, args.browser, args.pytest_args)
+    if not folder.gradebook.exists():
+        console.print(f"[yellow]warning[/]: nothing released in {escape(folder.show(folder.root))}/ yet, so the "
+                      f"formgrader will list no assignment (run `tito nbgrader release MODULE` first)")
+    console.print(f"formgrader on {escape(str(folder.root))}: open the address JupyterLab prints below (with its "
+                  f"token), then Nbgrader > Formgrader > Manual Grading. Stop it with Ctrl+C.")
+    if args.ip != "127.0.0.1":
+        console.print(f"[yellow]listening on {escape(args.ip)}[/]: anyone who reaches that address and has the token "
+                      f"can grade and read every submission")
+    sys.stdout.flush()
+    os.chdir(folder.root)
+    os.execve(command[0], command, env)  # JupyterLab takes over this process (Ctrl+C then reaches it alone)
+
+
+HANDLERS = {"generate": run_generate, "release": run_release, "autograde": run_autograde, "feedback": run_feedback,
+            "publish": run_publish, "collect": run_collect, "return": run_return}
 
 
 def _released_modules(course: Course, args) -> list[Module]:

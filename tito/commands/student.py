@@ -1,4 +1,5 @@
-"""`tito student init DIR | submit MODULE | update`: a student's own workspace, handing work in, new modules (see
+"""`tito student init DIR | submit MODULE | update | fetch MODULE | feedback MODULE`: a student's own workspace,
+handing work in (to a course folder, or through nbgrader's exchange on a shared server), new modules (see
 docs/student.md)."""
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from pathlib import Path
 from rich.markup import escape
 
 from ..course import load_course
+from ..errors import TitoError
+from ..exchange import fetch, fetch_feedback, published_module, student_side
 from ..ui import console, table
 from ..update import update_workspace
-from ..workspace import init_workspace, submit
+from ..workspace import absolute_path, init_workspace, is_workspace, submit
 
 
 def register(commands) -> None:
@@ -31,7 +34,19 @@ def register(commands) -> None:
     hand_in.add_argument("--student", metavar="ID", help="your student id (default: the workspace's, else your login)")
     hand_in.add_argument("--instructor", action="store_true",
                          help="grading staff: hand in under a --student id other than the workspace's")
+    _exchange_options(hand_in, "hand in through nbgrader's exchange on a shared server (JupyterHub) instead: ")
     hand_in.set_defaults(handler=run_submit)
+    take = actions.add_parser("fetch", help="get a module your instructor published in nbgrader's exchange (JupyterHub)",
+                              description="In a workspace: into modules/<m>/; elsewhere: into <m>/ of this folder, "
+                                          "as nbgrader's Assignment List does. A copy you have is never overwritten.")
+    take.add_argument("module", metavar="MODULE", help="01_tensor, 01 or tensor")
+    _exchange_options(take)
+    take.set_defaults(handler=run_fetch)
+    back = actions.add_parser("feedback", help="get the feedback returned for your submissions of a module (JupyterHub)",
+                              description="Into <m>/feedback/<time handed in>/<name>.html beside your notebook.")
+    back.add_argument("module", metavar="MODULE", help="01_tensor, 01 or tensor")
+    _exchange_options(back)
+    back.set_defaults(handler=run_feedback)
     update = actions.add_parser("update", help="add the modules released since this workspace was made",
                                 description="Run in your workspace. Adds each new module's notebook, stubs and tests; "
                                             "never changes a file you have.")
@@ -54,7 +69,62 @@ def run_init(args) -> int:
     return 0
 
 
+def _exchange_options(parser, prefix: str = "") -> None:
+    parser.add_argument("--exchange", nargs="?", const="", metavar="PATH",
+                        help=prefix + "nbgrader's exchange folder (default: the one your JupyterLab's nbgrader_config.py "
+                                      "names)")
+    parser.add_argument("--course-id", metavar="ID", help="the course's id in the exchange (default: the workspace's, "
+                                                          "else nbgrader_config.py's)")
+
+
+def _student_side(args):
+    """The student's exchange settings and folder: a workspace's modules/, else the current folder."""
+    try:
+        workspace = load_course()
+    except TitoError:
+        workspace = None
+    if workspace is not None and not is_workspace(workspace):
+        raise TitoError(f"{workspace.root} is the course repository: run `tito student {args.action}` in your "
+                        f"workspace or home folder", 2)
+    folder = workspace.root / "modules" if workspace else absolute_path(Path.cwd())
+    course_id = args.course_id or (workspace.course_id if workspace else None)
+    context = "" if workspace else f"no settings.ini in {folder} or above (no workspace here), and "
+    return student_side(folder, args.exchange or None, course_id, context), workspace
+
+
+def run_fetch(args) -> int:
+    side, workspace = _student_side(args)
+    module = published_module(side, args.module)
+    path = fetch(side, module)
+    notebooks = ", ".join(sorted(item.name for item in path.glob("*.ipynb")))
+    console.print(f"fetched {module}: {escape(str(path))}/ ({escape(notebooks)})")
+    console.print(f"hand it in with `tito student submit {module}{' --exchange' if workspace else ''}` "
+                  f"(or the Assignment List's Submit)")
+    return 0
+
+
+def run_feedback(args) -> int:
+    side, _ = _student_side(args)
+    module = published_module(side, args.module)
+    for page in fetch_feedback(side, module):
+        console.print(f"feedback: {escape(str(page))}")
+    return 0
+
+
+def run_exchange_submit(args) -> int:
+    from ..exchange import submit as submit_to_exchange
+
+    side, _ = _student_side(args)
+    module = published_module(side, args.module)
+    stamp = submit_to_exchange(side, module)
+    console.print(f"submitted {escape(str(side.folder / module))}/ to course {escape(side.course_id)} at {escape(stamp)}; "
+                  f"submitting again replaces it (your instructor collects the newest)")
+    return 0
+
+
 def run_submit(args) -> int:
+    if args.exchange is not None or _outside_any_course():
+        return run_exchange_submit(args)
     workspace = load_course()
     module = workspace.module(args.module)
     done = submit(workspace, module, args.course, args.student, args.instructor)
@@ -78,3 +148,12 @@ def run_update(args) -> int:
     console.print(f"added {', '.join(updated.added)} ({len(updated.files)} new files; none of yours changed)")
     console.print(f"[green]next[/]: tito module test {updated.added[0]}")
     return 0
+
+
+def _outside_any_course() -> bool:
+    """No settings.ini here or above: a student's home on a shared server, where work goes through the exchange."""
+    try:
+        load_course()
+    except TitoError:
+        return True
+    return False
