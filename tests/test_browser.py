@@ -62,6 +62,19 @@ def screenshots(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("screenshots")
 
 
+def wait_until_answering(url: str, server: subprocess.Popen, log: Path, name: str, seconds: float) -> None:
+    """Wait for `url` to answer; fail with the end of `log` if the server stops, or after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except OSError:
+            assert server.poll() is None, f"{name} stopped:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"{name} did not answer within {seconds:.0f} s"
+            time.sleep(0.3)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -84,15 +97,8 @@ def jupyterlab(workspace: Path, scratch: Path, module: str):
          f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0"],
         cwd=workspace, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2).close()
-                break
-            except OSError:
-                assert server.poll() is None, f"JupyterLab stopped: {(scratch / 'jupyterlab.log').read_text()[-2000:]}"
-                assert time.monotonic() < deadline, "JupyterLab did not answer within 90 s"
-                time.sleep(0.3)
+        wait_until_answering(f"http://127.0.0.1:{port}/api/status?token={token}", server, scratch / "jupyterlab.log",
+                             "JupyterLab", seconds=90)
         short = module.split("_", 1)[1]
         yield f"http://127.0.0.1:{port}/lab/tree/modules/{module}/{short}.ipynb?token={token}"
     finally:

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +37,7 @@ import pytest
 
 from conftest import ROOT, TITO, needs_sandbox
 from student_helpers import small_course, solution_regions
-from test_browser import CHROMIUM_ARGS, CHROMIUM, free_port, sync_playwright
+from test_browser import CHROMIUM_ARGS, CHROMIUM, free_port, sync_playwright, wait_until_answering
 
 pytestmark = [pytest.mark.slow, needs_sandbox]
 
@@ -197,15 +196,7 @@ def jupyterhub(klass: Class):
                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/hub/api", timeout=2).close()
-                break
-            except OSError:
-                assert hub.poll() is None, f"JupyterHub stopped:\n{(klass.base / 'jupyterhub.log').read_text()[-3000:]}"
-                assert time.monotonic() < deadline, "JupyterHub did not answer within 120 s"
-                time.sleep(0.5)
+        wait_until_answering(f"{url}/hub/api", hub, klass.base / "jupyterhub.log", "JupyterHub", seconds=120)
         yield url
     finally:
         with contextlib.suppress(ProcessLookupError):

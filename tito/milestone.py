@@ -298,6 +298,13 @@ def save_plot(path: Path, history, images: np.ndarray, labels: np.ndarray, predi
             axes.imshow(images[index].reshape(image_shape), cmap="gray_r")
             axes.set_title(f"{labels[index]} → {predicted[index]}", fontsize=9)
     figure.suptitle(title)
+    return write_figure(figure, path)
+
+
+def write_figure(figure, path: Path) -> Path:
+    """Save a milestone's figure (and close it, written or not); a folder that cannot take it is one line."""
+    import matplotlib.pyplot as plt
+
     try:
         figure.savefig(path, dpi=100)
     except OSError as error:
@@ -305,7 +312,6 @@ def save_plot(path: Path, history, images: np.ndarray, labels: np.ndarray, predi
     finally:
         plt.close(figure)
     return path
-
 
 class EpochProgress:
     """A rich progress bar per epoch, advancing per batch, showing the epoch's loss and accuracy when done."""

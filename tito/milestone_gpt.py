@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import TitoError
 from .milestone import MLP_LESSONS, _course_root, _make_folder, _one_blas_thread, _ordinary_permissions, \
-    _require_finished, tinytorch_modules
+    _require_finished, tinytorch_modules, write_figure
 
 GPT_LESSONS = MLP_LESSONS + (("attention", "09_attention"), ("transformer", "10_transformer"))
 GPT_OUT = Path("runs") / "gpt"
@@ -290,13 +290,7 @@ def save_gpt_plot(path: Path, result: GptResult) -> Path:
     axes.grid(alpha=0.3)
     axes.legend()
     axes.set_title(f"{result.corpus.split(' (')[0]}: {result.final_bits:.3f} bits per character on validation")
-    try:
-        figure.savefig(path, dpi=100)
-    except OSError as error:
-        raise TitoError(f"cannot write the plot {path}: {error.strerror or error}") from None
-    finally:
-        plt.close(figure)
-    return path
+    return write_figure(figure, path)
 
 
 class StepProgress:
