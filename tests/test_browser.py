@@ -128,7 +128,8 @@ def run_all_cells(page, url: str) -> None:
     """Open the notebook, wait for its kernel, then Run > Run All Cells, as a student would."""
     page.goto(url)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    # The execution indicator reads "idle" before any kernel exists ("No Kernel"): wait for the kernel's own idle.
+    page.locator(".jp-StatusBar-Widget", has_text="(ipykernel) | Idle").first.wait_for(timeout=90_000)
     page.click("li.lm-MenuBar-item:has-text('Run')")
     page.click("li.lm-Menu-item:has-text('Run All Cells')")
 
