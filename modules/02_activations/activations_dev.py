@@ -80,7 +80,7 @@ class Traced(Tensor):
     """
 
     def __init__(self, data, inputs: tuple = ()):
-        super().__init__(data)
+        Tensor.__init__(self, data)
         self.inputs = inputs
 
     def depends_on(self, source) -> bool:

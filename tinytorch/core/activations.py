@@ -12,7 +12,7 @@ from .tensor import Tensor
 # %% auto #0
 __all__ = ['Traced', 'assert_in_graph', 'Activation', 'ReLU', 'Sigmoid', 'Tanh', 'Softmax', 'GELU']
 
-# %% ../../modules/02_activations/activations_dev.py #d9c14f49
+# %% ../../modules/02_activations/activations_dev.py #6c60bfe4
 class Traced(Tensor):
     """A Tensor that remembers the Traced tensors it was computed from: a stand-in for module 05's Variable.
 
@@ -22,7 +22,7 @@ class Traced(Tensor):
     """
 
     def __init__(self, data, inputs: tuple = ()):
-        super().__init__(data)
+        Tensor.__init__(self, data)
         self.inputs = inputs
 
     def depends_on(self, source) -> bool:
