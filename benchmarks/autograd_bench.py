@@ -89,7 +89,7 @@ def engine_from(root: Path) -> type:
 def chain_benchmarks(engines: dict) -> dict:
     """One chain function per framework; `engines` maps a column name to a tinytorch `Variable` class."""
     one = np.ones(1, dtype=np.float32)
-    functions = {name: _tinytorch_chain(engine, one) for name, engine in engines.items()}
+    functions = {name: _chain(engine(one.copy(), requires_grad=True)) for name, engine in engines.items()}
 
     def numpy_chain():  # forward values, then the chain rule by hand: only the multiplies scale the gradient
         y = one
@@ -103,23 +103,12 @@ def chain_benchmarks(engines: dict) -> dict:
 
     functions["numpy"] = numpy_chain
     if torch is not None:
-        tleaf = torch.ones(1, dtype=torch.float32, requires_grad=True)
-
-        def torch_chain():
-            y = tleaf
-            for _ in range(CHAIN // 2):
-                y = y * MUL
-                y = y + ADD
-            y.backward()
-            tleaf.grad = None
-
-        functions["pytorch"] = torch_chain
+        functions["pytorch"] = _chain(torch.ones(1, dtype=torch.float32, requires_grad=True))
     return functions
 
 
-def _tinytorch_chain(engine: type, one: np.ndarray):
-    leaf = engine(one.copy(), requires_grad=True)
-
+def _chain(leaf):
+    """The chain, forward and backward, from `leaf` (a tinytorch Variable or a torch tensor: same spelling)."""
     def chain():
         y = leaf
         for _ in range(CHAIN // 2):
