@@ -446,7 +446,9 @@ def _operands(a, b, division: bool = False) -> tuple:
     """The numbers behind two operands, with PyTorch's promotion if either is an integer Variable."""
     av = a.data.data if type(a) is Variable else _value(a)  # the common case, without a call
     bv = b.data.data if type(b) is Variable else _value(b)
-    if (type(a) is Variable and av.dtype.kind != "f") or (type(b) is Variable and bv.dtype.kind != "f"):
+    # Only a constant can hold integers (requires_grad needs floats): most operands skip the dtype test.
+    if (type(a) is Variable and not a.requires_grad and av.dtype.kind != "f"
+            or type(b) is Variable and not b.requires_grad and bv.dtype.kind != "f"):
         return promote_integers(av, bv, division)
     return av, bv
 
@@ -455,8 +457,10 @@ def _make(value, requires_grad: bool, grad_fn: Node | None) -> Variable:
     """A Variable around a value an operation just computed (no validation needed)."""
     if type(value) is not np.ndarray:  # NumPy returns scalars (np.float32(5.0)) for 0-d results
         value = Tensor(value).data
+    tensor = _new(Tensor)  # _wrap(value) without the call: every operation comes through here
+    tensor.data = value
     result = _new(Variable)
-    result.data = _wrap(value)
+    result.data = tensor
     result.grad = None
     result.requires_grad = requires_grad
     result.grad_fn = grad_fn
@@ -854,8 +858,8 @@ def backpropagate(root: Variable, seed: np.ndarray, retain_graph: bool = False) 
             source_grad = rule(grad)
             if source_grad.shape != source.shape:
                 source_grad = unbroadcast(source_grad, source.shape)
-            if source_grad.dtype != source.dtype:
-                source_grad = source_grad.astype(source.dtype)
+            if source_grad.dtype is not source.dtype:  # NumPy's dtypes are shared objects: `is` is the cheap test
+                source_grad = source_grad.astype(source.dtype, copy=False)
             previous = pending.get(source)
             pending[source] = source_grad if previous is None else previous + source_grad
         if not retain_graph:

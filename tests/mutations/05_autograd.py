@@ -128,8 +128,8 @@ MISTAKES = [
             replace="",
             caught_by="test-autograd-backpropagate", message=r"keep the bias's shape"),
     Mistake(name="gradients not cast to the input's dtype", cell="autograd-backpropagate",
-            find="            if source_grad.dtype != source.dtype:\n"
-                 "                source_grad = source_grad.astype(source.dtype)\n",
+            find="            if source_grad.dtype is not source.dtype:  # NumPy's dtypes are shared objects: `is` is the cheap test\n"
+                 "                source_grad = source_grad.astype(source.dtype, copy=False)\n",
             replace="",
             caught_by="test-autograd-backpropagate", message=r"cast to float32"),
     Mistake(name="one shared array stored in two leaves' .grad", cell="autograd-backpropagate",

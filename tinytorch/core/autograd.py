@@ -202,7 +202,7 @@ def _wrap(array: np.ndarray) -> Tensor:  # a Tensor around an array we made: no 
     tensor.data = array
     return tensor
 
-# %% ../../modules/05_autograd/autograd_dev.py #a2c978a8
+# %% ../../modules/05_autograd/autograd_dev.py #5da164be
 _GRAD_ENABLED = True  # switched off inside `no_grad()`
 
 
@@ -227,7 +227,9 @@ def _operands(a, b, division: bool = False) -> tuple:
     """The numbers behind two operands, with PyTorch's promotion if either is an integer Variable."""
     av = a.data.data if type(a) is Variable else _value(a)  # the common case, without a call
     bv = b.data.data if type(b) is Variable else _value(b)
-    if (type(a) is Variable and av.dtype.kind != "f") or (type(b) is Variable and bv.dtype.kind != "f"):
+    # Only a constant can hold integers (requires_grad needs floats): most operands skip the dtype test.
+    if (type(a) is Variable and not a.requires_grad and av.dtype.kind != "f"
+            or type(b) is Variable and not b.requires_grad and bv.dtype.kind != "f"):
         return promote_integers(av, bv, division)
     return av, bv
 
@@ -236,8 +238,10 @@ def _make(value, requires_grad: bool, grad_fn: Node | None) -> Variable:
     """A Variable around a value an operation just computed (no validation needed)."""
     if type(value) is not np.ndarray:  # NumPy returns scalars (np.float32(5.0)) for 0-d results
         value = Tensor(value).data
+    tensor = _new(Tensor)  # _wrap(value) without the call: every operation comes through here
+    tensor.data = value
     result = _new(Variable)
-    result.data = _wrap(value)
+    result.data = tensor
     result.grad = None
     result.requires_grad = requires_grad
     result.grad_fn = grad_fn
@@ -329,7 +333,7 @@ def topological_order(root: Variable) -> list:
     return order
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #ae25f290
+# %% ../../modules/05_autograd/autograd_dev.py #bd2f3614
 def _seed(root: Variable, gradient) -> np.ndarray:
     """The gradient backward() starts from: ones for a single-element output, else `gradient`, checked."""
     if not root.requires_grad:
@@ -386,8 +390,8 @@ def backpropagate(root: Variable, seed: np.ndarray, retain_graph: bool = False) 
             source_grad = rule(grad)
             if source_grad.shape != source.shape:
                 source_grad = unbroadcast(source_grad, source.shape)
-            if source_grad.dtype != source.dtype:
-                source_grad = source_grad.astype(source.dtype)
+            if source_grad.dtype is not source.dtype:  # NumPy's dtypes are shared objects: `is` is the cheap test
+                source_grad = source_grad.astype(source.dtype, copy=False)
             previous = pending.get(source)
             pending[source] = source_grad if previous is None else previous + source_grad
         if not retain_graph:
