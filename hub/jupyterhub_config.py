@@ -47,6 +47,8 @@ def role_settings(spawner) -> str:
 
 c.Spawner.environment = {
     "JUPYTER_CONFIG_PATH": role_settings,
+    # A terminal in JupyterLab finds the single-user environment's `tito` and `jupyter`, not the hub's.
+    "PATH": os.pathsep.join([os.path.dirname(PYTHON), "/usr/local/bin", "/usr/bin", "/bin"]),
     "TINYTORCH_EXCHANGE": os.environ.get("TINYTORCH_EXCHANGE", "/srv/nbgrader/exchange"),
     "TINYTORCH_COURSE_ID": os.environ.get("TINYTORCH_COURSE_ID", "tinytorch"),
 }

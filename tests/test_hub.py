@@ -9,9 +9,13 @@ student fetch` and `submit` as their own user. One completes it, one does half, 
 collects, autogrades in the sandbox, writes and returns feedback; each student fetches their own feedback (one
 in the browser) and can read nobody else's submission or feedback.
 
+Every user's JupyterLab runs from the single-user environment docs/instructor.md describes, made here the same
+way: a virtual environment with JupyterHub (the hub's version), JupyterLab, nbgrader and numpy, then the course
+kit (`tito nbgrader kit`), which gives students `tito` and their own stub `tinytorch`, no solution. The
+instructor runs tito from the course repository (here: the Python running the test, which has it installed).
 Students' files are edited by the test (as a student would save them), then handed to the student's account.
-The Python running the test must be usable by those accounts: where a folder on its path (say /root) lets no
-other user through, the test grants passage (o+x, no listing) for its duration and puts the mode back.
+The environment's interpreter lies under a folder other users may not pass (/root on the test machines): the
+test grants passage (o+x, no listing) for its duration and puts the mode back.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import ROOT, TITO, needs_sandbox
+from conftest import ROOT, TITO, _plain_env, needs_sandbox, run_tito
 from student_helpers import small_course, solution_regions
 from test_browser import CHROMIUM_ARGS, CHROMIUM, free_port, sync_playwright, wait_until_answering
 
@@ -135,6 +139,7 @@ class Class:
     exchange: Path
     course: Path                  # the instructor's course repository
     passwords: dict[str, str]
+    python: Path                  # the single-user environment's interpreter
     hub_url: str = ""
     outputs: dict[str, str] = field(default_factory=dict)   # step -> what tito printed
     seconds: dict[str, float] = field(default_factory=dict)
@@ -146,7 +151,7 @@ class Class:
         """What the hub gives a user's JupyterLab (and so a terminal in it): hub/jupyterhub_config.py's environment."""
         entry = pwd.getpwnam(name)
         env = {"HOME": entry.pw_dir, "USER": name, "LOGNAME": name, "LANG": "C.UTF-8", "COLUMNS": "200",
-               "NO_COLOR": "1", "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
+               "NO_COLOR": "1", "PATH": os.pathsep.join([str(self.python.parent), "/usr/local/bin", "/usr/bin", "/bin"]),
                "JUPYTER_CONFIG_PATH": str(ROOT / "hub" / self.role(name)),
                "TINYTORCH_EXCHANGE": str(self.exchange), "TINYTORCH_COURSE_ID": "tinytorch"}
         env.update({key: value for key, value in os.environ.items() if key.startswith("OPENBLAS_")})
@@ -160,8 +165,10 @@ class Class:
                               timeout=timeout)
 
     def tito(self, name: str, *args: str, cwd: Path | None = None, timeout: int = 600) -> str:
+        """The instructor's tito is the course repository's; a student's, the kit's in the single-user environment."""
         started = time.monotonic()
-        done = self.run(name, sys.executable, "-c", TITO, *args, cwd=cwd, timeout=timeout)
+        tito = [sys.executable, "-c", TITO] if name == INSTRUCTOR else [str(self.python.parent / "tito")]
+        done = self.run(name, *tito, *args, cwd=cwd, timeout=timeout)
         step = f"{name}: tito {' '.join(args)}"
         self.seconds[step] = time.monotonic() - started
         assert done.returncode == 0, f"{step} failed:\n{done.stdout}\n{done.stderr}"
@@ -188,7 +195,7 @@ def jupyterhub(klass: Class):
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env.update(TINYTORCH_INSTRUCTORS=INSTRUCTOR, TINYTORCH_STUDENTS=" ".join(WORK),
-               TINYTORCH_SINGLEUSER_PYTHON=sys.executable, TINYTORCH_HUB_PORT=str(port),
+               TINYTORCH_SINGLEUSER_PYTHON=str(klass.python), TINYTORCH_HUB_PORT=str(port),
                TINYTORCH_HUB_API_PORT=str(free_port()), TINYTORCH_PROXY_API_PORT=str(free_port()),
                TINYTORCH_EXCHANGE=str(klass.exchange), TINYTORCH_COURSE_ID="tinytorch")
     log = open(klass.base / "jupyterhub.log", "w")
@@ -381,8 +388,8 @@ def class_run(tmp_path_factory) -> Run:
             exchange = base / "exchange"
             exchange.mkdir()
             os.chmod(exchange, 0o777)  # nbgrader's permissions for its exchange root
-            course = prepare_course(base, exchange)
-            klass = Class(base, exchange, course, passwords)
+            course, kit = prepare_course(base, exchange)
+            klass = Class(base, exchange, course, passwords, single_user_environment(base / "singleuser", kit))
             run = teach(klass)
             klass.seconds["the whole test"] = time.monotonic() - started
             print(f"hub test: {klass.seconds['the whole test']:.0f} s; screenshots: "
@@ -394,16 +401,32 @@ def class_run(tmp_path_factory) -> Run:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def prepare_course(base: Path, exchange: Path) -> Path:
-    """A copy of the course teaching 01_tensor, in the instructor's home, naming the exchange in settings.ini."""
+def prepare_course(base: Path, exchange: Path) -> tuple[Path, Path]:
+    """A copy of the course teaching 01_tensor, in the instructor's home, naming the exchange in settings.ini;
+    and its student kit (`tito nbgrader kit`), for the single-user environment."""
     home = base / INSTRUCTOR
     course = small_course(home / "tinytorch", [MODULE])
     settings = course / "settings.ini"
     text, count = re.subn(r"^exchange =.*$", f"exchange = {exchange}", settings.read_text(), flags=re.MULTILINE)
     assert count == 1, "settings.ini has an `exchange =` line under [nbgrader]"
     settings.write_text(text)
+    kit = base / "kit"
+    made = run_tito("nbgrader", "kit", str(kit), cwd=course)
+    assert made.returncode == 0, f"tito nbgrader kit failed:\n{made.stdout}\n{made.stderr}"
     _give(home / "tinytorch", INSTRUCTOR)
-    return course
+    return course, kit
+
+
+def single_user_environment(venv: Path, kit: Path) -> Path:
+    """docs/instructor.md's recipe: a venv holding jupyterhub (the hub's version), jupyterlab, nbgrader, numpy,
+    then the course kit. Its Python, which every account may run."""
+    import jupyterhub
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    for packages in ([f"jupyterhub=={jupyterhub.__version__}", "jupyterlab", "nbgrader", "numpy"], [str(kit)]):
+        done = subprocess.run([*pip, *packages], env=_plain_env(), capture_output=True, text=True, timeout=1200)
+        assert done.returncode == 0, f"pip install {' '.join(packages)} failed:\n{done.stderr[-2000:]}"
+    return venv / "bin" / "python"
 
 
 def teach(klass: Class) -> Run:
@@ -446,7 +469,7 @@ def forge_a_submission(klass: Class) -> None:
     forged = klass.exchange / "tinytorch" / "inbound" / f"{VICTIM}+{MODULE}+{stamp}+forged"
     script = (f"import os, shutil; os.mkdir({str(forged)!r}); shutil.copy({str(klass.home(FORGER) / MODULE / f'{SHORT}.ipynb')!r}, "
               f"{str(forged)!r}); open(os.path.join({str(forged)!r}, 'timestamp.txt'), 'w').write({stamp!r})")
-    done = klass.run(FORGER, sys.executable, "-c", script)
+    done = klass.run(FORGER, str(klass.python), "-c", script)
     assert done.returncode == 0, f"{FORGER} could not write into the exchange's inbound folder: {done.stderr}"
 
 
@@ -463,7 +486,7 @@ def trespass(klass: Class) -> dict[str, str]:
     }
     results = {}
     for what, code in targets.items():
-        done = klass.run("tt-cy", sys.executable, "-c", f"import os\ntry:\n    {code}\n    print('READ')\n"
+        done = klass.run("tt-cy", str(klass.python), "-c", f"import os\ntry:\n    {code}\n    print('READ')\n"
                                                        f"except PermissionError:\n    print('DENIED')")
         results[what] = done.stdout.strip() or done.stderr.strip()[-200:]
     return results
@@ -523,3 +546,11 @@ def test_each_student_fetches_only_their_own_feedback(class_run):
 
 def test_no_student_reads_another_students_work_or_feedback(class_run):
     assert class_run.denied and set(class_run.denied.values()) == {"DENIED"}, class_run.denied
+
+
+def test_students_import_the_kits_stubs_not_the_course_solutions(class_run):
+    klass = class_run.klass
+    done = klass.run("tt-cy", str(klass.python), "-c", "import tinytorch.core.tensor as t; print(t.__file__)")
+    package = Path(done.stdout.strip())
+    assert package.is_relative_to(klass.python.parent.parent), f"a student's Python imports {package}: {done.stderr}"
+    assert "raise NotImplementedError" in package.read_text(), "the single-user environment's tinytorch holds stubs"
