@@ -485,9 +485,10 @@ for name, formula in formulas.items():
 # %% [markdown]
 # **Time and memory.** Each activation below runs on a batch of 64 x 1024 float32 numbers (256 KB).
 # We time it (best of several runs) and measure with `tracemalloc` the peak memory it allocates,
-# as a multiple of the input's size. NumPy's `np.maximum` is the baseline: one pass, one output.
-# Every operation we chain allocates a full-size intermediate array, and in module 05 each will also
-# become a graph node that stays alive until `backward()`: the operation count is a real cost.
+# as a multiple of the input's size. Three NumPy baselines, one pass and one output each: `x + 1`
+# (plain arithmetic), `np.maximum` (a comparison) and `np.exp` (a transcendental function, computed
+# by a polynomial per entry). Every operation we chain allocates a full-size intermediate array, and
+# in module 05 each will also become a graph node that stays alive until `backward()`.
 
 # %%
 from tinytorch.core.tensor import best_time
@@ -503,7 +504,8 @@ def peak_allocated(fn) -> int:
 
 
 batch = Tensor(np.random.default_rng(0).standard_normal((64, 1024)).astype(np.float32))
-candidates = [("np.maximum(x, 0)", lambda: np.maximum(batch.numpy(), 0))] + [
+candidates = [("x + 1", lambda: batch.numpy() + 1), ("np.maximum(x, 0)", lambda: np.maximum(batch.numpy(), 0)),
+              ("np.exp(x)", lambda: np.exp(batch.numpy()))] + [
     (repr(activation), lambda activation=activation: activation(batch))
     for activation in [ReLU(), Sigmoid(), Tanh(), Softmax(), GELU()]]
 print(f"{'activation':18} {'time (us)':>10} {'peak memory / input':>20}")
@@ -511,10 +513,13 @@ for name, fn in candidates:
     print(f"{name:18} {best_time(fn) * 1e6:>10.1f} {peak_allocated(fn) / batch.numpy().nbytes:>20.2f}")
 
 # %% [markdown]
-# What to read in these numbers: ReLU and Tanh cost about as much as `np.maximum` (ReLU's mask is
-# one byte an entry), while Sigmoid, Softmax and GELU, built from four to eight operations, take
-# several times as long and allocate several input-sized arrays. That is why ReLU remains the default for hidden layers of small
-# networks, and why production libraries *fuse* an activation's operations into one kernel.
+# What to read in these numbers: time follows *which* operations run more than how many. One `exp`
+# costs several additions; Sigmoid computes two (`exp(x - shift)` and `exp(-shift)`), so it costs
+# about two `exp`s plus a little; Tanh and GELU each compute one `tanh` (a little dearer than an
+# `exp`); ReLU, with no transcendental function at all, about one `np.maximum`. Memory follows how many operations run: each leaves an input-sized array
+# (ReLU's mask is one byte an entry), which is why Sigmoid and GELU peak at several times the input.
+# That is why ReLU remains the default for hidden layers of small networks, and why production
+# libraries *fuse* an activation's operations into one kernel that reads the input once.
 
 # %% [markdown]
 # ## 8. Reflection
