@@ -15,11 +15,10 @@
 # # Autograd: gradients of any computation, automatically
 #
 # Training moves every weight against the gradient of the loss. This module builds **reverse-mode automatic
-# differentiation**, the engine behind PyTorch's `loss.backward()`: while your code computes, each result records
-# the operation that made it; one backward sweep over that record applies the chain rule and delivers the gradient
-# of the loss with respect to every input. Each operation's rule does about as much arithmetic as the operation, so
-# the sweep costs a small multiple of the forward pass, plus a fixed cost per call (Section 14), whatever the
-# number of weights. Modules 01 to 04 gave the operations; modules 06 to 10 train with this engine.
+# differentiation**, the engine behind PyTorch's `loss.backward()`: while your code computes, each result records the
+# operation that made it; one backward sweep over that record applies the chain rule and delivers the gradient of the
+# loss with respect to every input, for a small multiple of the forward pass's arithmetic plus a fixed cost per call
+# (Section 14), whatever the number of weights. Modules 01 to 04 gave the operations; 06 to 10 train with this engine.
 #
 # **Objectives.** By the end of this module you can:
 # - apply the chain rule by hand and check a gradient against finite differences;
@@ -60,8 +59,8 @@ from tinytorch.core.tensor import reshape as tensor_reshape
 # ## 1. Warm-up: the chain rule by hand
 #
 # If $L$ depends on $x$ only through $y$, then $\frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}\frac{\partial y}{\partial x}$:
-# whoever knows how much $L$ cares about $y$ multiplies by the **local derivative** of the one operation that made
-# $y$ and hands the product to $x$. If $x$ is used several times, the contributions **add up**. `Scalar` below is a
+# whoever knows how much $L$ cares about $y$ multiplies by the **local derivative** of the operation that made $y$
+# and hands the product to $x$. If $x$ is used several times, the contributions **add up**. `Scalar` below is a
 # complete tiny engine except for that sweep: each operation stores its parents with the local derivative towards
 # each. You write the sweep.
 #
@@ -88,7 +87,6 @@ class Scalar:
 
 def backward_by_hand(output: Scalar, order: list) -> None:
     """Set `s.grad` = d output / d s for every Scalar `s` in `order` (which lists each one after its parents).
-
     Start from output.grad = 1 and walk `order` backwards, from the output: each Scalar adds its `.grad`
     times the local derivative to the `.grad` of each parent (add: a parent may be used twice).
     """
@@ -100,8 +98,7 @@ def backward_by_hand(output: Scalar, order: list) -> None:
     ### END SOLUTION
 
 # %% [markdown]
-# ### Test: the warm-up, against finite differences
-# The definition of the derivative checks it: $\frac{f(v + h) - f(v - h)}{2h}$ for a small $h$.
+# ### Test: the warm-up, against finite differences $\frac{f(v + h) - f(v - h)}{2h}$ for a small $h$
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-warmup", "locked": true, "points": 2, "solution": false}
 def test_unit_warmup():
@@ -118,16 +115,13 @@ def test_unit_warmup():
     assert x.grad == 6.0, f"d(x*x)/dx at 3 should be 6: x is used twice, add both contributions (+=); got {x.grad}"
 
     def neuron(w, x, b):  # tanh((w x + b)²), and its order
-        wx = w * x
-        pre = wx + b
-        square = pre * pre
-        out = square.tanh()
-        return out, [w, x, b, wx, pre, square, out]
-
+        order = [w, x, b, w * x]
+        for step in (lambda v: v + b, lambda v: v * v, Scalar.tanh):
+            order.append(step(order[-1]))
+        return order[-1], order
     values, h = [0.7, -1.2, 0.4], 1e-6
     leaves = [Scalar(v) for v in values]
-    out, order = neuron(*leaves)
-    backward_by_hand(out, order)
+    backward_by_hand(*neuron(*leaves))
     for i, leaf in enumerate(leaves):
         up, down = (neuron(*[Scalar(v + step * (j == i)) for j, v in enumerate(values)])[0].value for step in (h, -h))
         numeric = (up - down) / (2 * h)
@@ -136,19 +130,10 @@ def test_unit_warmup():
 test_unit_warmup()
 print("test_unit_warmup: passed")
 
-# %%
-w, x, b = Scalar(-3.0), Scalar(2.0), Scalar(1.0)
-wx = w * x
-pre = wx + b
-out = pre.tanh()
-backward_by_hand(out, [w, x, b, wx, pre, out])
-print(f"out = {out.value:.4f}; d out/dw = {w.grad:.4f}, d out/dx = {x.grad:.4f}, d out/db = {b.grad:.4f}")
-
 # %% [markdown]
-# That is all of backpropagation. The rest makes it work on arrays, builds `order` automatically, and makes it fast
+# That is all of backpropagation; the rest makes it work on arrays, builds `order` automatically, and makes it fast
 # and safe. For arrays, with $g = \partial L/\partial y$ of $y$'s shape, each operation's **backward rule** maps $g$ to
-# the gradient of each input, of that input's shape: `g * local_derivative` for an elementwise operation, another
-# matrix product for a matrix product.
+# the gradient of each input, of that input's shape: `g * local_derivative` for an elementwise operation.
 #
 # ## 2. `Variable`: a value that remembers where it came from
 #
@@ -157,9 +142,8 @@ print(f"out = {out.value:.4f}; d out/dw = {w.grad:.4f}, d out/dx = {x.grad:.4f},
 # value you made: a parameter if it requires grad, else a constant). A `Node` records one operation: its `name`, its
 # result's shape and dtype, and one **edge** `(source, rule)` per input needing a gradient, leading to the Node that
 # made that input, or to the input itself if it is a leaf. The graph is made of Nodes, as in PyTorch, not of
-# intermediate Variables: it keeps alive only the arrays the rules saved (`a * b` saves `a` and `b`, `a + b`
-# nothing), and an intermediate Variable your code drops is freed (Section 14 measures the difference). Nodes point
-# only backwards, so dropping the output frees the whole graph.
+# Variables: it keeps alive only the arrays the rules saved (`a * b` saves `a` and `b`, `a + b` nothing), so an
+# intermediate Variable your code drops is freed (Section 14 measures it), and dropping the output frees the graph.
 #
 # You write `Variable.__init__` and `_graph_edges`:
 # - **data**: a `Tensor` is used as it is; a Variable's values are **shared** (a new leaf, as `detach()`); anything
@@ -171,16 +155,14 @@ print(f"out = {out.value:.4f}; d out/dw = {w.grad:.4f}, d out/dx = {x.grad:.4f},
 # - **`_graph_edges(edges)`** keeps the edges whose input is a Variable that requires grad, each leading to the
 #   input's `grad_fn`, or to the input itself if it is a leaf.
 #
-# The rest of the class is given: operators call functions you write later (`x * y` calls `multiply(x, y)`), then
-# come PyTorch's other names (`docs/pytorch.md` lists them). Comparisons give boolean `Tensor` masks; a Variable
-# hashes by identity, so the backward pass can key a dictionary by it.
+# The rest is given: operators call functions you write later (`x * y` calls `multiply(x, y)`); comparisons give
+# boolean `Tensor` masks; a Variable hashes by identity, so the backward pass can key a dictionary by it.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-variable", "locked": false, "solution": true}
 #| export
 class Node:
     """One operation: its `name`, its result's `shape` and `dtype`, and `edges` [(source, rule)]: `rule(g)` maps the
     result's gradient to the gradient of the input that `source` (its Node, or a leaf Variable) stands for."""
-
     __slots__ = ("name", "edges", "shape", "dtype", "retained")
 
     def __init__(self, name: str, edges: list):
@@ -188,13 +170,11 @@ class Node:
         self.edges = edges
         self.shape, self.dtype = None, None  # filled in by the Variable this Node makes
         self.retained = None  # a weak reference to that Variable, after its retain_grad()
-
     inputs = property(lambda self: tuple(source for source, _ in self.edges))
     def __repr__(self) -> str: return f"<{self.name}Backward>"
 
 def _graph_edges(edges) -> list:
     """The `(input, rule)` edges worth recording, each leading to where its input came from.
-
     With `x` a leaf needing grad and `y = x * 2`: `_graph_edges([(x, r1), (y, r2), (2.0, r3)]) == [(x, r1), (y.grad_fn, r2)]`.
     """
     ### BEGIN SOLUTION
@@ -205,7 +185,6 @@ def _graph_edges(edges) -> list:
 class Variable:
     """A Tensor that records the operations applied to it: `x = Variable([3.0], requires_grad=True)`,
     `(x * x).backward()`, then `x.grad` is `array([6.], dtype=float32)`."""
-
     __slots__ = ("data", "grad", "requires_grad", "grad_fn", "__weakref__")  # small and quick to create
     __array_ufunc__ = None  # NumPy hands `array + variable` to Variable.__radd__ instead of looping over it
 
@@ -231,7 +210,6 @@ class Variable:
         self.requires_grad = bool(requires_grad) or grad_fn is not None
         self.grad_fn = grad_fn
         ### END SOLUTION
-
     # --- given: the values ---
     shape = property(lambda self: self.data.data.shape)
     dtype = property(lambda self: self.data.data.dtype)
@@ -248,7 +226,6 @@ class Variable:
         body = np.array2string(self.data.data, separator=", ", prefix="Variable(")
         extra = f"grad_fn={self.grad_fn!r}" if self.grad_fn is not None else f"requires_grad={self.requires_grad}"
         return f"Variable({body}, dtype={self.dtype}, {extra})"
-
     # --- given: gradients (Sections 6 and 7) ---
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Add d(self)/d(leaf) to the `.grad` of every leaf behind this Variable (Section 6)."""
@@ -268,8 +245,7 @@ class Variable:
             raise RuntimeError("requires_grad_(False) on a non-leaf: use detach() to get a constant copy instead")
         self.requires_grad = bool(requires_grad)
         return self
-
-    # --- given: operators and PyTorch's method names, each calling a function of a later section ---
+    # --- given: operators, each calling a function of a later section (PyTorch's other names: Section 11) ---
     def __add__(self, other): return add(self, other)
     def __radd__(self, other): return add(other, self)
     def __sub__(self, other): return subtract(self, other)
@@ -284,8 +260,6 @@ class Variable:
     def __rpow__(self, base): return exponential_of(base, self)
     def __neg__(self): return negative(self)
     def __getitem__(self, index): return getitem(self, index)
-    add, sub, mul, div, matmul, neg = __add__, __sub__, __mul__, __truediv__, __matmul__, __neg__
-
     def __gt__(self, other): return self.data > _value(other)
     def __ge__(self, other): return self.data >= _value(other)
     def __lt__(self, other): return self.data < _value(other)
@@ -294,21 +268,6 @@ class Variable:
     def __eq__(self, other): return self.data == (other.data if isinstance(other, Variable) else other)
     def __ne__(self, other): return self.data != (other.data if isinstance(other, Variable) else other)
     __hash__ = object.__hash__  # by identity: defining == would otherwise make Variables unhashable
-
-    def exp(self): return exp(self)
-    def log(self): return log(self)
-    def sqrt(self): return sqrt(self)
-    def tanh(self): return tanh(self)
-    def relu(self): return relu(self)
-    def sigmoid(self): return sigmoid(self)
-    def abs(self): return absolute(self)
-    def clamp(self, min=None, max=None): return clamp(self, min, max)
-    clip = clamp
-    def maximum(self, other): return maximum(self, other)
-    def minimum(self, other): return minimum(self, other)
-    def softmax(self, axis=-1, *, dim=None): return softmax(self, axis if dim is None else dim)
-    def log_softmax(self, axis=-1, *, dim=None): return log_softmax(self, axis if dim is None else dim)
-
     # `Variable.sum(x)` works too. PyTorch's `dim=` and `keepdim=` are aliases of `axis=` and `keepdims=`.
     def sum(self, axis=None, keepdims=False, **names): return reduce_sum(self, *_reduction(self, axis, keepdims, names))
     def mean(self, axis=None, keepdims=False, **names): return reduce_mean(self, *_reduction(self, axis, keepdims, names))
@@ -318,16 +277,13 @@ class Variable:
     def var(self, axis=None, keepdims=False, *, correction=1, unbiased=None, **names):
         return variance(self, *_reduction(self, axis, keepdims, names), correction_of(correction, unbiased))
     def std(self, axis=None, keepdims=False, **options): return sqrt(self.var(axis, keepdims, **options))
-
+    def softmax(self, axis=-1, *, dim=None): return softmax(self, axis if dim is None else dim)
+    def log_softmax(self, axis=-1, *, dim=None): return log_softmax(self, axis if dim is None else dim)
     def reshape(self, *shape): return reshape(self, *shape)
-    view = reshape
     def permute(self, *dims): return permute(self, *dims)
     T = property(lambda self: permute(self))
-    def transpose(self, dim0, dim1): return transpose(self, dim0, dim1)
     def squeeze(self, dim=None): return reshape(self, squeezed_shape(self.shape, dim))
     def unsqueeze(self, dim): return reshape(self, unsqueezed_shape(self.shape, dim))
-    def expand(self, *sizes): return expand(self, *sizes)
-    def flip(self, *dims): return flip(self, *dims)
 
 def _reduction(x, axis, keepdims, names: dict) -> tuple:  # NumPy's names, or PyTorch's dim=/keepdim= (module 01)
     return axes_and_keepdims(np.ndim(_value(x)), axis, keepdims, **names)
@@ -354,21 +310,18 @@ def raised(kind, action, what: str) -> str:
     raise AssertionError(f"{what} should raise {kind.__name__}")
 
 def test_unit_variable():
-    x = Variable([2.0, 3.0], requires_grad=True)
+    x, t = Variable([2.0, 3.0], requires_grad=True), Tensor([1.0])
     assert isinstance(x.data, Tensor) and x.numpy().tolist() == [2.0, 3.0], f".data should be a Tensor of [2, 3], got {x.data!r}"
     assert x.requires_grad is True and x.grad is None and x.grad_fn is None, \
         f"a new leaf: requires_grad=True, grad=None, grad_fn=None; got {x.requires_grad}, {x.grad}, {x.grad_fn}"
     assert x.dtype == np.float32 and Variable(np.zeros(3)).dtype == np.float64, "lists give float32; float64 stays float64"
-    assert Variable([1.0]).requires_grad is False, "requires_grad defaults to False"
-    t = Tensor([1.0])
-    assert Variable(t).data is t, "a Tensor should be used as it is, not copied"
-    shared = Variable(x)
-    assert shared.numpy() is x.numpy() and shared.grad_fn is None, "Variable(variable) should share the values, as a leaf"
+    assert Variable([1.0]).requires_grad is False and Variable(t).data is t, \
+        "requires_grad defaults to False; a Tensor should be used as it is, not copied"
+    assert Variable(x).numpy() is x.numpy() and Variable(x).grad_fn is None, "Variable(variable) should share the values, as a leaf"
     for bad in ["abc", None, [[1, 2], [3]]]:
         raised(TypeError, lambda: Variable(bad), f"Variable({bad!r})")
     message = raised(TypeError, lambda: Variable(np.arange(3), requires_grad=True), "integer data with requires_grad=True")
     assert "int64" in message, f"the error should name the dtype: {message}"
-
     y = Variable(x.numpy() * 2, grad_fn=Node("Double", [(x, lambda g: 2 * g)]))
     assert y.requires_grad, "the grad_fn= branch: a Variable made by a Node requires grad"
     assert y.grad_fn.shape == (2,) and y.grad_fn.dtype == np.float32, "the grad_fn= branch: the Node learns its shape and dtype"
@@ -386,17 +339,16 @@ print("test_unit_variable: passed")
 #
 # Every operation computes its value with NumPy and, if an input needs a gradient, attaches a `Node` with one edge
 # per such input. Given helpers: `_value(x)` is the array behind an operand (a Python number stays a number, so
-# `float32_array * 2.0` stays float32; integer constants become float32, as PyTorch keeps float32 where NumPy would
-# promote); `_operands(a, b)` does both operands and applies module 01's `promote_integers` for integer Variables;
-# `_make(value, requires_grad, grad_fn)` builds the result without re-validating an array just computed.
+# `float32_array * 2.0` stays float32; integer constants become float32, as in PyTorch); `_operands(a, b)` does both
+# and applies module 01's `promote_integers` for integer Variables; `_make(value, requires_grad, grad_fn)` builds the
+# result without re-validating an array just computed.
 #
 # You write `_result(value, name, *edges)`: **while recording is on (`_GRAD_ENABLED`, switched off by `no_grad` in
 # Section 7) and `_graph_edges` keeps an edge, the result gets a `Node(name, kept)` and requires grad; otherwise it
 # is a constant** (`requires_grad` False, `grad_fn` None). Then the first rules: $z = a + b$ sends $g$ to both;
 # $z = a - b$ sends $-g$ to $b$; $z = ab$ sends $g b$ to $a$ and $g a$ to $b$. **Node names are `Add`, `Sub`, `Mul`**
-# (the drawing of Section 12 shows them). Two laws for every rule:
-# 1. It returns the gradient for the *result's* shape; the engine sums broadcast axes away (Section 4).
-# 2. It never changes `g` in place: the same array may be handed to several inputs.
+# (the drawing of Section 12 shows them). A rule returns the gradient for the *result's* shape (the engine sums
+# broadcast axes away, Section 4), and never changes `g` in place: one array may be handed to several inputs.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-record-operations", "locked": false, "solution": true}
 #| export
@@ -478,8 +430,7 @@ def multiply(a, b) -> Variable:
     ### END SOLUTION
 
 # %% [markdown]
-# ### Test: recording add, subtract and multiply
-# There is no backward pass yet, so this test calls each recorded rule by hand with $g = 1$.
+# ### Test: recording add, subtract and multiply (no backward pass yet: it calls each rule with $g = 1$)
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-record-operations", "locked": true, "points": 3, "solution": false}
 def test_unit_record_operations():
@@ -508,8 +459,7 @@ def test_unit_record_operations():
         _GRAD_ENABLED = True
     assert not off.requires_grad and off.grad_fn is None, "with _GRAD_ENABLED False the result must be a constant"
     assert (x * 2.0).dtype == np.float32 and (x * np.array([2])).dtype == np.float32, "float32 times a number stays float32"
-    assert isinstance(2.0 - x, Variable) and (2.0 - x).numpy().tolist() == [0.0], "2.0 - x should be a Variable [0.]"
-    assert isinstance(Tensor([1.0]) + x, Variable) and isinstance(np.ones(1) * x, Variable), "Tensor/array + Variable"
+    assert (2.0 - x).numpy().tolist() == [0.0] and isinstance(Tensor([1.0]) + x, Variable), "2.0 - x, Tensor + x: Variables"
 
 test_unit_record_operations()
 print("test_unit_record_operations: passed")
@@ -517,8 +467,8 @@ print("test_unit_record_operations: passed")
 # %% [markdown]
 # ## 4. Broadcasting, and undoing it
 #
-# NumPy stretches operands: a bias of shape `(3,)` added to a batch `(4, 3)` is used by every row. The rule of `add`
-# hands the bias the result's gradient, of shape `(4, 3)`, and a gradient step on the bias then fails:
+# NumPy stretches operands: a bias `(3,)` added to a batch `(4, 3)` is used by every row. The rule of `add` hands the
+# bias the result's gradient, of shape `(4, 3)`, and a gradient step on the bias then fails:
 
 # %%
 batch = Variable(np.ones((4, 3), np.float32), requires_grad=True)
@@ -531,8 +481,8 @@ except ValueError as error:
     print(f"bias {bias.shape}, its raw gradient {raw_gradient.shape}: {error}")
 
 # %% [markdown]
-# Each bias entry was used 4 times, so its gradient is the **sum** of the 4 row gradients ("used several times"
-# adds up). Broadcasting does two things, and `unbroadcast` undoes both by summing:
+# Each bias entry was used 4 times, so its gradient is the **sum** of the 4 row gradients. Broadcasting pads missing
+# leading axes and repeats size-1 axes; `unbroadcast` undoes both by summing:
 #
 # ```
 # operand shape       (3,)          (1, 3)         (4, 1)
@@ -542,16 +492,15 @@ except ValueError as error:
 #                     -> (3,)       keep: (1, 3)   keep: (4, 1)
 # ```
 #
-# The engine applies `unbroadcast` whenever a rule's result does not have its input's shape, so every operation
-# that broadcasts is right with no special case (tinygrad's insight: broadcasting is an expand, and an expand's
-# backward is a sum). **It keeps the dtype.**
+# The engine applies it whenever a rule's result does not have its input's shape, so every operation that broadcasts
+# is right with no special case (tinygrad's insight: a broadcast is an expand, whose backward is a sum). **It keeps the
+# dtype.**
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-unbroadcast", "locked": false, "solution": true}
 #| export
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum `grad` down to `shape`: over the leading axes broadcasting added, and over the axes where
     `shape` has size 1 but `grad` does not.
-
     >>> unbroadcast(np.ones((64, 10)), (10,)).tolist() == [64.0] * 10
     True
     """
@@ -589,27 +538,22 @@ print("test_unit_unbroadcast: passed")
 # %% [markdown]
 # ## 5. Topological order, without recursion
 #
-# The warm-up was handed `order`; now we compute it. A node may pass its gradient on only once it is complete, after
-# every node that used it has contributed. Listing the nodes (the Nodes, and the leaf Variables their edges lead to)
-# so that **each comes after everything its edges lead to**, then walking the list backwards, guarantees this.
-# Depth-first search builds such a list: finish a node's inputs, then append the node. Two requirements:
-#
-# - **Each node is expanded once: remember visited nodes in a set.** A node reachable along $k$ paths would otherwise
-#   be expanded $k$ times, and `y = y + y` forty times has $2^{40}$ paths. A *list* of visited nodes is correct but
-#   quadratic: `node in list` compares against every entry.
-# - **No recursion.** Python stops at about 1,000 nested calls, and a graph of 5,000 operations must work. Keep your
-#   own stack of `(node, inputs_done)` pairs: pop a node the first time, push it back marked done, then push its
-#   unvisited inputs; a node popped marked done has all its inputs appended, so append it.
-#
-# **The walk starts from `root.grad_fn`** (or the root itself, if it is a leaf) and follows only edges, so constants
-# stay out of the order. The test counts your function's work (reads of a Node's edges, comparisons of nodes) and
-# stops it with a message if it does far more than one step per node.
+# The warm-up was handed `order`; now we compute it. A node may pass its gradient on only once every node that used
+# it has contributed. Listing the nodes (Nodes, and the leaf Variables edges lead to) so that **each comes after
+# everything its edges lead to**, then walking the list backwards, guarantees this. Depth-first search builds such a
+# list: finish a node's inputs, then append the node. Requirements:
+# - **Each node is expanded once: remember visited nodes in a set.** Otherwise a node reachable along $k$ paths is
+#   expanded $k$ times, and `y = y + y` forty times has $2^{40}$ paths. A *list* of visited nodes is quadratic.
+# - **No recursion**: Python stops at about 1,000 nested calls, and 5,000 operations must work. Keep a stack of
+#   `(node, inputs_done)` pairs: pop a node the first time, push it back marked done, then push its unvisited inputs;
+#   a node popped marked done has all its inputs appended, so append it.
+# - **The walk starts from `root.grad_fn`** (or the root itself if it is a leaf) and follows only edges, so constants
+#   stay out. The test counts your function's work and stops it, with a message, at ten steps per node.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-topological-order", "locked": false, "solution": true}
 #| export
 def topological_order(root: Variable) -> list:
     """The graph behind `root`: its Nodes and leaf Variables, each listed after everything its edges lead to.
-
     >>> x = Variable([1.0], requires_grad=True); y = x * 2; z = y + x
     >>> topological_order(z) == [x, y.grad_fn, z.grad_fn]
     True
@@ -651,7 +595,6 @@ def test_unit_topological_order():
             assert position[source] < position[node], f"{source} must come before {node}, which uses it (append after the inputs)"
     assert order[-1] is f.grad_fn and topological_order(x) == [x], "the root's Node comes last; a leaf's graph is itself"
     assert len(topological_order(x * 2.0)) == 2, "a constant operand is not part of the order"
-
     steps = {"edges": 0, "compares": 0, "budget": 10 ** 9, "nodes": 0}  # no budget while the graphs are built
 
     def count(kind: str, advice: str) -> None:
@@ -674,7 +617,6 @@ def test_unit_topological_order():
         for _ in range(n):
             v = Variable(v.numpy(), grad_fn=CountedNode("Step", [(v, _same)] * (2 if doubling else 1)))
         return v
-
     deep = x
     for _ in range(5000):
         deep = deep * 1.0
@@ -693,8 +635,8 @@ print("test_unit_topological_order: passed")
 
 # %% [markdown]
 # **Why iterative, and why once per node.** The recursive version is four lines and correct, and fails exactly where
-# real graphs live: a recurrent network over 1,000 time steps. And a traversal that expands a node once per path (no
-# visited set) counts the paths, which double with every `y = y + y`:
+# real graphs live (a recurrent network over 1,000 time steps); a traversal without a visited set expands a node once
+# per path, and the paths double with every `y = y + y`:
 
 # %%
 def recursive_order(node, order: list, visited: set) -> list:
@@ -705,7 +647,7 @@ def recursive_order(node, order: list, visited: set) -> list:
         order.append(node)
     return order
 
-def paths_to_leaves(node) -> int:  # how many expansions a traversal without a visited set makes: one per path
+def paths_to_leaves(node) -> int:  # the expansions of a traversal without a visited set: one per path
     return 1 if not isinstance(node, Node) else 1 + sum(paths_to_leaves(source) for source in node.inputs)
 
 chain_of_5000 = Variable([1.0], requires_grad=True)
@@ -724,29 +666,23 @@ for n in range(1, 17):
 # %% [markdown]
 # ## 6. The backward pass
 #
-# Keep a dictionary `pending` from node to the gradient that has reached it so far, starting with
-# `{order[-1]: seed}`. Then for each node in **reverse** topological order:
-#
+# Keep a dictionary `pending` from node to the gradient that has reached it so far, starting with `{order[-1]: seed}`.
+# Then for each node in **reverse** topological order:
 # 1. take its gradient out of `pending`: it is complete now. **A node with no gradient when it is reached raises
 #    `RuntimeError` saying the order must be walked in reverse** (it means it was not);
 # 2. a leaf Variable: `_accumulate` the gradient into its `.grad`, go on;
 # 3. a `Node`: **if its Variable called `retain_grad()` (and still exists: `node.retained()` is not None), accumulate
 #    into that Variable's `.grad` too.** Then for each edge `(source, rule)`: `rule(gradient)`, **`unbroadcast` it if
 #    its shape differs from the source's, cast it to the source's dtype if that differs** (a Node knows its result's
-#    shape and dtype), and **add** it to `pending[source]` (never in place: the array may be shared, even with the
-#    caller's seed).
+#    shape and dtype), and **add** it to `pending[source]`, never in place (the array may be the caller's seed).
 #
-# And the rest of the contract:
-# - **`.grad` accumulates across calls**: `loss1.backward(); loss2.backward()` leaves the sum (gradient accumulation
-#   needs it; training loops call `zero_grad()` for it).
-# - **`_accumulate` stores a fresh array of the leaf's dtype**: `_same` hands one array to several inputs, and an
-#   optimizer changes `.grad` in place; two leaves must never share one.
-# - **Release the graph**: after a Node has passed its gradient on, unless `retain_graph=True`, set
-#   `node.edges = _RELEASED`, so the arrays its rules saved are freed during backward. **Meeting a released Node
-#   raises `_released_error(node)`**, a `RuntimeError` telling you to pass `retain_graph=True`, as in PyTorch.
-#
-# `_seed` (given) builds the starting gradient: ones for a single-element output; any other output needs
-# `backward(gradient)` of its shape, as in PyTorch.
+# Also: **`.grad` accumulates across calls** (`loss1.backward(); loss2.backward()` leaves the sum; training loops
+# call `zero_grad()`). **`_accumulate` stores a fresh array of the leaf's dtype**: `_same` hands one array to several
+# inputs and optimizers change `.grad` in place, so two leaves must never share one. **Release the graph**: after a
+# Node has passed its gradient on, unless `retain_graph=True`, set `node.edges = _RELEASED`, freeing what its rules
+# saved; **meeting a released Node raises `_released_error(node)`**, a `RuntimeError` telling you to pass
+# `retain_graph=True`, as in PyTorch. The given `_seed` builds the starting gradient: ones for a single-element
+# output; any other output needs `backward(gradient)` of its shape.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-backpropagate", "locked": false, "solution": true}
 #| export
@@ -825,7 +761,6 @@ def test_unit_backpropagate():
         f"(x+y)(x-y) at 3, 2: expected [6.], [-4.] (x and y are used twice: add the contributions), got {x.grad}, {y.grad}"
     (x * 2.0).backward()
     assert x.grad.tolist() == [8.0], f".grad accumulates across backward calls: expected [8.] after x*2, got {x.grad}"
-
     seed = np.ones((4, 3), np.float32)
     batch, bias_row, bias = (Variable(np.full(shape, value, np.float32), requires_grad=True)
                              for shape, value in [((4, 3), 1.0), ((1, 3), 0.0), (3, 0.0)])
@@ -837,13 +772,11 @@ def test_unit_backpropagate():
     p, q = Variable([1.0, 2.0], requires_grad=True), Variable([3.0, 4.0], requires_grad=True)
     (p + q).backward(np.ones(2))
     assert not np.shares_memory(p.grad, q.grad), "p + q: the two leaves share one .grad array (_accumulate must store a copy)"
-
     seen, g32 = [], Variable(np.ones(2, dtype=np.float32), requires_grad=True)
     spy = Variable(g32.numpy() * 2, grad_fn=Node("Spy", [(g32, lambda g: seen.append(g.dtype) or g * 2)]))
     (spy * np.full(2, 3.0)).backward(np.ones(2))  # a float64 constant makes the product float64
     assert seen == [np.float32], f"a gradient reaching a float32 Node must be cast to float32 (the input's dtype), got {seen}"
     assert g32.grad.dtype == np.float32, f"a float32 leaf must get a float32 gradient, got {g32.grad.dtype}"
-
     h = x * 2.0
     h.retain_grad()
     (h * h).backward()
@@ -872,8 +805,8 @@ print("test_unit_backpropagate: passed")
 # %% [markdown]
 # ### What must not change between forward and backward
 #
-# A rule saves **references** to the arrays it needs, not copies (copies would double the memory the graph holds).
-# So editing a saved array in place after the forward pass silently changes the gradient:
+# A rule saves **references** to the arrays it needs, not copies (copies would double the graph's memory). So editing
+# a saved array in place after the forward pass silently changes the gradient:
 
 # %%
 x = Variable([1.0, 2.0, 3.0], requires_grad=True)
@@ -884,17 +817,17 @@ print(f"x.grad = {x.grad} (the forward pass saw x = [1, 2, 3]: d(x²)/dx was [2,
 
 # %% [markdown]
 # The rule this engine follows, and asks of you: **between a forward pass and its backward, no array the graph may
-# have saved is modified in place.** Operations never modify their inputs, rules never modify `g`; only code that
-# writes into `.numpy()` can break it. So an optimizer updates parameters in place only *after* `backward()`, and the
-# next forward pass builds a new graph. PyTorch checks this with a version counter on each tensor and raises a
-# `RuntimeError`; this engine does not check, to keep each operation cheap.
+# have saved is modified in place.** Operations never modify their inputs, rules never modify `g`; only code writing
+# into `.numpy()` can break it. So an optimizer updates parameters in place only *after* `backward()`, and the next
+# forward pass builds a new graph. PyTorch checks this with a version counter per tensor; this engine does not, to
+# keep each operation cheap.
 #
 # ## 7. Turning recording off: `no_grad`
 #
-# Evaluation must not be differentiated: recording would waste time and keep every saved array alive in a graph
-# nobody uses. **Inside `with no_grad():` (or a function decorated with `@no_grad()` or `@no_grad`) results are
-# constants; on exit the previous state comes back, even when an exception escapes, so blocks nest.** `x.detach()`
-# is the same values as a new constant leaf; `x.zero_grad()` sets `.grad` to `None` (PyTorch's `set_to_none`).
+# Evaluation must not be differentiated: recording would waste time and keep saved arrays alive. **Inside
+# `with no_grad():` (or a function decorated with `@no_grad()` or `@no_grad`) results are constants; on exit the
+# previous state comes back, even when an exception escapes, so blocks nest.** `x.detach()` is the same values as a
+# new constant leaf; `x.zero_grad()` sets `.grad` to `None` (PyTorch's `set_to_none`).
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-no-grad", "locked": false, "solution": true}
 #| export
@@ -975,7 +908,6 @@ print("test_unit_no_grad: passed")
 def gradcheck(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
               name: str | None = None) -> bool:
     """Compare the gradients from backward() with central differences; True, or AssertionError saying where.
-
     >>> gradcheck(lambda a, b: a * b, Variable([2.0], requires_grad=True), Variable([3.0], requires_grad=True))
     True
     """
@@ -993,7 +925,6 @@ def gradcheck(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol
     def objective() -> float:
         with no_grad():
             return float(np.sum(_value(fn(*copies)) * weights))
-
     ### BEGIN SOLUTION
     if out.requires_grad:
         out.backward(weights)
@@ -1043,7 +974,6 @@ def test_unit_gradcheck():
             return _result(pv * qv, name, (p, lambda g: rule_a(g, pv, qv)), (q, lambda g: rule_b(g, pv, qv)))
         fn.__name__ = name
         return fn
-
     last_element = np.zeros((2, 3))
     last_element[-1, -1] = 1.0
     for name, rule_a, rule_b, where, what in [
@@ -1196,7 +1126,6 @@ def matmul(a, b) -> Variable:
     def grad_b(g):
         full = left.swapaxes(-1, -2) @ as_matrix(g)
         return full if bv.ndim >= 2 else full[..., 0]
-
     return _result(out, "MatMul", (a, grad_a), (b, grad_b))
     ### END SOLUTION
 
@@ -1465,7 +1394,6 @@ def getitem(x, index) -> Variable:
         else:
             full[parts] = g
         return full
-
     return _result(out, "Index", (x, rule))
     ### END SOLUTION
 
@@ -1494,9 +1422,9 @@ print("test_unit_shapes_indexing: passed")
 # ## 11. Given: the rest of PyTorch's vocabulary
 #
 # Nothing to write here: these complete the names you will meet in PyTorch (`docs/pytorch.md` lists each with its
-# PyTorch spelling). Each has the shape you know: the value, and next to it the rule, recorded through `_result`. Two
-# worth reading: `log_softmax` subtracts the row maximum before exponentiating ($e^{1000}$ would overflow) and its
-# rule is $g - \mathrm{softmax}(x)\sum_j g_j$; `expand`'s rule is just $g$, because `unbroadcast` sums it back.
+# PyTorch spelling), each with the shape you know: the value, next to it the rule, recorded through `_result`. Worth
+# reading: `log_softmax` subtracts the row maximum before exponentiating ($e^{1000}$ would overflow), and its rule is
+# $g - \mathrm{softmax}(x)\sum_j g_j$; `expand`'s rule is just $g$, because `unbroadcast` sums it back.
 
 # %%
 #| export
@@ -1509,34 +1437,28 @@ def exponential_of(base, a) -> Variable:
         return _result(out, "RPow", (a, lambda g: g * slope))
     log_c = math.log(c) if c > 0 else math.nan
     return _result(out, "RPow", (a, lambda g: g * out * log_c))
-
 def log_softmax(x, axis: int = -1) -> Variable:
     """log(softmax(x)) along `axis`, stable for large inputs; x receives g - softmax(x) * g.sum(axis)."""
     xv = np.asarray(_value(x))
     shifted = xv - xv.max(axis=axis, keepdims=True)
     out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
     return _result(out, "LogSoftmax", (x, lambda g: g - np.exp(out) * g.sum(axis=axis, keepdims=True)))
-
 def transpose(x, dim0: int, dim1: int) -> Variable:
     """Swap axes `dim0` and `dim1`, as PyTorch's `transpose` does (`.T` reverses all, `permute` reorders)."""
     return permute(x, swapped_axes(np.ndim(_value(x)), dim0, dim1))
-
 def expand(x, *sizes) -> Variable:
     """Broadcast to `sizes` (-1 keeps a size) without copying; the engine sums the gradient back."""
     xv = np.asarray(_value(x))
     return _result(np.broadcast_to(xv, expanded_shape(xv.shape, as_shape(sizes))), "Expand", (x, _same))
-
 def flip(x, *dims) -> Variable:
     """Reverse the order of the entries along `dims` (all axes when none are given)."""
     xv = np.asarray(_value(x))
     axes = normalized_axes(as_shape(dims), xv.ndim) if as_shape(dims) else None
     return _result(np.flip(xv, axes), "Flip", (x, lambda g: np.flip(g, axes)))
-
 def absolute(x) -> Variable:
     """|x|; x receives g * sign(x), which is 0 at 0 as in PyTorch."""
     xv = _value(x)
     return _result(np.abs(xv), "Abs", (x, lambda g: g * np.sign(xv)))
-
 def clamp(x, min=None, max=None) -> Variable:
     """x limited to [min, max] (either may be None); x receives g where min <= x <= max, else 0."""
     if min is None and max is None:
@@ -1545,22 +1467,18 @@ def clamp(x, min=None, max=None) -> Variable:
     low, high = -np.inf if min is None else _value(min), np.inf if max is None else _value(max)
     inside = (xv >= low) & (xv <= high)
     return _result(np.clip(xv, low, high).astype(xv.dtype, copy=False), "Clamp", (x, lambda g: g * inside))
-
 def _pick_larger_or_smaller(a, b, choose, wins, name: str) -> Variable:
     """maximum or minimum: `choose` computes it, `wins(a, b)` says where a wins; ties give each input half."""
     av, bv = _operands(a, b)
     out = choose(av, bv)
     to_a = (wins(av, bv) + 0.5 * (av == bv)).astype(out.dtype)
     return _result(out, name, (a, lambda g: g * to_a), (b, lambda g: g * (1 - to_a)))
-
 def maximum(a, b) -> Variable:
     """The larger of a and b, elementwise with broadcasting; g goes to the larger (half each on a tie)."""
     return _pick_larger_or_smaller(a, b, np.maximum, np.greater, "Maximum")
-
 def minimum(a, b) -> Variable:
     """The smaller of a and b, elementwise with broadcasting; g goes to the smaller (half each on a tie)."""
     return _pick_larger_or_smaller(a, b, np.minimum, np.less, "Minimum")
-
 def reduce_min(x, axis=None, keepdims: bool = False) -> Variable:
     """Smallest entry over `axis`; the gradient goes to the smallest entry (ties: `_tie_share`, as in max)."""
     xv = np.asarray(_value(x))
@@ -1568,7 +1486,6 @@ def reduce_min(x, axis=None, keepdims: bool = False) -> Variable:
     bottom = xv.min(axis=axis, keepdims=True)
     return _result(_drop(bottom, axis, keepdims), "Min",
                    (x, lambda g: _tie_share(xv == bottom, axis, xv.dtype) * _expand(g, axis, keepdims)))
-
 def variance(x, axis=None, keepdims: bool = False, correction: int = 1) -> Variable:
     """Sum of squared deviations from the mean over `axis`, divided by n - correction (PyTorch's `var`)."""
     xv = np.asarray(_value(x))
@@ -1578,12 +1495,9 @@ def variance(x, axis=None, keepdims: bool = False, correction: int = 1) -> Varia
     divisor = xv.dtype.type(count - correction)  # a NumPy number: 0 gives inf or nan with a warning, as in PyTorch
     out = (centered * centered).sum(axis=axis, keepdims=keepdims) / divisor
     return _result(out, "Var", (x, lambda g: _expand(g, axis, keepdims) * (2 / divisor) * centered))
-
-def _finite_max(xv: np.ndarray, axis) -> np.ndarray:
-    """The max over `axis` (kept), with infinite maxima replaced by 0 so that x - max stays meaningful."""
+def _finite_max(xv: np.ndarray, axis) -> np.ndarray:  # the max over `axis` (kept), infinite maxima replaced by 0
     top = xv.max(axis=axis, keepdims=True)
     return np.where(np.isfinite(top), top, 0)
-
 def logsumexp(x, axis=None, keepdims: bool = False) -> Variable:
     """log(sum(exp(x))) over `axis`, shifted by the max so nothing overflows; x receives g * softmax(x)."""
     xv = np.asarray(_value(x))
@@ -1591,21 +1505,27 @@ def logsumexp(x, axis=None, keepdims: bool = False) -> Variable:
     top = _finite_max(xv, axis)
     kept = top + np.log(np.exp(xv - top).sum(axis=axis, keepdims=True))
     return _result(_drop(kept, axis, keepdims), "LogSumExp", (x, lambda g: _expand(g, axis, keepdims) * np.exp(xv - kept)))
-
 def softmax(x, axis: int = -1) -> Variable:
     """exp(x) / sum(exp(x)) along `axis`, shifted by the max; x receives s * (g - sum(g * s))."""
     xv = np.asarray(_value(x))
     exps = np.exp(xv - _finite_max(xv, axis))
     out = exps / exps.sum(axis=axis, keepdims=True)
     return _result(out, "Softmax", (x, lambda g: out * (g - (g * out).sum(axis=axis, keepdims=True))))
+# PyTorch's method names for functions of this module: `x.clamp(0, 1)` is `clamp(x, 0, 1)`, `x.sub(y)` is `subtract(x, y)`.
+for _name, _function in dict(add=add, sub=subtract, mul=multiply, div=divide, matmul=matmul, neg=negative, exp=exp, log=log,
+                             sqrt=sqrt, tanh=tanh, relu=relu, sigmoid=sigmoid, abs=absolute, clamp=clamp, clip=clamp,
+                             maximum=maximum, minimum=minimum, view=reshape, transpose=transpose, expand=expand,
+                             flip=flip).items():
+    setattr(Variable, _name, _function)
+del _name, _function
 
 # %% [markdown]
 # ## 12. Seeing the graph (given)
 #
 # `draw_graph(output, names={"a": a})` lists the graph in topological order, one line per node: the operation and the
 # nodes it used, the shape, and the value and `.grad` of the Variables it knows (the leaves, the output, and those you
-# name; an unnamed intermediate shows "not kept", since the graph does not keep it). In Jupyter it renders as a
-# picture when graphviz's `dot` is installed. `retain_graph=True` keeps the graph after backward, so it can be drawn.
+# name; the graph does not keep other intermediates: "not kept"). In Jupyter it is a picture when graphviz's `dot` is
+# installed. `retain_graph=True` keeps the graph after backward, so that it can be drawn.
 
 # %%
 #| export
@@ -1620,12 +1540,8 @@ def _dot_escape(text: str) -> str:  # the characters that structure a graphviz r
 
 class GraphDrawing:
     """A computational graph as text (`str`/`repr`), DOT source (`.dot`), and SVG in Jupyter when `dot` exists."""
-
-    def __init__(self, text: str, dot: str):
-        self.text, self.dot = text, dot
-
-    def __repr__(self) -> str:
-        return self.text
+    def __init__(self, text: str, dot: str): self.text, self.dot = text, dot
+    def __repr__(self) -> str: return self.text
 
     def _repr_svg_(self) -> str | None:  # None: Jupyter shows the text instead
         if shutil.which("dot") is None:
@@ -1666,9 +1582,9 @@ draw_graph(f, names={"x": x, "y": y, "a": a})
 # ## 13. Everything together: a network learns
 #
 # A two-layer network fits $y = \sin(x)$ on 64 points with nothing but the operations above. Each step computes the
-# loss, zeroes the old gradients, runs `backward()`, and moves every parameter against its gradient by writing into
-# `p.numpy()` with plain NumPy: that is not an operation on Variables, so nothing is recorded and no `no_grad` is
-# needed (module 06's optimizers do the same). It happens after `backward()`, as the in-place rule of Section 6 asks.
+# loss, zeroes the old gradients, runs `backward()`, then moves every parameter against its gradient by writing into
+# `p.numpy()` with plain NumPy: not an operation on Variables, so nothing is recorded and no `no_grad` is needed
+# (module 06's optimizers do the same), and after `backward()`, as the in-place rule of Section 6 asks.
 
 # %%
 rng = np.random.default_rng(0)
@@ -1708,9 +1624,9 @@ print("test_unit_training: passed")
 # %% [markdown]
 # ## 14. Systems analysis: what the engine costs
 #
-# **(a) Time.** Each node is visited once, so the backward time per operation should stay flat as a chain grows,
-# even to 100,000 operations (far past Python's recursion limit), at a small multiple of the forward time. A graph of
-# one operation shows instead the fixed cost of a `backward()` call, where the arithmetic is nothing.
+# **(a) Time.** Each node is visited once, so the backward time per operation should stay flat as a chain grows, even
+# to 100,000 operations (far past Python's recursion limit), at a small multiple of the forward time. A graph of one
+# operation shows instead the fixed cost of a `backward()` call, where the arithmetic is nothing.
 
 # %%
 import gc
@@ -1787,17 +1703,16 @@ print(f"every Variable kept: {rows[1][1] / rows[0][1]:.1f}x the graph's memory; 
 # %% [markdown]
 # Reading the tables:
 # - (a) Forward and backward time per operation are flat from 1,000 to 100,000 operations: linear, and depth is no
-#   problem. One `backward()` of a single operation costs several microseconds whatever the sizes: the order (a list,
-#   a set, a stack of tuples), the seed, the dictionary of pending gradients, a rule call and the copy into `.grad`,
-#   each a fraction of a microsecond to a microsecond or two of Python and NumPy overhead. On large arrays the
-#   arithmetic dominates; that is why frameworks batch work.
+#   problem. One `backward()` of one operation costs several microseconds whatever the sizes: the order (a list, a set,
+#   a stack of tuples), the seed, the dictionary of pending gradients, a rule call and the copy into `.grad`, each a
+#   fraction of a microsecond to a microsecond or two of Python and NumPy overhead. On large arrays the arithmetic
+#   dominates; that is why frameworks batch work.
 # - (b) The graph holds about one batch-sized array per layer (the ReLU output, saved once and shared by ReLU's rule
 #   and the next matmul's), plus what the mean saved. Keeping every Variable also keeps each matmul output: the ratio
 #   printed is what linking Nodes saves. A plain `backward()` frees the saved arrays while `loss` is alive (the
 #   weights' `.grad` remain); with `retain_graph=True` they stay until `loss` is dropped; `no_grad` keeps nothing.
 #   Hence evaluation under `no_grad`, and gradient checkpointing (recomputing activations) for very deep models.
-
-# %% [markdown]
+#
 # ## 15. Reflection
 #
 # **Q1.** A 100-layer network is trained with batch size 256 and layer width 1,024 in float32. Using table (b),

@@ -25,11 +25,10 @@ __all__ = ['Node', 'Variable', 'add', 'subtract', 'multiply', 'unbroadcast', 'to
            'exponential_of', 'log_softmax', 'transpose', 'expand', 'flip', 'absolute', 'clamp', 'maximum', 'minimum',
            'reduce_min', 'variance', 'logsumexp', 'softmax', 'GraphDrawing', 'draw_graph']
 
-# %% ../../modules/05_autograd/autograd_dev.py #d3224ef9
+# %% ../../modules/05_autograd/autograd_dev.py #f6e21ea4
 class Node:
     """One operation: its `name`, its result's `shape` and `dtype`, and `edges` [(source, rule)]: `rule(g)` maps the
     result's gradient to the gradient of the input that `source` (its Node, or a leaf Variable) stands for."""
-
     __slots__ = ("name", "edges", "shape", "dtype", "retained")
 
     def __init__(self, name: str, edges: list):
@@ -37,13 +36,11 @@ class Node:
         self.edges = edges
         self.shape, self.dtype = None, None  # filled in by the Variable this Node makes
         self.retained = None  # a weak reference to that Variable, after its retain_grad()
-
     inputs = property(lambda self: tuple(source for source, _ in self.edges))
     def __repr__(self) -> str: return f"<{self.name}Backward>"
 
 def _graph_edges(edges) -> list:
     """The `(input, rule)` edges worth recording, each leading to where its input came from.
-
     With `x` a leaf needing grad and `y = x * 2`: `_graph_edges([(x, r1), (y, r2), (2.0, r3)]) == [(x, r1), (y.grad_fn, r2)]`.
     """
     ### BEGIN SOLUTION
@@ -54,7 +51,6 @@ def _graph_edges(edges) -> list:
 class Variable:
     """A Tensor that records the operations applied to it: `x = Variable([3.0], requires_grad=True)`,
     `(x * x).backward()`, then `x.grad` is `array([6.], dtype=float32)`."""
-
     __slots__ = ("data", "grad", "requires_grad", "grad_fn", "__weakref__")  # small and quick to create
     __array_ufunc__ = None  # NumPy hands `array + variable` to Variable.__radd__ instead of looping over it
 
@@ -80,7 +76,6 @@ class Variable:
         self.requires_grad = bool(requires_grad) or grad_fn is not None
         self.grad_fn = grad_fn
         ### END SOLUTION
-
     # --- given: the values ---
     shape = property(lambda self: self.data.data.shape)
     dtype = property(lambda self: self.data.data.dtype)
@@ -97,7 +92,6 @@ class Variable:
         body = np.array2string(self.data.data, separator=", ", prefix="Variable(")
         extra = f"grad_fn={self.grad_fn!r}" if self.grad_fn is not None else f"requires_grad={self.requires_grad}"
         return f"Variable({body}, dtype={self.dtype}, {extra})"
-
     # --- given: gradients (Sections 6 and 7) ---
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Add d(self)/d(leaf) to the `.grad` of every leaf behind this Variable (Section 6)."""
@@ -117,8 +111,7 @@ class Variable:
             raise RuntimeError("requires_grad_(False) on a non-leaf: use detach() to get a constant copy instead")
         self.requires_grad = bool(requires_grad)
         return self
-
-    # --- given: operators and PyTorch's method names, each calling a function of a later section ---
+    # --- given: operators, each calling a function of a later section (PyTorch's other names: Section 11) ---
     def __add__(self, other): return add(self, other)
     def __radd__(self, other): return add(other, self)
     def __sub__(self, other): return subtract(self, other)
@@ -133,8 +126,6 @@ class Variable:
     def __rpow__(self, base): return exponential_of(base, self)
     def __neg__(self): return negative(self)
     def __getitem__(self, index): return getitem(self, index)
-    add, sub, mul, div, matmul, neg = __add__, __sub__, __mul__, __truediv__, __matmul__, __neg__
-
     def __gt__(self, other): return self.data > _value(other)
     def __ge__(self, other): return self.data >= _value(other)
     def __lt__(self, other): return self.data < _value(other)
@@ -143,21 +134,6 @@ class Variable:
     def __eq__(self, other): return self.data == (other.data if isinstance(other, Variable) else other)
     def __ne__(self, other): return self.data != (other.data if isinstance(other, Variable) else other)
     __hash__ = object.__hash__  # by identity: defining == would otherwise make Variables unhashable
-
-    def exp(self): return exp(self)
-    def log(self): return log(self)
-    def sqrt(self): return sqrt(self)
-    def tanh(self): return tanh(self)
-    def relu(self): return relu(self)
-    def sigmoid(self): return sigmoid(self)
-    def abs(self): return absolute(self)
-    def clamp(self, min=None, max=None): return clamp(self, min, max)
-    clip = clamp
-    def maximum(self, other): return maximum(self, other)
-    def minimum(self, other): return minimum(self, other)
-    def softmax(self, axis=-1, *, dim=None): return softmax(self, axis if dim is None else dim)
-    def log_softmax(self, axis=-1, *, dim=None): return log_softmax(self, axis if dim is None else dim)
-
     # `Variable.sum(x)` works too. PyTorch's `dim=` and `keepdim=` are aliases of `axis=` and `keepdims=`.
     def sum(self, axis=None, keepdims=False, **names): return reduce_sum(self, *_reduction(self, axis, keepdims, names))
     def mean(self, axis=None, keepdims=False, **names): return reduce_mean(self, *_reduction(self, axis, keepdims, names))
@@ -167,16 +143,13 @@ class Variable:
     def var(self, axis=None, keepdims=False, *, correction=1, unbiased=None, **names):
         return variance(self, *_reduction(self, axis, keepdims, names), correction_of(correction, unbiased))
     def std(self, axis=None, keepdims=False, **options): return sqrt(self.var(axis, keepdims, **options))
-
+    def softmax(self, axis=-1, *, dim=None): return softmax(self, axis if dim is None else dim)
+    def log_softmax(self, axis=-1, *, dim=None): return log_softmax(self, axis if dim is None else dim)
     def reshape(self, *shape): return reshape(self, *shape)
-    view = reshape
     def permute(self, *dims): return permute(self, *dims)
     T = property(lambda self: permute(self))
-    def transpose(self, dim0, dim1): return transpose(self, dim0, dim1)
     def squeeze(self, dim=None): return reshape(self, squeezed_shape(self.shape, dim))
     def unsqueeze(self, dim): return reshape(self, unsqueezed_shape(self.shape, dim))
-    def expand(self, *sizes): return expand(self, *sizes)
-    def flip(self, *dims): return flip(self, *dims)
 
 def _reduction(x, axis, keepdims, names: dict) -> tuple:  # NumPy's names, or PyTorch's dim=/keepdim= (module 01)
     return axes_and_keepdims(np.ndim(_value(x)), axis, keepdims, **names)
@@ -266,11 +239,10 @@ def multiply(a, b) -> Variable:
     return _result(av * bv, "Mul", (a, lambda g: g * bv), (b, lambda g: g * av))
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #ad081231
+# %% ../../modules/05_autograd/autograd_dev.py #e4eca348
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum `grad` down to `shape`: over the leading axes broadcasting added, and over the axes where
     `shape` has size 1 but `grad` does not.
-
     >>> unbroadcast(np.ones((64, 10)), (10,)).tolist() == [64.0] * 10
     True
     """
@@ -282,10 +254,9 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     return summed.reshape(shape)
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #8c9d8df6
+# %% ../../modules/05_autograd/autograd_dev.py #52d6c1d1
 def topological_order(root: Variable) -> list:
     """The graph behind `root`: its Nodes and leaf Variables, each listed after everything its edges lead to.
-
     >>> x = Variable([1.0], requires_grad=True); y = x * 2; z = y + x
     >>> topological_order(z) == [x, y.grad_fn, z.grad_fn]
     True
@@ -402,11 +373,10 @@ def is_grad_enabled() -> bool:
     """Whether operations are being recorded right now."""
     return _GRAD_ENABLED
 
-# %% ../../modules/05_autograd/autograd_dev.py #8a59afa2
+# %% ../../modules/05_autograd/autograd_dev.py #b98fd0b0
 def gradcheck(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
               name: str | None = None) -> bool:
     """Compare the gradients from backward() with central differences; True, or AssertionError saying where.
-
     >>> gradcheck(lambda a, b: a * b, Variable([2.0], requires_grad=True), Variable([3.0], requires_grad=True))
     True
     """
@@ -424,7 +394,6 @@ def gradcheck(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol
     def objective() -> float:
         with no_grad():
             return float(np.sum(_value(fn(*copies)) * weights))
-
     ### BEGIN SOLUTION
     if out.requires_grad:
         out.backward(weights)
@@ -477,7 +446,7 @@ def power(a, exponent) -> Variable:
     return _result(av ** p, "Pow", (a, (lambda g: g * (p * av ** (p - 1))) if p != 0 else np.zeros_like))
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #ea82b946
+# %% ../../modules/05_autograd/autograd_dev.py #d1e98331
 def matmul(a, b) -> Variable:
     """a @ b (matrices, stacks of matrices, or vectors); a receives g @ b.T, b receives a.T @ g."""
     av, bv = np.asarray(_value(a)), np.asarray(_value(b))
@@ -502,7 +471,6 @@ def matmul(a, b) -> Variable:
     def grad_b(g):
         full = left.swapaxes(-1, -2) @ as_matrix(g)
         return full if bv.ndim >= 2 else full[..., 0]
-
     return _result(out, "MatMul", (a, grad_a), (b, grad_b))
     ### END SOLUTION
 
@@ -594,7 +562,7 @@ def reduce_max(x, axis=None, keepdims: bool = False) -> Variable:
                    (x, lambda g: _tie_share(xv == top, axis, xv.dtype) * _expand(g, axis, keepdims)))
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #f59b389c
+# %% ../../modules/05_autograd/autograd_dev.py #5bedc472
 def reshape(x, *shape) -> Variable:
     """The same entries in a new shape (`reshape(x, 2, 3)` or `reshape(x, (2, 3))`); gradient reshaped back."""
     xv = np.asarray(_value(x))
@@ -643,11 +611,10 @@ def getitem(x, index) -> Variable:
         else:
             full[parts] = g
         return full
-
     return _result(out, "Index", (x, rule))
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #e3fca2f8
+# %% ../../modules/05_autograd/autograd_dev.py #da7aae15
 def exponential_of(base, a) -> Variable:
     """base ** a for a number base (`2.0 ** x`); a receives g * out * ln(base); base 0 as PyTorch (0, or -inf where a < 0)."""
     c, av = _operands(_number(base, "the base of **"), a)
@@ -657,34 +624,28 @@ def exponential_of(base, a) -> Variable:
         return _result(out, "RPow", (a, lambda g: g * slope))
     log_c = math.log(c) if c > 0 else math.nan
     return _result(out, "RPow", (a, lambda g: g * out * log_c))
-
 def log_softmax(x, axis: int = -1) -> Variable:
     """log(softmax(x)) along `axis`, stable for large inputs; x receives g - softmax(x) * g.sum(axis)."""
     xv = np.asarray(_value(x))
     shifted = xv - xv.max(axis=axis, keepdims=True)
     out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
     return _result(out, "LogSoftmax", (x, lambda g: g - np.exp(out) * g.sum(axis=axis, keepdims=True)))
-
 def transpose(x, dim0: int, dim1: int) -> Variable:
     """Swap axes `dim0` and `dim1`, as PyTorch's `transpose` does (`.T` reverses all, `permute` reorders)."""
     return permute(x, swapped_axes(np.ndim(_value(x)), dim0, dim1))
-
 def expand(x, *sizes) -> Variable:
     """Broadcast to `sizes` (-1 keeps a size) without copying; the engine sums the gradient back."""
     xv = np.asarray(_value(x))
     return _result(np.broadcast_to(xv, expanded_shape(xv.shape, as_shape(sizes))), "Expand", (x, _same))
-
 def flip(x, *dims) -> Variable:
     """Reverse the order of the entries along `dims` (all axes when none are given)."""
     xv = np.asarray(_value(x))
     axes = normalized_axes(as_shape(dims), xv.ndim) if as_shape(dims) else None
     return _result(np.flip(xv, axes), "Flip", (x, lambda g: np.flip(g, axes)))
-
 def absolute(x) -> Variable:
     """|x|; x receives g * sign(x), which is 0 at 0 as in PyTorch."""
     xv = _value(x)
     return _result(np.abs(xv), "Abs", (x, lambda g: g * np.sign(xv)))
-
 def clamp(x, min=None, max=None) -> Variable:
     """x limited to [min, max] (either may be None); x receives g where min <= x <= max, else 0."""
     if min is None and max is None:
@@ -693,22 +654,18 @@ def clamp(x, min=None, max=None) -> Variable:
     low, high = -np.inf if min is None else _value(min), np.inf if max is None else _value(max)
     inside = (xv >= low) & (xv <= high)
     return _result(np.clip(xv, low, high).astype(xv.dtype, copy=False), "Clamp", (x, lambda g: g * inside))
-
 def _pick_larger_or_smaller(a, b, choose, wins, name: str) -> Variable:
     """maximum or minimum: `choose` computes it, `wins(a, b)` says where a wins; ties give each input half."""
     av, bv = _operands(a, b)
     out = choose(av, bv)
     to_a = (wins(av, bv) + 0.5 * (av == bv)).astype(out.dtype)
     return _result(out, name, (a, lambda g: g * to_a), (b, lambda g: g * (1 - to_a)))
-
 def maximum(a, b) -> Variable:
     """The larger of a and b, elementwise with broadcasting; g goes to the larger (half each on a tie)."""
     return _pick_larger_or_smaller(a, b, np.maximum, np.greater, "Maximum")
-
 def minimum(a, b) -> Variable:
     """The smaller of a and b, elementwise with broadcasting; g goes to the smaller (half each on a tie)."""
     return _pick_larger_or_smaller(a, b, np.minimum, np.less, "Minimum")
-
 def reduce_min(x, axis=None, keepdims: bool = False) -> Variable:
     """Smallest entry over `axis`; the gradient goes to the smallest entry (ties: `_tie_share`, as in max)."""
     xv = np.asarray(_value(x))
@@ -716,7 +673,6 @@ def reduce_min(x, axis=None, keepdims: bool = False) -> Variable:
     bottom = xv.min(axis=axis, keepdims=True)
     return _result(_drop(bottom, axis, keepdims), "Min",
                    (x, lambda g: _tie_share(xv == bottom, axis, xv.dtype) * _expand(g, axis, keepdims)))
-
 def variance(x, axis=None, keepdims: bool = False, correction: int = 1) -> Variable:
     """Sum of squared deviations from the mean over `axis`, divided by n - correction (PyTorch's `var`)."""
     xv = np.asarray(_value(x))
@@ -726,12 +682,9 @@ def variance(x, axis=None, keepdims: bool = False, correction: int = 1) -> Varia
     divisor = xv.dtype.type(count - correction)  # a NumPy number: 0 gives inf or nan with a warning, as in PyTorch
     out = (centered * centered).sum(axis=axis, keepdims=keepdims) / divisor
     return _result(out, "Var", (x, lambda g: _expand(g, axis, keepdims) * (2 / divisor) * centered))
-
-def _finite_max(xv: np.ndarray, axis) -> np.ndarray:
-    """The max over `axis` (kept), with infinite maxima replaced by 0 so that x - max stays meaningful."""
+def _finite_max(xv: np.ndarray, axis) -> np.ndarray:  # the max over `axis` (kept), infinite maxima replaced by 0
     top = xv.max(axis=axis, keepdims=True)
     return np.where(np.isfinite(top), top, 0)
-
 def logsumexp(x, axis=None, keepdims: bool = False) -> Variable:
     """log(sum(exp(x))) over `axis`, shifted by the max so nothing overflows; x receives g * softmax(x)."""
     xv = np.asarray(_value(x))
@@ -739,15 +692,21 @@ def logsumexp(x, axis=None, keepdims: bool = False) -> Variable:
     top = _finite_max(xv, axis)
     kept = top + np.log(np.exp(xv - top).sum(axis=axis, keepdims=True))
     return _result(_drop(kept, axis, keepdims), "LogSumExp", (x, lambda g: _expand(g, axis, keepdims) * np.exp(xv - kept)))
-
 def softmax(x, axis: int = -1) -> Variable:
     """exp(x) / sum(exp(x)) along `axis`, shifted by the max; x receives s * (g - sum(g * s))."""
     xv = np.asarray(_value(x))
     exps = np.exp(xv - _finite_max(xv, axis))
     out = exps / exps.sum(axis=axis, keepdims=True)
     return _result(out, "Softmax", (x, lambda g: out * (g - (g * out).sum(axis=axis, keepdims=True))))
+# PyTorch's method names for functions of this module: `x.clamp(0, 1)` is `clamp(x, 0, 1)`, `x.sub(y)` is `subtract(x, y)`.
+for _name, _function in dict(add=add, sub=subtract, mul=multiply, div=divide, matmul=matmul, neg=negative, exp=exp, log=log,
+                             sqrt=sqrt, tanh=tanh, relu=relu, sigmoid=sigmoid, abs=absolute, clamp=clamp, clip=clamp,
+                             maximum=maximum, minimum=minimum, view=reshape, transpose=transpose, expand=expand,
+                             flip=flip).items():
+    setattr(Variable, _name, _function)
+del _name, _function
 
-# %% ../../modules/05_autograd/autograd_dev.py #5e78233e
+# %% ../../modules/05_autograd/autograd_dev.py #a3232243
 def _summary(array) -> str:  # up to six numbers in full, else the dtype and shape
     if array is None:
         return "-"
@@ -759,12 +718,8 @@ def _dot_escape(text: str) -> str:  # the characters that structure a graphviz r
 
 class GraphDrawing:
     """A computational graph as text (`str`/`repr`), DOT source (`.dot`), and SVG in Jupyter when `dot` exists."""
-
-    def __init__(self, text: str, dot: str):
-        self.text, self.dot = text, dot
-
-    def __repr__(self) -> str:
-        return self.text
+    def __init__(self, text: str, dot: str): self.text, self.dot = text, dot
+    def __repr__(self) -> str: return self.text
 
     def _repr_svg_(self) -> str | None:  # None: Jupyter shows the text instead
         if shutil.which("dot") is None:
