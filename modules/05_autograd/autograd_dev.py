@@ -87,6 +87,7 @@ class Scalar:
 
 def backward_by_hand(output: Scalar, order: list) -> None:
     """Set `s.grad` = d output / d s for every Scalar `s` in `order` (which lists each one after its parents).
+
     Start from output.grad = 1 and walk `order` backwards, from the output: each Scalar adds its `.grad`
     times the local derivative to the `.grad` of each parent (add: a parent may be used twice).
     """
@@ -175,6 +176,7 @@ class Node:
 
 def _graph_edges(edges) -> list:
     """The `(input, rule)` edges worth recording, each leading to where its input came from.
+
     With `x` a leaf needing grad and `y = x * 2`: `_graph_edges([(x, r1), (y, r2), (2.0, r3)]) == [(x, r1), (y.grad_fn, r2)]`.
     """
     ### BEGIN SOLUTION
@@ -501,6 +503,7 @@ except ValueError as error:
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum `grad` down to `shape`: over the leading axes broadcasting added, and over the axes where
     `shape` has size 1 but `grad` does not.
+
     >>> unbroadcast(np.ones((64, 10)), (10,)).tolist() == [64.0] * 10
     True
     """
@@ -554,6 +557,7 @@ print("test_unit_unbroadcast: passed")
 #| export
 def topological_order(root: Variable) -> list:
     """The graph behind `root`: its Nodes and leaf Variables, each listed after everything its edges lead to.
+
     >>> x = Variable([1.0], requires_grad=True); y = x * 2; z = y + x
     >>> topological_order(z) == [x, y.grad_fn, z.grad_fn]
     True
@@ -908,6 +912,7 @@ print("test_unit_no_grad: passed")
 def gradcheck(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
               name: str | None = None) -> bool:
     """Compare the gradients from backward() with central differences; True, or AssertionError saying where.
+
     >>> gradcheck(lambda a, b: a * b, Variable([2.0], requires_grad=True), Variable([3.0], requires_grad=True))
     True
     """

@@ -25,7 +25,7 @@ __all__ = ['Node', 'Variable', 'add', 'subtract', 'multiply', 'unbroadcast', 'to
            'exponential_of', 'log_softmax', 'transpose', 'expand', 'flip', 'absolute', 'clamp', 'maximum', 'minimum',
            'reduce_min', 'variance', 'logsumexp', 'softmax', 'GraphDrawing', 'draw_graph']
 
-# %% ../../modules/05_autograd/autograd_dev.py #f6e21ea4
+# %% ../../modules/05_autograd/autograd_dev.py #6502f964
 class Node:
     """One operation: its `name`, its result's `shape` and `dtype`, and `edges` [(source, rule)]: `rule(g)` maps the
     result's gradient to the gradient of the input that `source` (its Node, or a leaf Variable) stands for."""
@@ -41,6 +41,7 @@ class Node:
 
 def _graph_edges(edges) -> list:
     """The `(input, rule)` edges worth recording, each leading to where its input came from.
+
     With `x` a leaf needing grad and `y = x * 2`: `_graph_edges([(x, r1), (y, r2), (2.0, r3)]) == [(x, r1), (y.grad_fn, r2)]`.
     """
     ### BEGIN SOLUTION
@@ -239,10 +240,11 @@ def multiply(a, b) -> Variable:
     return _result(av * bv, "Mul", (a, lambda g: g * bv), (b, lambda g: g * av))
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #e4eca348
+# %% ../../modules/05_autograd/autograd_dev.py #ad081231
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum `grad` down to `shape`: over the leading axes broadcasting added, and over the axes where
     `shape` has size 1 but `grad` does not.
+
     >>> unbroadcast(np.ones((64, 10)), (10,)).tolist() == [64.0] * 10
     True
     """
@@ -254,9 +256,10 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     return summed.reshape(shape)
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #52d6c1d1
+# %% ../../modules/05_autograd/autograd_dev.py #8c9d8df6
 def topological_order(root: Variable) -> list:
     """The graph behind `root`: its Nodes and leaf Variables, each listed after everything its edges lead to.
+
     >>> x = Variable([1.0], requires_grad=True); y = x * 2; z = y + x
     >>> topological_order(z) == [x, y.grad_fn, z.grad_fn]
     True
@@ -373,10 +376,11 @@ def is_grad_enabled() -> bool:
     """Whether operations are being recorded right now."""
     return _GRAD_ENABLED
 
-# %% ../../modules/05_autograd/autograd_dev.py #b98fd0b0
+# %% ../../modules/05_autograd/autograd_dev.py #54733c3c
 def gradcheck(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
               name: str | None = None) -> bool:
     """Compare the gradients from backward() with central differences; True, or AssertionError saying where.
+
     >>> gradcheck(lambda a, b: a * b, Variable([2.0], requires_grad=True), Variable([3.0], requires_grad=True))
     True
     """
