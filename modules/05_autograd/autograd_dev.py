@@ -1629,9 +1629,10 @@ print("test_unit_training: passed")
 # %% [markdown]
 # ## 14. Systems analysis: what the engine costs
 #
-# **(a) Time.** Each node is visited once, so the backward time per operation should stay flat as a chain grows, even
-# to 100,000 operations (far past Python's recursion limit), at a small multiple of the forward time. A graph of one
-# operation shows instead the fixed cost of a `backward()` call, where the arithmetic is nothing.
+# **(a) Time.** Each node is visited once, so the time per operation should stay flat as a chain grows, even to
+# 100,000 operations (far past Python's recursion limit). On one-element arrays the arithmetic is nothing, so both
+# passes measure Python's overhead per operation, and the graph of one operation shows the fixed cost of a
+# `backward()` call, split into its largest parts.
 
 # %%
 import gc
@@ -1707,11 +1708,12 @@ print(f"every Variable kept: {rows[1][1] / rows[0][1]:.1f}x the graph's memory; 
 
 # %% [markdown]
 # Reading the tables:
-# - (a) Forward and backward time per operation are flat from 1,000 to 100,000 operations: linear, and depth is no
-#   problem. One `backward()` of one operation costs several microseconds whatever the sizes: the order (a list, a set,
-#   a stack of tuples), the seed, the dictionary of pending gradients, a rule call and the copy into `.grad`, each a
-#   fraction of a microsecond to a microsecond or two of Python and NumPy overhead. On large arrays the arithmetic
-#   dominates; that is why frameworks batch work.
+# - (a) Time per operation is flat from 1,000 to 100,000 operations: linear, and depth is no problem. Backward costs
+#   less per operation than forward here: the forward pass checks operands and builds Nodes, the backward pass calls
+#   one rule per edge. One `backward()` of one operation costs several microseconds whatever the sizes: the order (a
+#   list, a set, a stack of tuples), the seed, the dictionary of pending gradients, a rule call and the copy into
+#   `.grad`, each a microsecond or two of Python and NumPy overhead. On large arrays the arithmetic dominates (a
+#   rule does about as much as its operation); that is why frameworks batch work.
 # - (b) The graph holds about one batch-sized array per layer (the ReLU output, saved once and shared by ReLU's rule
 #   and the next matmul's), plus what the mean saved. Keeping every Variable also keeps each matmul output: the ratio
 #   printed is what linking Nodes saves. A plain `backward()` frees the saved arrays while `loss` is alive (the
