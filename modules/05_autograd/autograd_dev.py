@@ -120,6 +120,7 @@ def test_unit_warmup():
         for step in (lambda v: v + b, lambda v: v * v, Scalar.tanh):
             order.append(step(order[-1]))
         return order[-1], order
+
     values, h = [0.7, -1.2, 0.4], 1e-6
     leaves = [Scalar(v) for v in values]
     backward_by_hand(*neuron(*leaves))
@@ -228,6 +229,7 @@ class Variable:
         body = np.array2string(self.data.data, separator=", ", prefix="Variable(")
         extra = f"grad_fn={self.grad_fn!r}" if self.grad_fn is not None else f"requires_grad={self.requires_grad}"
         return f"Variable({body}, dtype={self.dtype}, {extra})"
+
     # --- given: gradients (Sections 6 and 7) ---
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Add d(self)/d(leaf) to the `.grad` of every leaf behind this Variable (Section 6)."""
@@ -247,6 +249,7 @@ class Variable:
             raise RuntimeError("requires_grad_(False) on a non-leaf: use detach() to get a constant copy instead")
         self.requires_grad = bool(requires_grad)
         return self
+
     # --- given: operators, each calling a function of a later section (PyTorch's other names: Section 11) ---
     def __add__(self, other): return add(self, other)
     def __radd__(self, other): return add(other, self)
@@ -270,6 +273,7 @@ class Variable:
     def __eq__(self, other): return self.data == (other.data if isinstance(other, Variable) else other)
     def __ne__(self, other): return self.data != (other.data if isinstance(other, Variable) else other)
     __hash__ = object.__hash__  # by identity: defining == would otherwise make Variables unhashable
+
     # `Variable.sum(x)` works too. PyTorch's `dim=` and `keepdim=` are aliases of `axis=` and `keepdims=`.
     def sum(self, axis=None, keepdims=False, **names): return reduce_sum(self, *_reduction(self, axis, keepdims, names))
     def mean(self, axis=None, keepdims=False, **names): return reduce_mean(self, *_reduction(self, axis, keepdims, names))
@@ -621,6 +625,7 @@ def test_unit_topological_order():
         for _ in range(n):
             v = Variable(v.numpy(), grad_fn=CountedNode("Step", [(v, _same)] * (2 if doubling else 1)))
         return v
+
     deep = x
     for _ in range(5000):
         deep = deep * 1.0
@@ -977,8 +982,10 @@ def test_unit_gradcheck():
         def fn(p, q):
             pv, qv = p.numpy(), q.numpy()
             return _result(pv * qv, name, (p, lambda g: rule_a(g, pv, qv)), (q, lambda g: rule_b(g, pv, qv)))
+
         fn.__name__ = name
         return fn
+
     last_element = np.zeros((2, 3))
     last_element[-1, -1] = 1.0
     for name, rule_a, rule_b, where, what in [
@@ -1131,6 +1138,7 @@ def matmul(a, b) -> Variable:
     def grad_b(g):
         full = left.swapaxes(-1, -2) @ as_matrix(g)
         return full if bv.ndim >= 2 else full[..., 0]
+
     return _result(out, "MatMul", (a, grad_a), (b, grad_b))
     ### END SOLUTION
 
@@ -1399,6 +1407,7 @@ def getitem(x, index) -> Variable:
         else:
             full[parts] = g
         return full
+
     return _result(out, "Index", (x, rule))
     ### END SOLUTION
 

@@ -25,7 +25,7 @@ __all__ = ['Node', 'Variable', 'add', 'subtract', 'multiply', 'unbroadcast', 'to
            'exponential_of', 'log_softmax', 'transpose', 'expand', 'flip', 'absolute', 'clamp', 'maximum', 'minimum',
            'reduce_min', 'variance', 'logsumexp', 'softmax', 'GraphDrawing', 'draw_graph']
 
-# %% ../../modules/05_autograd/autograd_dev.py #6502f964
+# %% ../../modules/05_autograd/autograd_dev.py #5d15389c
 class Node:
     """One operation: its `name`, its result's `shape` and `dtype`, and `edges` [(source, rule)]: `rule(g)` maps the
     result's gradient to the gradient of the input that `source` (its Node, or a leaf Variable) stands for."""
@@ -93,6 +93,7 @@ class Variable:
         body = np.array2string(self.data.data, separator=", ", prefix="Variable(")
         extra = f"grad_fn={self.grad_fn!r}" if self.grad_fn is not None else f"requires_grad={self.requires_grad}"
         return f"Variable({body}, dtype={self.dtype}, {extra})"
+
     # --- given: gradients (Sections 6 and 7) ---
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Add d(self)/d(leaf) to the `.grad` of every leaf behind this Variable (Section 6)."""
@@ -112,6 +113,7 @@ class Variable:
             raise RuntimeError("requires_grad_(False) on a non-leaf: use detach() to get a constant copy instead")
         self.requires_grad = bool(requires_grad)
         return self
+
     # --- given: operators, each calling a function of a later section (PyTorch's other names: Section 11) ---
     def __add__(self, other): return add(self, other)
     def __radd__(self, other): return add(other, self)
@@ -135,6 +137,7 @@ class Variable:
     def __eq__(self, other): return self.data == (other.data if isinstance(other, Variable) else other)
     def __ne__(self, other): return self.data != (other.data if isinstance(other, Variable) else other)
     __hash__ = object.__hash__  # by identity: defining == would otherwise make Variables unhashable
+
     # `Variable.sum(x)` works too. PyTorch's `dim=` and `keepdim=` are aliases of `axis=` and `keepdims=`.
     def sum(self, axis=None, keepdims=False, **names): return reduce_sum(self, *_reduction(self, axis, keepdims, names))
     def mean(self, axis=None, keepdims=False, **names): return reduce_mean(self, *_reduction(self, axis, keepdims, names))
@@ -450,7 +453,7 @@ def power(a, exponent) -> Variable:
     return _result(av ** p, "Pow", (a, (lambda g: g * (p * av ** (p - 1))) if p != 0 else np.zeros_like))
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #d1e98331
+# %% ../../modules/05_autograd/autograd_dev.py #ea82b946
 def matmul(a, b) -> Variable:
     """a @ b (matrices, stacks of matrices, or vectors); a receives g @ b.T, b receives a.T @ g."""
     av, bv = np.asarray(_value(a)), np.asarray(_value(b))
@@ -475,6 +478,7 @@ def matmul(a, b) -> Variable:
     def grad_b(g):
         full = left.swapaxes(-1, -2) @ as_matrix(g)
         return full if bv.ndim >= 2 else full[..., 0]
+
     return _result(out, "MatMul", (a, grad_a), (b, grad_b))
     ### END SOLUTION
 
@@ -566,7 +570,7 @@ def reduce_max(x, axis=None, keepdims: bool = False) -> Variable:
                    (x, lambda g: _tie_share(xv == top, axis, xv.dtype) * _expand(g, axis, keepdims)))
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #5bedc472
+# %% ../../modules/05_autograd/autograd_dev.py #f59b389c
 def reshape(x, *shape) -> Variable:
     """The same entries in a new shape (`reshape(x, 2, 3)` or `reshape(x, (2, 3))`); gradient reshaped back."""
     xv = np.asarray(_value(x))
@@ -615,6 +619,7 @@ def getitem(x, index) -> Variable:
         else:
             full[parts] = g
         return full
+
     return _result(out, "Index", (x, rule))
     ### END SOLUTION
 
