@@ -14,24 +14,22 @@
 # %% [markdown]
 # # Autograd: gradients of any computation, automatically
 #
-# Training moves every weight against the gradient of the loss. This module builds
-# **reverse-mode automatic differentiation**, the engine behind PyTorch's `loss.backward()`: while
-# your code computes, each result records the operation that made it; one backward sweep over that
-# record then applies the chain rule and delivers the exact gradient of the loss with respect to
-# every input. That sweep costs a small multiple of the forward pass (each operation's rule does
-# about as much arithmetic as the operation), whatever the number of weights.
+# Training moves every weight against the gradient of the loss. This module builds **reverse-mode automatic
+# differentiation**, the engine behind PyTorch's `loss.backward()`: while your code computes, each result records the
+# operation that made it; one backward sweep over that record applies the chain rule and delivers the gradient of the
+# loss with respect to every input, for a small multiple of the forward pass's arithmetic plus a fixed cost per call
+# (Section 14), whatever the number of weights. Modules 01 to 04 gave the operations; 06 to 10 train with this engine.
+#
+# **Objectives.** By the end of this module you can:
+# - apply the chain rule by hand and check a gradient against finite differences;
+# - record operations in a graph and send gradients back through it in reverse topological order, iteratively,
+#   visiting each node once, with broadcasting undone;
+# - say what the graph keeps, when it is released, and what must not change before backward runs;
+# - write the backward rule of an operation and verify it numerically.
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
 # | `modules/05_autograd/autograd_dev.py` | `tinytorch.core.autograd` | layers, losses, optimizers, training |
-#
-# **Objectives.** By the end of this module you can:
-#
-# - apply the chain rule by hand and check a gradient against finite differences;
-# - record operations in a graph and send gradients back through it in reverse topological order,
-#   iteratively, visiting each node once, with broadcasting undone;
-# - say what the graph keeps, when it is released, and what must not change before backward runs;
-# - write the backward rule of an operation and verify it numerically.
 #
 # Requirements that a test checks are in bold or in a docstring; nothing else is graded.
 
@@ -61,10 +59,10 @@ from tinytorch.core.tensor import reshape as tensor_reshape
 # ## 1. Warm-up: the chain rule by hand
 #
 # If $L$ depends on $x$ only through $y$, then $\frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}\frac{\partial y}{\partial x}$:
-# whoever knows how much $L$ cares about $y$ multiplies by the **local derivative** of the one
-# operation that made $y$ and hands the product to $x$. If $x$ is used several times, the
-# contributions **add up**. `Scalar` below is a complete tiny engine except for that sweep: each
-# operation stores its parents with the local derivative towards each. You write the sweep.
+# whoever knows how much $L$ cares about $y$ multiplies by the **local derivative** of the operation that made $y$
+# and hands the product to $x$. If $x$ is used several times, the contributions **add up**. `Scalar` below is a
+# complete tiny engine except for that sweep: each operation stores its parents with the local derivative towards
+# each. You write the sweep.
 #
 # ```
 #  w=-3 ─┐
@@ -87,7 +85,6 @@ class Scalar:
         t = math.tanh(self.value)
         return Scalar(t, ((self, 1.0 - t * t),))
 
-
 def backward_by_hand(output: Scalar, order: list) -> None:
     """Set `s.grad` = d output / d s for every Scalar `s` in `order` (which lists each one after its parents).
 
@@ -102,8 +99,7 @@ def backward_by_hand(output: Scalar, order: list) -> None:
     ### END SOLUTION
 
 # %% [markdown]
-# ### Test: the warm-up, against finite differences
-# The definition of the derivative checks it: $\frac{f(v + h) - f(v - h)}{2h}$ for a small $h$.
+# ### Test: the warm-up, against finite differences $\frac{f(v + h) - f(v - h)}{2h}$ for a small $h$
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-warmup", "locked": true, "points": 2, "solution": false}
 def test_unit_warmup():
@@ -119,73 +115,56 @@ def test_unit_warmup():
     backward_by_hand(square, [x, square])
     assert x.grad == 6.0, f"d(x*x)/dx at 3 should be 6: x is used twice, add both contributions (+=); got {x.grad}"
 
-    def neuron(w, x, b):
-        wx = w * x
-        pre = wx + b
-        square = pre * pre
-        out = square.tanh()
-        return out, [w, x, b, wx, pre, square, out]
+    def neuron(w, x, b):  # tanh((w x + b)²), and its order
+        order = [w, x, b, w * x]
+        for step in (lambda v: v + b, lambda v: v * v, Scalar.tanh):
+            order.append(step(order[-1]))
+        return order[-1], order
 
     values, h = [0.7, -1.2, 0.4], 1e-6
     leaves = [Scalar(v) for v in values]
-    out, order = neuron(*leaves)
-    backward_by_hand(out, order)
+    backward_by_hand(*neuron(*leaves))
     for i, leaf in enumerate(leaves):
-        up = neuron(*[Scalar(v + h * (j == i)) for j, v in enumerate(values)])[0].value
-        down = neuron(*[Scalar(v - h * (j == i)) for j, v in enumerate(values)])[0].value
+        up, down = (neuron(*[Scalar(v + step * (j == i)) for j, v in enumerate(values)])[0].value for step in (h, -h))
         numeric = (up - down) / (2 * h)
         assert abs(leaf.grad - numeric) < 1e-6, f"input {i}: finite differences give {numeric:.6f}, backward_by_hand {leaf.grad:.6f}"
 
 test_unit_warmup()
 print("test_unit_warmup: passed")
 
-# %%
-w, x, b = Scalar(-3.0), Scalar(2.0), Scalar(1.0)
-wx = w * x
-pre = wx + b
-out = pre.tanh()
-backward_by_hand(out, [w, x, b, wx, pre, out])
-print(f"out = {out.value:.4f}; d out/dw = {w.grad:.4f}, d out/dx = {x.grad:.4f}, d out/db = {b.grad:.4f}")
-
 # %% [markdown]
-# That is all of backpropagation. The rest makes it work on arrays, builds `order` automatically,
-# and makes it fast and safe. For arrays, with $g = \partial L/\partial y$ of $y$'s shape, each
-# operation's **backward rule** maps $g$ to the gradient of each input, of that input's shape: for an
-# elementwise operation `g * local_derivative`, for a matrix product another matrix product.
+# That is all of backpropagation; the rest makes it work on arrays, builds `order` automatically, and makes it fast
+# and safe. For arrays, with $g = \partial L/\partial y$ of $y$'s shape, each operation's **backward rule** maps $g$ to
+# the gradient of each input, of that input's shape: `g * local_derivative` for an elementwise operation.
 #
 # ## 2. `Variable`: a value that remembers where it came from
 #
-# A `Variable` holds `data` (a `Tensor`; `v.numpy()` is its array), `requires_grad`, `grad` (after
-# `backward()`, an array of `v`'s shape and dtype, else `None`) and `grad_fn`: the `Node` that made
-# it, or `None` for a **leaf** (a value you made: a parameter if it requires grad, else a constant).
-# A `Node` records one operation: its `name`, its result's shape and dtype, and one **edge**
-# `(source, rule)` per input needing a gradient, leading to the Node that made that input, or to the
-# input itself if it is a leaf. The graph is made of Nodes, as in PyTorch, not of intermediate
-# Variables: it keeps alive only the arrays the rules saved (`a * b` saves `a` and `b`, `a + b`
-# nothing), and an intermediate Variable your code drops is freed (Section 14 measures the
-# difference). Nodes point only backwards, so dropping the output frees the whole graph.
+# A `Variable` holds `data` (a `Tensor`; `v.numpy()` is its array), `requires_grad`, `grad` (after `backward()`, an
+# array of `v`'s shape and dtype, else `None`) and `grad_fn`: the `Node` that made it, or `None` for a **leaf** (a
+# value you made: a parameter if it requires grad, else a constant). A `Node` records one operation: its `name`, its
+# result's shape and dtype, and one **edge** `(source, rule)` per input needing a gradient, leading to the Node that
+# made that input, or to the input itself if it is a leaf. The graph is made of Nodes, as in PyTorch, not of
+# Variables: it keeps alive only the arrays the rules saved (`a * b` saves `a` and `b`, `a + b` nothing), so an
+# intermediate Variable your code drops is freed (Section 14 measures it), and dropping the output frees the graph.
 #
-# You write `Variable.__init__` and `_graph_edges`. Requirements:
-# - **data**: a `Tensor` is used as it is; a Variable's values are **shared** (a new leaf, as `detach()`);
-#   anything else goes through `Tensor(data)` (lists become float32, junk raises `TypeError`); `None`
-#   raises `TypeError`. **Only floating-point data may require grad**: integer data with
-#   `requires_grad=True` raises `TypeError` naming the dtype (its gradient would be truncated).
-# - **`grad_fn=` a Node** (how you add your own operation): the Variable requires grad, the Node
-#   learns its shape and dtype, its edges go through `_graph_edges`; anything else raises `TypeError`.
-# - **`_graph_edges(edges)`** keeps the edges whose input is a Variable that requires grad, each leading
-#   to the input's `grad_fn`, or to the input itself if it is a leaf.
+# You write `Variable.__init__` and `_graph_edges`:
+# - **data**: a `Tensor` is used as it is; a Variable's values are **shared** (a new leaf, as `detach()`); anything
+#   else goes through `Tensor(data)` (lists become float32, float64 stays, junk raises `TypeError`); `None` raises
+#   `TypeError`. **Only floating-point data may require grad**: integer data with `requires_grad=True` raises
+#   `TypeError` naming the dtype (its gradient would be truncated).
+# - **`grad_fn=` a Node** (how you add your own operation): the Variable requires grad, the Node learns its shape and
+#   dtype, its edges go through `_graph_edges`; anything else raises `TypeError`.
+# - **`_graph_edges(edges)`** keeps the edges whose input is a Variable that requires grad, each leading to the
+#   input's `grad_fn`, or to the input itself if it is a leaf.
 #
-# The rest of the class is given: it forwards operators to functions you write later (`x * y` calls
-# `multiply(x, y)`), then PyTorch's other names (`docs/pytorch.md` lists each with PyTorch's
-# spelling). Comparisons give boolean `Tensor` masks; a Variable hashes by identity, so the backward
-# pass can key a dictionary by it. `__slots__` makes Variables small and quick to create.
+# The rest is given: operators call functions you write later (`x * y` calls `multiply(x, y)`); comparisons give
+# boolean `Tensor` masks; a Variable hashes by identity, so the backward pass can key a dictionary by it.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-variable", "locked": false, "solution": true}
 #| export
 class Node:
     """One operation: its `name`, its result's `shape` and `dtype`, and `edges` [(source, rule)]: `rule(g)` maps the
     result's gradient to the gradient of the input that `source` (its Node, or a leaf Variable) stands for."""
-
     __slots__ = ("name", "edges", "shape", "dtype", "retained")
 
     def __init__(self, name: str, edges: list):
@@ -193,12 +172,8 @@ class Node:
         self.edges = edges
         self.shape, self.dtype = None, None  # filled in by the Variable this Node makes
         self.retained = None  # a weak reference to that Variable, after its retain_grad()
-
     inputs = property(lambda self: tuple(source for source, _ in self.edges))
-
-    def __repr__(self) -> str:
-        return f"<{self.name}Backward>"
-
+    def __repr__(self) -> str: return f"<{self.name}Backward>"
 
 def _graph_edges(edges) -> list:
     """The `(input, rule)` edges worth recording, each leading to where its input came from.
@@ -210,14 +185,11 @@ def _graph_edges(edges) -> list:
             if isinstance(parent, Variable) and parent.requires_grad]
     ### END SOLUTION
 
-
 class Variable:
     """A Tensor that records the operations applied to it: `x = Variable([3.0], requires_grad=True)`,
     `(x * x).backward()`, then `x.grad` is `array([6.], dtype=float32)`."""
-
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "__weakref__")
-    # NumPy must hand `array + variable` to Variable.__radd__ instead of looping over the Variable.
-    __array_ufunc__ = None
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "__weakref__")  # small and quick to create
+    __array_ufunc__ = None  # NumPy hands `array + variable` to Variable.__radd__ instead of looping over it
 
     def __init__(self, data, requires_grad: bool = False, grad_fn: Node | None = None):
         """Wrap `data` in a Tensor stored as `self.data`, with no gradient yet (see the requirements above)."""
@@ -241,17 +213,16 @@ class Variable:
         self.requires_grad = bool(requires_grad) or grad_fn is not None
         self.grad_fn = grad_fn
         ### END SOLUTION
-
-    # --- given: what the values are ---
+    # --- given: the values ---
     shape = property(lambda self: self.data.data.shape)
     dtype = property(lambda self: self.data.data.dtype)
     size = property(lambda self: self.data.data.size)
     ndim = property(lambda self: self.data.data.ndim)
+    is_leaf = property(lambda self: self.grad_fn is None)
     def __len__(self) -> int: return len(self.data.data)
     def numpy(self) -> np.ndarray: return self.data.data
     def item(self) -> float: return self.data.data.item()
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        return self.data.data if dtype is None else self.data.data.astype(dtype)
+    def __array__(self, dtype=None, copy=None) -> np.ndarray: return self.data.data if dtype is None else self.data.data.astype(dtype)
     def __bool__(self) -> bool: return bool(single_value(self.data.data))
 
     def __repr__(self) -> str:
@@ -271,7 +242,15 @@ class Variable:
         if self.grad_fn is not None:
             self.grad_fn.retained = weakref.ref(self)  # weak: the graph must not keep the Variable alive
 
-    # --- given: operators, each a function of a later section ---
+    def requires_grad_(self, requires_grad: bool = True) -> Variable:
+        if requires_grad and self.dtype.kind != "f":
+            raise TypeError(f"only floating-point data can require grad, got {self.dtype}")
+        if not requires_grad and self.grad_fn is not None:
+            raise RuntimeError("requires_grad_(False) on a non-leaf: use detach() to get a constant copy instead")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    # --- given: operators, each calling a function of a later section (PyTorch's other names: Section 11) ---
     def __add__(self, other): return add(self, other)
     def __radd__(self, other): return add(other, self)
     def __sub__(self, other): return subtract(self, other)
@@ -286,7 +265,6 @@ class Variable:
     def __rpow__(self, base): return exponential_of(base, self)
     def __neg__(self): return negative(self)
     def __getitem__(self, index): return getitem(self, index)
-
     def __gt__(self, other): return self.data > _value(other)
     def __ge__(self, other): return self.data >= _value(other)
     def __lt__(self, other): return self.data < _value(other)
@@ -296,62 +274,27 @@ class Variable:
     def __ne__(self, other): return self.data != (other.data if isinstance(other, Variable) else other)
     __hash__ = object.__hash__  # by identity: defining == would otherwise make Variables unhashable
 
-    def exp(self): return exp(self)
-    def log(self): return log(self)
-    def sqrt(self): return sqrt(self)
-    def tanh(self): return tanh(self)
-    def relu(self): return relu(self)
-    def sigmoid(self): return sigmoid(self)
-    def log_softmax(self, axis=-1, *, dim=None): return log_softmax(self, axis if dim is None else dim)
-
     # `Variable.sum(x)` works too. PyTorch's `dim=` and `keepdim=` are aliases of `axis=` and `keepdims=`.
     def sum(self, axis=None, keepdims=False, **names): return reduce_sum(self, *_reduction(self, axis, keepdims, names))
     def mean(self, axis=None, keepdims=False, **names): return reduce_mean(self, *_reduction(self, axis, keepdims, names))
     def max(self, axis=None, keepdims=False, **names): return reduce_max(self, *_reduction(self, axis, keepdims, names))
-    def reshape(self, *shape): return reshape(self, *shape)
-    def permute(self, *dims): return permute(self, *dims)
-    T = property(lambda self: permute(self))
-
-    # --- given: more of PyTorch's names, forwarding to the given operations of Section 11 ---
-    is_leaf = property(lambda self: self.grad_fn is None)
-    def requires_grad_(self, requires_grad: bool = True) -> Variable:
-        if requires_grad and self.dtype.kind != "f":
-            raise TypeError(f"only floating-point data can require grad, got {self.dtype}")
-        if not requires_grad and self.grad_fn is not None:
-            raise RuntimeError("requires_grad_(False) on a non-leaf: use detach() to get a constant copy instead")
-        self.requires_grad = bool(requires_grad)
-        return self
-    def add(self, other): return add(self, other)
-    def sub(self, other): return subtract(self, other)
-    def mul(self, other): return multiply(self, other)
-    def div(self, other): return divide(self, other)
-    def matmul(self, other): return matmul(self, other)
-    def neg(self): return negative(self)
-    def abs(self): return absolute(self)
-    def clamp(self, min=None, max=None): return clamp(self, min, max)
-    clip = clamp
-    def maximum(self, other): return maximum(self, other)
-    def minimum(self, other): return minimum(self, other)
     def min(self, axis=None, keepdims=False, **names): return reduce_min(self, *_reduction(self, axis, keepdims, names))
+    def logsumexp(self, axis=None, keepdims=False, **names): return logsumexp(self, *_reduction(self, axis, keepdims, names))
     def var(self, axis=None, keepdims=False, *, correction=1, unbiased=None, **names):
         return variance(self, *_reduction(self, axis, keepdims, names), correction_of(correction, unbiased))
     def std(self, axis=None, keepdims=False, **options): return sqrt(self.var(axis, keepdims, **options))
-    def logsumexp(self, axis=None, keepdims=False, **names): return logsumexp(self, *_reduction(self, axis, keepdims, names))
     def softmax(self, axis=-1, *, dim=None): return softmax(self, axis if dim is None else dim)
-    def transpose(self, dim0, dim1): return transpose(self, dim0, dim1)
-    def view(self, *shape): return reshape(self, *shape)
+    def log_softmax(self, axis=-1, *, dim=None): return log_softmax(self, axis if dim is None else dim)
+    def reshape(self, *shape): return reshape(self, *shape)
+    def permute(self, *dims): return permute(self, *dims)
+    T = property(lambda self: permute(self))
     def squeeze(self, dim=None): return reshape(self, squeezed_shape(self.shape, dim))
     def unsqueeze(self, dim): return reshape(self, unsqueezed_shape(self.shape, dim))
-    def expand(self, *sizes): return expand(self, *sizes)
-    def flip(self, *dims): return flip(self, *dims)
-
 
 def _reduction(x, axis, keepdims, names: dict) -> tuple:  # NumPy's names, or PyTorch's dim=/keepdim= (module 01)
     return axes_and_keepdims(np.ndim(_value(x)), axis, keepdims, **names)
 
-
 _new = object.__new__
-
 
 def _wrap(array: np.ndarray) -> Tensor:  # a Tensor around an array we made: no validation needed
     tensor = _new(Tensor)
@@ -362,41 +305,37 @@ def _wrap(array: np.ndarray) -> Tensor:  # a Tensor around an array we made: no 
 # ### Test: creating Variables, by hand-made Nodes too
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-variable", "locked": true, "points": 2, "solution": false}
+def raised(kind, action, what: str) -> str:
+    """The message of the `kind` error that `action()` must raise (a helper for this lesson's tests)."""
+    try:
+        action()
+    except kind as error:
+        return str(error)
+    except Exception as error:
+        raise AssertionError(f"{what} should raise {kind.__name__}, got {type(error).__name__}: {error}") from None
+    raise AssertionError(f"{what} should raise {kind.__name__}")
+
 def test_unit_variable():
-    x = Variable([2.0, 3.0], requires_grad=True)
+    x, t = Variable([2.0, 3.0], requires_grad=True), Tensor([1.0])
     assert isinstance(x.data, Tensor) and x.numpy().tolist() == [2.0, 3.0], f".data should be a Tensor of [2, 3], got {x.data!r}"
     assert x.requires_grad is True and x.grad is None and x.grad_fn is None, \
         f"a new leaf: requires_grad=True, grad=None, grad_fn=None; got {x.requires_grad}, {x.grad}, {x.grad_fn}"
     assert x.dtype == np.float32 and Variable(np.zeros(3)).dtype == np.float64, "lists give float32; float64 stays float64"
-    assert Variable([1.0]).requires_grad is False, "requires_grad defaults to False"
-    t = Tensor([1.0])
-    assert Variable(t).data is t, "a Tensor should be used as it is, not copied"
-    shared = Variable(x)
-    assert shared.numpy() is x.numpy() and shared.grad_fn is None, "Variable(variable) should share the values, as a leaf"
-    for bad in ["abc", None, [[1, 2], [3]], np.arange(3)]:
-        try:
-            Variable(bad, requires_grad=isinstance(bad, np.ndarray))
-        except TypeError as error:
-            assert not isinstance(bad, np.ndarray) or "int64" in str(error), f"the error should name the dtype: {error}"
-            continue
-        raise AssertionError(f"Variable({bad!r}) should raise TypeError (integer data only if requires_grad=True)")
-
+    assert Variable([1.0]).requires_grad is False and Variable(t).data is t, \
+        "requires_grad defaults to False; a Tensor should be used as it is, not copied"
+    assert Variable(x).numpy() is x.numpy() and Variable(x).grad_fn is None, "Variable(variable) should share the values, as a leaf"
+    for bad in ["abc", None, [[1, 2], [3]]]:
+        raised(TypeError, lambda: Variable(bad), f"Variable({bad!r})")
+    message = raised(TypeError, lambda: Variable(np.arange(3), requires_grad=True), "integer data with requires_grad=True")
+    assert "int64" in message, f"the error should name the dtype: {message}"
     y = Variable(x.numpy() * 2, grad_fn=Node("Double", [(x, lambda g: 2 * g)]))
     assert y.requires_grad, "the grad_fn= branch: a Variable made by a Node requires grad"
     assert y.grad_fn.shape == (2,) and y.grad_fn.dtype == np.float32, "the grad_fn= branch: the Node learns its shape and dtype"
-    constant = Variable([1.0, 1.0])
-    z = Variable(y.numpy() + x.numpy(), grad_fn=Node("Sum3", [(y, None), (x, None), (2.0, None), (constant, None)]))
+    z = Variable(y.numpy() + x.numpy(), grad_fn=Node("Sum4", [(y, None), (x, None), (2.0, None), (Variable([1.0, 1.0]), None)]))
     sources = [source for source, _ in z.grad_fn.edges]
     assert sources == [y.grad_fn, x], \
         f"the grad_fn= branch goes through _graph_edges: edges to y's Node and to the leaf x, none for constants; got {sources}"
-    try:
-        Variable([1.0], grad_fn="Add")
-    except TypeError:
-        pass
-    except Exception as error:
-        raise AssertionError(f"a grad_fn that is not a Node should raise TypeError, got {type(error).__name__}: {error}") from None
-    else:
-        raise AssertionError("a grad_fn that is not a Node should raise TypeError")
+    raised(TypeError, lambda: Variable([1.0], grad_fn="Add"), "a grad_fn that is not a Node")
 
 test_unit_variable()
 print("test_unit_variable: passed")
@@ -404,26 +343,22 @@ print("test_unit_variable: passed")
 # %% [markdown]
 # ## 3. Recording an operation
 #
-# Every operation computes its value with NumPy and, if an input needs a gradient, attaches a `Node`
-# with one edge per such input. Given helpers: `_value(x)` is the array behind an operand (a Python
-# number stays a number, so `float32_array * 2.0` stays float32; integer constants become float32, as
-# PyTorch keeps float32 where NumPy would promote); `_operands(a, b)` does both operands and applies
-# module 01's `promote_integers` for integer Variables; `_make(value, requires_grad, grad_fn)` builds
-# the result without re-validating an array we just computed (Section 14 measures why).
+# Every operation computes its value with NumPy and, if an input needs a gradient, attaches a `Node` with one edge
+# per such input. Given helpers: `_value(x)` is the array behind an operand (a Python number stays a number, so
+# `float32_array * 2.0` stays float32; integer constants become float32, as in PyTorch); `_operands(a, b)` does both
+# and applies module 01's `promote_integers` for integer Variables; `_make(value, requires_grad, grad_fn)` builds the
+# result without re-validating an array just computed.
 #
-# You write `_result(value, name, *edges)`: **while recording is on (`_GRAD_ENABLED`, switched off by
-# `no_grad` in Section 7) and `_graph_edges` keeps an edge, the result gets a `Node(name, kept)` and
-# requires grad; otherwise it is a constant** (`requires_grad` False, `grad_fn` None). Then the first
-# rules: $z = a + b$ sends $g$ to both; $z = a - b$ sends $-g$ to $b$; $z = ab$ sends $g b$ to $a$ and
-# $g a$ to $b$. **Node names are `Add`, `Sub`, `Mul`** (the drawing in Section 12 shows them). Two
-# laws for every rule:
-# 1. It returns the gradient for the *result's* shape; the engine sums broadcast axes away (Section 4).
-# 2. It never changes `g` in place: the same array may be handed to several inputs.
+# You write `_result(value, name, *edges)`: **while recording is on (`_GRAD_ENABLED`, switched off by `no_grad` in
+# Section 7) and `_graph_edges` keeps an edge, the result gets a `Node(name, kept)` and requires grad; otherwise it
+# is a constant** (`requires_grad` False, `grad_fn` None). Then the first rules: $z = a + b$ sends $g$ to both;
+# $z = a - b$ sends $-g$ to $b$; $z = ab$ sends $g b$ to $a$ and $g a$ to $b$. **Node names are `Add`, `Sub`, `Mul`**
+# (the drawing of Section 12 shows them). A rule returns the gradient for the *result's* shape (the engine sums
+# broadcast axes away, Section 4), and never changes `g` in place: one array may be handed to several inputs.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-record-operations", "locked": false, "solution": true}
 #| export
 _GRAD_ENABLED = True  # switched off inside `no_grad()`
-
 
 def _value(x):
     """The numbers behind an operand: an array for a Variable, Tensor or list; a Python number unchanged."""
@@ -441,7 +376,6 @@ def _value(x):
     array = x.data if isinstance(x, Tensor) else Tensor(x).data
     return array.astype(np.float32) if array.dtype.kind in "iu" else array
 
-
 def _operands(a, b, division: bool = False) -> tuple:
     """The numbers behind two operands, with PyTorch's promotion if either is an integer Variable."""
     av = a.data.data if type(a) is Variable else _value(a)  # the common case, without a call
@@ -451,7 +385,6 @@ def _operands(a, b, division: bool = False) -> tuple:
             or type(b) is Variable and not b.requires_grad and bv.dtype.kind != "f"):
         return promote_integers(av, bv, division)
     return av, bv
-
 
 def _make(value, requires_grad: bool, grad_fn: Node | None) -> Variable:
     """A Variable around a value an operation just computed (no validation needed)."""
@@ -468,7 +401,6 @@ def _make(value, requires_grad: bool, grad_fn: Node | None) -> Variable:
         grad_fn.shape, grad_fn.dtype = value.shape, value.dtype
     return result
 
-
 def _result(value, name: str, *edges) -> Variable:
     """The output Variable of operation `name`: with a Node holding the recorded edges, or a constant."""
     ### BEGIN SOLUTION
@@ -479,11 +411,8 @@ def _result(value, name: str, *edges) -> Variable:
     return _make(value, False, None)
     ### END SOLUTION
 
-
-def _same(g):
-    """The rule of an input that passes the gradient through unchanged (shared: no closure to create)."""
+def _same(g):  # the rule of an input that receives the gradient unchanged (shared: no closure to create)
     return g
-
 
 def add(a, b) -> Variable:
     """a + b with broadcasting; both inputs receive the output's gradient unchanged."""
@@ -492,14 +421,12 @@ def add(a, b) -> Variable:
     return _result(av + bv, "Add", (a, _same), (b, _same))
     ### END SOLUTION
 
-
 def subtract(a, b) -> Variable:
     """a - b; a receives g, b receives -g."""
     av, bv = _operands(a, b)
     ### BEGIN SOLUTION
     return _result(av - bv, "Sub", (a, _same), (b, np.negative))
     ### END SOLUTION
-
 
 def multiply(a, b) -> Variable:
     """a * b; a receives g * b, b receives g * a."""
@@ -509,14 +436,12 @@ def multiply(a, b) -> Variable:
     ### END SOLUTION
 
 # %% [markdown]
-# ### Test: recording add, subtract and multiply
-# There is no backward pass yet, so this test calls each recorded rule by hand with $g = 1$.
+# ### Test: recording add, subtract and multiply (no backward pass yet: it calls each rule with $g = 1$)
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-record-operations", "locked": true, "points": 3, "solution": false}
 def test_unit_record_operations():
     global _GRAD_ENABLED
     x, y = Variable([2.0], requires_grad=True), Variable([3.0], requires_grad=True)
-    one = np.ones(1, dtype=np.float32)
     for name, z, value, local, node_name in [("x + y", add(x, y), 5.0, (1.0, 1.0), "Add"),
                                              ("x - y", subtract(x, y), -1.0, (1.0, -1.0), "Sub"),
                                              ("x * y", multiply(x, y), 6.0, (3.0, 2.0), "Mul")]:
@@ -525,7 +450,7 @@ def test_unit_record_operations():
         assert z.grad_fn.name == node_name, f"{name}: the Node should be named {node_name!r}, got {z.grad_fn.name!r}"
         assert [parent for parent, _ in z.grad_fn.edges] == [x, y], f"{name}: the edges should lead to x and y"
         for input_name, (_, rule), expected in zip("xy", z.grad_fn.edges, local):
-            got = float(rule(one)[0])
+            got = float(rule(np.ones(1, np.float32))[0])
             assert got == expected, f"{name}: with g = 1 the rule of input {input_name} should give {expected}, got {got}"
     z = multiply(x, 2.0)
     assert [parent for parent, _ in z.grad_fn.edges] == [x], "a constant operand must get no edge"
@@ -540,8 +465,7 @@ def test_unit_record_operations():
         _GRAD_ENABLED = True
     assert not off.requires_grad and off.grad_fn is None, "with _GRAD_ENABLED False the result must be a constant"
     assert (x * 2.0).dtype == np.float32 and (x * np.array([2])).dtype == np.float32, "float32 times a number stays float32"
-    assert isinstance(2.0 - x, Variable) and (2.0 - x).numpy().tolist() == [0.0], "2.0 - x should be a Variable [0.]"
-    assert isinstance(Tensor([1.0]) + x, Variable) and isinstance(np.ones(1) * x, Variable), "Tensor/array + Variable"
+    assert (2.0 - x).numpy().tolist() == [0.0] and isinstance(Tensor([1.0]) + x, Variable), "2.0 - x, Tensor + x: Variables"
 
 test_unit_record_operations()
 print("test_unit_record_operations: passed")
@@ -549,9 +473,8 @@ print("test_unit_record_operations: passed")
 # %% [markdown]
 # ## 4. Broadcasting, and undoing it
 #
-# NumPy stretches operands: a bias of shape `(3,)` added to a batch `(4, 3)` is used by every row.
-# The rule of `add` hands the bias the result's gradient, of shape `(4, 3)`, and a gradient step on
-# the bias then fails:
+# NumPy stretches operands: a bias `(3,)` added to a batch `(4, 3)` is used by every row. The rule of `add` hands the
+# bias the result's gradient, of shape `(4, 3)`, and a gradient step on the bias then fails:
 
 # %%
 batch = Variable(np.ones((4, 3), np.float32), requires_grad=True)
@@ -564,8 +487,8 @@ except ValueError as error:
     print(f"bias {bias.shape}, its raw gradient {raw_gradient.shape}: {error}")
 
 # %% [markdown]
-# Each bias entry was used 4 times, so by the "used several times" rule its gradient is the **sum**
-# of the 4 row gradients. Broadcasting does two things, and `unbroadcast` undoes both by summing:
+# Each bias entry was used 4 times, so its gradient is the **sum** of the 4 row gradients. Broadcasting pads missing
+# leading axes and repeats size-1 axes; `unbroadcast` undoes both by summing:
 #
 # ```
 # operand shape       (3,)          (1, 3)         (4, 1)
@@ -575,9 +498,9 @@ except ValueError as error:
 #                     -> (3,)       keep: (1, 3)   keep: (4, 1)
 # ```
 #
-# The engine applies `unbroadcast` whenever a rule's result does not have its input's shape, so
-# every operation that broadcasts is right with no special case (tinygrad's insight: broadcasting is
-# an expand, and an expand's backward is a sum). **It keeps the dtype.**
+# The engine applies it whenever a rule's result does not have its input's shape, so every operation that broadcasts
+# is right with no special case (tinygrad's insight: a broadcast is an expand, whose backward is a sum). **It keeps the
+# dtype.**
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-unbroadcast", "locked": false, "solution": true}
 #| export
@@ -602,10 +525,8 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-unbroadcast", "locked": true, "points": 2, "solution": false}
 def test_unit_unbroadcast():
     grad = np.arange(12, dtype=np.float32).reshape(3, 4)
-    cases = [((4,), grad.sum(axis=0)), ((1, 4), grad.sum(axis=0, keepdims=True)),
-             ((3, 1), grad.sum(axis=1, keepdims=True)), ((), grad.sum()), ((1, 1), grad.sum().reshape(1, 1)),
-             ((3, 4), grad)]
-    for shape, expected in cases:
+    for shape, expected in [((4,), grad.sum(axis=0)), ((1, 4), grad.sum(axis=0, keepdims=True)), ((3, 4), grad),
+                            ((3, 1), grad.sum(axis=1, keepdims=True)), ((), grad.sum()), ((1, 1), grad.sum().reshape(1, 1))]:
         try:
             got = unbroadcast(grad, shape)
         except ValueError as error:
@@ -624,24 +545,17 @@ print("test_unit_unbroadcast: passed")
 # %% [markdown]
 # ## 5. Topological order, without recursion
 #
-# The warm-up was handed `order`; now we compute it. The backward pass may pass a node's gradient on
-# only when it is complete, after every node that used it has contributed. Listing the nodes (the
-# Nodes and the leaf Variables their edges lead to) so that **each comes after everything its edges
-# lead to**, then walking the list backwards, guarantees this. Depth-first search builds such a list:
-# finish a node's inputs, then append the node. Two requirements make it right and fast:
-#
-# - **Each node is expanded once: remember visited nodes in a set.** A node reachable along $k$ paths
-#   would otherwise be expanded $k$ times, and `y = y + y` forty times has $2^{40}$ paths. A *list* of
-#   visited nodes is correct but quadratic: `node in list` compares against every entry.
-# - **No recursion.** Python stops at about 1,000 nested calls, and a graph of 5,000 operations must
-#   work. Keep your own stack of `(node, inputs_done)` pairs: pop a node the first time, push it back
-#   marked done, then push its unvisited inputs on top; a node popped marked done has all its inputs
-#   appended, so append it.
-#
-# **The walk starts from `root.grad_fn`** (or the root itself, if it is a leaf) and follows only edges,
-# so constants stay out of the order. The test counts the work your function does (how often it reads
-# a Node's edges, how often it compares nodes) and stops it at a budget, with a message, if it does
-# far more than one step per node.
+# The warm-up was handed `order`; now we compute it. A node may pass its gradient on only once every node that used
+# it has contributed. Listing the nodes (Nodes, and the leaf Variables edges lead to) so that **each comes after
+# everything its edges lead to**, then walking the list backwards, guarantees this. Depth-first search builds such a
+# list: finish a node's inputs, then append the node. Requirements:
+# - **Each node is expanded once: remember visited nodes in a set.** Otherwise a node reachable along $k$ paths is
+#   expanded $k$ times, and `y = y + y` forty times has $2^{40}$ paths. A *list* of visited nodes is quadratic.
+# - **No recursion**: Python stops at about 1,000 nested calls, and 5,000 operations must work. Keep a stack of
+#   `(node, inputs_done)` pairs: pop a node the first time, push it back marked done, then push its unvisited inputs;
+#   a node popped marked done has all its inputs appended, so append it.
+# - **The walk starts from `root.grad_fn`** (or the root itself if it is a leaf) and follows only edges, so constants
+#   stay out. The test counts your function's work and stops it, with a message, at ten steps per node.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-topological-order", "locked": false, "solution": true}
 #| export
@@ -689,31 +603,21 @@ def test_unit_topological_order():
             assert position[source] < position[node], f"{source} must come before {node}, which uses it (append after the inputs)"
     assert order[-1] is f.grad_fn and topological_order(x) == [x], "the root's Node comes last; a leaf's graph is itself"
     assert len(topological_order(x * 2.0)) == 2, "a constant operand is not part of the order"
-
     steps = {"edges": 0, "compares": 0, "budget": 10 ** 9, "nodes": 0}  # no budget while the graphs are built
 
-    class CountedNode(Node):
-        """A Node that counts the traversal's work: reads of its edges, and == comparisons (`in` on a list)."""
+    def count(kind: str, advice: str) -> None:
+        steps[kind] += 1
+        assert steps[kind] <= steps["budget"], f"step budget exceeded: more than {steps['budget']:,} {advice} on a " \
+                                               f"graph of {steps['nodes']:,} nodes"
+
+    class CountedNode(Node):  # a Node that counts reads of its edges and == comparisons (`in` on a list)
         __slots__ = ()
         __hash__ = Node.__hash__
-
-        @property
-        def edges(self):
-            steps["edges"] += 1
-            assert steps["edges"] <= steps["budget"], \
-                f"step budget exceeded: topological_order read Node edges more than {steps['budget']:,} times on a " \
-                f"graph of {steps['nodes']:,} nodes: remember visited nodes in a set and expand each node once"
-            return Node.edges.__get__(self)
-
-        @edges.setter
-        def edges(self, value):
-            Node.edges.__set__(self, value)
+        edges = property(lambda self: count("edges", "reads of Node edges: remember visited nodes in a set and "
+                                            "expand each node once") or Node.edges.__get__(self), Node.edges.__set__)
 
         def __eq__(self, other):
-            steps["compares"] += 1
-            assert steps["compares"] <= steps["budget"], \
-                f"step budget exceeded: more than {steps['budget']:,} node comparisons on a graph of {steps['nodes']:,} " \
-                "nodes: `node in visited` on a list is quadratic; keep visited nodes in a set"
+            count("compares", "node comparisons: `node in visited` on a list is quadratic; keep visited nodes in a set")
             return self is other
 
     def counted_graph(n: int, doubling: bool) -> Variable:
@@ -725,9 +629,9 @@ def test_unit_topological_order():
     deep = x
     for _ in range(5000):
         deep = deep * 1.0
-    graphs = [("y = y + y forty times (2**40 paths)", counted_graph(40, True), 41),
-              ("a chain of 3,000 nodes", counted_graph(3000, False), 3001), ("a chain of 5,000 operations", deep, 5001)]
-    for name, root, nodes in graphs:
+    for name, root, nodes in [("y = y + y forty times (2**40 paths)", counted_graph(40, True), 41),
+                              ("a chain of 3,000 nodes", counted_graph(3000, False), 3001),
+                              ("a chain of 5,000 operations", deep, 5001)]:
         steps.update(edges=0, compares=0, budget=10 * nodes, nodes=nodes)
         try:
             got = len(topological_order(root))
@@ -739,10 +643,9 @@ test_unit_topological_order()
 print("test_unit_topological_order: passed")
 
 # %% [markdown]
-# **Why iterative, and why once per node.** The recursive version is four lines and correct, and
-# fails exactly where real graphs live: a recurrent network over 1,000 time steps. And a traversal
-# that expands a node once per path (no visited set) counts the paths, which double with every
-# `y = y + y`:
+# **Why iterative, and why once per node.** The recursive version is four lines and correct, and fails exactly where
+# real graphs live (a recurrent network over 1,000 time steps); a traversal without a visited set expands a node once
+# per path, and the paths double with every `y = y + y`:
 
 # %%
 def recursive_order(node, order: list, visited: set) -> list:
@@ -753,11 +656,8 @@ def recursive_order(node, order: list, visited: set) -> list:
         order.append(node)
     return order
 
-
-def paths_to_leaves(node) -> int:
-    """How many times a traversal without a visited set expands nodes: once per path."""
+def paths_to_leaves(node) -> int:  # the expansions of a traversal without a visited set: one per path
     return 1 if not isinstance(node, Node) else 1 + sum(paths_to_leaves(source) for source in node.inputs)
-
 
 chain_of_5000 = Variable([1.0], requires_grad=True)
 for _ in range(5000):
@@ -775,30 +675,23 @@ for n in range(1, 17):
 # %% [markdown]
 # ## 6. The backward pass
 #
-# Keep a dictionary `pending` from node to the gradient that has reached it so far, starting with
-# `{order[-1]: seed}`. Then for each node in **reverse** topological order:
-#
-# 1. take its gradient out of `pending`: it is complete now. **If a node has no gradient when it is
-#    reached, raise `RuntimeError` saying the order must be walked in reverse** (it means it was not);
+# Keep a dictionary `pending` from node to the gradient that has reached it so far, starting with `{order[-1]: seed}`.
+# Then for each node in **reverse** topological order:
+# 1. take its gradient out of `pending`: it is complete now. **A node with no gradient when it is reached raises
+#    `RuntimeError` saying the order must be walked in reverse** (it means it was not);
 # 2. a leaf Variable: `_accumulate` the gradient into its `.grad`, go on;
-# 3. a `Node`: **if its Variable called `retain_grad()` (and still exists: `node.retained()` is not
-#    None), accumulate into that Variable's `.grad` too.** Then for each edge `(source, rule)`:
-#    `rule(gradient)`, **`unbroadcast` it if its shape differs from the source's, cast it to the
-#    source's dtype if that differs** (a Node knows its result's shape and dtype), and **add** it to
-#    `pending[source]` (never in place: the array may be shared, even with the caller's seed).
+# 3. a `Node`: **if its Variable called `retain_grad()` (and still exists: `node.retained()` is not None), accumulate
+#    into that Variable's `.grad` too.** Then for each edge `(source, rule)`: `rule(gradient)`, **`unbroadcast` it if
+#    its shape differs from the source's, cast it to the source's dtype if that differs** (a Node knows its result's
+#    shape and dtype), and **add** it to `pending[source]`, never in place (the array may be the caller's seed).
 #
-# And the rest of the contract:
-# - **`.grad` accumulates across calls**: `loss1.backward(); loss2.backward()` leaves the sum (what
-#   gradient accumulation needs; why training loops call `zero_grad()`).
-# - **`_accumulate` stores a fresh array of the leaf's dtype**: `_same` hands one array to several
-#   inputs, and an optimizer changes `.grad` in place; two leaves must never share one.
-# - **Release the graph**: after a Node has passed its gradient on, unless `retain_graph=True`, set
-#   `node.edges = _RELEASED`, so the arrays its rules saved are freed during backward (Section 14
-#   measures it). **Meeting a released Node raises `_released_error(node)`**, a `RuntimeError` telling
-#   you to pass `retain_graph=True`, as in PyTorch.
-#
-# `_seed` (given) builds the starting gradient: ones for a single-element output; any other output
-# needs `backward(gradient)` of its shape, as in PyTorch.
+# Also: **`.grad` accumulates across calls** (`loss1.backward(); loss2.backward()` leaves the sum; training loops
+# call `zero_grad()`). **`_accumulate` stores a fresh array of the leaf's dtype**: `_same` hands one array to several
+# inputs and optimizers change `.grad` in place, so two leaves must never share one. **Release the graph**: after a
+# Node has passed its gradient on, unless `retain_graph=True`, set `node.edges = _RELEASED`, freeing what its rules
+# saved; **meeting a released Node raises `_released_error(node)`**, a `RuntimeError` telling you to pass
+# `retain_graph=True`, as in PyTorch. The given `_seed` builds the starting gradient: ones for a single-element
+# output; any other output needs `backward(gradient)` of its shape.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-backpropagate", "locked": false, "solution": true}
 #| export
@@ -820,14 +713,11 @@ def _seed(root: Variable, gradient) -> np.ndarray:
         seed = seed.reshape(value.shape)
     return seed
 
-
 _RELEASED: tuple = ()  # the edges of a Node whose backward has run (every recorded Node has a list)
-
 
 def _released_error(node: Node) -> RuntimeError:
     return RuntimeError(f"backward through {node!r} a second time, but its saved values were released after the "
                         "first backward: pass backward(retain_graph=True) the first time to keep the graph")
-
 
 def _accumulate(variable: Variable, grad: np.ndarray) -> None:
     """Add `grad` to `variable.grad`, stored as the Variable's own array of its own dtype."""
@@ -835,7 +725,6 @@ def _accumulate(variable: Variable, grad: np.ndarray) -> None:
     grad = np.array(grad, dtype=variable.data.data.dtype)  # a copy: `grad` may be shared with other inputs
     variable.grad = grad if variable.grad is None else variable.grad + grad
     ### END SOLUTION
-
 
 def backpropagate(root: Variable, seed: np.ndarray, retain_graph: bool = False) -> None:
     """Send `seed` (the gradient of the final result with respect to `root`) back through root's graph."""
@@ -877,20 +766,10 @@ def test_unit_backpropagate():
         ((x + y) * (x - y)).backward()
     except KeyError as error:
         raise AssertionError(f"KeyError {error}: a node was reached before its gradient; walk reversed(order)") from None
-    assert x.grad.tolist() == [6.0] and y.grad.tolist() == [-4.0], f"(x+y)(x-y) at 3, 2: expected [6.], [-4.] (x and y are used twice: add the contributions), got {x.grad}, {y.grad}"
-    a, b = Variable([2.0], requires_grad=True), Variable([3.0], requires_grad=True)
-    (a * b + a * b).backward()
-    assert a.grad.tolist() == [6.0] and b.grad.tolist() == [4.0], \
-        f"2ab: expected [6.], [4.] (add the contributions in pending), got {a.grad}, {b.grad}"
-    (a * 2.0).backward()
-    assert a.grad.tolist() == [8.0], f".grad accumulates across backward calls: expected [8.] after a*2, got {a.grad}"
-    w = Variable([1.0], requires_grad=True)
-    r = w
-    for _ in range(40):
-        r = r + r
-    r.backward()
-    assert w.grad.tolist() == [2.0 ** 40], f"y = y + y forty times: expected grad 2**40, got {w.grad}"
-
+    assert x.grad.tolist() == [6.0] and y.grad.tolist() == [-4.0], \
+        f"(x+y)(x-y) at 3, 2: expected [6.], [-4.] (x and y are used twice: add the contributions), got {x.grad}, {y.grad}"
+    (x * 2.0).backward()
+    assert x.grad.tolist() == [8.0], f".grad accumulates across backward calls: expected [8.] after x*2, got {x.grad}"
     seed = np.ones((4, 3), np.float32)
     batch, bias_row, bias = (Variable(np.full(shape, value, np.float32), requires_grad=True)
                              for shape, value in [((4, 3), 1.0), ((1, 3), 0.0), (3, 0.0)])
@@ -899,19 +778,14 @@ def test_unit_backpropagate():
         f"bias gradients must keep the bias's shape (unbroadcast): got {bias_row.grad.shape}, {bias.grad.shape}"
     assert np.all(bias.grad == 4.0) and np.all(seed == 1.0), \
         f"each bias entry is used by 4 rows: expected 4, got {bias.grad}; the caller's seed must not change in place"
-    assert not np.shares_memory(bias.grad, bias_row.grad) and not np.shares_memory(bias.grad, seed), \
-        "two leaves (or a leaf and the seed) share one .grad array: _accumulate must store a copy"
-    two = Variable([1.0, 2.0], requires_grad=True), Variable([3.0, 4.0], requires_grad=True)
-    (two[0] + two[1]).backward(np.ones(2))
-    assert not np.shares_memory(two[0].grad, two[1].grad), "a + b: the two leaves share one .grad array (store a copy)"
-
-    seen = []
-    g32 = Variable(np.ones(2, dtype=np.float32), requires_grad=True)
+    p, q = Variable([1.0, 2.0], requires_grad=True), Variable([3.0, 4.0], requires_grad=True)
+    (p + q).backward(np.ones(2))
+    assert not np.shares_memory(p.grad, q.grad), "p + q: the two leaves share one .grad array (_accumulate must store a copy)"
+    seen, g32 = [], Variable(np.ones(2, dtype=np.float32), requires_grad=True)
     spy = Variable(g32.numpy() * 2, grad_fn=Node("Spy", [(g32, lambda g: seen.append(g.dtype) or g * 2)]))
     (spy * np.full(2, 3.0)).backward(np.ones(2))  # a float64 constant makes the product float64
     assert seen == [np.float32], f"a gradient reaching a float32 Node must be cast to float32 (the input's dtype), got {seen}"
     assert g32.grad.dtype == np.float32, f"a float32 leaf must get a float32 gradient, got {g32.grad.dtype}"
-
     h = x * 2.0
     h.retain_grad()
     (h * h).backward()
@@ -922,29 +796,17 @@ def test_unit_backpropagate():
     square.backward()
     assert kept.grad.tolist() == [8.0], f"with retain_graph=True a second backward adds again: expected [8.], got {kept.grad}"
     assert square.grad_fn.edges is _RELEASED, "after a backward without retain_graph the Node's edges should be _RELEASED"
-    for attempt in ("second backward through a released graph", "backward walking the order forwards"):
-        forwards = topological_order
-        if attempt.endswith("forwards"):
-            topological_order = lambda root: list(reversed(forwards(root)))  # noqa: E731 (a wrong order, on purpose)
-            square = kept * kept
-        try:
-            square.backward()
-        except KeyError as error:
-            raise AssertionError(f"{attempt}: KeyError {error}; a node with no gradient yet must raise RuntimeError "
-                                 "saying to walk the order in reverse") from None
-        except RuntimeError as error:
-            wanted = "retain_graph=True" if attempt.startswith("second") else "reverse"
-            assert wanted in str(error), f"{attempt}: the RuntimeError should say {wanted!r}, got: {error}"
-        else:
-            raise AssertionError(f"{attempt} should raise RuntimeError")
-        finally:
-            topological_order = forwards
+    message = raised(RuntimeError, square.backward, "a second backward through a released graph")
+    assert "retain_graph=True" in message, f"the RuntimeError should say to pass retain_graph=True, got: {message}"
+    forwards = topological_order
+    topological_order = lambda root: list(reversed(forwards(root)))  # noqa: E731 (a wrong order, on purpose)
     try:
-        (batch * 2.0).backward()
-    except RuntimeError as error:
-        assert "(4, 3)" in str(error), f"the error should name the output's shape, got: {error}"
-    else:
-        raise AssertionError("backward() on a (4, 3) output without a gradient should raise RuntimeError")
+        message = raised(RuntimeError, (kept * kept).backward, "backward walking the order forwards")
+    finally:
+        topological_order = forwards
+    assert "reverse" in message, f"backward walking the order forwards: the RuntimeError should say 'reverse', got: {message}"
+    message = raised(RuntimeError, (batch * 2.0).backward, "backward() on a (4, 3) output without a gradient")
+    assert "(4, 3)" in message, f"the error should name the output's shape, got: {message}"
 
 test_unit_backpropagate()
 print("test_unit_backpropagate: passed")
@@ -952,9 +814,8 @@ print("test_unit_backpropagate: passed")
 # %% [markdown]
 # ### What must not change between forward and backward
 #
-# A rule saves **references** to the arrays it needs, not copies (copies would double the memory the
-# graph holds). So editing a saved array in place after the forward pass silently changes the
-# gradient:
+# A rule saves **references** to the arrays it needs, not copies (copies would double the graph's memory). So editing
+# a saved array in place after the forward pass silently changes the gradient:
 
 # %%
 x = Variable([1.0, 2.0, 3.0], requires_grad=True)
@@ -964,21 +825,18 @@ y.backward(np.ones(3))
 print(f"x.grad = {x.grad} (the forward pass saw x = [1, 2, 3]: d(x²)/dx was [2, 4, 6])")
 
 # %% [markdown]
-# The rule this engine follows, and asks of you: **between a forward pass and its backward, no array
-# the graph may have saved is modified in place.** Operations never modify their inputs, rules never
-# modify `g`; only code that writes into `.numpy()` / `.data.data` can break it. That is why an
-# optimizer updates parameters in place only *after* `backward()`, and the next forward pass builds a
-# new graph. PyTorch checks this with a version counter on each tensor and raises a `RuntimeError`;
-# this engine does not check, to keep each operation cheap.
-
-# %% [markdown]
+# The rule this engine follows, and asks of you: **between a forward pass and its backward, no array the graph may
+# have saved is modified in place.** Operations never modify their inputs, rules never modify `g`; only code writing
+# into `.numpy()` can break it. So an optimizer updates parameters in place only *after* `backward()`, and the next
+# forward pass builds a new graph. PyTorch checks this with a version counter per tensor; this engine does not, to
+# keep each operation cheap.
+#
 # ## 7. Turning recording off: `no_grad`
 #
-# Evaluation must not be differentiated: recording would waste time and keep every saved array alive
-# in a graph nobody uses. **Inside `with no_grad():` (or a function decorated with `@no_grad()` or
-# `@no_grad`) results are constants; on exit the previous state comes back, even when an exception
-# escapes, so blocks nest.** `x.detach()` is the same values as a new constant leaf; `x.zero_grad()`
-# sets `.grad` to `None` (PyTorch's `set_to_none`).
+# Evaluation must not be differentiated: recording would waste time and keep saved arrays alive. **Inside
+# `with no_grad():` (or a function decorated with `@no_grad()` or `@no_grad`) results are constants; on exit the
+# previous state comes back, even when an exception escapes, so blocks nest.** `x.detach()` is the same values as a
+# new constant leaf; `x.zero_grad()` sets `.grad` to `None` (PyTorch's `set_to_none`).
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-no-grad", "locked": false, "solution": true}
 #| export
@@ -1008,7 +866,6 @@ class no_grad(contextlib.ContextDecorator):
         ### END SOLUTION
         return False
 
-
 def is_grad_enabled() -> bool:
     """Whether operations are being recorded right now."""
     return _GRAD_ENABLED
@@ -1026,14 +883,9 @@ def test_unit_no_grad():
             pass
         assert not is_grad_enabled(), "a nested no_grad must not turn recording back on when it ends (restore the previous state)"
     assert is_grad_enabled() and not y.requires_grad and y.grad_fn is None, f"no_grad results are constants, got {y!r}"
-    evaluate = no_grad()(lambda v: v * 2.0)
-    evaluate_bare = no_grad(lambda v: v * 2.0)
-    assert not evaluate(w).requires_grad and not evaluate_bare(w).requires_grad, "@no_grad() and @no_grad record nothing"
-    try:
-        with no_grad():
-            raise KeyError("boom")
-    except KeyError:
-        pass
+    for decorated in (no_grad()(lambda v: v * 2.0), no_grad(lambda v: v * 2.0)):
+        assert not decorated(w).requires_grad, "functions decorated with @no_grad() and @no_grad record nothing"
+    raised(KeyError, no_grad()(lambda: {}["boom"]), "a lookup of a missing key")
     assert is_grad_enabled(), "recording must be restored even when an exception leaves the block"
     d = (w * 3.0).detach()
     (w * d).backward()
@@ -1047,17 +899,16 @@ print("test_unit_no_grad: passed")
 # %% [markdown]
 # ## 8. Checking gradients numerically
 #
-# A wrong backward rule does not crash: it trains badly. Compare every rule with the derivative's
-# definition, the **central difference** $\frac{L(x + \epsilon e_i) - L(x - \epsilon e_i)}{2\epsilon}$,
-# whose error is of order $\epsilon^2$ (a forward difference's is of order $\epsilon$). Requirements of
-# `gradcheck(fn, *inputs, eps, atol, rtol)`:
-# - **every element of every input Variable that requires grad** is checked, on float64 copies (float32
-#   rounding would drown the difference); the inputs' own `.grad` stay untouched;
-# - a non-scalar output is reduced with fixed random weights, $L = \sum_k w_k\,\mathrm{out}_k$ (a plain
-#   sum would hide some mistakes);
+# A wrong backward rule does not crash: it trains badly. Compare every rule with the derivative's definition, the
+# **central difference** $\frac{L(x + \epsilon e_i) - L(x - \epsilon e_i)}{2\epsilon}$, whose error is of order
+# $\epsilon^2$ (a forward difference's is of order $\epsilon$). Requirements of `gradcheck(fn, *inputs, eps, atol, rtol)`:
+# - **every element of every input Variable that requires grad** is checked, on float64 copies (float32 rounding
+#   would drown the difference); the inputs' own `.grad` stay untouched;
+# - a non-scalar output is reduced with fixed random weights, $L = \sum_k w_k\,\mathrm{out}_k$ (a plain sum would
+#   hide some mistakes);
 # - **the tolerance is `|analytic - numeric| <= atol + rtol * |numeric|`**, with the defaults given;
-# - on a mismatch, **`AssertionError` naming the function, the input's position, the element and both
-#   numbers**; otherwise it returns True.
+# - on a mismatch, **`AssertionError` naming the function, the input's position, the element and both numbers**
+#   ("expected ... gave ..."); otherwise it returns True.
 #
 # The test feeds it subtly wrong rules: one wrong element, a wrong first input, a rule 20% off.
 
@@ -1084,7 +935,6 @@ def gradcheck(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol
     def objective() -> float:
         with no_grad():
             return float(np.sum(_value(fn(*copies)) * weights))
-
     ### BEGIN SOLUTION
     if out.requires_grad:
         out.backward(weights)
@@ -1126,38 +976,34 @@ def test_unit_gradcheck():
         raise AssertionError(f"gradcheck rejected a correct x * x * x at eps=1e-2 ({error}): a forward difference has an "
                              "error of order eps; use the central difference (f(x+eps) - f(x-eps)) / (2 eps)") from None
 
-    def wrong_rule(name, rule_a, rule_b=None):
+    def product_with(name, rule_a, rule_b=None):  # p * q recorded with the rules given (b's right by default)
+        rule_b = rule_b or (lambda g, p, q: g * p)
+
         def fn(p, q):
             pv, qv = p.numpy(), q.numpy()
-            return _result(pv * qv, name, (p, lambda g: rule_a(g, pv, qv)), (q, lambda g: (rule_b or (lambda g, p, q: g * p))(g, pv, qv)))
+            return _result(pv * qv, name, (p, lambda g: rule_a(g, pv, qv)), (q, lambda g: rule_b(g, pv, qv)))
+
         fn.__name__ = name
         return fn
 
     last_element = np.zeros((2, 3))
     last_element[-1, -1] = 1.0
-    cases = [("wrong_second_input", wrong_rule("wrong_second_input", lambda g, p, q: g * q, lambda g, p, q: g * (p + 1)), "input 1",
-              "every input"),
-             ("wrong_first_input", wrong_rule("wrong_first_input", lambda g, p, q: g * (q + 1)), "input 0", "every input, not only the last"),
-             ("wrong_last_element", wrong_rule("wrong_last_element", lambda g, p, q: g * (q + last_element)), "element (1, 2)",
-              "every element, not only the first"),
-             ("twenty_percent_off", wrong_rule("twenty_percent_off", lambda g, p, q: g * q * 1.2), "input 0",
-              "the tolerance atol + rtol * |numeric| with rtol=1e-3")]
-    for name, fn, where, what in cases:
-        try:
-            gradcheck(fn, a, b)
-        except AssertionError as error:
-            message = str(error)
-            assert name in message and where in message, f"the message should name {name} and {where}: {message}"
-            assert "expected" in message and "gave" in message, f"the message should give both numbers: {message}"
-        else:
-            raise AssertionError(f"gradcheck passed {name}, a wrong rule: it must check {what}")
+    for name, rule_a, rule_b, where, what in [
+            ("wrong_second_input", lambda g, p, q: g * q, lambda g, p, q: g * (p + 1), "input 1", "every input"),
+            ("wrong_first_input", lambda g, p, q: g * (q + 1), None, "input 0", "every input, not only the last"),
+            ("wrong_last_element", lambda g, p, q: g * (q + last_element), None, "element (1, 2)", "every element, not only the first"),
+            ("twenty_percent_off", lambda g, p, q: g * q * 1.2, None, "input 0", "the tolerance atol + rtol * |numeric| with rtol=1e-3")]:
+        message = raised(AssertionError, lambda: gradcheck(product_with(name, rule_a, rule_b), a, b),
+                         f"gradcheck of {name}, a wrong rule (it must check {what})")
+        assert name in message and where in message, f"the message should name {name} and {where}: {message}"
+        assert "expected" in message and "gave" in message, f"the message should give both numbers: {message}"
 
 test_unit_gradcheck()
 print("test_unit_gradcheck: passed")
 
 # %% [markdown]
-# From here on the lesson's tests use `reference_gradcheck`, the lesson's own checker (given and
-# locked): a test must not depend on the code it grades, and your `gradcheck` had its own test.
+# From here on the tests use `reference_gradcheck`, the lesson's own checker (given and locked): a test must not
+# depend on the code it grades, and your `gradcheck` had its own test.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-reference-gradcheck", "locked": true, "solution": false}
 def reference_gradcheck(fn: Callable, *inputs, name: str = "fn", eps: float = 1e-6, atol: float = 1e-5,
@@ -1168,26 +1014,20 @@ def reference_gradcheck(fn: Callable, *inputs, name: str = "fn", eps: float = 1e
     out = fn(*leaves)
     weights = np.random.default_rng(7).standard_normal(out.shape)
     out.backward(weights)
-
-    def weighted_output() -> float:
-        with no_grad():
-            return float(np.sum(_value(fn(*leaves)) * weights))
-
     for position, leaf in enumerate(leaves):
         if not (isinstance(leaf, Variable) and leaf.requires_grad):
             continue
-        nudged = leaf.data.data.reshape(-1)  # a view: changing it changes the input
-        numeric = np.empty(nudged.size)
+        nudged, numeric = leaf.numpy().reshape(-1), []  # a view: changing it changes the input
         for k in range(nudged.size):
-            saved = nudged[k]
-            nudged[k] = saved + eps
-            up = weighted_output()
-            nudged[k] = saved - eps
-            numeric[k] = (up - weighted_output()) / (2 * eps)
+            saved, sides = nudged[k], []
+            for step in (eps, -eps):
+                nudged[k] = saved + step
+                with no_grad():
+                    sides.append(float(np.sum(_value(fn(*leaves)) * weights)))
             nudged[k] = saved
-        analytic = np.zeros(leaf.data.data.shape) if leaf.grad is None else np.asarray(leaf.grad)
-        assert analytic.shape == leaf.data.data.shape, \
-            f"{name}: input {position} has shape {leaf.data.data.shape}, its gradient {analytic.shape}"
+            numeric.append((sides[0] - sides[1]) / (2 * eps))
+        analytic = np.zeros(leaf.shape) if leaf.grad is None else np.asarray(leaf.grad)
+        assert analytic.shape == leaf.shape, f"{name}: input {position} has shape {leaf.shape}, its gradient {analytic.shape}"
         wrong = np.flatnonzero(~np.isclose(analytic.reshape(-1), numeric, atol=atol, rtol=rtol))
         if wrong.size:
             k = wrong[0]
@@ -1196,9 +1036,8 @@ def reference_gradcheck(fn: Callable, *inputs, name: str = "fn", eps: float = 1e
                                  f"differences give {numeric[k]:.6g}, backward gave {analytic.reshape(-1)[k]:.6g}")
     return True
 
-
 def check_all(cases) -> None:
-    """Run reference_gradcheck on each (name, fn, inputs); an error other than a wrong gradient names its case too."""
+    """reference_gradcheck on each (name, fn, inputs); an error other than a wrong gradient names its case too."""
     for name, fn, inputs in cases:
         try:
             reference_gradcheck(fn, *inputs, name=name)
@@ -1206,6 +1045,9 @@ def check_all(cases) -> None:
             raise
         except Exception as error:
             raise AssertionError(f"{name}: {type(error).__name__}: {error}") from None
+
+def random_leaf(rng, *shape) -> Variable:  # values away from 0, where division and logarithms are tame
+    return Variable(rng.uniform(0.5, 2.0, shape), requires_grad=True)
 
 # %% [markdown]
 # ## 9. Division, powers and matrix multiplication
@@ -1217,13 +1059,12 @@ def check_all(cases) -> None:
 # | $z = a^p$ ($p$ a number) | $g\, p\, a^{p-1}$; **0 for $p = 0$, even at $a = 0$** | |
 # | $Z = A B$ | $G B^\top$ | $A^\top G$ |
 #
-# **A Variable exponent raises `TypeError`** (use `exp(b * log(a))`). The matrix rule: entry $A_{it}$
-# meets $B_{tj}$ in every $Z_{ij}$, so $\partial L/\partial A_{it} = \sum_j G_{ij} B_{tj} = (G B^\top)_{it}$; the
-# shapes remember it, `(m, n) @ (n, k)` is the only way to get `(m, k)`. **Stacks of matrices**
-# broadcast their batch axes, so transpose with `swapaxes(-1, -2)` (the engine sums broadcast batch
-# axes away). **A 1-D operand** is a row on the left and a column on the right, and NumPy drops that
-# axis from the result: the rule puts it back, multiplies, and removes it. **A shape mismatch raises
-# `ValueError` naming both shapes.** `2.0 ** x` (a number to a Variable power) is given, in Section 11.
+# **A Variable exponent raises `TypeError`** (use `exp(b * log(a))`); `2.0 ** x` is given, in Section 11. The matrix
+# rule: entry $A_{it}$ meets $B_{tj}$ in every $Z_{ij}$, so $\partial L/\partial A_{it} = \sum_j G_{ij} B_{tj} = (G B^\top)_{it}$;
+# the shapes remember it, `(m, n) @ (n, k)` is the only way to get `(m, k)`. **Stacks of matrices** broadcast their
+# batch axes, so transpose with `swapaxes(-1, -2)` (the engine sums broadcast batch axes away). **A 1-D operand** is
+# a row on the left and a column on the right, and NumPy drops that axis from the result: the rule puts it back,
+# multiplies, and removes it. **A shape mismatch raises `ValueError` naming both shapes.**
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-divide-power", "locked": false, "solution": true}
 #| export
@@ -1235,19 +1076,16 @@ def divide(a, b) -> Variable:
     return _result(out, "Div", (a, lambda g: g / bv), (b, lambda g: -g * out / bv))
     ### END SOLUTION
 
-
 def negative(a) -> Variable:
     """-a; a receives -g."""
     ### BEGIN SOLUTION
     return _result(-_value(a), "Neg", (a, np.negative))
     ### END SOLUTION
 
-
 def _number(exponent, what: str):
     if isinstance(exponent, (Variable, Tensor, np.ndarray, list)):
         raise TypeError(f"{what} must be a number, got {type(exponent).__name__}")
     return _value(exponent)
-
 
 def power(a, exponent) -> Variable:
     """a ** p for a number p; a receives g * p * a ** (p - 1), and 0 when p == 0 (even where a is 0)."""
@@ -1262,19 +1100,14 @@ def power(a, exponent) -> Variable:
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-divide-power", "locked": true, "points": 2, "solution": false}
 def test_unit_divide_power():
     rng = np.random.default_rng(2)
-    leaf = lambda *shape: Variable(rng.uniform(0.5, 2.0, shape), requires_grad=True)  # noqa: E731
-    check_all([("divide", lambda p, q: p / q, (leaf(2, 3), leaf(3))), ("reflected divide", lambda p: 1.0 / p, (leaf(3),)),
-               ("negative", lambda p: -p, (leaf(2, 2),)), ("power 3", lambda p: p ** 3, (leaf(4),)),
-               ("power -0.5", lambda p: p ** -0.5, (leaf(4),))])
+    check_all([("divide", lambda p, q: p / q, (random_leaf(rng, 2, 3), random_leaf(rng, 3))),
+               ("reflected divide", lambda p: 1.0 / p, (random_leaf(rng, 3),)), ("negative", lambda p: -p, (random_leaf(rng, 2, 2),)),
+               ("power 3", lambda p: p ** 3, (random_leaf(rng, 4),)), ("power -0.5", lambda p: p ** -0.5, (random_leaf(rng, 4),))])
     zero = Variable([0.0, 2.0], requires_grad=True)
     (zero ** 0).backward(np.ones(2))
     assert zero.grad.tolist() == [0.0, 0.0], f"x ** 0 is constant: expected gradient [0, 0] even at 0, got {zero.grad}"
-    try:
-        leaf(2) ** leaf(2)
-    except TypeError as error:
-        assert "exponent" in str(error), f"the error should say the exponent must be a number, got: {error}"
-    else:
-        raise AssertionError("a Variable exponent should raise TypeError")
+    message = raised(TypeError, lambda: random_leaf(rng, 2) ** random_leaf(rng, 2), "a Variable exponent")
+    assert "exponent" in message, f"the error should say the exponent must be a number, got: {message}"
 
 test_unit_divide_power()
 print("test_unit_divide_power: passed")
@@ -1322,15 +1155,10 @@ def test_unit_matmul():
     assert A.grad.tolist() == [[3.0, 4.0]] and B.grad.tolist() == [[1.0], [2.0]], \
         f"[[1, 2]] @ [[3], [4]]: expected A.grad [[3, 4]] (G @ B.T), B.grad [[1], [2]] (A.T @ G); got {A.grad.tolist()}, {B.grad.tolist()}"
     rng = np.random.default_rng(3)
-    leaf = lambda *shape: Variable(rng.uniform(0.5, 2.0, shape), requires_grad=True)  # noqa: E731
-    check_all([(f"matmul {p} @ {q}", matmul, (leaf(*p), leaf(*q)))
+    check_all([(f"matmul {p} @ {q}", matmul, (random_leaf(rng, *p), random_leaf(rng, *q)))
                for p, q in [((2, 3), (3, 4)), ((3,), (3, 2)), ((2, 3), (3,)), ((3,), (3,)), ((2, 2, 3), (3, 2)), ((2, 3), (2, 3, 2))]])
-    try:
-        matmul(Variable(np.ones((2, 3))), Variable(np.ones((2, 3))))
-    except ValueError as error:
-        assert "(2, 3) @ (2, 3)" in str(error), f"the error should name both shapes, got: {error}"
-    else:
-        raise AssertionError("(2, 3) @ (2, 3) should raise ValueError")
+    message = raised(ValueError, lambda: matmul(Variable(np.ones((2, 3))), Variable(np.ones((2, 3)))), "(2, 3) @ (2, 3)")
+    assert "(2, 3) @ (2, 3)" in message, f"the error should name both shapes, got: {message}"
 
 test_unit_matmul()
 print("test_unit_matmul: passed")
@@ -1338,12 +1166,11 @@ print("test_unit_matmul: passed")
 # %% [markdown]
 # ## 10. Elementwise functions, reductions, shapes and indexing
 #
-# Each elementwise rule multiplies $g$ by the derivative, written with the saved output $z$ where
-# possible: $e^x \to z$; $\ln x \to 1/x$ ($x \le 0$ gives NaN or $-\infty$ with NumPy's warning, as
-# `torch.log`); $\sqrt{x} \to 1/(2z)$; $\tanh x \to 1 - z^2$; $\sigma(x) \to z(1 - z)$; ReLU $\to 1$ where
-# $z > 0$, **0 at exactly 0** (PyTorch's choice). **The sigmoid must not overflow**: $1/(1 + e^{-x})$
-# overflows for $x < -709$ with a warning; $e^{-\log(1 + e^{-x})}$ with `np.logaddexp` does not.
-# **Each keeps float32 in both passes.**
+# Each elementwise rule multiplies $g$ by the derivative, written with the saved output $z$ where possible (the
+# docstrings give each). $\ln x$ for $x \le 0$ gives NaN or $-\infty$ with NumPy's warning, as `torch.log`. ReLU's
+# gradient is **0 at exactly 0** (PyTorch's choice). **The sigmoid must not overflow**: $1/(1 + e^{-x})$ overflows
+# for $x < -709$ with a warning; $e^{-\log(1 + e^{-x})}$ with `np.logaddexp` does not. **Each keeps float32 in both
+# passes.**
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-elementwise", "locked": false, "solution": true}
 #| export
@@ -1354,14 +1181,12 @@ def exp(x) -> Variable:
     return _result(out, "Exp", (x, lambda g: g * out))
     ### END SOLUTION
 
-
 def log(x) -> Variable:
     """Natural logarithm; x receives g / x."""
     ### BEGIN SOLUTION
     xv = _value(x)
     return _result(np.log(xv), "Log", (x, lambda g: g / xv))
     ### END SOLUTION
-
 
 def sqrt(x) -> Variable:
     """Square root; x receives g / (2 sqrt(x))."""
@@ -1370,7 +1195,6 @@ def sqrt(x) -> Variable:
     return _result(out, "Sqrt", (x, lambda g: g / (2 * out)))
     ### END SOLUTION
 
-
 def tanh(x) -> Variable:
     """Hyperbolic tangent; x receives g * (1 - tanh(x) ** 2)."""
     ### BEGIN SOLUTION
@@ -1378,14 +1202,12 @@ def tanh(x) -> Variable:
     return _result(out, "Tanh", (x, lambda g: g * (1 - out * out)))
     ### END SOLUTION
 
-
 def sigmoid(x) -> Variable:
     """1 / (1 + e ** -x), computed stably; x receives g * s * (1 - s)."""
     ### BEGIN SOLUTION
     out = np.exp(-np.logaddexp(0, -_value(x)))
     return _result(out, "Sigmoid", (x, lambda g: g * out * (1 - out)))
     ### END SOLUTION
-
 
 def relu(x) -> Variable:
     """max(x, 0); x receives g where x > 0, else 0."""
@@ -1399,7 +1221,7 @@ def relu(x) -> Variable:
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-exp-log-sqrt", "locked": true, "points": 2, "solution": false}
 def elementwise_cases(names, seed: int) -> list:
-    """(name, function, input) for reference_gradcheck, plus a float32 run of each (given)."""
+    """(name, function, input) for check_all, after a float32 run of each (given)."""
     rng = np.random.default_rng(seed)
     signed = rng.choice([-1.0, 1.0], (3, 4)) * rng.uniform(0.1, 2.0, (3, 4))  # away from ReLU's kink at 0
     positive = rng.uniform(0.2, 3.0, (3, 4))
@@ -1412,7 +1234,6 @@ def elementwise_cases(names, seed: int) -> list:
         assert fn(x32).dtype == np.float32 and x32.grad.dtype == np.float32, f"{name} should keep float32 in both passes"
         cases.append((name, fn, (Variable(values, requires_grad=True),)))
     return cases
-
 
 def test_unit_exp_log_sqrt():
     check_all(elementwise_cases(["exp", "log", "sqrt"], seed=4))
@@ -1445,14 +1266,13 @@ test_unit_tanh_sigmoid_relu()
 print("test_unit_tanh_sigmoid_relu: passed")
 
 # %% [markdown]
-# **Reductions** move gradients back to where the numbers came from. `sum`: every entry receives the
-# gradient of the sum it went into: put the reduced axes back (`_expand`) and broadcast to the input's
-# shape; **return a real array, not a broadcast view** (`np.broadcast_to(...).copy()`): a view has zero
-# strides, is read-only, and NumPy's matrix multiply does not hand it to the fast BLAS routine.
-# `mean`: the same divided by the count. `max`: only the largest entry moved the result; **ties follow
-# PyTorch** through the given `_tie_share` (over one axis the first largest takes it all; over all axes
-# tied entries share equally). Reductions keep the dtype; a full reduction has shape `()`. The given
-# first lines make `axis` a tuple of axes, or None (module 01's `reduction_axes`, which lets a 0-d
+# **Reductions** move gradients back to where the numbers came from. `sum`: every entry receives the gradient of the
+# sum it went into: put the reduced axes back (`_expand`) and broadcast to the input's shape; **return a real array,
+# not a broadcast view** (`np.broadcast_to(...).copy()`): a view has zero strides, is read-only, and NumPy's matrix
+# multiply does not hand it to the fast BLAS routine. `mean`: the same divided by the count. `max`: only the largest
+# entry moved the result; **ties follow PyTorch** through the given `_tie_share` (over one axis the first largest
+# takes it all; over all axes tied entries share equally). Reductions keep the dtype; a full reduction has shape
+# `()`. The given first lines make `axis` a tuple of axes, or None (module 01's `reduction_axes`, which lets a 0-d
 # Variable reduce over axis 0 or -1, as PyTorch does).
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-reductions", "locked": false, "solution": true}
@@ -1461,11 +1281,9 @@ def _expand(g: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     """Put back the axes a reduction removed, so `g` broadcasts against the reduction's input."""
     return g if keepdims or axis is None else np.expand_dims(g, axis)
 
-
 def _drop(kept: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     """A reduction's result computed with keepdims=True, without the reduced axes unless `keepdims`."""
     return kept if keepdims else (kept.reshape(()) if axis is None else np.squeeze(kept, axis))
-
 
 def _tie_share(hits: np.ndarray, axis, dtype) -> np.ndarray:
     """Which entries of a max (or min) get its gradient, as PyTorch decides: of tied entries, the first along a
@@ -1473,7 +1291,6 @@ def _tie_share(hits: np.ndarray, axis, dtype) -> np.ndarray:
     if axis is not None and len(axis) == 1:
         return hits & (np.cumsum(hits, axis=axis[0]) == 1)
     return hits / hits.sum(axis=axis, keepdims=True, dtype=dtype)
-
 
 def reduce_sum(x, axis=None, keepdims: bool = False) -> Variable:
     """Sum over `axis` (all axes by default); every entry receives the gradient of its sum."""
@@ -1484,7 +1301,6 @@ def reduce_sum(x, axis=None, keepdims: bool = False) -> Variable:
                    (x, lambda g: np.broadcast_to(_expand(g, axis, keepdims), xv.shape).copy()))
     ### END SOLUTION
 
-
 def reduce_mean(x, axis=None, keepdims: bool = False) -> Variable:
     """Mean over `axis`; every entry receives the gradient of its mean divided by the count."""
     xv = np.asarray(_value(x))
@@ -1494,7 +1310,6 @@ def reduce_mean(x, axis=None, keepdims: bool = False) -> Variable:
     count = xv.size // max(np.size(out), 1)
     return _result(out, "Mean", (x, lambda g: np.broadcast_to(_expand(g, axis, keepdims) / count, xv.shape).copy()))
     ### END SOLUTION
-
 
 def reduce_max(x, axis=None, keepdims: bool = False) -> Variable:
     """Largest entry over `axis`; the gradient goes to the largest entry (ties: `_tie_share`)."""
@@ -1517,17 +1332,14 @@ def test_unit_reductions():
         ("sum axes (0, 2) keepdims", lambda v: v.sum(axis=(0, 2), keepdims=True)), ("mean", lambda v: v.mean()),
         ("mean axis -1 keepdims", lambda v: v.mean(axis=-1, keepdims=True)), ("mean axes (0, 1)", lambda v: v.mean(axis=(0, 1))),
         ("max", lambda v: v.max()), ("max axis 0", lambda v: v.max(axis=0)), ("max axis 2 keepdims", lambda v: v.max(axis=2, keepdims=True))]])
-    rows = Variable(np.ones((3, 2), np.float32), requires_grad=True)
-    rule = rows.sum(axis=0).grad_fn.edges[0][1]
-    spread = rule(np.ones(2, np.float32))
+    spread = Variable(np.ones((3, 2), np.float32), requires_grad=True).sum(axis=0).grad_fn.edges[0][1](np.ones(2, np.float32))
     assert spread.flags.writeable and 0 not in spread.strides, "sum's rule returned a broadcast view: return a real array (.copy())"
     s32 = Variable(np.float32(3.0), requires_grad=True)
     total = Variable.sum(s32)
     total.backward()
     assert total.dtype == np.float32 and s32.grad.dtype == np.float32 and total.shape == (), "a float32 sum is float32, shape ()"
-    tied = Variable([1.0, 3.0, 3.0], requires_grad=True)
+    tied, tied_rows = Variable([1.0, 3.0, 3.0], requires_grad=True), Variable([[3.0, 3.0], [1.0, 2.0]], requires_grad=True)
     tied.max().backward()
-    tied_rows = Variable([[3.0, 3.0], [1.0, 2.0]], requires_grad=True)
     tied_rows.max(axis=1).sum().backward()
     assert tied.grad.tolist() == [0.0, 0.5, 0.5] and tied_rows.grad.tolist() == [[1.0, 0.0], [0.0, 1.0]], \
         f"max ties (_tie_share): all axes share, one axis the first takes it; got {tied.grad.tolist()}, {tied_rows.grad.tolist()}"
@@ -1539,11 +1351,11 @@ test_unit_reductions()
 print("test_unit_reductions: passed")
 
 # %% [markdown]
-# **Shapes and indexing.** `reshape`: reshape $g$ back. `permute`: permute back with the inverse
-# permutation (`np.argsort(dims)`). `x[index]`: scatter $g$ into zeros of `x`'s shape; **an entry picked
-# twice (`x[[0, 0]]`, or a tuple `x[:, (0, 0)]`) gets both gradients**: `np.add.at` adds them, where
-# `zeros[index] = g` keeps one. Cross-entropy needs this: `log_probs[np.arange(n), targets]`.
-# **Whole-number float index arrays (a `Tensor` of targets) work as integers.**
+# **Shapes and indexing.** `reshape`: reshape $g$ back. `permute`: permute back with the inverse permutation
+# (`np.argsort(dims)`). `x[index]`: scatter $g$ into zeros of `x`'s shape; **an entry picked twice (`x[[0, 0]]`, or a
+# tuple `x[:, (0, 0)]`) gets both gradients**: `np.add.at` adds them, where `zeros[index] = g` keeps one.
+# Cross-entropy needs this: `log_probs[np.arange(n), targets]`. **Whole-number float index arrays (a `Tensor` of
+# targets) work as integers.**
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-shapes-indexing", "locked": false, "solution": true}
 #| export
@@ -1555,7 +1367,6 @@ def reshape(x, *shape) -> Variable:
     return _result(out, "Reshape", (x, lambda g: g.reshape(xv.shape)))
     ### END SOLUTION
 
-
 def permute(x, *dims) -> Variable:
     """The axes in the order given, `permute(x, 2, 0, 1)` (reversed when none are given); gradient permuted back."""
     xv = np.asarray(_value(x))
@@ -1565,7 +1376,6 @@ def permute(x, *dims) -> Variable:
     inverse = tuple(np.argsort(dims)) if dims else None  # reversing the axes undoes itself
     return _result(out, "Permute", (x, lambda g: g.transpose(inverse)))
     ### END SOLUTION
-
 
 def _index_part(part):
     """One part of an index as NumPy wants it: Tensors and Variables as arrays, whole-number floats as ints."""
@@ -1580,7 +1390,6 @@ def _index_part(part):
             raise IndexError(f"an index array must hold whole numbers, got {part.ravel()[:5]}")
         part = part.astype(np.int64)
     return part
-
 
 def getitem(x, index) -> Variable:
     """x[index] with NumPy indexing, integer arrays included; the gradient is scattered back (repeats add up)."""
@@ -1608,15 +1417,13 @@ def getitem(x, index) -> Variable:
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-shapes-indexing", "locked": true, "points": 2, "solution": false}
 def test_unit_shapes_indexing():
     values = np.random.default_rng(7).standard_normal((2, 3, 4))
-    x = Variable(values, requires_grad=True)
-    check_all([(name, fn, (x,)) for name, fn in [
+    check_all([(name, fn, (Variable(values, requires_grad=True),)) for name, fn in [
         ("reshape", lambda v: v.reshape(4, 6)), ("reshape tuple -1", lambda v: v.reshape((-1,))),
         ("permute", lambda v: v.permute()), ("permute 1 2 0", lambda v: v.permute(1, 2, 0)), (".T", lambda v: v.T),
         ("slice", lambda v: v[1, :, 1:3]), ("integer arrays", lambda v: v[np.array([0, 1, 1]), np.array([2, 0, 0])]),
         ("boolean mask", lambda v: v[values > 0.5])]])
-    twice = Variable(np.zeros(3), requires_grad=True)
+    twice, repeated = Variable(np.zeros(3), requires_grad=True), Variable(np.zeros((2, 3)), requires_grad=True)
     twice[np.array([0, 0, 2])].sum().backward()
-    repeated = Variable(np.zeros((2, 3)), requires_grad=True)
     repeated[:, (0, 0)].sum().backward()
     assert twice.grad.tolist() == [2.0, 0.0, 1.0] and repeated.grad.tolist() == [[2, 0, 0], [2, 0, 0]], \
         f"an entry picked twice gets both gradients (np.add.at): got {twice.grad.tolist()}, {repeated.grad.tolist()}"
@@ -1628,11 +1435,10 @@ print("test_unit_shapes_indexing: passed")
 # %% [markdown]
 # ## 11. Given: the rest of PyTorch's vocabulary
 #
-# Nothing to write here: these complete the names you will meet in PyTorch (`docs/pytorch.md` lists
-# each with its PyTorch spelling and where it lives). Each has the shape you know, the value and next
-# to it the rule, recorded through `_result`. Two worth reading: `log_softmax` subtracts the row
-# maximum before exponentiating ($e^{1000}$ would overflow) and its rule is $g - \mathrm{softmax}(x)\sum_j g_j$;
-# `expand`'s rule is just $g$, because the engine's `unbroadcast` sums it back (Section 4).
+# Nothing to write here: these complete the names you will meet in PyTorch (`docs/pytorch.md` lists each with its
+# PyTorch spelling), each with the shape you know: the value, next to it the rule, recorded through `_result`. Worth
+# reading: `log_softmax` subtracts the row maximum before exponentiating ($e^{1000}$ would overflow), and its rule is
+# $g - \mathrm{softmax}(x)\sum_j g_j$; `expand`'s rule is just $g$, because `unbroadcast` sums it back.
 
 # %%
 #| export
@@ -1645,40 +1451,28 @@ def exponential_of(base, a) -> Variable:
         return _result(out, "RPow", (a, lambda g: g * slope))
     log_c = math.log(c) if c > 0 else math.nan
     return _result(out, "RPow", (a, lambda g: g * out * log_c))
-
-
 def log_softmax(x, axis: int = -1) -> Variable:
     """log(softmax(x)) along `axis`, stable for large inputs; x receives g - softmax(x) * g.sum(axis)."""
     xv = np.asarray(_value(x))
     shifted = xv - xv.max(axis=axis, keepdims=True)
     out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
     return _result(out, "LogSoftmax", (x, lambda g: g - np.exp(out) * g.sum(axis=axis, keepdims=True)))
-
-
 def transpose(x, dim0: int, dim1: int) -> Variable:
     """Swap axes `dim0` and `dim1`, as PyTorch's `transpose` does (`.T` reverses all, `permute` reorders)."""
     return permute(x, swapped_axes(np.ndim(_value(x)), dim0, dim1))
-
-
 def expand(x, *sizes) -> Variable:
     """Broadcast to `sizes` (-1 keeps a size) without copying; the engine sums the gradient back."""
     xv = np.asarray(_value(x))
     return _result(np.broadcast_to(xv, expanded_shape(xv.shape, as_shape(sizes))), "Expand", (x, _same))
-
-
 def flip(x, *dims) -> Variable:
     """Reverse the order of the entries along `dims` (all axes when none are given)."""
     xv = np.asarray(_value(x))
     axes = normalized_axes(as_shape(dims), xv.ndim) if as_shape(dims) else None
     return _result(np.flip(xv, axes), "Flip", (x, lambda g: np.flip(g, axes)))
-
-
 def absolute(x) -> Variable:
     """|x|; x receives g * sign(x), which is 0 at 0 as in PyTorch."""
     xv = _value(x)
     return _result(np.abs(xv), "Abs", (x, lambda g: g * np.sign(xv)))
-
-
 def clamp(x, min=None, max=None) -> Variable:
     """x limited to [min, max] (either may be None); x receives g where min <= x <= max, else 0."""
     if min is None and max is None:
@@ -1687,26 +1481,18 @@ def clamp(x, min=None, max=None) -> Variable:
     low, high = -np.inf if min is None else _value(min), np.inf if max is None else _value(max)
     inside = (xv >= low) & (xv <= high)
     return _result(np.clip(xv, low, high).astype(xv.dtype, copy=False), "Clamp", (x, lambda g: g * inside))
-
-
 def _pick_larger_or_smaller(a, b, choose, wins, name: str) -> Variable:
     """maximum or minimum: `choose` computes it, `wins(a, b)` says where a wins; ties give each input half."""
     av, bv = _operands(a, b)
     out = choose(av, bv)
     to_a = (wins(av, bv) + 0.5 * (av == bv)).astype(out.dtype)
     return _result(out, name, (a, lambda g: g * to_a), (b, lambda g: g * (1 - to_a)))
-
-
 def maximum(a, b) -> Variable:
     """The larger of a and b, elementwise with broadcasting; g goes to the larger (half each on a tie)."""
     return _pick_larger_or_smaller(a, b, np.maximum, np.greater, "Maximum")
-
-
 def minimum(a, b) -> Variable:
     """The smaller of a and b, elementwise with broadcasting; g goes to the smaller (half each on a tie)."""
     return _pick_larger_or_smaller(a, b, np.minimum, np.less, "Minimum")
-
-
 def reduce_min(x, axis=None, keepdims: bool = False) -> Variable:
     """Smallest entry over `axis`; the gradient goes to the smallest entry (ties: `_tie_share`, as in max)."""
     xv = np.asarray(_value(x))
@@ -1714,8 +1500,6 @@ def reduce_min(x, axis=None, keepdims: bool = False) -> Variable:
     bottom = xv.min(axis=axis, keepdims=True)
     return _result(_drop(bottom, axis, keepdims), "Min",
                    (x, lambda g: _tie_share(xv == bottom, axis, xv.dtype) * _expand(g, axis, keepdims)))
-
-
 def variance(x, axis=None, keepdims: bool = False, correction: int = 1) -> Variable:
     """Sum of squared deviations from the mean over `axis`, divided by n - correction (PyTorch's `var`)."""
     xv = np.asarray(_value(x))
@@ -1725,14 +1509,9 @@ def variance(x, axis=None, keepdims: bool = False, correction: int = 1) -> Varia
     divisor = xv.dtype.type(count - correction)  # a NumPy number: 0 gives inf or nan with a warning, as in PyTorch
     out = (centered * centered).sum(axis=axis, keepdims=keepdims) / divisor
     return _result(out, "Var", (x, lambda g: _expand(g, axis, keepdims) * (2 / divisor) * centered))
-
-
-def _finite_max(xv: np.ndarray, axis) -> np.ndarray:
-    """The max over `axis` (kept), with infinite maxima replaced by 0 so that x - max stays meaningful."""
+def _finite_max(xv: np.ndarray, axis) -> np.ndarray:  # the max over `axis` (kept), infinite maxima replaced by 0
     top = xv.max(axis=axis, keepdims=True)
     return np.where(np.isfinite(top), top, 0)
-
-
 def logsumexp(x, axis=None, keepdims: bool = False) -> Variable:
     """log(sum(exp(x))) over `axis`, shifted by the max so nothing overflows; x receives g * softmax(x)."""
     xv = np.asarray(_value(x))
@@ -1740,58 +1519,49 @@ def logsumexp(x, axis=None, keepdims: bool = False) -> Variable:
     top = _finite_max(xv, axis)
     kept = top + np.log(np.exp(xv - top).sum(axis=axis, keepdims=True))
     return _result(_drop(kept, axis, keepdims), "LogSumExp", (x, lambda g: _expand(g, axis, keepdims) * np.exp(xv - kept)))
-
-
 def softmax(x, axis: int = -1) -> Variable:
     """exp(x) / sum(exp(x)) along `axis`, shifted by the max; x receives s * (g - sum(g * s))."""
     xv = np.asarray(_value(x))
     exps = np.exp(xv - _finite_max(xv, axis))
     out = exps / exps.sum(axis=axis, keepdims=True)
     return _result(out, "Softmax", (x, lambda g: out * (g - (g * out).sum(axis=axis, keepdims=True))))
+# PyTorch's method names for functions of this module: `x.clamp(0, 1)` is `clamp(x, 0, 1)`, `x.sub(y)` is `subtract(x, y)`.
+for _name, _function in dict(add=add, sub=subtract, mul=multiply, div=divide, matmul=matmul, neg=negative, exp=exp, log=log,
+                             sqrt=sqrt, tanh=tanh, relu=relu, sigmoid=sigmoid, abs=absolute, clamp=clamp, clip=clamp,
+                             maximum=maximum, minimum=minimum, view=reshape, transpose=transpose, expand=expand,
+                             flip=flip).items():
+    setattr(Variable, _name, _function)
+del _name, _function
 
 # %% [markdown]
 # ## 12. Seeing the graph (given)
 #
-# `draw_graph(output, names={"a": a})` lists the graph in topological order, one line per node: the
-# operation and the nodes it used, the shape, and the value and `.grad` of the Variables it knows (the
-# leaves, the output, and those you name). The graph keeps only the arrays its rules saved, not the
-# intermediate Variables, so an unnamed intermediate shows "not kept". In Jupyter it renders as a
-# picture when graphviz's `dot` is installed. A backward pass releases the graph it walked;
-# `retain_graph=True` keeps it, here so that it can be drawn.
+# `draw_graph(output, names={"a": a})` lists the graph in topological order, one line per node: the operation and the
+# nodes it used, the shape, and the value and `.grad` of the Variables it knows (the leaves, the output, and those you
+# name; the graph does not keep other intermediates: "not kept"). In Jupyter it is a picture when graphviz's `dot` is
+# installed. `retain_graph=True` keeps the graph after backward, so that it can be drawn.
 
 # %%
 #| export
-def _summary(array) -> str:
+def _summary(array) -> str:  # up to six numbers in full, else the dtype and shape
     if array is None:
         return "-"
     array = np.asarray(array)
-    if array.size <= 6:
-        return np.array2string(array, precision=4, separator=", ").replace("\n", "")
-    return f"<{array.dtype} {array.shape}>"
+    return np.array2string(array, precision=4, separator=", ").replace("\n", "") if array.size <= 6 else f"<{array.dtype} {array.shape}>"
 
-
-def _dot_escape(text: str) -> str:
-    """Escape the characters that structure a graphviz record label."""
-    for special in '\\{}|<>"':
-        text = text.replace(special, "\\" + special)
-    return text
-
+def _dot_escape(text: str) -> str:  # the characters that structure a graphviz record label get a backslash
+    return "".join("\\" + char if char in '\\{}|<>"' else char for char in text)
 
 class GraphDrawing:
     """A computational graph as text (`str`/`repr`), DOT source (`.dot`), and SVG in Jupyter when `dot` exists."""
+    def __init__(self, text: str, dot: str): self.text, self.dot = text, dot
+    def __repr__(self) -> str: return self.text
 
-    def __init__(self, text: str, dot: str):
-        self.text, self.dot = text, dot
-
-    def __repr__(self) -> str:
-        return self.text
-
-    def _repr_svg_(self) -> str | None:
+    def _repr_svg_(self) -> str | None:  # None: Jupyter shows the text instead
         if shutil.which("dot") is None:
-            return None  # Jupyter then shows the text
+            return None
         done = subprocess.run(["dot", "-Tsvg"], input=self.dot, capture_output=True, text=True, timeout=60)
         return done.stdout if done.returncode == 0 else None
-
 
 def draw_graph(output: Variable, names: dict | None = None) -> GraphDrawing:
     """Draw the graph `output` was computed from: each node's operation, inputs, shape, value and gradient."""
@@ -1820,33 +1590,26 @@ x, y = Variable([3.0], requires_grad=True), Variable([2.0], requires_grad=True)
 a = x + y
 f = a * (x - y)
 f.backward(retain_graph=True)
-drawing = draw_graph(f, names={"x": x, "y": y, "a": a})
-print(drawing)
-drawing
+draw_graph(f, names={"x": x, "y": y, "a": a})
 
 # %% [markdown]
 # ## 13. Everything together: a network learns
 #
-# A two-layer network fits $y = \sin(x)$ on 64 points with nothing but the operations above. Each
-# step computes the loss, zeroes the old gradients, runs `backward()`, and moves every parameter
-# against its gradient. The update writes into `p.numpy()` with plain NumPy: that is not an operation
-# on Variables, so nothing is recorded and no `no_grad` is needed (module 06's optimizers do the same).
-# It happens after `backward()`, as the in-place rule of Section 6 requires.
+# A two-layer network fits $y = \sin(x)$ on 64 points with nothing but the operations above. Each step computes the
+# loss, zeroes the old gradients, runs `backward()`, then moves every parameter against its gradient by writing into
+# `p.numpy()` with plain NumPy: not an operation on Variables, so nothing is recorded and no `no_grad` is needed
+# (module 06's optimizers do the same), and after `backward()`, as the in-place rule of Section 6 asks.
 
 # %%
 rng = np.random.default_rng(0)
 inputs = np.linspace(-3, 3, 64, dtype=np.float32).reshape(-1, 1)
 targets = np.sin(inputs)
-parameters = [Variable(rng.standard_normal((1, 32)).astype(np.float32), requires_grad=True),
-              Variable(np.zeros(32, np.float32), requires_grad=True),
-              Variable((rng.standard_normal((32, 1)) / np.sqrt(32)).astype(np.float32), requires_grad=True),
-              Variable(np.zeros(1, np.float32), requires_grad=True)]
-
+parameters = [Variable(array.astype(np.float32), requires_grad=True) for array in
+              (rng.standard_normal((1, 32)), np.zeros(32), rng.standard_normal((32, 1)) / np.sqrt(32), np.zeros(1))]
 
 def fit_loss(w1, b1, w2, b2, rows=slice(None)) -> Variable:
     hidden = (inputs[rows] @ w1 + b1).tanh()
     return ((hidden @ w2 + b2 - targets[rows]) ** 2).mean()
-
 
 losses = []
 for step in range(500):
@@ -1875,8 +1638,10 @@ print("test_unit_training: passed")
 # %% [markdown]
 # ## 14. Systems analysis: what the engine costs
 #
-# **(a) Time is linear in the graph**: each node is visited once, so the backward time per operation
-# should stay flat as a chain grows, even to 100,000 operations, far past Python's recursion limit.
+# **(a) Time.** Each node is visited once, so the time per operation should stay flat as a chain grows, even to
+# 100,000 operations (far past Python's recursion limit). On one-element arrays the arithmetic is nothing, so both
+# passes measure Python's overhead per operation, and the graph of one operation shows the fixed cost of a
+# `backward()` call, split into its largest parts.
 
 # %%
 import gc
@@ -1884,33 +1649,36 @@ import tracemalloc
 
 from tinytorch.core.tensor import best_time
 
-
 def chain(n: int) -> Variable:
     out = Variable(np.ones(1), requires_grad=True)
     for i in range(n):
         out = out * 1.0001 if i % 2 else out + 0.5
     return out
 
+def per_call_us(fn, calls: int) -> float:
+    return best_time(lambda: [fn() for _ in range(calls)], repeat=3) / calls * 1e6
 
-print(f"{'operations':>10} {'backward ms':>12} {'backward us/op':>15}")
-for n in [1_000, 10_000, 100_000]:
-    out = chain(n)
-    seconds = best_time(lambda: out.backward(retain_graph=True), repeat=3)
-    print(f"{n:>10,} {seconds * 1e3:>12.1f} {seconds / n * 1e6:>15.2f}")
+print(f"{'operations':>10} {'forward us/op':>14} {'backward us/op':>15}")
+for n in [1, 1_000, 100_000]:
+    calls, out = max(1, 2_000 // n), chain(n)
+    forward, backward = per_call_us(lambda: chain(n), calls), per_call_us(lambda: out.backward(retain_graph=True), calls)
+    print(f"{n:>10,} {forward / n:>14.2f} {backward / n:>15.2f}")
+one, leaf = chain(1), Variable(np.ones(1), requires_grad=True)
+print("parts of one backward() call: " + ", ".join(f"{label} {per_call_us(fn, 2_000):.2f} us" for label, fn in [
+    ("topological_order", lambda: topological_order(one)), ("_seed", lambda: _seed(one, None)),
+    ("_accumulate", lambda: _accumulate(leaf, one.numpy()))]))
 del out
 
 # %% [markdown]
-# **(b) Memory: what the graph keeps, and what releasing it frees.** `tracemalloc` counts the bytes
-# still held, with the loss alive, after the forward pass of an 8-layer ReLU network (width 64, batch
-# 2,048, float32): as built (Nodes keep what rules saved); with every intermediate Variable also kept
-# (what a graph linking Variables would hold); after `backward(retain_graph=True)`; after a plain
+# **(b) Memory.** `tracemalloc` counts the bytes still held, with the loss alive, after the forward pass of an 8-layer
+# ReLU network (width 64, batch 2,048, float32): as built (Nodes keep what rules saved); with every intermediate
+# Variable also kept (what a graph linking Variables would hold); after `backward(retain_graph=True)`; after a plain
 # `backward()`, which releases the saved arrays; and under `no_grad`.
 
 # %%
 rng = np.random.default_rng(0)
 mlp_weights = [Variable((rng.standard_normal((64, 64)) / 8).astype(np.float32), requires_grad=True) for _ in range(8)]
 mlp_input = rng.standard_normal((2048, 64)).astype(np.float32)
-
 
 def mlp_forward(keep: list | None = None, backward: bool = False, retain_graph: bool = False):
     h = mlp_input
@@ -1924,9 +1692,7 @@ def mlp_forward(keep: list | None = None, backward: bool = False, retain_graph: 
         loss.backward(retain_graph=retain_graph)
     return loss, keep
 
-
-def held_megabytes(step) -> float:
-    """MB still allocated after `step()`, while what it returned is alive."""
+def held_megabytes(step) -> float:  # MB still allocated after `step()`, while what it returned is alive
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
@@ -1938,17 +1704,11 @@ def held_megabytes(step) -> float:
         weight.zero_grad()
     return held / 1e6
 
-
-def without_recording():
-    with no_grad():
-        return mlp_forward()
-
-
 rows = [("graph (Nodes keep what rules saved)", held_megabytes(mlp_forward)),
         ("graph + every intermediate Variable", held_megabytes(lambda: mlp_forward(keep=[]))),
         ("after backward(retain_graph=True)", held_megabytes(lambda: mlp_forward(backward=True, retain_graph=True))),
         ("after backward() (graph released)", held_megabytes(lambda: mlp_forward(backward=True))),
-        ("forward under no_grad", held_megabytes(without_recording))]
+        ("forward under no_grad", held_megabytes(no_grad()(mlp_forward)))]
 print(f"{'held after the forward pass, loss alive':<40} {'MB':>7} {'activations':>12}")
 for label, megabytes in rows:
     print(f"{label:<40} {megabytes:>7.2f} {megabytes / (mlp_input.nbytes / 1e6):>12.1f}")
@@ -1956,85 +1716,53 @@ print(f"every Variable kept: {rows[1][1] / rows[0][1]:.1f}x the graph's memory; 
       f"{rows[2][1] - rows[3][1]:.2f} MB")
 
 # %% [markdown]
-# **(c) The fixed cost of a backward call**, on one-element arrays where the arithmetic is nothing:
-
-# %%
-one = np.ones(1, dtype=np.float32)
-tracked = Variable(one, requires_grad=True)
-kept_graph = tracked * 1.5
-
-
-def per_call_us(fn, repeats: int = 2_000) -> float:
-    return best_time(lambda: [fn() for _ in range(repeats)], repeat=5) / repeats * 1e6
-
-
-record = per_call_us(lambda: tracked * 1.5)
-parts = [("NumPy alone: one * 1.5", per_call_us(lambda: one * 1.5)), ("record tracked * 1.5", record),
-         ("backward() of it (record+backward - record)", per_call_us(lambda: (tracked * 1.5).backward()) - record),
-         ("  _seed: the starting ones", per_call_us(lambda: _seed(kept_graph, None))),
-         ("  topological_order of 2 nodes", per_call_us(lambda: topological_order(kept_graph))),
-         ("  _accumulate into .grad", per_call_us(lambda: _accumulate(tracked, one))),
-         ("  backpropagate, seed given", per_call_us(lambda: backpropagate(kept_graph, one, True)))]
-tracked.zero_grad()
-for label, microseconds in parts:
-    print(f"{label:<46} {microseconds:>6.2f} us")
-
-# %% [markdown]
 # Reading the tables:
-# - (a) The time per operation is flat from 1,000 to 100,000 operations: linear, and depth is no problem.
-# - (b) The graph holds about one batch-sized array per layer (the ReLU output, saved once and shared
-#   by ReLU's rule and the next matmul's), plus the squared output the mean saved. Keeping every
-#   Variable also keeps each matmul output: the ratio printed is what linking Nodes saves. A plain
-#   `backward()` frees the saved arrays while `loss` is alive (the weights' `.grad` remain); with
-#   `retain_graph=True` they stay until `loss` is dropped; `no_grad` keeps nothing. Hence evaluation
-#   under `no_grad`, and gradient checkpointing (recomputing activations) for very deep models.
-# - (c) A tiny `backward()` costs several microseconds whatever the sizes: the seed array, the order
-#   (a list, a set, a stack of tuples), the dictionary of pending gradients, one rule call and the copy
-#   into `.grad`, each a fraction of a microsecond to a microsecond or two of Python and NumPy
-#   overhead. On a 64 x 128 matrix product the arithmetic dominates; it is why frameworks batch work.
-
-# %% [markdown]
+# - (a) Time per operation is flat from 1,000 to 100,000 operations: linear, and depth is no problem. Backward costs
+#   less per operation than forward here: the forward pass checks operands and builds Nodes, the backward pass calls
+#   one rule per edge. One `backward()` of one operation costs several microseconds whatever the sizes: the order (a
+#   list, a set, a stack of tuples), the seed, the dictionary of pending gradients, a rule call and the copy into
+#   `.grad`, each a microsecond or two of Python and NumPy overhead. On large arrays the arithmetic dominates (a
+#   rule does about as much as its operation); that is why frameworks batch work.
+# - (b) The graph holds about one batch-sized array per layer (the ReLU output, saved once and shared by ReLU's rule
+#   and the next matmul's), plus what the mean saved. Keeping every Variable also keeps each matmul output: the ratio
+#   printed is what linking Nodes saves. A plain `backward()` frees the saved arrays while `loss` is alive (the
+#   weights' `.grad` remain); with `retain_graph=True` they stay until `loss` is dropped; `no_grad` keeps nothing.
+#   Hence evaluation under `no_grad`, and gradient checkpointing (recomputing activations) for very deep models.
+#
 # ## 15. Reflection
 #
-# **Q1.** A 100-layer network is trained with batch size 256 and layer width 1,024 in float32. Using
-# table (b), estimate the memory the graph holds between forward and backward. What could halve it,
-# and at what cost?
+# **Q1.** A 100-layer network is trained with batch size 256 and layer width 1,024 in float32. Using table (b),
+# estimate the memory the graph holds between forward and backward. What could halve it, and at what cost?
 
 # %% [markdown] nbgrader={"schema_version": 3, "grade": true, "grade_id": "reflect-autograd-memory", "locked": false, "points": 3, "solution": true}
-# Each layer keeps about one activation of 256 x 1,024 x 4 bytes = 1 MB, so roughly 100 MB for 100
-# layers, on top of the weights (400 MB) and their gradients. Halving the batch halves it (noisier
-# gradients, or gradient accumulation over two half-batches, which costs time); float16/bfloat16
-# activations halve it at some precision risk; gradient checkpointing keeps every k-th activation and
-# recomputes the rest during backward, about one extra forward pass for memory like the square root
-# of the depth.
+# Each layer keeps about one activation of 256 x 1,024 x 4 bytes = 1 MB, so roughly 100 MB for 100 layers, on top of
+# the weights (400 MB) and their gradients. Halving the batch halves it (noisier gradients, or accumulation over two
+# half-batches, which costs time); float16/bfloat16 activations halve it at some precision risk; gradient
+# checkpointing keeps every k-th activation and recomputes the rest during backward (about one extra forward pass).
 
 # %% [markdown]
-# **Q2.** `backward()` adds to `.grad` instead of overwriting it. Give one situation where this is
-# what you want, and the bug a training loop gets when it forgets `zero_grad()`.
+# **Q2.** `backward()` adds to `.grad` instead of overwriting it. Give one situation where this is what you want, and
+# the bug a training loop gets when it forgets `zero_grad()`.
 
 # %% [markdown] nbgrader={"schema_version": 3, "grade": true, "grade_id": "reflect-autograd-accumulation", "locked": false, "points": 3, "solution": true}
-# Accumulation is right when one parameter receives gradient from several places: a weight shared by
-# two layers, or gradient accumulation, where several small batches' backward calls add up to the
-# gradient of one large batch. Forgetting `zero_grad()` makes each step use the sum of all gradients
-# so far: the step grows every iteration and points partly in stale directions, so training
-# oscillates or diverges.
+# A weight shared by two layers receives gradient from both; gradient accumulation adds several small batches'
+# backward calls up to one large batch's gradient. Forgetting `zero_grad()` makes each step use the sum of all
+# gradients so far: steps grow and point partly in stale directions, so training oscillates or diverges.
 
 # %% [markdown]
-# **Q3.** Explain why expanding a node once per path is exponential on `y = y + y` but linear on a
-# chain, and what the topological order changes.
+# **Q3.** Explain why expanding a node once per path is exponential on `y = y + y` but linear on a chain, and what
+# the topological order changes.
 
 # %% [markdown] nbgrader={"schema_version": 3, "grade": true, "grade_id": "reflect-autograd-order", "locked": false, "points": 3, "solution": true}
-# Passing gradients along at once processes a node once per path from the output to it. A chain has
-# one path to each node, so it is linear (though recursion depth equals its length). In `y = y + y`
-# both edges of every node lead to the same input, so the paths double at each level: 2^n visits. The
-# topological order makes each node wait until every consumer has contributed, then processes it once
-# with the summed gradient: one visit per node and one rule call per edge, with no recursion.
+# A chain has one path to each node, so once per path is linear (though recursion depth equals its length). In
+# `y = y + y` both edges of every node lead to the same input, so the paths double at each level: 2^n visits. The
+# topological order makes each node wait until every consumer has contributed, then processes it once with the summed
+# gradient: one visit per node and one rule call per edge.
 
 # %% [markdown]
 # ## Summary
 #
-# You computed a first gradient by hand, then built a reverse-mode engine: `Variable` records each
-# operation as a `Node` whose edges hold the rules; `unbroadcast` makes every gradient match its
-# input's shape; `topological_order` and `backpropagate` visit each node once, without recursion, and
-# release the graph; `gradcheck` verifies rules against central differences; `no_grad` turns
-# recording off. Next: `tito module complete 05_autograd`; modules 06 to 08 train with it.
+# You computed a first gradient by hand, then built a reverse-mode engine: `Variable` records each operation as a
+# `Node` whose edges hold the rules; `unbroadcast` makes every gradient match its input's shape; `topological_order`
+# and `backpropagate` visit each node once, without recursion, and release the graph; `gradcheck` verifies rules
+# against central differences; `no_grad` turns recording off. Next: `tito module complete 05_autograd`.

@@ -32,7 +32,7 @@ MISTAKES = [
     # ---- Variable and its edges
     Mistake(name="integer data may require grad", cell="autograd-variable",
             find='if requires_grad and data.dtype.kind != "f":', replace='if requires_grad and data.dtype.kind not in "fiu":',
-            caught_by="test-autograd-variable", message=r"should raise TypeError.*integer"),
+            caught_by="test-autograd-variable", message=r"integer data.*should raise TypeError"),
     Mistake(name="Variable(variable) copies the values", cell="autograd-variable",
             find="data = _wrap(data.data.data)", replace="data = Tensor(data.data.data.copy())",
             caught_by="test-autograd-variable", message=r"share the values"),

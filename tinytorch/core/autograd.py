@@ -25,11 +25,10 @@ __all__ = ['Node', 'Variable', 'add', 'subtract', 'multiply', 'unbroadcast', 'to
            'exponential_of', 'log_softmax', 'transpose', 'expand', 'flip', 'absolute', 'clamp', 'maximum', 'minimum',
            'reduce_min', 'variance', 'logsumexp', 'softmax', 'GraphDrawing', 'draw_graph']
 
-# %% ../../modules/05_autograd/autograd_dev.py #1650af5b
+# %% ../../modules/05_autograd/autograd_dev.py #5d15389c
 class Node:
     """One operation: its `name`, its result's `shape` and `dtype`, and `edges` [(source, rule)]: `rule(g)` maps the
     result's gradient to the gradient of the input that `source` (its Node, or a leaf Variable) stands for."""
-
     __slots__ = ("name", "edges", "shape", "dtype", "retained")
 
     def __init__(self, name: str, edges: list):
@@ -37,12 +36,8 @@ class Node:
         self.edges = edges
         self.shape, self.dtype = None, None  # filled in by the Variable this Node makes
         self.retained = None  # a weak reference to that Variable, after its retain_grad()
-
     inputs = property(lambda self: tuple(source for source, _ in self.edges))
-
-    def __repr__(self) -> str:
-        return f"<{self.name}Backward>"
-
+    def __repr__(self) -> str: return f"<{self.name}Backward>"
 
 def _graph_edges(edges) -> list:
     """The `(input, rule)` edges worth recording, each leading to where its input came from.
@@ -54,14 +49,11 @@ def _graph_edges(edges) -> list:
             if isinstance(parent, Variable) and parent.requires_grad]
     ### END SOLUTION
 
-
 class Variable:
     """A Tensor that records the operations applied to it: `x = Variable([3.0], requires_grad=True)`,
     `(x * x).backward()`, then `x.grad` is `array([6.], dtype=float32)`."""
-
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "__weakref__")
-    # NumPy must hand `array + variable` to Variable.__radd__ instead of looping over the Variable.
-    __array_ufunc__ = None
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "__weakref__")  # small and quick to create
+    __array_ufunc__ = None  # NumPy hands `array + variable` to Variable.__radd__ instead of looping over it
 
     def __init__(self, data, requires_grad: bool = False, grad_fn: Node | None = None):
         """Wrap `data` in a Tensor stored as `self.data`, with no gradient yet (see the requirements above)."""
@@ -85,17 +77,16 @@ class Variable:
         self.requires_grad = bool(requires_grad) or grad_fn is not None
         self.grad_fn = grad_fn
         ### END SOLUTION
-
-    # --- given: what the values are ---
+    # --- given: the values ---
     shape = property(lambda self: self.data.data.shape)
     dtype = property(lambda self: self.data.data.dtype)
     size = property(lambda self: self.data.data.size)
     ndim = property(lambda self: self.data.data.ndim)
+    is_leaf = property(lambda self: self.grad_fn is None)
     def __len__(self) -> int: return len(self.data.data)
     def numpy(self) -> np.ndarray: return self.data.data
     def item(self) -> float: return self.data.data.item()
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        return self.data.data if dtype is None else self.data.data.astype(dtype)
+    def __array__(self, dtype=None, copy=None) -> np.ndarray: return self.data.data if dtype is None else self.data.data.astype(dtype)
     def __bool__(self) -> bool: return bool(single_value(self.data.data))
 
     def __repr__(self) -> str:
@@ -115,7 +106,15 @@ class Variable:
         if self.grad_fn is not None:
             self.grad_fn.retained = weakref.ref(self)  # weak: the graph must not keep the Variable alive
 
-    # --- given: operators, each a function of a later section ---
+    def requires_grad_(self, requires_grad: bool = True) -> Variable:
+        if requires_grad and self.dtype.kind != "f":
+            raise TypeError(f"only floating-point data can require grad, got {self.dtype}")
+        if not requires_grad and self.grad_fn is not None:
+            raise RuntimeError("requires_grad_(False) on a non-leaf: use detach() to get a constant copy instead")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    # --- given: operators, each calling a function of a later section (PyTorch's other names: Section 11) ---
     def __add__(self, other): return add(self, other)
     def __radd__(self, other): return add(other, self)
     def __sub__(self, other): return subtract(self, other)
@@ -130,7 +129,6 @@ class Variable:
     def __rpow__(self, base): return exponential_of(base, self)
     def __neg__(self): return negative(self)
     def __getitem__(self, index): return getitem(self, index)
-
     def __gt__(self, other): return self.data > _value(other)
     def __ge__(self, other): return self.data >= _value(other)
     def __lt__(self, other): return self.data < _value(other)
@@ -140,71 +138,35 @@ class Variable:
     def __ne__(self, other): return self.data != (other.data if isinstance(other, Variable) else other)
     __hash__ = object.__hash__  # by identity: defining == would otherwise make Variables unhashable
 
-    def exp(self): return exp(self)
-    def log(self): return log(self)
-    def sqrt(self): return sqrt(self)
-    def tanh(self): return tanh(self)
-    def relu(self): return relu(self)
-    def sigmoid(self): return sigmoid(self)
-    def log_softmax(self, axis=-1, *, dim=None): return log_softmax(self, axis if dim is None else dim)
-
     # `Variable.sum(x)` works too. PyTorch's `dim=` and `keepdim=` are aliases of `axis=` and `keepdims=`.
     def sum(self, axis=None, keepdims=False, **names): return reduce_sum(self, *_reduction(self, axis, keepdims, names))
     def mean(self, axis=None, keepdims=False, **names): return reduce_mean(self, *_reduction(self, axis, keepdims, names))
     def max(self, axis=None, keepdims=False, **names): return reduce_max(self, *_reduction(self, axis, keepdims, names))
-    def reshape(self, *shape): return reshape(self, *shape)
-    def permute(self, *dims): return permute(self, *dims)
-    T = property(lambda self: permute(self))
-
-    # --- given: more of PyTorch's names, forwarding to the given operations of Section 11 ---
-    is_leaf = property(lambda self: self.grad_fn is None)
-    def requires_grad_(self, requires_grad: bool = True) -> Variable:
-        if requires_grad and self.dtype.kind != "f":
-            raise TypeError(f"only floating-point data can require grad, got {self.dtype}")
-        if not requires_grad and self.grad_fn is not None:
-            raise RuntimeError("requires_grad_(False) on a non-leaf: use detach() to get a constant copy instead")
-        self.requires_grad = bool(requires_grad)
-        return self
-    def add(self, other): return add(self, other)
-    def sub(self, other): return subtract(self, other)
-    def mul(self, other): return multiply(self, other)
-    def div(self, other): return divide(self, other)
-    def matmul(self, other): return matmul(self, other)
-    def neg(self): return negative(self)
-    def abs(self): return absolute(self)
-    def clamp(self, min=None, max=None): return clamp(self, min, max)
-    clip = clamp
-    def maximum(self, other): return maximum(self, other)
-    def minimum(self, other): return minimum(self, other)
     def min(self, axis=None, keepdims=False, **names): return reduce_min(self, *_reduction(self, axis, keepdims, names))
+    def logsumexp(self, axis=None, keepdims=False, **names): return logsumexp(self, *_reduction(self, axis, keepdims, names))
     def var(self, axis=None, keepdims=False, *, correction=1, unbiased=None, **names):
         return variance(self, *_reduction(self, axis, keepdims, names), correction_of(correction, unbiased))
     def std(self, axis=None, keepdims=False, **options): return sqrt(self.var(axis, keepdims, **options))
-    def logsumexp(self, axis=None, keepdims=False, **names): return logsumexp(self, *_reduction(self, axis, keepdims, names))
     def softmax(self, axis=-1, *, dim=None): return softmax(self, axis if dim is None else dim)
-    def transpose(self, dim0, dim1): return transpose(self, dim0, dim1)
-    def view(self, *shape): return reshape(self, *shape)
+    def log_softmax(self, axis=-1, *, dim=None): return log_softmax(self, axis if dim is None else dim)
+    def reshape(self, *shape): return reshape(self, *shape)
+    def permute(self, *dims): return permute(self, *dims)
+    T = property(lambda self: permute(self))
     def squeeze(self, dim=None): return reshape(self, squeezed_shape(self.shape, dim))
     def unsqueeze(self, dim): return reshape(self, unsqueezed_shape(self.shape, dim))
-    def expand(self, *sizes): return expand(self, *sizes)
-    def flip(self, *dims): return flip(self, *dims)
-
 
 def _reduction(x, axis, keepdims, names: dict) -> tuple:  # NumPy's names, or PyTorch's dim=/keepdim= (module 01)
     return axes_and_keepdims(np.ndim(_value(x)), axis, keepdims, **names)
 
-
 _new = object.__new__
-
 
 def _wrap(array: np.ndarray) -> Tensor:  # a Tensor around an array we made: no validation needed
     tensor = _new(Tensor)
     tensor.data = array
     return tensor
 
-# %% ../../modules/05_autograd/autograd_dev.py #5da164be
+# %% ../../modules/05_autograd/autograd_dev.py #0ff34acb
 _GRAD_ENABLED = True  # switched off inside `no_grad()`
-
 
 def _value(x):
     """The numbers behind an operand: an array for a Variable, Tensor or list; a Python number unchanged."""
@@ -222,7 +184,6 @@ def _value(x):
     array = x.data if isinstance(x, Tensor) else Tensor(x).data
     return array.astype(np.float32) if array.dtype.kind in "iu" else array
 
-
 def _operands(a, b, division: bool = False) -> tuple:
     """The numbers behind two operands, with PyTorch's promotion if either is an integer Variable."""
     av = a.data.data if type(a) is Variable else _value(a)  # the common case, without a call
@@ -232,7 +193,6 @@ def _operands(a, b, division: bool = False) -> tuple:
             or type(b) is Variable and not b.requires_grad and bv.dtype.kind != "f"):
         return promote_integers(av, bv, division)
     return av, bv
-
 
 def _make(value, requires_grad: bool, grad_fn: Node | None) -> Variable:
     """A Variable around a value an operation just computed (no validation needed)."""
@@ -249,7 +209,6 @@ def _make(value, requires_grad: bool, grad_fn: Node | None) -> Variable:
         grad_fn.shape, grad_fn.dtype = value.shape, value.dtype
     return result
 
-
 def _result(value, name: str, *edges) -> Variable:
     """The output Variable of operation `name`: with a Node holding the recorded edges, or a constant."""
     ### BEGIN SOLUTION
@@ -260,11 +219,8 @@ def _result(value, name: str, *edges) -> Variable:
     return _make(value, False, None)
     ### END SOLUTION
 
-
-def _same(g):
-    """The rule of an input that passes the gradient through unchanged (shared: no closure to create)."""
+def _same(g):  # the rule of an input that receives the gradient unchanged (shared: no closure to create)
     return g
-
 
 def add(a, b) -> Variable:
     """a + b with broadcasting; both inputs receive the output's gradient unchanged."""
@@ -273,14 +229,12 @@ def add(a, b) -> Variable:
     return _result(av + bv, "Add", (a, _same), (b, _same))
     ### END SOLUTION
 
-
 def subtract(a, b) -> Variable:
     """a - b; a receives g, b receives -g."""
     av, bv = _operands(a, b)
     ### BEGIN SOLUTION
     return _result(av - bv, "Sub", (a, _same), (b, np.negative))
     ### END SOLUTION
-
 
 def multiply(a, b) -> Variable:
     """a * b; a receives g * b, b receives g * a."""
@@ -333,7 +287,7 @@ def topological_order(root: Variable) -> list:
     return order
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #bd2f3614
+# %% ../../modules/05_autograd/autograd_dev.py #ab1ed78f
 def _seed(root: Variable, gradient) -> np.ndarray:
     """The gradient backward() starts from: ones for a single-element output, else `gradient`, checked."""
     if not root.requires_grad:
@@ -352,14 +306,11 @@ def _seed(root: Variable, gradient) -> np.ndarray:
         seed = seed.reshape(value.shape)
     return seed
 
-
 _RELEASED: tuple = ()  # the edges of a Node whose backward has run (every recorded Node has a list)
-
 
 def _released_error(node: Node) -> RuntimeError:
     return RuntimeError(f"backward through {node!r} a second time, but its saved values were released after the "
                         "first backward: pass backward(retain_graph=True) the first time to keep the graph")
-
 
 def _accumulate(variable: Variable, grad: np.ndarray) -> None:
     """Add `grad` to `variable.grad`, stored as the Variable's own array of its own dtype."""
@@ -367,7 +318,6 @@ def _accumulate(variable: Variable, grad: np.ndarray) -> None:
     grad = np.array(grad, dtype=variable.data.data.dtype)  # a copy: `grad` may be shared with other inputs
     variable.grad = grad if variable.grad is None else variable.grad + grad
     ### END SOLUTION
-
 
 def backpropagate(root: Variable, seed: np.ndarray, retain_graph: bool = False) -> None:
     """Send `seed` (the gradient of the final result with respect to `root`) back through root's graph."""
@@ -398,7 +348,7 @@ def backpropagate(root: Variable, seed: np.ndarray, retain_graph: bool = False) 
             node.edges = _RELEASED
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #652c1413
+# %% ../../modules/05_autograd/autograd_dev.py #8d542a99
 class no_grad(contextlib.ContextDecorator):
     """Record no graph inside `with no_grad():`, or in a function decorated with `@no_grad()` (or `@no_grad`)."""
 
@@ -425,12 +375,11 @@ class no_grad(contextlib.ContextDecorator):
         ### END SOLUTION
         return False
 
-
 def is_grad_enabled() -> bool:
     """Whether operations are being recorded right now."""
     return _GRAD_ENABLED
 
-# %% ../../modules/05_autograd/autograd_dev.py #8a59afa2
+# %% ../../modules/05_autograd/autograd_dev.py #54733c3c
 def gradcheck(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
               name: str | None = None) -> bool:
     """Compare the gradients from backward() with central differences; True, or AssertionError saying where.
@@ -452,7 +401,6 @@ def gradcheck(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol
     def objective() -> float:
         with no_grad():
             return float(np.sum(_value(fn(*copies)) * weights))
-
     ### BEGIN SOLUTION
     if out.requires_grad:
         out.backward(weights)
@@ -478,7 +426,7 @@ def gradcheck(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol
     return True
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #b9119494
+# %% ../../modules/05_autograd/autograd_dev.py #98a1b6d4
 def divide(a, b) -> Variable:
     """a / b; a receives g / b, b receives -g * (a / b) / b."""
     av, bv = _operands(a, b, division=True)
@@ -487,19 +435,16 @@ def divide(a, b) -> Variable:
     return _result(out, "Div", (a, lambda g: g / bv), (b, lambda g: -g * out / bv))
     ### END SOLUTION
 
-
 def negative(a) -> Variable:
     """-a; a receives -g."""
     ### BEGIN SOLUTION
     return _result(-_value(a), "Neg", (a, np.negative))
     ### END SOLUTION
 
-
 def _number(exponent, what: str):
     if isinstance(exponent, (Variable, Tensor, np.ndarray, list)):
         raise TypeError(f"{what} must be a number, got {type(exponent).__name__}")
     return _value(exponent)
-
 
 def power(a, exponent) -> Variable:
     """a ** p for a number p; a receives g * p * a ** (p - 1), and 0 when p == 0 (even where a is 0)."""
@@ -537,14 +482,13 @@ def matmul(a, b) -> Variable:
     return _result(out, "MatMul", (a, grad_a), (b, grad_b))
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #0f3b790e
+# %% ../../modules/05_autograd/autograd_dev.py #1fa721a5
 def exp(x) -> Variable:
     """e ** x; x receives g * e ** x."""
     ### BEGIN SOLUTION
     out = np.exp(_value(x))
     return _result(out, "Exp", (x, lambda g: g * out))
     ### END SOLUTION
-
 
 def log(x) -> Variable:
     """Natural logarithm; x receives g / x."""
@@ -553,14 +497,12 @@ def log(x) -> Variable:
     return _result(np.log(xv), "Log", (x, lambda g: g / xv))
     ### END SOLUTION
 
-
 def sqrt(x) -> Variable:
     """Square root; x receives g / (2 sqrt(x))."""
     ### BEGIN SOLUTION
     out = np.sqrt(_value(x))
     return _result(out, "Sqrt", (x, lambda g: g / (2 * out)))
     ### END SOLUTION
-
 
 def tanh(x) -> Variable:
     """Hyperbolic tangent; x receives g * (1 - tanh(x) ** 2)."""
@@ -569,14 +511,12 @@ def tanh(x) -> Variable:
     return _result(out, "Tanh", (x, lambda g: g * (1 - out * out)))
     ### END SOLUTION
 
-
 def sigmoid(x) -> Variable:
     """1 / (1 + e ** -x), computed stably; x receives g * s * (1 - s)."""
     ### BEGIN SOLUTION
     out = np.exp(-np.logaddexp(0, -_value(x)))
     return _result(out, "Sigmoid", (x, lambda g: g * out * (1 - out)))
     ### END SOLUTION
-
 
 def relu(x) -> Variable:
     """max(x, 0); x receives g where x > 0, else 0."""
@@ -585,16 +525,14 @@ def relu(x) -> Variable:
     return _result(out, "ReLU", (x, lambda g: g * (out > 0)))
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #122db467
+# %% ../../modules/05_autograd/autograd_dev.py #26de2ad2
 def _expand(g: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     """Put back the axes a reduction removed, so `g` broadcasts against the reduction's input."""
     return g if keepdims or axis is None else np.expand_dims(g, axis)
 
-
 def _drop(kept: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     """A reduction's result computed with keepdims=True, without the reduced axes unless `keepdims`."""
     return kept if keepdims else (kept.reshape(()) if axis is None else np.squeeze(kept, axis))
-
 
 def _tie_share(hits: np.ndarray, axis, dtype) -> np.ndarray:
     """Which entries of a max (or min) get its gradient, as PyTorch decides: of tied entries, the first along a
@@ -602,7 +540,6 @@ def _tie_share(hits: np.ndarray, axis, dtype) -> np.ndarray:
     if axis is not None and len(axis) == 1:
         return hits & (np.cumsum(hits, axis=axis[0]) == 1)
     return hits / hits.sum(axis=axis, keepdims=True, dtype=dtype)
-
 
 def reduce_sum(x, axis=None, keepdims: bool = False) -> Variable:
     """Sum over `axis` (all axes by default); every entry receives the gradient of its sum."""
@@ -612,7 +549,6 @@ def reduce_sum(x, axis=None, keepdims: bool = False) -> Variable:
     return _result(xv.sum(axis=axis, keepdims=keepdims), "Sum",
                    (x, lambda g: np.broadcast_to(_expand(g, axis, keepdims), xv.shape).copy()))
     ### END SOLUTION
-
 
 def reduce_mean(x, axis=None, keepdims: bool = False) -> Variable:
     """Mean over `axis`; every entry receives the gradient of its mean divided by the count."""
@@ -624,7 +560,6 @@ def reduce_mean(x, axis=None, keepdims: bool = False) -> Variable:
     return _result(out, "Mean", (x, lambda g: np.broadcast_to(_expand(g, axis, keepdims) / count, xv.shape).copy()))
     ### END SOLUTION
 
-
 def reduce_max(x, axis=None, keepdims: bool = False) -> Variable:
     """Largest entry over `axis`; the gradient goes to the largest entry (ties: `_tie_share`)."""
     xv = np.asarray(_value(x))
@@ -635,7 +570,7 @@ def reduce_max(x, axis=None, keepdims: bool = False) -> Variable:
                    (x, lambda g: _tie_share(xv == top, axis, xv.dtype) * _expand(g, axis, keepdims)))
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #91484b76
+# %% ../../modules/05_autograd/autograd_dev.py #f59b389c
 def reshape(x, *shape) -> Variable:
     """The same entries in a new shape (`reshape(x, 2, 3)` or `reshape(x, (2, 3))`); gradient reshaped back."""
     xv = np.asarray(_value(x))
@@ -643,7 +578,6 @@ def reshape(x, *shape) -> Variable:
     ### BEGIN SOLUTION
     return _result(out, "Reshape", (x, lambda g: g.reshape(xv.shape)))
     ### END SOLUTION
-
 
 def permute(x, *dims) -> Variable:
     """The axes in the order given, `permute(x, 2, 0, 1)` (reversed when none are given); gradient permuted back."""
@@ -654,7 +588,6 @@ def permute(x, *dims) -> Variable:
     inverse = tuple(np.argsort(dims)) if dims else None  # reversing the axes undoes itself
     return _result(out, "Permute", (x, lambda g: g.transpose(inverse)))
     ### END SOLUTION
-
 
 def _index_part(part):
     """One part of an index as NumPy wants it: Tensors and Variables as arrays, whole-number floats as ints."""
@@ -669,7 +602,6 @@ def _index_part(part):
             raise IndexError(f"an index array must hold whole numbers, got {part.ravel()[:5]}")
         part = part.astype(np.int64)
     return part
-
 
 def getitem(x, index) -> Variable:
     """x[index] with NumPy indexing, integer arrays included; the gradient is scattered back (repeats add up)."""
@@ -691,7 +623,7 @@ def getitem(x, index) -> Variable:
     return _result(out, "Index", (x, rule))
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #af024ac6
+# %% ../../modules/05_autograd/autograd_dev.py #da7aae15
 def exponential_of(base, a) -> Variable:
     """base ** a for a number base (`2.0 ** x`); a receives g * out * ln(base); base 0 as PyTorch (0, or -inf where a < 0)."""
     c, av = _operands(_number(base, "the base of **"), a)
@@ -701,40 +633,28 @@ def exponential_of(base, a) -> Variable:
         return _result(out, "RPow", (a, lambda g: g * slope))
     log_c = math.log(c) if c > 0 else math.nan
     return _result(out, "RPow", (a, lambda g: g * out * log_c))
-
-
 def log_softmax(x, axis: int = -1) -> Variable:
     """log(softmax(x)) along `axis`, stable for large inputs; x receives g - softmax(x) * g.sum(axis)."""
     xv = np.asarray(_value(x))
     shifted = xv - xv.max(axis=axis, keepdims=True)
     out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
     return _result(out, "LogSoftmax", (x, lambda g: g - np.exp(out) * g.sum(axis=axis, keepdims=True)))
-
-
 def transpose(x, dim0: int, dim1: int) -> Variable:
     """Swap axes `dim0` and `dim1`, as PyTorch's `transpose` does (`.T` reverses all, `permute` reorders)."""
     return permute(x, swapped_axes(np.ndim(_value(x)), dim0, dim1))
-
-
 def expand(x, *sizes) -> Variable:
     """Broadcast to `sizes` (-1 keeps a size) without copying; the engine sums the gradient back."""
     xv = np.asarray(_value(x))
     return _result(np.broadcast_to(xv, expanded_shape(xv.shape, as_shape(sizes))), "Expand", (x, _same))
-
-
 def flip(x, *dims) -> Variable:
     """Reverse the order of the entries along `dims` (all axes when none are given)."""
     xv = np.asarray(_value(x))
     axes = normalized_axes(as_shape(dims), xv.ndim) if as_shape(dims) else None
     return _result(np.flip(xv, axes), "Flip", (x, lambda g: np.flip(g, axes)))
-
-
 def absolute(x) -> Variable:
     """|x|; x receives g * sign(x), which is 0 at 0 as in PyTorch."""
     xv = _value(x)
     return _result(np.abs(xv), "Abs", (x, lambda g: g * np.sign(xv)))
-
-
 def clamp(x, min=None, max=None) -> Variable:
     """x limited to [min, max] (either may be None); x receives g where min <= x <= max, else 0."""
     if min is None and max is None:
@@ -743,26 +663,18 @@ def clamp(x, min=None, max=None) -> Variable:
     low, high = -np.inf if min is None else _value(min), np.inf if max is None else _value(max)
     inside = (xv >= low) & (xv <= high)
     return _result(np.clip(xv, low, high).astype(xv.dtype, copy=False), "Clamp", (x, lambda g: g * inside))
-
-
 def _pick_larger_or_smaller(a, b, choose, wins, name: str) -> Variable:
     """maximum or minimum: `choose` computes it, `wins(a, b)` says where a wins; ties give each input half."""
     av, bv = _operands(a, b)
     out = choose(av, bv)
     to_a = (wins(av, bv) + 0.5 * (av == bv)).astype(out.dtype)
     return _result(out, name, (a, lambda g: g * to_a), (b, lambda g: g * (1 - to_a)))
-
-
 def maximum(a, b) -> Variable:
     """The larger of a and b, elementwise with broadcasting; g goes to the larger (half each on a tie)."""
     return _pick_larger_or_smaller(a, b, np.maximum, np.greater, "Maximum")
-
-
 def minimum(a, b) -> Variable:
     """The smaller of a and b, elementwise with broadcasting; g goes to the smaller (half each on a tie)."""
     return _pick_larger_or_smaller(a, b, np.minimum, np.less, "Minimum")
-
-
 def reduce_min(x, axis=None, keepdims: bool = False) -> Variable:
     """Smallest entry over `axis`; the gradient goes to the smallest entry (ties: `_tie_share`, as in max)."""
     xv = np.asarray(_value(x))
@@ -770,8 +682,6 @@ def reduce_min(x, axis=None, keepdims: bool = False) -> Variable:
     bottom = xv.min(axis=axis, keepdims=True)
     return _result(_drop(bottom, axis, keepdims), "Min",
                    (x, lambda g: _tie_share(xv == bottom, axis, xv.dtype) * _expand(g, axis, keepdims)))
-
-
 def variance(x, axis=None, keepdims: bool = False, correction: int = 1) -> Variable:
     """Sum of squared deviations from the mean over `axis`, divided by n - correction (PyTorch's `var`)."""
     xv = np.asarray(_value(x))
@@ -781,14 +691,9 @@ def variance(x, axis=None, keepdims: bool = False, correction: int = 1) -> Varia
     divisor = xv.dtype.type(count - correction)  # a NumPy number: 0 gives inf or nan with a warning, as in PyTorch
     out = (centered * centered).sum(axis=axis, keepdims=keepdims) / divisor
     return _result(out, "Var", (x, lambda g: _expand(g, axis, keepdims) * (2 / divisor) * centered))
-
-
-def _finite_max(xv: np.ndarray, axis) -> np.ndarray:
-    """The max over `axis` (kept), with infinite maxima replaced by 0 so that x - max stays meaningful."""
+def _finite_max(xv: np.ndarray, axis) -> np.ndarray:  # the max over `axis` (kept), infinite maxima replaced by 0
     top = xv.max(axis=axis, keepdims=True)
     return np.where(np.isfinite(top), top, 0)
-
-
 def logsumexp(x, axis=None, keepdims: bool = False) -> Variable:
     """log(sum(exp(x))) over `axis`, shifted by the max so nothing overflows; x receives g * softmax(x)."""
     xv = np.asarray(_value(x))
@@ -796,47 +701,40 @@ def logsumexp(x, axis=None, keepdims: bool = False) -> Variable:
     top = _finite_max(xv, axis)
     kept = top + np.log(np.exp(xv - top).sum(axis=axis, keepdims=True))
     return _result(_drop(kept, axis, keepdims), "LogSumExp", (x, lambda g: _expand(g, axis, keepdims) * np.exp(xv - kept)))
-
-
 def softmax(x, axis: int = -1) -> Variable:
     """exp(x) / sum(exp(x)) along `axis`, shifted by the max; x receives s * (g - sum(g * s))."""
     xv = np.asarray(_value(x))
     exps = np.exp(xv - _finite_max(xv, axis))
     out = exps / exps.sum(axis=axis, keepdims=True)
     return _result(out, "Softmax", (x, lambda g: out * (g - (g * out).sum(axis=axis, keepdims=True))))
+# PyTorch's method names for functions of this module: `x.clamp(0, 1)` is `clamp(x, 0, 1)`, `x.sub(y)` is `subtract(x, y)`.
+for _name, _function in dict(add=add, sub=subtract, mul=multiply, div=divide, matmul=matmul, neg=negative, exp=exp, log=log,
+                             sqrt=sqrt, tanh=tanh, relu=relu, sigmoid=sigmoid, abs=absolute, clamp=clamp, clip=clamp,
+                             maximum=maximum, minimum=minimum, view=reshape, transpose=transpose, expand=expand,
+                             flip=flip).items():
+    setattr(Variable, _name, _function)
+del _name, _function
 
-# %% ../../modules/05_autograd/autograd_dev.py #31ba4e81
-def _summary(array) -> str:
+# %% ../../modules/05_autograd/autograd_dev.py #a3232243
+def _summary(array) -> str:  # up to six numbers in full, else the dtype and shape
     if array is None:
         return "-"
     array = np.asarray(array)
-    if array.size <= 6:
-        return np.array2string(array, precision=4, separator=", ").replace("\n", "")
-    return f"<{array.dtype} {array.shape}>"
+    return np.array2string(array, precision=4, separator=", ").replace("\n", "") if array.size <= 6 else f"<{array.dtype} {array.shape}>"
 
-
-def _dot_escape(text: str) -> str:
-    """Escape the characters that structure a graphviz record label."""
-    for special in '\\{}|<>"':
-        text = text.replace(special, "\\" + special)
-    return text
-
+def _dot_escape(text: str) -> str:  # the characters that structure a graphviz record label get a backslash
+    return "".join("\\" + char if char in '\\{}|<>"' else char for char in text)
 
 class GraphDrawing:
     """A computational graph as text (`str`/`repr`), DOT source (`.dot`), and SVG in Jupyter when `dot` exists."""
+    def __init__(self, text: str, dot: str): self.text, self.dot = text, dot
+    def __repr__(self) -> str: return self.text
 
-    def __init__(self, text: str, dot: str):
-        self.text, self.dot = text, dot
-
-    def __repr__(self) -> str:
-        return self.text
-
-    def _repr_svg_(self) -> str | None:
+    def _repr_svg_(self) -> str | None:  # None: Jupyter shows the text instead
         if shutil.which("dot") is None:
-            return None  # Jupyter then shows the text
+            return None
         done = subprocess.run(["dot", "-Tsvg"], input=self.dot, capture_output=True, text=True, timeout=60)
         return done.stdout if done.returncode == 0 else None
-
 
 def draw_graph(output: Variable, names: dict | None = None) -> GraphDrawing:
     """Draw the graph `output` was computed from: each node's operation, inputs, shape, value and gradient."""
