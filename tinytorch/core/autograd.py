@@ -165,16 +165,16 @@ def _wrap(array: np.ndarray) -> Tensor:  # a Tensor around an array we made: no 
     tensor.data = array
     return tensor
 
-# %% ../../modules/05_autograd/autograd_dev.py #0ff34acb
+# %% ../../modules/05_autograd/autograd_dev.py #35394547
 _GRAD_ENABLED = True  # switched off inside `no_grad()`
 
 def _value(x):
     """The numbers behind an operand: an array for a Variable, Tensor or list; a Python number unchanged."""
+    kind = type(x)
+    if kind is float or kind is int:  # first: the common constant of `x * 2.0`
+        return x
     if isinstance(x, Variable):
         return x.data.data
-    kind = type(x)
-    if kind is float or kind is int:
-        return x
     if kind is np.ndarray and x.dtype.kind == "f":
         return x  # the common constant (a batch of data): nothing to check or convert
     if isinstance(x, np.generic) and x.dtype.kind in "iuf":
@@ -623,38 +623,45 @@ def getitem(x, index) -> Variable:
     return _result(out, "Index", (x, rule))
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #da7aae15
+# %% ../../modules/05_autograd/autograd_dev.py #b5c6b3e1
 def exponential_of(base, a) -> Variable:
     """base ** a for a number base (`2.0 ** x`); a receives g * out * ln(base); base 0 as PyTorch (0, or -inf where a < 0)."""
     c, av = _operands(_number(base, "the base of **"), a)
-    out = c ** av
+    with np.errstate(divide="ignore"):  # 0 ** negative is inf, as in PyTorch: no warning
+        out = c ** av
     if c == 0:
         slope = np.where(av >= 0, 0, -np.inf).astype(out.dtype)
         return _result(out, "RPow", (a, lambda g: g * slope))
     log_c = math.log(c) if c > 0 else math.nan
     return _result(out, "RPow", (a, lambda g: g * out * log_c))
+
 def log_softmax(x, axis: int = -1) -> Variable:
     """log(softmax(x)) along `axis`, stable for large inputs; x receives g - softmax(x) * g.sum(axis)."""
     xv = np.asarray(_value(x))
     shifted = xv - xv.max(axis=axis, keepdims=True)
     out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
     return _result(out, "LogSoftmax", (x, lambda g: g - np.exp(out) * g.sum(axis=axis, keepdims=True)))
+
 def transpose(x, dim0: int, dim1: int) -> Variable:
     """Swap axes `dim0` and `dim1`, as PyTorch's `transpose` does (`.T` reverses all, `permute` reorders)."""
     return permute(x, swapped_axes(np.ndim(_value(x)), dim0, dim1))
+
 def expand(x, *sizes) -> Variable:
     """Broadcast to `sizes` (-1 keeps a size) without copying; the engine sums the gradient back."""
     xv = np.asarray(_value(x))
     return _result(np.broadcast_to(xv, expanded_shape(xv.shape, as_shape(sizes))), "Expand", (x, _same))
+
 def flip(x, *dims) -> Variable:
     """Reverse the order of the entries along `dims` (all axes when none are given)."""
     xv = np.asarray(_value(x))
     axes = normalized_axes(as_shape(dims), xv.ndim) if as_shape(dims) else None
     return _result(np.flip(xv, axes), "Flip", (x, lambda g: np.flip(g, axes)))
+
 def absolute(x) -> Variable:
     """|x|; x receives g * sign(x), which is 0 at 0 as in PyTorch."""
     xv = _value(x)
     return _result(np.abs(xv), "Abs", (x, lambda g: g * np.sign(xv)))
+
 def clamp(x, min=None, max=None) -> Variable:
     """x limited to [min, max] (either may be None); x receives g where min <= x <= max, else 0."""
     if min is None and max is None:
@@ -663,18 +670,22 @@ def clamp(x, min=None, max=None) -> Variable:
     low, high = -np.inf if min is None else _value(min), np.inf if max is None else _value(max)
     inside = (xv >= low) & (xv <= high)
     return _result(np.clip(xv, low, high).astype(xv.dtype, copy=False), "Clamp", (x, lambda g: g * inside))
+
 def _pick_larger_or_smaller(a, b, choose, wins, name: str) -> Variable:
     """maximum or minimum: `choose` computes it, `wins(a, b)` says where a wins; ties give each input half."""
     av, bv = _operands(a, b)
     out = choose(av, bv)
     to_a = (wins(av, bv) + 0.5 * (av == bv)).astype(out.dtype)
     return _result(out, name, (a, lambda g: g * to_a), (b, lambda g: g * (1 - to_a)))
+
 def maximum(a, b) -> Variable:
     """The larger of a and b, elementwise with broadcasting; g goes to the larger (half each on a tie)."""
     return _pick_larger_or_smaller(a, b, np.maximum, np.greater, "Maximum")
+
 def minimum(a, b) -> Variable:
     """The smaller of a and b, elementwise with broadcasting; g goes to the smaller (half each on a tie)."""
     return _pick_larger_or_smaller(a, b, np.minimum, np.less, "Minimum")
+
 def reduce_min(x, axis=None, keepdims: bool = False) -> Variable:
     """Smallest entry over `axis`; the gradient goes to the smallest entry (ties: `_tie_share`, as in max)."""
     xv = np.asarray(_value(x))
@@ -682,6 +693,7 @@ def reduce_min(x, axis=None, keepdims: bool = False) -> Variable:
     bottom = xv.min(axis=axis, keepdims=True)
     return _result(_drop(bottom, axis, keepdims), "Min",
                    (x, lambda g: _tie_share(xv == bottom, axis, xv.dtype) * _expand(g, axis, keepdims)))
+
 def variance(x, axis=None, keepdims: bool = False, correction: int = 1) -> Variable:
     """Sum of squared deviations from the mean over `axis`, divided by n - correction (PyTorch's `var`)."""
     xv = np.asarray(_value(x))
@@ -691,9 +703,11 @@ def variance(x, axis=None, keepdims: bool = False, correction: int = 1) -> Varia
     divisor = xv.dtype.type(count - correction)  # a NumPy number: 0 gives inf or nan with a warning, as in PyTorch
     out = (centered * centered).sum(axis=axis, keepdims=keepdims) / divisor
     return _result(out, "Var", (x, lambda g: _expand(g, axis, keepdims) * (2 / divisor) * centered))
+
 def _finite_max(xv: np.ndarray, axis) -> np.ndarray:  # the max over `axis` (kept), infinite maxima replaced by 0
     top = xv.max(axis=axis, keepdims=True)
     return np.where(np.isfinite(top), top, 0)
+
 def logsumexp(x, axis=None, keepdims: bool = False) -> Variable:
     """log(sum(exp(x))) over `axis`, shifted by the max so nothing overflows; x receives g * softmax(x)."""
     xv = np.asarray(_value(x))
@@ -701,12 +715,14 @@ def logsumexp(x, axis=None, keepdims: bool = False) -> Variable:
     top = _finite_max(xv, axis)
     kept = top + np.log(np.exp(xv - top).sum(axis=axis, keepdims=True))
     return _result(_drop(kept, axis, keepdims), "LogSumExp", (x, lambda g: _expand(g, axis, keepdims) * np.exp(xv - kept)))
+
 def softmax(x, axis: int = -1) -> Variable:
     """exp(x) / sum(exp(x)) along `axis`, shifted by the max; x receives s * (g - sum(g * s))."""
     xv = np.asarray(_value(x))
     exps = np.exp(xv - _finite_max(xv, axis))
     out = exps / exps.sum(axis=axis, keepdims=True)
     return _result(out, "Softmax", (x, lambda g: out * (g - (g * out).sum(axis=axis, keepdims=True))))
+
 # PyTorch's method names for functions of this module: `x.clamp(0, 1)` is `clamp(x, 0, 1)`, `x.sub(y)` is `subtract(x, y)`.
 for _name, _function in dict(add=add, sub=subtract, mul=multiply, div=divide, matmul=matmul, neg=negative, exp=exp, log=log,
                              sqrt=sqrt, tanh=tanh, relu=relu, sigmoid=sigmoid, abs=absolute, clamp=clamp, clip=clamp,
