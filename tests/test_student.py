@@ -134,7 +134,8 @@ def test_no_solution_line_is_anywhere_in_the_workspace_and_a_planted_one_is_foun
     solution_line = "return Tensor(np.matmul(left, right))"  # module 01's matmul, inside its solution region
     with open(fresh / "tests" / "test_tensor.py", "a") as file:
         file.write(f"\ndef pasted(left, right):\n    {solution_line}\n")
-    edit_notebook(fresh / "modules" / "05_autograd" / "autograd.ipynb", "def _same(g):", f"def _same(g):\n    {solution_line}")
+    edit_notebook(fresh / "modules" / "05_autograd" / "autograd.ipynb", "def _same(g):",
+                  f"def pasted(left, right):\n    {solution_line}\n\n\ndef _same(g):")
     found = {(leak.file.name, leak.origin.split()[0]) for leak in workspace_leaks(lessons, fresh)[0]}
     assert found == {("test_tensor.py", "01_tensor"), ("autograd.ipynb", "01_tensor")}, found
 
