@@ -75,6 +75,17 @@ def wait_until_answering(url: str, server: subprocess.Popen, log: Path, name: st
             time.sleep(0.3)
 
 
+def stop_group(server: subprocess.Popen, seconds: float) -> None:
+    """SIGTERM to the server's process group (started with start_new_session); SIGKILL after `seconds`."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -102,13 +113,7 @@ def jupyterlab(workspace: Path, scratch: Path, module: str):
         short = module.split("_", 1)[1]
         yield f"http://127.0.0.1:{port}/lab/tree/modules/{module}/{short}.ipynb?token={token}"
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)  # JupyterLab shuts its kernels down on SIGTERM
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
+        stop_group(server, seconds=30)  # JupyterLab shuts its kernels down on SIGTERM
         log.close()
 
 

@@ -41,7 +41,7 @@ import pytest
 
 from conftest import ROOT, TITO, _plain_env, needs_sandbox, run_tito
 from student_helpers import small_course, solution_regions
-from test_browser import CHROMIUM_ARGS, CHROMIUM, free_port, sync_playwright, wait_until_answering
+from test_browser import CHROMIUM_ARGS, CHROMIUM, free_port, stop_group, sync_playwright, wait_until_answering
 
 pytestmark = [pytest.mark.slow, needs_sandbox]
 
@@ -206,13 +206,7 @@ def jupyterhub(klass: Class):
         wait_until_answering(f"{url}/hub/api", hub, klass.base / "jupyterhub.log", "JupyterHub", seconds=120)
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(hub.pid, signal.SIGTERM)  # the hub stops each user's server and its proxy
-        try:
-            hub.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(hub.pid, signal.SIGKILL)
-            hub.wait(timeout=10)
+        stop_group(hub, seconds=60)  # the hub stops each user's server and its proxy
         log.close()
 
 
