@@ -1,4 +1,4 @@
-"""Module 08's convolutions against PyTorch (CPU, one thread) and against the loop form of the lesson.
+"""Module 09's convolutions against PyTorch (CPU, one thread) and against the loop form of the lesson.
 
 Run from the repository root (see benchmarks/convolutions.md):
 

@@ -1,4 +1,4 @@
-"""Module 10's GPT trained by tinytorch and by PyTorch (CPU, one thread) from the same initial weights on the
+"""Module 11's GPT trained by tinytorch and by PyTorch (CPU, one thread) from the same initial weights on the
 same batches: time per training step and the validation loss after the same steps.
 
 Run from the repository root (see benchmarks/gpt.md):
@@ -7,8 +7,8 @@ Run from the repository root (see benchmarks/gpt.md):
 
 The model, data, batches and optimizer settings are those of `tito milestone gpt` (2 layers, 4 heads, width
 64, context 64, batch 32, AdamW lr 1e-2 with weight decay 0.01, warm-up then cosine decay, clipping at norm 1,
-on pydoc_data.topics). tinytorch trains through module 07's Trainer exactly as the milestone does; PyTorch runs
-the same loop with torch.optim.AdamW, the same learning rate at every step (LambdaLR over module 10's
+on pydoc_data.topics). tinytorch trains through module 08's Trainer exactly as the milestone does; PyTorch runs
+the same loop with torch.optim.AdamW, the same learning rate at every step (LambdaLR over module 11's
 schedule) and torch.nn.utils.clip_grad_norm_. The PyTorch model is tests/torch_gpt.py, written with
 PyTorch's own functions (F.scaled_dot_product_attention, F.layer_norm, F.gelu, F.cross_entropy).
 
@@ -41,7 +41,7 @@ TARGET_LOSS_GAP = 0.02
 
 
 class TinytorchRun:
-    """The milestone's training, stretch by stretch: module 07's Trainer, AdamW, clipping, the schedule."""
+    """The milestone's training, stretch by stretch: module 08's Trainer, AdamW, clipping, the schedule."""
 
     def __init__(self, modules, data: TextData, options: GptOptions):
         transformer, training = modules["transformer"], modules["training"]
@@ -70,7 +70,7 @@ class TorchRun:
         self.torch, self.data, self.options = torch, data, options
         self.net = build_torch_gpt(torch, model)
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=options.lr, weight_decay=options.weight_decay)
-        # The rate of step s is module 10's schedule at s, as for tinytorch.
+        # The rate of step s is module 11's schedule at s, as for tinytorch.
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: schedule.lr_at(step) / options.lr)
         self.x_train, self.y_train = torch.tensor(data.x_train), torch.tensor(data.y_train)
         self.losses: list[float] = []

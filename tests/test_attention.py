@@ -1,4 +1,4 @@
-"""Module 09: Embedding, PositionalEmbedding, LayerNorm, causal attention and MultiHeadAttention against PyTorch
+"""Module 10: Embedding, PositionalEmbedding, LayerNorm, causal attention and MultiHeadAttention against PyTorch
 (values and gradients), gradchecks, and the conventions shared with the other layers."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Module 08: Conv2d, MaxPool2d and AvgPool2d against PyTorch, gradchecks, and module 07 training a CNN unchanged."""
+"""Module 09: Conv2d, MaxPool2d and AvgPool2d against PyTorch, gradchecks, and module 08 training a CNN unchanged."""
 from __future__ import annotations
 
 import numpy as np
@@ -124,7 +124,7 @@ def test_one_code_path_tensors_in_tensors_out():
     assert isinstance(Conv2d(1, 2, 3)(x), Variable)  # its weights are Parameters, so it builds a graph
 
 
-def test_module_07_trains_and_checkpoints_a_cnn_unchanged(tmp_path):
+def test_module_08_trains_and_checkpoints_a_cnn_unchanged(tmp_path):
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 64)
     images = rng.standard_normal((64, 1, 6, 6)).astype(np.float32) * 0.1

@@ -46,4 +46,4 @@ def test_status_fits_80_columns(course_copy):
     result = run_tito("status", cwd=course_copy, columns=WIDTH)
     assert result.returncode == 0 and "…" not in result.stdout
     assert all(len(line) <= WIDTH for line in result.stdout.splitlines())
-    assert "07_training" in result.stdout
+    assert "08_training" in result.stdout

@@ -1,4 +1,4 @@
-"""Module 06, tinytorch.core.optimizers: PyTorch's update rules step for step, clipping, schedules, checkpoints."""
+"""Module 07, tinytorch.core.optimizers: PyTorch's update rules step for step, clipping, schedules, checkpoints."""
 import math
 
 import numpy as np

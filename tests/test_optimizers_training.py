@@ -1,4 +1,4 @@
-"""Modules 02-06 together: small problems that must be learned to near-zero loss in a fixed number of steps."""
+"""Modules 02-07 together: small problems that must be learned to near-zero loss in a fixed number of steps."""
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""The student workflow on modules 09 and 10, end to end: a workspace of the whole course (releases, stubs and
+"""The student workflow on modules 10 and 11, end to end: a workspace of the whole course (releases, stubs and
 tests of 09 and 10, no solution line), a student who writes every lesson, completes 09 and 10 on their own
 package, runs the GPT milestone on it, and hands both in for full marks.
 
@@ -17,7 +17,7 @@ from tito.workspace import workspace_leaks
 
 pytestmark = [pytest.mark.slow, needs_sandbox]
 STUDENT = "alice"
-NEW = ["09_attention", "10_transformer"]
+NEW = ["10_attention", "11_transformer"]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def workspace(course, tmp_path_factory) -> Path:
 
 
 def test_the_workspace_holds_the_new_lessons_their_stubs_and_tests_and_no_solution(course, workspace):
-    for module, short in [("09_attention", "attention"), ("10_transformer", "transformer")]:
+    for module, short in [("10_attention", "attention"), ("11_transformer", "transformer")]:
         assert (workspace / "modules" / module / f"{short}.ipynb").exists()
         assert f"{module} is not complete" in (workspace / "tinytorch" / "core" / f"{short}.py").read_text()
         assert (workspace / "tests" / f"test_{short}.py").exists()
@@ -42,7 +42,7 @@ def test_the_workspace_holds_the_new_lessons_their_stubs_and_tests_and_no_soluti
     assert workspace_leaks(load_course(course), workspace)[0] == []
 
 
-def test_a_student_completes_09_and_10_runs_the_milestone_and_gets_full_marks(course, workspace):
+def test_a_student_completes_10_and_11_runs_the_milestone_and_gets_full_marks(course, workspace):
     from tito.grading import read_grade
 
     for module in load_course(course).modules:

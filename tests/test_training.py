@@ -1,4 +1,4 @@
-"""Module 07, as exported to tinytorch.core.training: data, IDX files, DataLoader, training, checkpoints."""
+"""Module 08, as exported to tinytorch.core.training: data, IDX files, DataLoader, training, checkpoints."""
 from __future__ import annotations
 
 import gzip

@@ -1,5 +1,5 @@
-"""Module 10: GELU, the pre-norm block and the GPT against the same model in PyTorch (logits and every parameter's
-gradient), sampling, the text pipeline, the warm-up schedule, clipping, and training with module 07's Trainer."""
+"""Module 11: GELU, the pre-norm block and the GPT against the same model in PyTorch (logits and every parameter's
+gradient), sampling, the text pipeline, the warm-up schedule, clipping, and training with module 08's Trainer."""
 from __future__ import annotations
 
 import math

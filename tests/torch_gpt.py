@@ -1,4 +1,4 @@
-"""The GPT of module 10 written in PyTorch, holding copies of a tinytorch model's weights: the oracle of
+"""The GPT of module 11 written in PyTorch, holding copies of a tinytorch model's weights: the oracle of
 tests/test_transformer.py and the other side of benchmarks/gpt_bench.py.
 
 Written from PyTorch's own functions (F.embedding, F.layer_norm, F.scaled_dot_product_attention, F.gelu with

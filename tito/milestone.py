@@ -1,7 +1,7 @@
 """Milestones: whole-stack runs that prove the student's modules work together on real data.
 
 `digits` trains an MLP built only from tinytorch (Tensor, autograd, layers, losses, optimizers,
-training) on handwritten digits, `cnn` a small convolutional network (module 08 too); each shows a
+training) on handwritten digits, `cnn` a small convolutional network (module 09 too); each shows a
 progress bar per epoch and leaves a plot and a checkpoint. The work is in plain functions;
 `tito/commands/milestone.py` only parses options.
 """
@@ -90,9 +90,9 @@ class DigitsResult:
 
 
 MLP_LESSONS = (("tensor", "01_tensor"), ("activations", "02_activations"), ("layers", "03_layers"),
-               ("losses", "04_losses"), ("autograd", "05_autograd"), ("optimizers", "06_optimizers"),
-               ("training", "07_training"))
-CNN_LESSONS = MLP_LESSONS + (("convolutions", "08_convolutions"),)
+               ("losses", "04_losses"), ("autograd", "05_autograd"), ("optimizers", "07_optimizers"),
+               ("training", "08_training"))
+CNN_LESSONS = MLP_LESSONS + (("convolutions", "09_convolutions"),)
 
 
 def tinytorch_modules(root: Path | None, lessons: tuple = MLP_LESSONS) -> dict:
@@ -186,7 +186,7 @@ def run_digits(options: DigitsOptions, progress=None) -> DigitsResult:
 
 
 def run_cnn(options: CnnOptions, progress=None) -> DigitsResult:
-    """The same for the convolutional network of module 08."""
+    """The same for the convolutional network of module 09."""
     return run(CNN, options, progress)
 
 

@@ -1,4 +1,4 @@
-"""`tito milestone gpt`: a character-level GPT made only of the course's modules (01-07, 09, 10) learns to
+"""`tito milestone gpt`: a character-level GPT made only of the course's modules (01-08, 10, 11) learns to
 write like a text that is on this machine: Python's own reference documentation (`pydoc_data.topics`, part
 of every CPython) by default, or any UTF-8 file.
 
@@ -19,12 +19,12 @@ from .errors import TitoError
 from .milestone import MLP_LESSONS, _course_root, _make_folder, _one_blas_thread, _ordinary_permissions, \
     _require_finished, tinytorch_modules, write_figure
 
-GPT_LESSONS = MLP_LESSONS + (("attention", "09_attention"), ("transformer", "10_transformer"))
+GPT_LESSONS = MLP_LESSONS + (("attention", "10_attention"), ("transformer", "11_transformer"))
 GPT_OUT = Path("runs") / "gpt"
 GPT_PLOT_NAME = "gpt_training.png"
 GPT_CHECKPOINT_NAME = "gpt.npz"
 DEFAULT_CORPUS = "pydoc_data.topics (Python's reference documentation)"
-# The split rule of module 10 (split_text): blocks of 2,048 characters, every tenth held out.
+# The split rule of module 11 (split_text): blocks of 2,048 characters, every tenth held out.
 SPLIT_BLOCK, SPLIT_EVERY = 2048, 10
 MIN_CHARACTERS = SPLIT_BLOCK * SPLIT_EVERY
 DEFAULT_PROMPT = "The "
@@ -120,7 +120,7 @@ def _read_text_file(path: Path) -> str:
 
 
 class TextData:
-    """The corpus as module 10 prepares it: the tokenizer, and training and validation windows."""
+    """The corpus as module 11 prepares it: the tokenizer, and training and validation windows."""
 
     def __init__(self, transformer, text: str, context: int):
         self.tokenizer = transformer.CharTokenizer(text)
@@ -261,7 +261,7 @@ def sample_from_checkpoint(options: GptOptions) -> tuple[str, dict]:
 
 def checkpoint_description(path: Path) -> dict:
     """The plain values the milestone stored in a checkpoint's `extra` (vocabulary, model shape, ...), read before
-    a model exists to load it into: module 07 keeps them as JSON in the archive's `__meta__` entry."""
+    a model exists to load it into: module 08 keeps them as JSON in the archive's `__meta__` entry."""
     import json
 
     with np.load(path, allow_pickle=False) as archive:

@@ -33,7 +33,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/03_layers/layers_dev.py` | `tinytorch.core.layers` | losses (04), optimizers (06), training (07) |
+# | `modules/03_layers/layers_dev.py` | `tinytorch.core.layers` | losses (04), optimizers (07), training (08) |
 
 # %%
 #| default_exp core.layers
@@ -73,7 +73,7 @@ from tinytorch.core.activations import ReLU, Traced, assert_in_graph
 # - before module 05 is exported, `Parameter` is a `Tensor`: the layers compute their forward math and
 #   the tests in this module run;
 # - once `tinytorch.core.autograd` exists, `Parameter` is a `Variable` with `requires_grad=True`: the
-#   same layers now build a graph, and an optimizer (module 06) can update them.
+#   same layers now build a graph, and an optimizer (module 07) can update them.
 #
 # There is never a second copy of a layer. `Parameter` also marks which attributes of a module are
 # trainable (a mask or a cached input is a Tensor too, but not a parameter), exactly as
@@ -82,7 +82,7 @@ from tinytorch.core.activations import ReLU, Traced, assert_in_graph
 #
 # One helper reads the NumPy array behind a parameter, whichever base it has: a Tensor keeps its
 # array in `.data`; a Variable keeps a Tensor in `.data`, whose `.data` is the array. Saving,
-# loading and (in module 06) updating parameters write into that array in place.
+# loading and (in module 07) updating parameters write into that array in place.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "layers-parameter", "locked": false, "solution": true}
 #| export
@@ -638,7 +638,7 @@ else:
 # ## 7. Systems analysis: size, initialisation, batching
 #
 # **Size.** Parameters and their float32 memory for a few MLPs. Training needs more than this: a
-# gradient per parameter, optimizer state (module 06) and the activations kept for backward.
+# gradient per parameter, optimizer state (module 07) and the activations kept for backward.
 
 # %%
 print(f"{'MLP':22} {'parameters':>11} {'float32 KB':>11}")

@@ -1614,7 +1614,7 @@ draw_graph(f, names={"x": x, "y": y, "a": a})
 # A two-layer network fits $y = \sin(x)$ on 64 points with nothing but the operations above. Each step computes the
 # loss, zeroes the old gradients, runs `backward()`, then moves every parameter against its gradient by writing into
 # `p.numpy()` with plain NumPy: not an operation on Variables, so nothing is recorded and no `no_grad` is needed
-# (module 06's optimizers do the same), and after `backward()`, as the in-place rule of Section 6 asks.
+# (module 07's optimizers do the same), and after `backward()`, as the in-place rule of Section 6 asks.
 
 # %%
 rng = np.random.default_rng(0)

@@ -28,7 +28,7 @@ def register(commands) -> None:
     digits.set_defaults(handler=run)
 
     cnn = milestones.add_parser(
-        "cnn", help="train a small CNN (module 08) on handwritten digits; save a plot and a checkpoint",
+        "cnn", help="train a small CNN (module 09) on handwritten digits; save a plot and a checkpoint",
         description="Train a LeNet-style CNN (two 3x3 convolutions with ReLU and 2x2 max pooling, then a Linear "
                     "layer; Adam) on scikit-learn's 8x8 digits, or on MNIST IDX files, and report the accuracy on "
                     "the same held-out 20% as `tito milestone digits`.")
@@ -45,7 +45,7 @@ def register(commands) -> None:
 def _register_gpt(milestones) -> None:
     defaults = GptOptions()
     gpt = milestones.add_parser(
-        "gpt", help="train a small GPT (modules 09-10) on text; bits per character, a sample, a plot, a checkpoint",
+        "gpt", help="train a small GPT (modules 10-11) on text; bits per character, a sample, a plot, a checkpoint",
         description=f"Train a character-level GPT ({defaults.layers} layers, {defaults.heads} heads, width "
                     f"{defaults.width}, context {defaults.context}; AdamW with warm-up, cosine decay and clipping) on "
                     "Python's reference documentation (pydoc_data.topics) or a UTF-8 text file; every tenth block of "

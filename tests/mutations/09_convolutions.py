@@ -1,4 +1,4 @@
-"""Plausible mistakes in module 08 (convolutions), each with the test that must catch it."""
+"""Plausible mistakes in module 09 (convolutions), each with the test that must catch it."""
 from mutations import Mistake
 
 MISTAKES = [

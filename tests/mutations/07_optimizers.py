@@ -1,4 +1,4 @@
-"""Plausible mistakes in module 06 (optimizers), each with the test that must catch it."""
+"""Plausible mistakes in module 07 (optimizers), each with the test that must catch it."""
 from mutations import Mistake
 
 MISTAKES = [

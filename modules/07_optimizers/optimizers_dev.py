@@ -35,7 +35,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/06_optimizers/optimizers_dev.py` | `tinytorch.core.optimizers` | training (07) |
+# | `modules/07_optimizers/optimizers_dev.py` | `tinytorch.core.optimizers` | training (08) |
 #
 # A training step, with everything built so far:
 #
@@ -568,7 +568,7 @@ print("test_unit_schedules: passed")
 #
 # A checkpoint must hold the optimizer's state as well as the model's: restarting Adam with zero
 # averages (or SGD with an empty momentum buffer) disturbs training for many steps. `state_dict()`
-# returns a **flat** dict of numbers and NumPy arrays (so module 07 can save it with `np.savez`
+# returns a **flat** dict of numbers and NumPy arrays (so module 08 can save it with `np.savez`
 # next to the model's):
 #
 # ```
@@ -794,4 +794,4 @@ for name, optimizer in [("SGD step", SGD(model.parameters(), lr=1e-3)),
 # `SGD`, `Adam` and `AdamW` follow PyTorch's rules and defaults step for step; `clip_grad_norm` guards
 # against exploding gradients; `StepLR` and `CosineAnnealingLR` lower the learning rate; and every
 # optimizer's state fits in a flat dict of numbers and arrays for checkpoints. Export with
-# `tito module complete 06_optimizers`; module 07 puts it all together to train on real digits.
+# `tito module complete 07_optimizers`; module 08 puts it all together to train on real digits.

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # The transformer: a small GPT, trained by your own engine
 #
-# Module 09 built the parts: embeddings, `LayerNorm`, causal multi-head attention. This module stacks
+# Module 10 built the parts: embeddings, `LayerNorm`, causal multi-head attention. This module stacks
 # them into a **GPT**, a language model that reads characters and predicts, at every position, the
 # next one:
 #
@@ -25,13 +25,13 @@
 # ```
 #
 # It then trains one on text that ships with Python: the reference documentation in `pydoc_data`,
-# with module 07's `DataLoader` and `Trainer`, module 06's `AdamW`, gradient clipping and a warm-up
+# with module 08's `DataLoader` and `Trainer`, module 07's `AdamW`, gradient clipping and a warm-up
 # learning-rate schedule, and makes it write. Everything below, down to the matrix products'
 # gradients, is code you wrote.
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/10_transformer/transformer_dev.py` | `tinytorch.core.transformer` | `tito milestone gpt` |
+# | `modules/11_transformer/transformer_dev.py` | `tinytorch.core.transformer` | `tito milestone gpt` |
 
 # %%
 #| default_exp core.transformer
@@ -87,7 +87,7 @@ def one_blas_thread():
 #
 # $$\frac{d}{dx}\mathrm{GELU}(x) = \tfrac12\,(1 + \tanh u) + \tfrac12\,x\,(1 - \tanh^2 u)\,\sqrt{2/\pi}\,\bigl(1 + 3 \cdot 0.044715\,x^2\bigr).$$
 #
-# Module 09's `graph_op(value, name, (x, rule))` records it.
+# Module 10's `graph_op(value, name, (x, rule))` records it.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "transformer-gelu", "locked": false, "solution": true}
 #| export
@@ -515,15 +515,15 @@ def test_unit_windows():
 test_unit_windows()
 
 # %% [markdown]
-# ## 6. Training: module 07's Trainer, with clipping and a warm-up
+# ## 6. Training: module 08's Trainer, with clipping and a warm-up
 #
-# Module 07's `Trainer` runs `zero_grad`, forward, loss, `backward`, `step` for every batch, and
+# Module 08's `Trainer` runs `zero_grad`, forward, loss, `backward`, `step` for every batch, and
 # module 04's `CrossEntropyLoss` already takes one loss per position when the classes are on axis 1,
 # PyTorch's layout: logits $(B, V, T)$ against targets $(B, T)$. `PerPositionLogits` (given) wraps
 # the GPT to return that layout. (The Trainer's accuracy then counts the correctly predicted
 # positions per *window*: divided by $T$, it is the next-character accuracy.)
 #
-# Transformers want two more things, both from module 06's parts:
+# Transformers want two more things, both from module 07's parts:
 #
 # - **gradient clipping** (`clip_grad_norm`, max norm 1): one unlucky batch cannot throw the weights
 #   far;
@@ -583,7 +583,7 @@ def test_unit_schedule():
 test_unit_schedule()
 
 # %% [markdown]
-# The two pieces that join module 07's Trainer to the GPT (given):
+# The two pieces that join module 08's Trainer to the GPT (given):
 
 # %%
 #| export
@@ -600,7 +600,7 @@ class PerPositionLogits(Module):
 
 
 class ClippedSchedule:
-    """An optimizer for module 07's Trainer: each `step()` clips the gradients' total norm to `max_norm`,
+    """An optimizer for module 08's Trainer: each `step()` clips the gradients' total norm to `max_norm`,
     steps `optimizer` (kept as `inner`), then the `schedule`. `last_norm` keeps the norm before clipping."""
 
     def __init__(self, optimizer, schedule: LRScheduler | None = None, max_norm: float = 1.0):
@@ -771,7 +771,7 @@ print(f"{'step':16} {whole * 1e3:7.2f} ms, {32 * 64 / whole:,.0f} characters per
 # ## Summary
 #
 # A GPT is embeddings, a stack of pre-norm blocks (attention to gather, an MLP to compute, each added
-# to a residual stream) and an output layer. Trained on next-character prediction with module 07's
-# Trainer, module 06's AdamW, clipping and a warm-up, it learns the spelling and layout of its text,
+# to a residual stream) and an output layer. Trained on next-character prediction with module 08's
+# Trainer, module 07's AdamW, clipping and a warm-up, it learns the spelling and layout of its text,
 # and writes new text one character at a time with a temperature and top-k. Export with
-# `tito module complete 10_transformer`, then run `tito milestone gpt`.
+# `tito module complete 11_transformer`, then run `tito milestone gpt`.

@@ -26,13 +26,13 @@
 #
 # This module builds the parts one at a time: an `Embedding` that turns characters into vectors
 # (§1), `LayerNorm` (§2), scaled dot-product attention with a causal mask (§3), and
-# `MultiHeadAttention`, all heads in one batched matrix product (§4). Module 10 stacks them into a
+# `MultiHeadAttention`, all heads in one batched matrix product (§4). Module 11 stacks them into a
 # small GPT. The systems analysis (§5) measures why the scale is $1/\sqrt{D}$, what the mask does to
 # the gradient, and how the memory of attention grows with the square of the context.
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/09_attention/attention_dev.py` | `tinytorch.core.attention` | module 10, `tito milestone gpt` |
+# | `modules/10_attention/attention_dev.py` | `tinytorch.core.attention` | module 11, `tito milestone gpt` |
 
 # %%
 #| default_exp core.attention
@@ -126,7 +126,7 @@ def generator(rng: np.random.Generator | None) -> np.random.Generator:
 # use in turn.
 #
 # The layer `Embedding(V, C)` holds $E$ as a Parameter, drawn from a normal distribution with
-# standard deviation `std` (PyTorch's default is 1; GPT-2 uses 0.02, module 10 too).
+# standard deviation `std` (PyTorch's default is 1; GPT-2 uses 0.02, module 11 too).
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "attention-embedding", "locked": false, "solution": true}
 #| export
@@ -721,4 +721,4 @@ with one_blas_thread():
 # the causal mask keeps every position blind to its future, in the forward values and in the
 # gradients. `MultiHeadAttention` splits the features into heads and runs all of them in one batched
 # product; its weights cost memory that grows with the square of the context. Export with
-# `tito module complete 09_attention`; module 10 builds a GPT from these parts.
+# `tito module complete 10_attention`; module 11 builds a GPT from these parts.

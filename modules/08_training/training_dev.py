@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Training: data in, a trained network out
 #
-# Modules 01 to 06 built every part of a neural network: tensors, activations, layers, losses,
+# Modules 01 to 07 built every part of a neural network: tensors, activations, layers, losses,
 # automatic differentiation and optimizers. This module puts them to work on real data: scanned
 # handwritten digits. It builds what sits around the network in every training script:
 #
@@ -25,7 +25,7 @@
 #         optimizer.zero_grad()
 #         loss = loss_fn(model(inputs), targets)     #    forward
 #         loss.backward()                            #    backward (module 05)
-#         optimizer.step()                           #    update (module 06)
+#         optimizer.step()                           #    update (module 07)
 #     evaluate(model, test_loader, loss_fn)          # §4 no graph, eval mode
 #     save_checkpoint("model.npz", model, optimizer) # §6 survives a crash mid-save
 # ```
@@ -41,7 +41,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/07_training/training_dev.py` | `tinytorch.core.training` | `tito milestone digits` |
+# | `modules/08_training/training_dev.py` | `tinytorch.core.training` | `tito milestone digits` |
 
 # %%
 #| default_exp core.training
@@ -1181,5 +1181,5 @@ blas_limit.restore_original_limits()
 # You can now take real data (the digits, or MNIST's IDX files) through a stratified split and
 # standardisation, feed it in shuffled mini-batches, train with a loop that records loss and
 # accuracy and can stop early, evaluate without building a graph, and save checkpoints that a crash
-# cannot corrupt. Export with `tito module complete 07_training`, then run `tito milestone digits`:
+# cannot corrupt. Export with `tito module complete 08_training`, then run `tito milestone digits`:
 # a network built entirely from your own modules learns to read handwriting.

@@ -1,4 +1,4 @@
-"""Plausible mistakes in module 10 (transformer), each with the locked test that must catch it first."""
+"""Plausible mistakes in module 11 (transformer), each with the locked test that must catch it first."""
 from mutations import Mistake
 
 MISTAKES = [

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Convolutions: layers that see images as images
 #
-# The MLP of module 07 flattens an 8 x 8 digit into 64 numbers and forgets which pixels were
+# The MLP of module 08 flattens an 8 x 8 digit into 64 numbers and forgets which pixels were
 # neighbours. A **convolutional layer** keeps the picture: it slides a small learned filter over the
 # image and computes, at every position, one weighted sum of the pixels under the filter. The same few
 # weights are used everywhere, so a stroke is detected wherever it appears, with far fewer parameters
@@ -36,11 +36,11 @@
 # - compute a convolution's output size, and write the convolution as loops straight from its definition;
 # - turn it into one matrix multiplication with im2col, and write its adjoint, col2im, for the backward pass;
 # - make `conv2d` one operation of module 05's graph, and build the `Conv2d` and pooling layers on it;
-# - train a small CNN with module 07's `Trainer`, and measure what im2col costs in time and memory.
+# - train a small CNN with module 08's `Trainer`, and measure what im2col costs in time and memory.
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/08_convolutions/convolutions_dev.py` | `tinytorch.core.convolutions` | `tito milestone cnn` |
+# | `modules/09_convolutions/convolutions_dev.py` | `tinytorch.core.convolutions` | `tito milestone cnn` |
 
 # %%
 #| default_exp core.convolutions
@@ -717,10 +717,10 @@ test_unit_pooling()
 print("test_unit_pooling: passed")
 
 # %% [markdown]
-# ## 6. A CNN, trained by module 07 unchanged
+# ## 6. A CNN, trained by module 08 unchanged
 #
 # `Conv2d` and the pooling layers are `Module`s and their weights are `Parameter`s, so everything of
-# modules 03 to 07 applies as it is: `parameters()` finds the filters, Adam updates them, `Trainer`
+# modules 03 to 08 applies as it is: `parameters()` finds the filters, Adam updates them, `Trainer`
 # runs the epochs and `save_checkpoint` stores them. Three epochs on the 8 x 8 digits (images reshaped
 # to $(N, 1, 8, 8)$); `tito milestone cnn` trains a larger network for longer.
 
@@ -897,5 +897,5 @@ with one_blas_thread():
 # A convolution is a cross-correlation of filters with windows of the image, with an output size of
 # $\lfloor (H + 2p - k)/s \rfloor + 1$. im2col turns it into one matrix product, and col2im, its
 # adjoint, sends gradients back, adding up where windows overlap and cropping the padding. `Conv2d`,
-# `MaxPool2d` and `AvgPool2d` are modules like any other, so module 07 trains a CNN unchanged.
-# Export with `tito module complete 08_convolutions`, then run `tito milestone cnn`.
+# `MaxPool2d` and `AvgPool2d` are modules like any other, so module 08 trains a CNN unchanged.
+# Export with `tito module complete 09_convolutions`, then run `tito milestone cnn`.
