@@ -1000,7 +1000,7 @@ print("test_unit_sum: passed")
 # %%
 #| export
 try:  # module 06 imports this module, which is complete at this point
-    from tinytorch.core import operations as _operations
+    import tinytorch.core.operations as _operations
 except ModuleNotFoundError as error:
     if error.name != "tinytorch.core.operations":
         raise
