@@ -90,8 +90,8 @@ class DigitsResult:
 
 
 MLP_LESSONS = (("tensor", "01_tensor"), ("activations", "02_activations"), ("layers", "03_layers"),
-               ("losses", "04_losses"), ("autograd", "05_autograd"), ("optimizers", "07_optimizers"),
-               ("training", "08_training"))
+               ("losses", "04_losses"), ("autograd", "05_autograd"), ("operations", "06_operations"),
+               ("optimizers", "07_optimizers"), ("training", "08_training"))
 CNN_LESSONS = MLP_LESSONS + (("convolutions", "09_convolutions"),)
 
 

@@ -65,7 +65,7 @@ import numpy as np
 # **Why float32.** Deep learning defaults to 32-bit floats: half the memory and memory bandwidth of
 # float64, and ample precision for weights trained by noisy gradient steps. So `Tensor([1, 2])` is
 # float32. A NumPy array already has a dtype, and the tensor keeps it, as does an explicit
-# `dtype=np.float64`: gradient checking in module 05 needs float64 precision, and class labels are
+# `dtype=np.float64`: gradient checking in module 06 needs float64 precision, and class labels are
 # integers. Results of operations keep the dtype NumPy gives them (`x > 0` is a boolean mask).
 #
 # **What is not a tensor.** Strings, Python objects and ragged lists (`[[1, 2], [3]]`) have no
@@ -463,7 +463,7 @@ print("test_unit_tensor_matmul: passed")
 # when they can.
 
 # %% [markdown]
-# Given first: small helpers that let a Tensor (and, in module 05, a Variable)
+# Given first: small helpers that let a Tensor (and, in modules 05 and 06, a Variable)
 # accept PyTorch's spellings: `dim=`/`keepdim=` for `axis=`/`keepdims=`, a tuple of axes, `transpose(0, 1)`
 # swapping two axes, `squeeze`, `unsqueeze`, `expand`, and `var(correction=)`. `docs/pytorch.md` lists
 # every name.

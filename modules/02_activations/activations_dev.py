@@ -22,7 +22,7 @@
 #
 # **Objectives.** By the end of this module you can:
 #
-# - write ReLU, Sigmoid, Tanh, Softmax and GELU with Tensor operations only, so module 05 can differentiate them;
+# - write ReLU, Sigmoid, Tanh, Softmax and GELU with Tensor operations only, so modules 05-06 can differentiate them;
 # - keep `exp` from overflowing with a constant shift, and say why the shift changes no gradient;
 # - normalise a softmax along any axis with `keepdims`;
 # - measure what each extra operation costs in time and memory.
@@ -38,7 +38,7 @@
 # activation here is written only with operations that `Tensor` has now and `Variable` will have
 # then: arithmetic, comparisons, `exp`, `log`, `tanh`, `sum`, `max`. Given a Tensor, an activation
 # returns a Tensor; given a Variable, the very same code returns a Variable that is part of the graph,
-# and module 05 differentiates it with no extra work.
+# and modules 05 and 06 differentiate it with no extra work.
 #
 # One more tool keeps the math numerically safe: `x.numpy()` gives the numbers behind `x` (for a
 # Tensor and, later, for a Variable) as a plain NumPy array, outside any graph. We use such numbers
@@ -434,16 +434,17 @@ print("test_unit_gelu: passed")
 # %% [markdown]
 # ## 6. Looking ahead: the same code, differentiated
 #
-# Once you have exported module 05, this cell hands a `Variable` to each activation: the output is a
-# Variable in the graph, and `backward()` fills in the gradient, with no change to the code above.
+# Once you have completed modules 05 and 06, this cell hands a `Variable` to each activation: the output
+# is a Variable in the graph, and `backward()` fills in the gradient, with no change to the code above.
 # Before then it just says so.
 
 # %%
 try:
     from tinytorch.core.autograd import Variable
-    Variable(0.0)  # a module 05 still to be written (a student's stub) raises NotImplementedError here
+    from tinytorch.core.operations import exp
+    exp(Variable(0.0))  # modules 05 and 06 still to be written (a student's stubs) raise NotImplementedError here
 except (ImportError, NotImplementedError):
-    print("tinytorch.core.autograd is not complete yet: come back after module 05.")
+    print("autograd (modules 05 and 06) is not complete yet: come back after module 06.")
 else:
     for activation in [ReLU(), Sigmoid(), Tanh(), Softmax(), GELU()]:
         x = Variable(np.array([[-1.0, 0.5, 2.0]]), requires_grad=True)

@@ -50,7 +50,8 @@ from tinytorch.core.tensor import Tensor
 
 try:
     from tinytorch.core.autograd import Variable
-    Variable(0.0)  # a module 05 still to be written (a student's stub) raises NotImplementedError here
+    from tinytorch.core.operations import exp
+    exp(Variable(0.0))  # modules 05 and 06 still to be written (a student's stubs) raise NotImplementedError here
 except (ImportError, NotImplementedError):  # no working autograd yet: parameters are plain Tensors until there is
     Variable = None
 
@@ -63,17 +64,17 @@ from tinytorch.core.activations import ReLU, Traced, assert_in_graph
 # ## 1. Parameters: one class before and after autograd
 #
 # A layer's forward pass is written once, with operations Tensors and Variables share
-# (`x @ self.weight + self.bias`). What changes when module 05 arrives is only what the weights
+# (`x @ self.weight + self.bias`). What changes when autograd arrives is only what the weights
 # *are*: to be trained, a weight must be a leaf `Variable(array, requires_grad=True)`, so that
 # `loss.backward()` leaves a gradient in `weight.grad`.
 #
 # So a parameter is an instance of `Parameter`, a class whose base is chosen when this file is
 # imported:
 #
-# - before module 05 is exported, `Parameter` is a `Tensor`: the layers compute their forward math and
-#   the tests in this module run;
-# - once `tinytorch.core.autograd` exists, `Parameter` is a `Variable` with `requires_grad=True`: the
-#   same layers now build a graph, and an optimizer (module 07) can update them.
+# - until autograd (modules 05 and 06) is complete, `Parameter` is a `Tensor`: the layers compute their
+#   forward math and the tests in this module run;
+# - then `Parameter` is a `Variable` with `requires_grad=True`: the same layers now build a graph, and
+#   an optimizer (module 07) can update them.
 #
 # There is never a second copy of a layer. `Parameter` also marks which attributes of a module are
 # trainable (a mask or a cached input is a Tensor too, but not a parameter), exactly as
@@ -90,7 +91,7 @@ ParameterBase = Tensor if Variable is None else Variable
 
 
 class Parameter(ParameterBase):
-    """A trainable array: a Tensor before module 05 is exported, a `Variable(requires_grad=True)` after.
+    """A trainable array: a Tensor until modules 05 and 06 are complete, a `Variable(requires_grad=True)` after.
 
     >>> Parameter(np.zeros((2, 3))).shape
     (2, 3)
@@ -622,12 +623,12 @@ print("test_unit_dropout: passed")
 # %% [markdown]
 # ## 6. Looking ahead: the same layers, trained
 #
-# With module 05 exported and complete, the weights of every layer above are Variables, so a loss computed from an
+# With modules 05 and 06 complete, the weights of every layer above are Variables, so a loss computed from an
 # MLP's output can be differentiated with respect to all of them. This cell shows it when it can.
 
 # %%
 if Variable is None:
-    print("tinytorch.core.autograd is not complete yet: parameters are Tensors; come back after module 05.")
+    print("autograd (modules 05 and 06) is not complete yet: parameters are Tensors; come back after module 06.")
 else:
     mlp = Sequential(Linear(4, 8, rng=np.random.default_rng(0)), ReLU(), Linear(8, 1, rng=np.random.default_rng(1)))
     (mlp(Tensor(np.ones((3, 4), dtype=np.float32))) ** 2).mean().backward()
@@ -699,7 +700,7 @@ for batch_size in [1, 16, 256, 4096]:
 # Answer in a sentence or three each.
 
 # %% [markdown]
-# **Q1.** `Parameter` is a `Tensor` before module 05 and a `Variable` after. What would go wrong if
+# **Q1.** `Parameter` is a `Tensor` before autograd (modules 05-06) and a `Variable` after. What would go wrong if
 # instead module 05 shipped its own `Linear` class built on Variables, next to the one written here?
 
 # %% [markdown] nbgrader={"schema_version": 3, "grade": true, "grade_id": "reflect-layers-one-path", "locked": false, "points": 2, "solution": true}

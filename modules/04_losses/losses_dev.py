@@ -184,7 +184,7 @@ print("test_unit_mse: passed")
 # **Targets** come in two forms, told apart by their shape:
 #
 # - class indices, shape `(N,)`: integers in `[0, C)`. We pick out $\log p_{n, y_n}$ with one indexing
-#   operation, `log_probs[np.arange(N), y]` (in module 05 its gradient is scattered back into place);
+#   operation, `log_probs[np.arange(N), y]` (in module 06 its gradient is scattered back into place);
 # - one-hot rows (or any probability distributions), shape `(N, C)`:
 #   $\mathrm{CE} = -\frac1N \sum_{n,c} y_{n,c} \log p_{n,c}$.
 #
@@ -325,7 +325,7 @@ class NLLLoss(Loss):
 # ### Test: CrossEntropyLoss
 #
 # Besides values and errors, this test checks the gradient formula above by **finite differences**:
-# nudge each logit by $\pm\epsilon$ and watch the loss, in float64. This is the check module 05's
+# nudge each logit by $\pm\epsilon$ and watch the loss, in float64. This is the check module 06's
 # `gradcheck` automates, and it needs no autograd.
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-losses-cross-entropy", "locked": true, "points": 4, "solution": false}
@@ -466,15 +466,16 @@ print("test_unit_bce: passed")
 # %% [markdown]
 # ## 4. Looking ahead: gradients through the losses
 #
-# With module 05 exported, a loss of Variables is a Variable at the end of the graph, and `backward()`
+# With modules 05 and 06 complete, a loss of Variables is a Variable at the end of the graph, and `backward()`
 # reaches the logits: for cross-entropy the gradient is $(p - y_{\text{one-hot}})/N$, as derived above.
 
 # %%
 try:
     from tinytorch.core.autograd import Variable
-    Variable(0.0)  # a module 05 still to be written (a student's stub) raises NotImplementedError here
+    from tinytorch.core.operations import exp
+    exp(Variable(0.0))  # modules 05 and 06 still to be written (a student's stubs) raise NotImplementedError here
 except (ImportError, NotImplementedError):
-    print("tinytorch.core.autograd is not complete yet: come back after module 05.")
+    print("autograd (modules 05 and 06) is not complete yet: come back after module 06.")
 else:
     logits = Variable(np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]]), requires_grad=True)
     loss = CrossEntropyLoss()(logits, np.array([0, 1]))
@@ -564,7 +565,7 @@ for name, make in cases.items():
 # %% [markdown]
 # ## Summary
 #
-# Three losses, each a scalar built from operations that module 05 differentiates: `MSELoss` refuses
+# Three losses, each a scalar built from operations that modules 05 and 06 differentiate: `MSELoss` refuses
 # mismatched shapes, `CrossEntropyLoss` uses log-softmax with a constant shift and takes class indices
 # or one-hot rows, and `BCELoss` clamps its logs like PyTorch's. Export with
-# `tito module complete 04_losses`; module 05 makes all of it differentiable.
+# `tito module complete 04_losses`; modules 05 and 06 make all of it differentiable.

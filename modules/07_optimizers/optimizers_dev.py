@@ -41,7 +41,7 @@
 #
 # ```python
 # optimizer.zero_grad()                   # forget last step's gradients
-# loss = loss_fn(model(x), y)             # forward: modules 02-04, building a graph (05)
+# loss = loss_fn(model(x), y)             # forward: modules 02-04, building a graph (05-06)
 # loss.backward()                         # every parameter's .grad (05)
 # optimizer.step()                        # move the parameters (this module)
 # ```
@@ -62,6 +62,8 @@ from tinytorch.core.layers import array_of
 
 # %%
 # Trainable parameters for the tests and examples below: leaf Variables with requires_grad=True (module 03).
+# The examples also index them and use `**`, and the losses use `exp` and `log`: module 06's operations.
+import tinytorch.core.operations  # noqa: F401 (imported for what it gives Variable)
 from tinytorch.core.layers import Parameter
 
 # %% [markdown]

@@ -65,8 +65,9 @@ import time
 from pathlib import Path
 
 from tinytorch.core.activations import ReLU
-from tinytorch.core.autograd import gradcheck, no_grad
+from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Flatten, Linear, Sequential
+from tinytorch.core.operations import gradcheck
 from tinytorch.core.tensor import best_time
 
 try:
@@ -583,10 +584,10 @@ print("test_unit_conv2d: passed")
 # - **Max.** The output is each column's largest entry. Its gradient goes to that entry alone. When a
 #   window holds the largest value twice (after ReLU, windows of zeros are common), PyTorch sends
 #   the whole gradient to **one** of them, the first in window order (row by row); `argmax` returns
-#   exactly that one. (Module 05's `max` shares ties equally instead, which is also a valid
-#   subgradient, but not PyTorch's.) Backward: write `g` into a zero `cols` at the winners, then
-#   `col2im`, which also adds up the gradients of windows that overlap when the stride is smaller
-#   than the kernel.
+#   exactly that one. (Module 06's `max` over several axes shares ties equally instead, as
+#   `torch.amax` does: also a valid subgradient.) Backward: write `g` into a zero `cols` at the
+#   winners, then `col2im`, which also adds up the gradients of windows that overlap when the stride
+#   is smaller than the kernel.
 # - **Average.** The output is each column's mean; every entry of a window receives $g/(k_h k_w)$,
 #   spread back with `col2im`.
 #
@@ -881,8 +882,8 @@ with one_blas_thread():
 
 # %% [markdown]
 # **Q3.** After a ReLU, a max-pooling window often holds several zeros and nothing larger. Our
-# `MaxPool2d` gives the whole gradient to the first of them. Why not split it equally, as module 05's
-# `max` does? Does it matter for training?
+# `MaxPool2d` gives the whole gradient to the first of them. Why not split it equally, as module 06's
+# `max` over several axes does? Does it matter for training?
 
 # %% [markdown] nbgrader={"schema_version": 3, "grade": true, "grade_id": "reflect-convolutions-ties", "locked": false, "points": 2, "solution": true}
 # Both are valid subgradients of max at a tie, so either trains. We pick PyTorch's rule so that the

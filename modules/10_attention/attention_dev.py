@@ -55,7 +55,8 @@ import contextlib
 import time
 import tracemalloc
 
-from tinytorch.core.autograd import gradcheck, no_grad
+from tinytorch.core.autograd import no_grad
+from tinytorch.core.operations import gradcheck
 
 try:
     from threadpoolctl import threadpool_limits
@@ -211,7 +212,7 @@ test_unit_embedding()
 # input, unchanged. Order matters in text, so each position $t$ gets a learned vector $P_t$ too,
 # added to the character's vector: $x_t = E_{id_t} + P_t$. `PositionalEmbedding(max_len, C)` holds
 # $P$ for positions 0 to `max_len - 1`; a sequence of length $T$ uses the first $T$ rows (a slice, so
-# module 05's indexing gives the gradient). Given code.
+# module 06's indexing gives the gradient). Given code.
 
 # %%
 #| export
@@ -247,7 +248,7 @@ class PositionalEmbedding(Module):
 # normalization, nothing mixes positions or examples, so a model behaves the same in training and
 # evaluation and for a batch of one. ($\sigma^2$ divides by $C$, not $C-1$, as PyTorch does.)
 #
-# Written with module 05's operations this is a dozen graph nodes; as one operation it is one, and
+# Written with the operations of modules 05 and 06 this is a dozen graph nodes; as one operation it is one, and
 # the backward rule is short. With $g' = g \odot \gamma$ and $s = 1/\sqrt{\sigma^2+\epsilon}$:
 #
 # $$\frac{\partial L}{\partial x} = s\left(g' - \operatorname{mean}(g') - \hat x\,\operatorname{mean}(g'\odot\hat x)\right),
@@ -372,7 +373,7 @@ test_unit_layer_norm()
 #           3         [  .    .    .    .  ]
 # ```
 #
-# Everything here is module 05's operations (`@`, `transpose`, `softmax`, `+` with a constant), so the
+# Everything here is operations of modules 05 and 06 (`@`, `transpose`, `softmax`, `+` with a constant), so the
 # backward pass comes for free. The leading axes (batch, heads) ride along in every `@`.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "attention-sdpa", "locked": false, "solution": true}

@@ -56,8 +56,9 @@ import contextlib
 import time
 
 from tinytorch.core.activations import GELU
-from tinytorch.core.autograd import Variable, gradcheck
+from tinytorch.core.autograd import Variable
 from tinytorch.core.losses import CrossEntropyLoss
+from tinytorch.core.operations import gradcheck
 from tinytorch.core.optimizers import AdamW
 from tinytorch.core.tensor import Tensor, best_time
 from tinytorch.core.training import DataLoader, Trainer
