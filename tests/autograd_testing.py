@@ -11,7 +11,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tinytorch.core.autograd import Variable
+from tinytorch.core.autograd import Variable, no_grad
 
 try:
     import torch
@@ -36,6 +36,18 @@ def axes_for(ndim):
     single = st.integers(-ndim, ndim - 1) if ndim else st.nothing()
     several = st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True).map(tuple) if ndim else st.nothing()
     return st.one_of(st.none(), single, several)
+
+
+def assert_dtype_is_preserved(name: str, fn, dtype) -> None:
+    """fn(a, b) on two (2, 3) leaves of `dtype` gives `dtype`, and so does each leaf's gradient."""
+    rng = np.random.default_rng(0)
+    a, b = leaf(rng.uniform(0.5, 1.5, (2, 3)), dtype), leaf(rng.uniform(0.5, 1.5, (2, 3)), dtype)
+    out = fn(a, b)
+    assert out.dtype == dtype, f"{name}: forward gave {out.dtype}"
+    out.sum().backward()
+    for operand in (a, b):
+        assert operand.grad is not None and operand.grad.dtype == dtype and operand.grad.shape == operand.shape, \
+            f"{name}: gradient {None if operand.grad is None else (operand.grad.dtype, operand.grad.shape)}"
 
 
 # ---------------------------------------------------------------- the engine against finite differences
@@ -118,3 +130,31 @@ def run_random_graph(data, steps: dict) -> None:
         else:
             assert mine is not None and mine.shape == ours[index].shape
             assert_same(mine, reference, f"gradient of input {index}")
+
+
+def train_both(loss_ours, loss_torch, arrays, steps: int = 3) -> None:
+    """Take the same gradient steps (learning rate 0.1) from the same parameters `arrays` with tinytorch and torch:
+    the loss keeps the arrays' dtype, and the gradients and the parameters stay equal after every step."""
+    dtype = arrays[0].dtype
+    ours = [Variable(a.copy(), requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    tolerance = dict(rtol=1e-4 if dtype == np.float32 else 1e-9, atol=1e-6)
+    for _ in range(steps):
+        loss, expected = loss_ours(*ours), loss_torch(*theirs)
+        for p in ours:
+            p.zero_grad()
+        for t in theirs:
+            t.grad = None
+        loss.backward()
+        expected.backward()
+        assert loss.dtype == dtype and expected.dtype == torch.from_numpy(arrays[0]).dtype
+        with no_grad():
+            for p, t in zip(ours, theirs):
+                assert p.grad.dtype == dtype and p.grad.shape == p.shape
+                np.testing.assert_allclose(p.grad, t.grad.numpy(), **tolerance)
+                p.data.data -= 0.1 * p.grad
+        with torch.no_grad():
+            for t in theirs:
+                t -= 0.1 * t.grad
+    for p, t in zip(ours, theirs):
+        np.testing.assert_allclose(p.data.data, t.detach().numpy(), **tolerance)

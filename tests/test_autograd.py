@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
-from autograd_testing import FEW, PAIRS, SHAPES, assert_backward_matches_differences, axes_for, leaf, values
+from autograd_testing import (FEW, PAIRS, SHAPES, assert_backward_matches_differences, assert_dtype_is_preserved,
+                              axes_for, leaf, values)
 from tinytorch.core.autograd import (
     Node, Variable, add, is_grad_enabled, matmul, multiply, no_grad, reduce_sum, subtract, topological_order,
     unbroadcast,
@@ -260,14 +260,7 @@ DTYPE_CASES = {
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", list(DTYPE_CASES))
 def test_dtype_is_preserved_through_forward_and_backward(name, dtype):
-    rng = np.random.default_rng(0)
-    a, b = leaf(rng.uniform(0.5, 1.5, (2, 3)), dtype), leaf(rng.uniform(0.5, 1.5, (2, 3)), dtype)
-    out = DTYPE_CASES[name](a, b)
-    assert out.dtype == dtype, f"{name}: forward gave {out.dtype}"
-    out.sum().backward()
-    for operand in (a, b):
-        assert operand.grad is not None and operand.grad.dtype == dtype and operand.grad.shape == operand.shape, \
-            f"{name}: gradient {None if operand.grad is None else (operand.grad.dtype, operand.grad.shape)}"
+    assert_dtype_is_preserved(name, DTYPE_CASES[name], dtype)
 
 
 @pytest.mark.parametrize("constant", [np.array([2, 3]), Tensor(np.array([2, 3])), [2, 3], np.array([True, False])])
