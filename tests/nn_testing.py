@@ -1,7 +1,8 @@
 """Helpers shared by the package tests of modules 02-08 (activations, layers, losses, optimizers).
 
 Modules 02-04 come before autograd in teaching order: their Tensor-level tests run without it, and the
-gradient tests are skipped (with a reason) until `tinytorch.core.autograd` is exported.
+gradient tests are skipped (with a reason) until modules 05 and 06 (`tinytorch.core.autograd` and
+`tinytorch.core.operations`, whose operations the layers use) are completed.
 """
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import numpy as np
 import pytest
 
 try:
-    from tinytorch.core.autograd import Node, Variable, gradcheck, topological_order
-    Variable(0.0)  # a student's module 05 still to be written (its exported stub) raises NotImplementedError here
-except (ImportError, NotImplementedError):  # module 05 not exported or not complete yet (a student on modules 02-04)
+    from tinytorch.core.autograd import Node, Variable, topological_order
+    from tinytorch.core.operations import gradcheck
+    Variable(0.0).exp()  # the exported stubs of modules 05 and 06, still to be written, raise NotImplementedError here
+except (ImportError, NotImplementedError):  # not exported or not complete yet (a student on modules 02-04)
     Node = Variable = gradcheck = topological_order = None
 
-needs_autograd = pytest.mark.skipif(Variable is None, reason="needs module 05 (tinytorch.core.autograd) exported")
+needs_autograd = pytest.mark.skipif(Variable is None, reason="needs modules 05 and 06 (tinytorch.core.autograd and "
+                                                               "tinytorch.core.operations) completed")
 
 
 def import_torch():

@@ -7,7 +7,8 @@ import pytest
 
 from tinytorch.core.attention import (Embedding, LayerNorm, MultiHeadAttention, PositionalEmbedding, attention_weights,
                                       causal_mask, embedding, graph_op, layer_norm, scaled_dot_product_attention)
-from tinytorch.core.autograd import Variable, gradcheck, no_grad
+from tinytorch.core.autograd import Variable, no_grad
+from tinytorch.core.operations import gradcheck
 from tinytorch.core.tensor import Tensor
 
 pytestmark = pytest.mark.module("attention")

@@ -1,161 +1,73 @@
 """The autograd engine of module 05, as exported to tinytorch.core.autograd.
 
-Gradients are checked against central finite differences (`gradcheck`) on random shapes drawn by
-hypothesis, broadcasting pairs included; the rest pins the behaviour later modules rely on: the lesson's
-numbers, linear-time and recursion-free backward, unbroadcast bias gradients, dtypes, no_grad, errors,
-and the graph being freed after use. PyTorch comparisons are in test_autograd_torch.py.
+Its operations (add, subtract, multiply, matmul, sum) are checked against central finite differences on
+random shapes drawn by hypothesis, broadcasting pairs included; the rest pins the behaviour later modules
+rely on: the lesson's numbers, linear-time and recursion-free backward, unbroadcast bias gradients, dtypes,
+no_grad, errors, and the graph being freed after use. Only module 05's names are used, so these tests pass
+for a student who has not written module 06 (test_operations.py) yet. PyTorch comparisons are in
+test_autograd_torch.py.
 """
 from __future__ import annotations
 
 import gc
-import re
+import shutil
+import subprocess
+import sys
+import textwrap
 import time
-import warnings
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
+from autograd_testing import (FEW, PAIRS, SHAPES, assert_backward_matches_differences, assert_dtype_is_preserved,
+                              axes_for, leaf, values)
 from tinytorch.core.autograd import (
-    Node, Variable, add, divide, draw_graph, exp, gradcheck, is_grad_enabled, log, log_softmax, matmul, multiply,
-    no_grad, relu, sigmoid, sqrt, subtract, tanh, topological_order, unbroadcast,
+    Node, Variable, add, is_grad_enabled, matmul, multiply, no_grad, reduce_sum, subtract, topological_order,
+    unbroadcast,
 )
 from tinytorch.core.tensor import Tensor
-
-FEW = settings(max_examples=40, deadline=None)
-SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3)
-PAIRS = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=1, max_side=3)
-
-
-def values(shape, low=-2.0, high=2.0):
-    return hnp.arrays(np.float64, shape, elements=st.floats(low, high, allow_nan=False))
-
-
-def away_from_zero(shape):
-    """Values with |v| in [0.2, 2]: far from the kinks of relu and max, and from division by zero."""
-    magnitudes = hnp.arrays(np.float64, shape, elements=st.floats(0.2, 2.0))
-    signs = hnp.arrays(np.float64, shape, elements=st.sampled_from([-1.0, 1.0]))
-    return st.builds(np.multiply, magnitudes, signs)
-
-
-def distinct(shape):
-    """Values with no ties, at least 0.1 apart (max and relu need a unique winner per slice)."""
-    size = int(np.prod(shape))
-    return st.permutations(list(range(size))).map(lambda order: (np.array(order, dtype=np.float64) / 10 - 0.05).reshape(shape))
-
-
-def leaf(array, dtype=np.float64):
-    return Variable(np.array(array, dtype=dtype), requires_grad=True)
-
 
 # ---------------------------------------------------------------- gradients of every operation
 
 BINARY = {
-    "add": (add, False), "subtract": (subtract, False), "multiply": (multiply, False), "divide": (divide, True),
-    "+": (lambda a, b: a + b, False), "-": (lambda a, b: a - b, False), "*": (lambda a, b: a * b, False),
-    "/": (lambda a, b: a / b, True),
+    "add": add, "subtract": subtract, "multiply": multiply,
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
 }
 
 
 @pytest.mark.parametrize("name", list(BINARY))
 @FEW
 @given(data=st.data())
-def test_binary_operations_with_broadcasting_pass_gradcheck(name, data):
-    fn, divides = BINARY[name]
+def test_binary_operations_with_broadcasting_match_finite_differences(name, data):
     left_shape, right_shape = data.draw(PAIRS).input_shapes
-    a = leaf(data.draw(values(left_shape)))
-    b = leaf(data.draw(away_from_zero(right_shape) if divides else values(right_shape)))
-    assert gradcheck(fn, a, b, name=name)
+    assert_backward_matches_differences(BINARY[name], data.draw(values(left_shape)), data.draw(values(right_shape)),
+                                        name=name)
 
 
-@pytest.mark.parametrize("name", ["add", "subtract", "multiply", "divide"])
+@pytest.mark.parametrize("name", ["add", "subtract", "multiply"])
 @pytest.mark.parametrize("constant", ["number", "array", "Tensor", "list"])
 def test_binary_operations_with_a_constant_on_either_side(name, constant):
-    fn, _ = BINARY[name]
-    x = leaf([[0.5, -1.5, 2.0], [1.0, 0.7, -0.3]])
+    fn = BINARY[name]
+    x = np.array([[0.5, -1.5, 2.0], [1.0, 0.7, -0.3]])
     raw = np.array([1.5, -2.0, 0.5])
     other = {"number": 1.5, "array": raw, "Tensor": Tensor(raw, dtype=np.float64), "list": raw.tolist()}[constant]
-    assert gradcheck(lambda v: fn(v, other), x, name=f"{name}(x, {constant})")
-    assert gradcheck(lambda v: fn(other, v), x, name=f"{name}({constant}, x)")
+    assert_backward_matches_differences(lambda v: fn(v, other), x, name=f"{name}(x, {constant})")
+    assert_backward_matches_differences(lambda v: fn(other, v), x, name=f"{name}({constant}, x)")
 
 
-UNARY = {
-    "exp": (exp, values), "log": (log, lambda s: values(s, 0.2, 3.0)), "sqrt": (sqrt, lambda s: values(s, 0.2, 3.0)),
-    "tanh": (tanh, values), "sigmoid": (sigmoid, values), "relu": (relu, away_from_zero),
-    "negative": (lambda v: -v, values), "power 2": (lambda v: v ** 2, values),
-    "power -1.5": (lambda v: v ** -1.5, lambda s: values(s, 0.3, 3.0)), "power 0.5": (lambda v: v ** 0.5, lambda s: values(s, 0.2, 3.0)),
-    "3 ** v": (lambda v: 3.0 ** v, values), "1 / v": (lambda v: 1.0 / v, away_from_zero),
-    "2 - v": (lambda v: 2.0 - v, values), "method exp": (lambda v: v.exp(), values),
-    "method relu": (lambda v: v.relu(), away_from_zero), "method sigmoid": (lambda v: v.sigmoid(), values),
-    "method tanh": (lambda v: v.tanh(), values), "method log": (lambda v: v.log(), lambda s: values(s, 0.2, 3.0)),
-    "method sqrt": (lambda v: v.sqrt(), lambda s: values(s, 0.2, 3.0)),
-}
-
-
-@pytest.mark.parametrize("name", list(UNARY))
 @FEW
 @given(data=st.data())
-def test_elementwise_functions_pass_gradcheck(name, data):
-    fn, strategy = UNARY[name]
-    x = leaf(data.draw(strategy(data.draw(SHAPES))))
-    assert gradcheck(fn, x, name=name)
-
-
-def axes_for(ndim):
-    """axis=None, one axis (possibly negative) or a tuple of axes."""
-    single = st.integers(-ndim, ndim - 1) if ndim else st.nothing()
-    several = st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True).map(tuple) if ndim else st.nothing()
-    return st.one_of(st.none(), single, several)
-
-
-@pytest.mark.parametrize("reduction", ["sum", "mean", "max"])
-@FEW
-@given(data=st.data())
-def test_reductions_over_any_axes_pass_gradcheck(reduction, data):
+def test_sum_over_any_axes_matches_finite_differences(data):
     shape = data.draw(SHAPES)
     axis = data.draw(axes_for(len(shape)))
     keepdims = data.draw(st.booleans())
-    x = leaf(data.draw(distinct(shape)))
-    assert gradcheck(lambda v: getattr(v, reduction)(axis=axis, keepdims=keepdims), x, name=f"{reduction}({axis}, {keepdims})")
-
-
-@FEW
-@given(data=st.data())
-def test_log_softmax_passes_gradcheck_on_any_axis(data):
-    shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
-    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
-    x = leaf(data.draw(values(shape, -5.0, 5.0)))
-    assert gradcheck(lambda v: log_softmax(v, axis=axis), x, name=f"log_softmax(axis={axis})")
-
-
-@FEW
-@given(data=st.data())
-def test_reshape_permute_and_transpose_pass_gradcheck(data):
-    shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3))
-    x = leaf(data.draw(values(shape)))
-    permutation = tuple(data.draw(st.permutations(range(len(shape)))))
-    assert gradcheck(lambda v: v.permute(*permutation), x, name=f"permute{permutation}")
-    assert gradcheck(lambda v: v.permute(), x, name="permute()")
-    assert gradcheck(lambda v: v.transpose(0, -1), x, name="transpose(0, -1)")
-    assert gradcheck(lambda v: v.T, x, name=".T")
-    assert gradcheck(lambda v: v.reshape(-1), x, name="reshape(-1)")
-    assert gradcheck(lambda v: v.reshape((1, *reversed(shape))), x, name="reshape(tuple)")
-
-
-@FEW
-@given(data=st.data())
-def test_indexing_passes_gradcheck_including_repeated_integer_indices(data):
-    shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
-    x = leaf(data.draw(values(shape)))
-    rows = np.array(data.draw(st.lists(st.integers(0, shape[0] - 1), min_size=1, max_size=6)))
-    basic = data.draw(hnp.basic_indices(shape, allow_newaxis=False, allow_ellipsis=True))
-    mask = data.draw(hnp.arrays(np.bool_, shape))
-    assert gradcheck(lambda v: v[rows], x, name=f"x[{rows.tolist()}]")
-    assert gradcheck(lambda v: v[basic], x, name=f"x[{basic}]")
-    assert gradcheck(lambda v: v[mask], x, name="x[mask]")
+    x = data.draw(values(shape))
+    assert_backward_matches_differences(lambda v: v.sum(axis=axis, keepdims=keepdims), x, name=f"sum({axis}, {keepdims})")
+    assert_backward_matches_differences(lambda v: reduce_sum(v, axis, keepdims), x, name=f"reduce_sum({axis}, {keepdims})")
 
 
 MATMUL_SHAPES = [((2, 3), (3, 4)), ((1, 2), (2, 1)), ((3,), (3, 2)), ((2, 3), (3,)), ((4,), (4,)),
@@ -163,37 +75,25 @@ MATMUL_SHAPES = [((2, 3), (3, 4)), ((1, 2), (2, 1)), ((3,), (3, 2)), ((2, 3), (3
 
 
 @pytest.mark.parametrize("left, right", MATMUL_SHAPES)
-def test_matmul_passes_gradcheck_for_matrices_vectors_and_stacks(left, right):
+def test_matmul_matches_finite_differences_for_matrices_vectors_and_stacks(left, right):
     rng = np.random.default_rng(len(left) * 10 + len(right))
-    a, b = leaf(rng.standard_normal(left)), leaf(rng.standard_normal(right))
-    assert gradcheck(matmul, a, b, name=f"{left} @ {right}")
-    assert gradcheck(lambda p, q: p @ q, a, b, name=f"{left} @ {right} operator")
-    assert gradcheck(lambda p: p @ b.data.data, a) and gradcheck(lambda q: a.data.data @ q, b)
+    a, b = rng.standard_normal(left), rng.standard_normal(right)
+    assert_backward_matches_differences(matmul, a, b, name=f"{left} @ {right}")
+    assert_backward_matches_differences(lambda p, q: p @ q, a, b, name=f"{left} @ {right} operator")
+    assert_backward_matches_differences(lambda p: p @ b, a, name=f"{left} @ array")
+    assert_backward_matches_differences(lambda q: a @ q, b, name=f"array @ {right}")
 
 
-def test_a_two_layer_network_passes_gradcheck_for_every_parameter():
+def test_a_linear_model_with_squared_error_matches_finite_differences():
     rng = np.random.default_rng(0)
-    x, targets = rng.standard_normal((5, 4)), np.array([0, 2, 1, 2, 0])
-    params = [leaf(rng.standard_normal((4, 6))), leaf(rng.standard_normal(6)), leaf(rng.standard_normal((6, 3))),
-              leaf(rng.standard_normal((1, 3)))]
+    x, targets = rng.standard_normal((5, 4)), rng.standard_normal((5, 2))
 
-    def cross_entropy(w1, b1, w2, b2):
-        logits = (x @ w1 + b1).tanh() @ w2 + b2
-        return -log_softmax(logits)[np.arange(5), targets].mean()
+    def squared_error(w, b):
+        error = x @ w + b - targets
+        return (error * error).sum() * (1 / len(x))
 
-    assert gradcheck(cross_entropy, *params, name="two-layer cross-entropy")
-
-
-def test_max_ties_follow_pytorch_and_relu_passes_none_at_zero():
-    tied = Variable([[1.0, 3.0, 3.0], [2.0, 0.0, 0.0]], requires_grad=True)
-    tied.max(axis=1).sum().backward()  # over one axis, the first maximum takes it all (torch.max(x, dim))
-    assert tied.grad.tolist() == [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
-    everywhere = Variable([3.0, 1.0, 3.0, 3.0], requires_grad=True)
-    everywhere.max().backward()
-    np.testing.assert_allclose(everywhere.grad, [1 / 3, 0.0, 1 / 3, 1 / 3])
-    x = Variable([-1.0, 0.0, 1.0], requires_grad=True)
-    x.relu().sum().backward()
-    assert x.grad.tolist() == [0.0, 0.0, 1.0], "relu's gradient at exactly 0 is 0, as in PyTorch"
+    assert_backward_matches_differences(squared_error, rng.standard_normal((4, 2)), rng.standard_normal(2),
+                                        name="linear model")
 
 
 # ---------------------------------------------------------------- the lesson's numbers
@@ -326,8 +226,8 @@ def test_bias_gradient_has_the_bias_shape(bias_shape):
     x = rng.standard_normal((4, 2))
     weight = leaf(rng.standard_normal((2, 3)))
     bias = leaf(np.zeros(bias_shape))
-    loss = ((x @ weight + bias) ** 2).sum()
-    loss.backward()
+    out = x @ weight + bias
+    (out * out).sum().backward()
     assert bias.grad.shape == bias_shape and weight.grad.shape == (2, 3)
     expected = (2 * (x @ weight.data.data)).sum(axis=0)
     np.testing.assert_allclose(bias.grad.reshape(-1), expected)
@@ -351,27 +251,16 @@ def test_unbroadcast_matches_summing_the_broadcast_axes(shapes):
 
 
 DTYPE_CASES = {
-    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b, "div": lambda a, b: a / b,
-    "matmul": lambda a, b: a @ b.T, "pow": lambda a, b: a ** 2 + b ** 3, "exp": lambda a, b: a.exp() + b,
-    "log": lambda a, b: (a * a + 1).log() * b, "sqrt": lambda a, b: (a * a + 1).sqrt() - b, "tanh": lambda a, b: a.tanh() * b,
-    "sigmoid": lambda a, b: a.sigmoid() + b, "relu": lambda a, b: a.relu() * b, "sum": lambda a, b: a.sum(axis=0) * b,
-    "mean": lambda a, b: a.mean(axis=1, keepdims=True) + b, "max": lambda a, b: a.max(axis=0, keepdims=True) - b,
-    "log_softmax": lambda a, b: a.log_softmax() * b, "index": lambda a, b: a[np.array([0, 0, 1])] + b[0],
-    "reshape": lambda a, b: a.reshape(3, 2).T + b, "constant": lambda a, b: a * 2.0 + np.float64(1.0) - b / 3,
+    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b, "matmul": lambda a, b: a @ b.sum(axis=0),
+    "sum": lambda a, b: a.sum(axis=0) * b, "sum keepdims": lambda a, b: a.sum(axis=1, keepdims=True) - b,
+    "constant": lambda a, b: a * 2.0 + np.float64(1.0) - b * 3,
 }
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", list(DTYPE_CASES))
 def test_dtype_is_preserved_through_forward_and_backward(name, dtype):
-    rng = np.random.default_rng(0)
-    a, b = leaf(rng.uniform(0.5, 1.5, (2, 3)), dtype), leaf(rng.uniform(0.5, 1.5, (2, 3)), dtype)
-    out = DTYPE_CASES[name](a, b)
-    assert out.dtype == dtype, f"{name}: forward gave {out.dtype}"
-    out.sum().backward()
-    for operand in (a, b):
-        assert operand.grad is not None and operand.grad.dtype == dtype and operand.grad.shape == operand.shape, \
-            f"{name}: gradient {None if operand.grad is None else (operand.grad.dtype, operand.grad.shape)}"
+    assert_dtype_is_preserved(name, DTYPE_CASES[name], dtype)
 
 
 @pytest.mark.parametrize("constant", [np.array([2, 3]), Tensor(np.array([2, 3])), [2, 3], np.array([True, False])])
@@ -496,10 +385,9 @@ def test_a_subclass_of_variable_works_as_a_parameter():
 @pytest.mark.parametrize("other", [Tensor([2.0, 4.0]), np.array([2.0, 4.0], dtype=np.float32), 2.0, 2, np.float32(2.0)])
 def test_every_operator_with_every_operand_kind_on_either_side_gives_a_variable(other):
     x = Variable([1.0, 2.0], requires_grad=True)
-    results = [x + other, other + x, x - other, other - x, x * other, other * x, x / other, other / x]
+    results = [x + other, other + x, x - other, other - x, x * other, other * x]
     assert all(isinstance(result, Variable) and result.requires_grad for result in results)
     assert (other - x).data.data.tolist() == (np.asarray(_plain(other)) - np.array([1.0, 2.0])).tolist()
-    assert (other / x).data.data.tolist() == (np.asarray(_plain(other)) / np.array([1.0, 2.0])).tolist()
 
 
 def _plain(value):
@@ -512,14 +400,6 @@ def test_tensor_and_array_matmul_with_a_variable_gives_a_variable():
         out = left @ w
         assert isinstance(out, Variable) and out.requires_grad and out.data.data.tolist() == [[3.0, 3.0]]
     assert isinstance(w @ Tensor([[1.0], [1.0]]), Variable)
-
-
-def test_comparisons_return_plain_tensor_masks():
-    x = Variable([-1.0, 0.0, 2.0], requires_grad=True)
-    for mask, expected in [(x > 0, [0, 0, 1]), (x >= 0, [0, 1, 1]), (x < 0, [1, 0, 0]), (x <= 0, [1, 1, 0]),
-                           (Tensor([0.0, 0.0, 0.0]) < x, [0, 0, 1])]:
-        assert type(mask) is Tensor and mask.data.tolist() == expected
-    assert (x * (x > 0)).requires_grad
 
 
 def test_variable_properties_and_conversions():
@@ -566,25 +446,9 @@ def test_backward_on_a_constant_is_an_error():
         (Variable([1.0]) * 2.0).backward()
 
 
-def test_other_clear_errors():
-    x = Variable([1.0], requires_grad=True)
-    with pytest.raises(TypeError, match="exponent"):
-        x ** x
+def test_a_grad_fn_must_be_a_node():
     with pytest.raises(TypeError, match="grad_fn"):
         Variable([1.0], grad_fn=lambda g: g)
-    with pytest.raises(IndexError, match="whole numbers"):
-        Variable(np.ones(3))[np.array([0.5])]
-
-
-def test_log_of_non_positive_values_gives_nan_and_inf_with_a_warning():
-    x = Variable([0.0, -1.0, 1.0], requires_grad=True)
-    with pytest.warns(RuntimeWarning):
-        out = log(x)
-    assert out.data.data[0] == -np.inf and np.isnan(out.data.data[1]) and out.data.data[2] == 0.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        out.backward(np.ones(3))
-    assert x.grad[2] == 1.0
 
 
 # ---------------------------------------------------------------- memory
@@ -593,13 +457,13 @@ def test_graph_is_freed_after_backward_and_dropping_the_output():
     gc.disable()  # prove the graph has no reference cycles: plain reference counting must free it
     try:
         x = Variable(np.ones((50, 50)), requires_grad=True)
-        hidden = (x * 2.0).exp()
+        hidden = x * 2.0 + 1.0
         hidden_ref, array_ref = weakref.ref(hidden), weakref.ref(hidden.data.data)
-        loss = (hidden @ x).tanh().sum()
+        loss = (hidden @ x).sum()
         unsaved_ref = weakref.ref((x * 3.0).data.data)
         del hidden
         assert hidden_ref() is None, "the graph links Nodes: an intermediate Variable is freed once dropped"
-        assert array_ref() is not None, "an array a rule saved (exp's output, matmul's input) lives until the graph goes"
+        assert array_ref() is not None, "an array a rule saved (matmul's input) lives until the graph goes"
         assert unsaved_ref() is None, "an array no rule saved is freed at once"
         loss.backward()
         del loss
@@ -614,65 +478,30 @@ def test_no_grad_keeps_no_graph():
     with no_grad():
         hidden = x * 2.0
         ref = weakref.ref(hidden)
-        out = hidden.exp()
+        out = hidden * hidden
         del hidden
     assert ref() is None and out.grad_fn is None
 
 
-# ---------------------------------------------------------------- gradcheck and draw_graph
+# ---------------------------------------------------------------- the engine on its own
 
-def test_gradcheck_reports_input_element_and_both_numbers_on_a_wrong_rule():
-    def bad_square(v):  # the rule claims d(v^2)/dv = v instead of 2v
-        return Variable(v.data.data ** 2, grad_fn=Node("BadSquare", [(v, lambda g: g * v.data.data)]))
-
-    a = Variable([1.0, 2.0], requires_grad=True)
-    with pytest.raises(AssertionError) as failure:
-        gradcheck(lambda p, q: p * 3.0 + bad_square(q), a, Variable([1.5, 3.0], requires_grad=True), name="bad_square")
-    message = str(failure.value)
-    assert "bad_square" in message and "input 1" in message and "element (0,)" in message
-    numbers = re.search(r"expected (\S+) \(finite differences\), backward gave (\S+)", message)
-    assert numbers, message
-    expected, got = float(numbers.group(1)), float(numbers.group(2))
-    assert abs(expected - 2 * got) < 1e-4 * abs(expected), f"the true gradient is twice the wrong one: {message}"
-    assert a.grad is None, "gradcheck works on copies"
-
-
-def test_gradcheck_catches_a_cut_graph_and_needs_an_input_to_check():
-    with pytest.raises(AssertionError, match="gave 0"):
-        gradcheck(lambda v: Variable(v.data.data * 2.0) + v * 0.0, Variable([1.0], requires_grad=True))
-    with pytest.raises(ValueError, match="requires_grad"):
-        gradcheck(lambda v: v * 2.0, Variable([1.0]))
-
-
-def test_gradcheck_returns_true_and_honours_tolerances():
-    x = Variable([0.3, -0.7], requires_grad=True)
-    assert gradcheck(lambda v: v.tanh(), x) is True
-    assert gradcheck(lambda v: v * 2.0, x, eps=1e-4, atol=1e-8, rtol=1e-8) is True
-
-
-def test_draw_graph_text_form():
-    x, y = Variable([3.0], requires_grad=True), Variable([2.0], requires_grad=True)
-    a = x + y
-    f = a * (x - y)
-    f.backward(retain_graph=True)  # a released graph has no edges left to draw
-    drawing = draw_graph(f, names={"x": x, "y": y, "a": a})
-    lines = str(drawing).splitlines()
-    assert lines[0].startswith("x = leaf") and "grad [6.]" in lines[0]
-    assert lines[1].startswith("y = leaf") and "grad [-4.]" in lines[1]
-    assert lines[2].startswith("a = Add(x, y)") and "value [5.]" in lines[2]
-    assert lines[3].startswith("v3 = Sub(x, y)") and "value not kept" in lines[3]
-    assert lines[4].startswith("v4 = Mul(a, v3)  <- output") and "value [5.]" in lines[4]
-    assert str(draw_graph(f, names={"f": f})).splitlines()[-1].startswith("f = Mul(v2, v3)  <- output")
-    assert repr(drawing) == str(drawing)
-    assert '"x" -> "a"' in drawing.dot and drawing.dot.startswith("digraph")
-    big = draw_graph(Variable(np.ones((10, 10)), requires_grad=True).sum())
-    assert "<float64 (10, 10)>" in str(big)
-
-
-def test_draw_graph_svg_when_graphviz_is_installed():
-    import shutil
-
-    if shutil.which("dot") is None:
-        pytest.skip("graphviz's dot is not installed: only the text form is available")
-    svg = draw_graph(Variable([1.0], requires_grad=True) * 2.0)._repr_svg_()
-    assert svg is not None and "<svg" in svg
+def test_the_engine_works_without_module_06(tmp_path):
+    """A student who completed module 05 but has not exported module 06 has an autograd.py and no operations.py:
+    the engine trains without it, and module 06's names are reported missing in the usual way."""
+    package = Path(__import__("tinytorch").__file__).parent
+    shutil.copytree(package, tmp_path / "tinytorch", ignore=shutil.ignore_patterns("__pycache__", "operations.py"))
+    script = textwrap.dedent("""
+        import tinytorch.core.autograd as autograd
+        from tinytorch.core.autograd import Variable
+        w = Variable([[1.0], [2.0]], requires_grad=True)
+        ((Variable([[3.0, 4.0]]) @ w - 1.0) * 2.0).sum().backward()
+        print(w.grad.ravel().tolist())
+        try:
+            autograd.exp
+        except AttributeError as error:
+            print(error)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[6.0, 8.0]", "module 'tinytorch.core.autograd' has no attribute 'exp'"]

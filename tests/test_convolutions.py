@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from tinytorch.core.activations import ReLU
-from tinytorch.core.autograd import Variable, gradcheck
+from tinytorch.core.autograd import Variable
+from tinytorch.core.operations import gradcheck
 from tinytorch.core.convolutions import (AvgPool2d, Conv2d, MaxPool2d, avg_pool2d, col2im, conv2d, conv2d_loops, im2col,
                                          max_pool2d)
 from tinytorch.core.layers import Flatten, Linear, Sequential

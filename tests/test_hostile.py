@@ -253,30 +253,32 @@ def test_grading_without_bubblewrap_is_refused_unless_asked(course, monkeypatch)
 
 
 @pytest.fixture(scope="module")
-def autograd_course(tmp_path_factory):
-    """Module 05 released on its own course copy: its tests check gradients, which a student may try to fake."""
-    root = copy_course(tmp_path_factory.mktemp("hostile05") / "repo")
+def operations_course(tmp_path_factory):
+    """Module 06 released on its own course copy: its tests check gradients, which a student may try to fake."""
+    root = copy_course(tmp_path_factory.mktemp("hostile06") / "repo")
     settings = root / "settings.ini"
     text = re.sub(r"timeout = \d+", "timeout = 60", settings.read_text(), count=1)
     settings.write_text(text)
     loaded = load_course(root)
-    release(loaded, loaded.module("05_autograd"))
+    release(loaded, loaded.module("06_operations"))
     return loaded
 
 
-def test_a_redefined_checker_cannot_pass_a_wrong_rule(autograd_course):
+def test_a_redefined_checker_cannot_pass_a_wrong_rule(operations_course):
     """A wrong divide rule, with the student's gradcheck and the lesson's checker both redefined to say yes:
     only the tests of the wrong rule lose their points, exactly as without the redefinitions."""
-    course = autograd_course
-    module = course.module("05_autograd")
+    course = operations_course
+    module = course.module("06_operations")
     folder = course_folder(course)
     source = nbformat.read(folder.source(module), as_version=4)
     wrong = copy.deepcopy(source)
+    right_rule, wrong_rule = "(b, lambda g: -g * out / bv))", "(b, lambda g: g * out / bv))"
+    assert sum(cell.source.count(right_rule) for cell in wrong.cells) == 1, "divide's rule for b is not where expected"
     for cell in wrong.cells:
-        cell.source = cell.source.replace("(b, lambda g: -g * out / bv))", "(b, lambda g: g * out / bv))")
+        cell.source = cell.source.replace(right_rule, wrong_rule)
     plain = copy.deepcopy(wrong)
     checker = next(i for i, c in enumerate(wrong.cells)
-                   if c.metadata.get("nbgrader", {}).get("grade_id") == "autograd-reference-gradcheck")
+                   if c.metadata.get("nbgrader", {}).get("grade_id") == "operations-reference-gradcheck")
     wrong.cells.insert(checker + 1, nbformat.v4.new_code_cell(
         "gradcheck = lambda *a, **k: True\nreference_gradcheck = lambda *a, **k: True"))
     for student, notebook in (("faker", wrong), ("plain", plain), ("solver", source)):

@@ -144,9 +144,10 @@ class Variable:
 
 @pytest.mark.parametrize("autograd", ["missing", "a student's unfinished stub"])
 def test_without_autograd_parameters_are_tensors_and_layers_still_compute(tmp_path, autograd):
-    """A student on modules 02-04 has no working tinytorch.core.autograd: the same layers must work on Tensors."""
+    """A student on modules 02-04 has no working tinytorch.core.autograd (nor module 06's operations on it): the
+    same layers must work on Tensors."""
     package = tmp_path / "tinytorch"
-    shutil.copytree(ROOT / "tinytorch", package, ignore=shutil.ignore_patterns("__pycache__", "autograd.py"))
+    shutil.copytree(ROOT / "tinytorch", package, ignore=shutil.ignore_patterns("__pycache__", "autograd.py", "operations.py"))
     if autograd != "missing":
         (package / "core" / "autograd.py").write_text(STUB_AUTOGRAD)
     script = textwrap.dedent("""

@@ -1,4 +1,5 @@
-"""PyTorch as the oracle for every public operation of tinytorch.core.tensor and tinytorch.core.autograd.
+"""PyTorch as the oracle for every public operation of tinytorch.core.tensor, tinytorch.core.autograd (module 05's
+engine) and tinytorch.core.operations (module 06).
 
 Each case computes the same thing with tinytorch and with PyTorch 2.13, in float32 and float64, and compares
 the value (and its dtype) and, for Variables, the gradient of every input under the same random weighting of
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 import tinytorch.core.autograd as autograd
+import tinytorch.core.operations as operations
 import tinytorch.core.tensor as tensor_module
 from tinytorch.core.autograd import Variable
 from tinytorch.core.tensor import Tensor
@@ -82,8 +84,8 @@ BINARY = {
     "div method": (lambda a, b: a.div(b), lambda a, b: a.div(b)),
     "maximum": (lambda a, b: a.maximum(b), torch.maximum),
     "minimum": (lambda a, b: a.minimum(b), torch.minimum),
-    "maximum function": (autograd.maximum, torch.maximum),
-    "minimum function": (autograd.minimum, torch.minimum),
+    "maximum function": (operations.maximum, torch.maximum),
+    "minimum function": (operations.minimum, torch.minimum),
 }
 
 
@@ -125,8 +127,8 @@ UNARY = {  # name: (ours, torch, low, high)
     "clamp": (lambda v: v.clamp(-0.5, 1.0), lambda t: t.clamp(-0.5, 1.0), -2, 2),
     "clamp min": (lambda v: v.clamp(min=0.0), lambda t: t.clamp(min=0.0), -2, 2),
     "clip max": (lambda v: v.clip(max=0.3), lambda t: t.clip(max=0.3), -2, 2),
-    "clamp function": (lambda v: autograd.clamp(v, -1.0, 1.0), lambda t: t.clamp(-1.0, 1.0), -2, 2),
-    "absolute function": (autograd.absolute, torch.abs, -2, 2),
+    "clamp function": (lambda v: operations.clamp(v, -1.0, 1.0), lambda t: t.clamp(-1.0, 1.0), -2, 2),
+    "absolute function": (operations.absolute, torch.abs, -2, 2),
 }
 
 
@@ -240,8 +242,8 @@ def test_reductions_of_empty_arrays_and_infinities(dtype):
 SOFTMAXES = {
     "softmax": (lambda v, d: v.softmax(dim=d), lambda t, d: t.softmax(dim=d)),
     "log_softmax": (lambda v, d: v.log_softmax(dim=d), lambda t, d: t.log_softmax(dim=d)),
-    "softmax function": (autograd.softmax, lambda t, d: torch.softmax(t, d)),
-    "log_softmax function": (autograd.log_softmax, lambda t, d: torch.log_softmax(t, d)),
+    "softmax function": (operations.softmax, lambda t, d: torch.softmax(t, d)),
+    "log_softmax function": (operations.log_softmax, lambda t, d: torch.log_softmax(t, d)),
 }
 
 
@@ -262,12 +264,12 @@ def test_softmax_and_log_softmax_along_any_axis(name, dtype):
 
 SHAPE_OPERATIONS = [  # (what, ours, torch, input shape)
     ("reshape", lambda v: v.reshape(4, 6), lambda t: t.reshape(4, 6), (2, 3, 4)),
-    ("reshape function", lambda v: autograd.reshape(v, (-1,)), lambda t: t.reshape(-1), (2, 3, 4)),
+    ("reshape function", lambda v: operations.reshape(v, (-1,)), lambda t: t.reshape(-1), (2, 3, 4)),
     ("view", lambda v: v.view(6, -1), lambda t: t.view(6, -1), (2, 3, 4)),
     ("permute", lambda v: v.permute(2, 0, 1), lambda t: t.permute(2, 0, 1), (2, 3, 4)),
-    ("permute tuple", lambda v: autograd.permute(v, (1, 2, 0)), lambda t: t.permute(1, 2, 0), (2, 3, 4)),
+    ("permute tuple", lambda v: operations.permute(v, (1, 2, 0)), lambda t: t.permute(1, 2, 0), (2, 3, 4)),
     ("transpose", lambda v: v.transpose(0, 2), lambda t: t.transpose(0, 2), (2, 3, 4)),
-    ("transpose negative", lambda v: autograd.transpose(v, -1, -2), lambda t: t.transpose(-1, -2), (2, 3, 4)),
+    ("transpose negative", lambda v: operations.transpose(v, -1, -2), lambda t: t.transpose(-1, -2), (2, 3, 4)),
     (".T", lambda v: v.T, lambda t: t.T, (2, 3)),
     (".T of 3 axes", lambda v: v.T, lambda t: t.permute(2, 1, 0), (2, 3, 4)),
     ("squeeze", lambda v: v.squeeze(), lambda t: t.squeeze(), (1, 3, 1)),
@@ -278,9 +280,9 @@ SHAPE_OPERATIONS = [  # (what, ours, torch, input shape)
     ("unsqueeze 0-d", lambda v: v.unsqueeze(0), lambda t: t.unsqueeze(0), ()),
     ("expand", lambda v: v.expand(2, 3), lambda t: t.expand(2, 3), (1, 3)),
     ("expand -1 and new axes", lambda v: v.expand(4, -1, 3), lambda t: t.expand(4, -1, 3), (2, 1)),
-    ("expand function", lambda v: autograd.expand(v, (2, 5)), lambda t: t.expand(2, 5), (5,)),
+    ("expand function", lambda v: operations.expand(v, (2, 5)), lambda t: t.expand(2, 5), (5,)),
     ("flip", lambda v: v.flip(0), lambda t: t.flip(0), (2, 3, 4)),
-    ("flip two", lambda v: autograd.flip(v, (0, -1)), lambda t: t.flip(0, -1), (2, 3, 4)),
+    ("flip two", lambda v: operations.flip(v, (0, -1)), lambda t: t.flip(0, -1), (2, 3, 4)),
     ("slice", lambda v: v[1:, ::2], lambda t: t[1:, ::2], (3, 4)),
     ("integer", lambda v: v[1, 2], lambda t: t[1, 2], (3, 4)),
     ("repeated integer arrays", lambda v: v[np.array([0, 2, 2]), np.array([3, 0, 0])],
@@ -289,7 +291,7 @@ SHAPE_OPERATIONS = [  # (what, ours, torch, input shape)
     ("repeated tuple inside an index", lambda v: v[:, (0, 0)], lambda t: t[:, [0, 0]], (2, 3)),
     ("boolean mask", lambda v: v[np.array([True, False, True])], lambda t: t[torch.tensor([True, False, True])], (3, 4)),
     ("empty slice", lambda v: v[2:2], lambda t: t[2:2], (3, 4)),
-    ("getitem function", lambda v: autograd.getitem(v, (slice(None), 1)), lambda t: t[:, 1], (3, 4)),
+    ("getitem function", lambda v: operations.getitem(v, (slice(None), 1)), lambda t: t[:, 1], (3, 4)),
 ]
 
 
@@ -317,19 +319,19 @@ def test_matmul_for_matrices_vectors_stacks_and_empty(dtype):
 
 FUNCTIONS = {  # name: (ours, torch, number of inputs, low, high)
     "add": (autograd.add, torch.add, 2, -2, 2), "subtract": (autograd.subtract, torch.sub, 2, -2, 2),
-    "multiply": (autograd.multiply, torch.mul, 2, -2, 2), "divide": (autograd.divide, torch.div, 2, 0.5, 2),
-    "matmul": (autograd.matmul, torch.matmul, 2, -2, 2), "negative": (autograd.negative, torch.neg, 1, -2, 2),
-    "power": (lambda v: autograd.power(v, 1.5), lambda t: t ** 1.5, 1, 0.1, 2),
-    "exponential_of": (lambda v: autograd.exponential_of(3.0, v), lambda t: 3.0 ** t, 1, -2, 2),
-    "exp": (autograd.exp, torch.exp, 1, -2, 2), "log": (autograd.log, torch.log, 1, 0.1, 2),
-    "sqrt": (autograd.sqrt, torch.sqrt, 1, 0.1, 2), "tanh": (autograd.tanh, torch.tanh, 1, -2, 2),
-    "sigmoid": (autograd.sigmoid, torch.sigmoid, 1, -2, 2), "relu": (autograd.relu, torch.relu, 1, -2, 2),
+    "multiply": (autograd.multiply, torch.mul, 2, -2, 2), "divide": (operations.divide, torch.div, 2, 0.5, 2),
+    "matmul": (autograd.matmul, torch.matmul, 2, -2, 2), "negative": (operations.negative, torch.neg, 1, -2, 2),
+    "power": (lambda v: operations.power(v, 1.5), lambda t: t ** 1.5, 1, 0.1, 2),
+    "exponential_of": (lambda v: operations.exponential_of(3.0, v), lambda t: 3.0 ** t, 1, -2, 2),
+    "exp": (operations.exp, torch.exp, 1, -2, 2), "log": (operations.log, torch.log, 1, 0.1, 2),
+    "sqrt": (operations.sqrt, torch.sqrt, 1, 0.1, 2), "tanh": (operations.tanh, torch.tanh, 1, -2, 2),
+    "sigmoid": (operations.sigmoid, torch.sigmoid, 1, -2, 2), "relu": (operations.relu, torch.relu, 1, -2, 2),
     "reduce_sum": (lambda v: autograd.reduce_sum(v, 1), lambda t: t.sum(1), 1, -2, 2),
-    "reduce_mean": (lambda v: autograd.reduce_mean(v, (0, 1), True), lambda t: t.mean((0, 1), keepdim=True), 1, -2, 2),
-    "reduce_max": (lambda v: autograd.reduce_max(v, 0), lambda t: t.max(0).values, 1, -2, 2),
-    "reduce_min": (lambda v: autograd.reduce_min(v), torch.min, 1, -2, 2),
-    "variance": (lambda v: autograd.variance(v, 1, False, 0), lambda t: t.var(1, correction=0), 1, -2, 2),
-    "logsumexp": (lambda v: autograd.logsumexp(v, 0), lambda t: t.logsumexp(0), 1, -2, 2),
+    "reduce_mean": (lambda v: operations.reduce_mean(v, (0, 1), True), lambda t: t.mean((0, 1), keepdim=True), 1, -2, 2),
+    "reduce_max": (lambda v: operations.reduce_max(v, 0), lambda t: t.max(0).values, 1, -2, 2),
+    "reduce_min": (lambda v: operations.reduce_min(v), torch.min, 1, -2, 2),
+    "variance": (lambda v: operations.variance(v, 1, False, 0), lambda t: t.var(1, correction=0), 1, -2, 2),
+    "logsumexp": (lambda v: operations.logsumexp(v, 0), lambda t: t.logsumexp(0), 1, -2, 2),
 }
 
 
@@ -519,18 +521,16 @@ def test_tensor_module_functions_match_torch():
 
 # ---------------------------------------------------------------- coverage of the public operations
 
-COVERED_AUTOGRAD = {
-    "add", "subtract", "multiply", "divide", "negative", "power", "exponential_of", "matmul", "exp", "log", "sqrt",
-    "tanh", "sigmoid", "relu", "reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "variance", "logsumexp",
-    "softmax", "log_softmax", "reshape", "permute", "transpose", "expand", "flip", "getitem", "absolute", "clamp",
-    "maximum", "minimum", "Variable",
+COVERED_AUTOGRAD = {"add", "subtract", "multiply", "matmul", "reduce_sum", "Variable"}
+ENGINE = {  # the engine and its tools, tested in test_autograd.py
+    "Node", "backpropagate", "topological_order", "unbroadcast", "no_grad", "is_grad_enabled",
 }
-NOT_OPERATIONS = {  # the engine and its tools, tested in test_autograd.py, and names imported from module 01
-    "Node", "backpropagate", "topological_order", "unbroadcast", "no_grad", "is_grad_enabled", "gradcheck",
-    "draw_graph", "GraphDrawing", "Tensor", "tensor_permute", "tensor_reshape", "as_shape", "axes_and_keepdims",
-    "correction_of", "expanded_shape", "normalized_axes", "promote_integers", "reduction_axes", "single_value",
-    "squeezed_shape", "swapped_axes", "unsqueezed_shape", "Callable",
+COVERED_OPERATIONS = {
+    "divide", "negative", "power", "exponential_of", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "reduce_mean",
+    "reduce_max", "reduce_min", "variance", "logsumexp", "softmax", "log_softmax", "reshape", "permute", "transpose",
+    "expand", "flip", "getitem", "absolute", "clamp", "maximum", "minimum",
 }
+TOOLS = {"gradcheck", "draw_graph", "GraphDrawing"}  # they check and draw gradients, tested in test_operations.py
 COVERED_TENSOR = {"Tensor", "elementwise", "matmul", "reduce", "reshape", "permute", "zeros", "ones", "randn",
                   "as_array", "as_shape"}
 TENSOR_HELPERS = {  # shape and dtype helpers, exercised above through the methods that use them
@@ -540,12 +540,19 @@ TENSOR_HELPERS = {  # shape and dtype helpers, exercised above through the metho
 
 
 def public_names(module) -> set:
-    return {name for name, value in vars(module).items()
-            if not name.startswith("_") and (inspect.isfunction(value) or inspect.isclass(value))}
+    """The names in the module's __all__, and the functions and classes it defines (not those it imports) under a
+    name without a leading underscore."""
+    defined = {name for name, value in vars(module).items() if not name.startswith("_")
+               and (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ == module.__name__}
+    return defined | set(getattr(module, "__all__", ()))
 
 
-@pytest.mark.parametrize("module, covered, others", [(autograd, COVERED_AUTOGRAD, NOT_OPERATIONS),
+@pytest.mark.parametrize("module, covered, others", [(autograd, COVERED_AUTOGRAD, ENGINE),
+                                                     (operations, COVERED_OPERATIONS, TOOLS),
                                                      (tensor_module, COVERED_TENSOR, TENSOR_HELPERS)])
 def test_every_public_operation_has_a_torch_case_here(module, covered, others):
-    missing = public_names(module) - covered - others
+    public = public_names(module)
+    missing = public - covered - others
     assert not missing, f"{module.__name__}: public operations without a PyTorch case in this file: {sorted(missing)}"
+    stale = (covered | others) - public
+    assert not stale, f"{module.__name__} has no public {sorted(stale)}: this file lists them under the wrong module"

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from tinytorch.core.autograd import Variable, gradcheck
+from tinytorch.core.autograd import Variable
+from tinytorch.core.operations import gradcheck
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.optimizers import SGD, AdamW
 from tinytorch.core.tensor import Tensor

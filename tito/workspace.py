@@ -43,7 +43,8 @@ _STUB_TEXT = re.compile(r"(?P<module>\d+_\w+) is not complete: write your code(?
                         r"\(cell '(?P<cell>[^']+)'")
 _DEF = re.compile(r"^(?P<indent>\s*)(?:async\s+)?def\s+(?P<name>\w+)")
 _CLASS = re.compile(r"^(?P<indent>\s*)class\s+(?P<name>\w+)")
-_IMPORT = re.compile(r"^\s*(?:from|import)\s+tinytorch\.core\.(\w+)", re.MULTILINE)
+# `from tinytorch.core.tensor import ...`, `import tinytorch.core.operations` or `from tinytorch.core import operations`
+_IMPORT = re.compile(r"^\s*(?:from|import)\s+tinytorch\.core(?:\.|\s+import\s+)(\w+)", re.MULTILINE)
 _TEST_IMPORT = re.compile(r"^\s*(?:from\s+(\w+)\s+import|import\s+(\w+))", re.MULTILINE)
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".hypothesis")
 
@@ -179,9 +180,11 @@ def package_stubs(course: Course, module: Module) -> list[Stub] | None:
 def prerequisites(course: Course, module: Module) -> list[Module]:
     """The earlier modules whose package code this module imports, directly or through each other, in course order.
 
-    Only earlier modules count: a lesson may peek at a later module (module 02 tries autograd when it exists).
+    Only modules before this one count: a lesson may peek at a later module (module 02 tries autograd when it
+    exists). Module 05 loads module 06 when it exists, so a module after 06 that imports 05 needs 06 too.
     """
     order = list(course.modules)
+    position = order.index(module)
     by_package = {}
     for other in order:
         try:
@@ -192,7 +195,6 @@ def prerequisites(course: Course, module: Module) -> list[Module]:
     pending = [module]
     while pending:
         current = pending.pop()
-        position = order.index(current)
         for name in _IMPORT.findall(_code_of(current)):
             other = by_package.get(name)
             if other and order.index(other) < position and other.name not in needed:
