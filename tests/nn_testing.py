@@ -1,4 +1,4 @@
-"""Helpers shared by the package tests of modules 02-08 (activations, layers, losses, optimizers).
+"""Helpers shared by the package tests of modules 02-04 and 07 (activations, layers, losses, optimizers).
 
 Modules 02-04 come before autograd in teaching order: their Tensor-level tests run without it, and the
 gradient tests are skipped (with a reason) until modules 05 and 06 (`tinytorch.core.autograd` and
