@@ -720,8 +720,8 @@ def backpropagate(root: Variable, seed: np.ndarray, retain_graph: bool = False) 
                 source_grad = source_grad.astype(source.dtype, copy=False)
             previous = pending.get(source)
             pending[source] = source_grad if previous is None else previous + source_grad
-        freed_on_return.append(node.edges)
         if not retain_graph:
+            freed_on_return.append(node.edges)
             node.edges = _RELEASED
     ### END SOLUTION
 

@@ -146,7 +146,7 @@ MISTAKES = [
             replace="",
             caught_by="test-autograd-backpropagate", message=r"retain_grad"),
     Mistake(name="the graph is never released", cell="autograd-backpropagate",
-            find="        if not retain_graph:\n            node.edges = _RELEASED\n", replace="",
+            find="            node.edges = _RELEASED\n", replace="",
             caught_by="test-autograd-backpropagate", message=r"_RELEASED"),
     Mistake(name="the graph is released even with retain_graph=True", cell="autograd-backpropagate",
             find="if not retain_graph:", replace="if True:",

@@ -246,7 +246,7 @@ def topological_order(root: Variable) -> list:
     return order
     ### END SOLUTION
 
-# %% ../../modules/05_autograd/autograd_dev.py #e89229cc
+# %% ../../modules/05_autograd/autograd_dev.py #27b4533a
 def _seed(root: Variable, gradient) -> np.ndarray:
     """The gradient backward() starts from: ones for a single-element output, else `gradient`, checked."""
     if not root.requires_grad:
@@ -307,8 +307,8 @@ def backpropagate(root: Variable, seed: np.ndarray, retain_graph: bool = False) 
                 source_grad = source_grad.astype(source.dtype, copy=False)
             previous = pending.get(source)
             pending[source] = source_grad if previous is None else previous + source_grad
-        freed_on_return.append(node.edges)
         if not retain_graph:
+            freed_on_return.append(node.edges)
             node.edges = _RELEASED
     ### END SOLUTION
 
