@@ -67,7 +67,7 @@ MISTAKES = [
             caught_by="test-operations-tanh-sigmoid-relu", message=r"0 at exactly 0"),
     # ---- reductions
     Mistake(name="mean divides by every entry", cell="operations-reductions",
-            find="count = xv.size // max(np.size(out), 1)", replace="count = xv.size",
+            find="count = xv.size // max(np.size(total), 1)", replace="count = xv.size",
             caught_by="test-operations-reductions", message=r"mean axis -1"),
     Mistake(name="max: every tied entry gets the whole gradient", cell="operations-reductions",
             find="_tie_share(xv == top, axis, xv.dtype)", replace="(xv == top)",
