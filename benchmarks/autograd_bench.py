@@ -2,13 +2,15 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/autograd_bench.py
 
-Measures, in one run, the same work three ways:
+Measures, in one run, the same work three ways (tinytorch, PyTorch, NumPy by hand):
   (a) the fixed cost per operation: a 200-operation chain on a 1-element float32 tensor, forward and backward;
   (b) one training step (forward, backward, SGD update) of a 64-128-10 ReLU MLP with MSE loss, float32,
       at batch 64 and 1024;
-  (c) backward time against graph size (chains of 1,000 to 100,000 operations).
-With `--before DIR` (the root of an earlier checkout, e.g. from `git worktree add`), that checkout's engine
-runs (a) and (b) too, in the same rounds, so "did this change make anything slower?" is answered in one run.
+  (c) backward time against graph size (chains of 1,000 to 100,000 operations);
+  (d) with `--before DIR` (the root of an earlier checkout, e.g. from `git worktree add`): (a) and (b) for this
+      engine and that one, so "did this change make anything slower?" is answered in one run. Each engine runs
+      in a Python process of its own, the two taking turns: in one process two engines share the C heap, and
+      whichever ran before decides where the other's arrays land (it changed a batch-1024 step by up to 2x).
 Every number is the best of several interleaved repeats (the machine is shared; the best is the least
 disturbed). NumPy's BLAS and PyTorch are both pinned to one thread so that the comparison is fair.
 This is a script, not a test: timing assertions would be flaky on shared machines. It exits 1 when a
@@ -18,9 +20,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import platform
+import re
+import shutil
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,10 +40,7 @@ from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
 from tinytorch.core.autograd import Variable  # noqa: E402
 
-try:
-    import torch
-except ImportError:  # the script still runs: PyTorch columns are left out
-    torch = None
+torch = None  # imported by main(): the processes of (d), which time one engine each, do without it
 
 TARGETS = {
     "per-op": ("per-operation cost (forward + backward) <= 0.7 x PyTorch's", 0.7),
@@ -87,7 +92,7 @@ def engine_from(root: Path) -> type:
             del sys.modules[name]
         sys.modules.update(saved)
     if not Path(module.__file__).resolve().is_relative_to(root.resolve()):
-        raise SystemExit(f"--before {root}: its tinytorch was not the one imported ({module.__file__})")
+        raise SystemExit(f"{root}: its tinytorch was not the one imported ({module.__file__})")
     return module.Variable
 
 
@@ -128,6 +133,9 @@ def _chain(leaf):
 # ------------------------------------------------------------------ (b) an MLP training step
 
 LR = 0.01
+
+
+MLP_BATCHES = [(64, 200), (1024, 30)]  # (batch size, steps per timed round)
 
 
 def mlp_benchmarks(batch: int, engines: dict) -> tuple[dict, dict]:
@@ -230,6 +238,96 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
+# ------------------------------------------------------------------ (d) this engine against an earlier one
+
+HERE = Path(__file__).resolve().parent.parent  # this checkout's root
+WORK = {"per-op": "fixed cost per operation", "batch 64": "MLP step, batch 64", "batch 1024": "MLP step, batch 1024"}
+
+
+def engine_workloads(root: Path) -> dict:
+    """(a) and (b) for the engine checked out at `root`: {name: (function, calls per timed round, operations per call)}."""
+    engines = {"engine": engine_from(root)}
+    workloads = {"per-op": (chain_benchmarks(engines)["engine"], 20, CHAIN)}
+    for batch, inner in MLP_BATCHES:
+        workloads[f"batch {batch}"] = (mlp_benchmarks(batch, engines)[0]["engine"], inner, 1)
+    return workloads
+
+
+def time_engine(root: Path, repeats: int) -> dict:
+    """Seconds per operation (a) or per step (b) of the engine at `root`, each the best of `repeats` rounds."""
+    return {name: best_of({name: function}, inner, repeats)[name] / operations
+            for name, (function, inner, operations) in engine_workloads(root).items()}
+
+
+def _engine_process(root: Path, *options: str) -> list[str]:
+    return [sys.executable, __file__, "--time-engine", str(root), *options]
+
+
+def _timed_in_own_process(root: Path, repeats: int) -> dict:
+    done = subprocess.run(_engine_process(root, "--repeats", str(repeats)), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"timing the engine at {root} failed:\n{done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+def instructions(root: Path, workload: str, calls: int) -> float:
+    """Instructions per operation or step of `workload`, counted by valgrind's callgrind: exact, unlike a timing.
+
+    Two runs, with 0 and with `calls` calls, so that starting Python and building the workload cancel out. BLAS
+    runs without its thread pool: its idle threads spin for as long as the scheduler lets them, which is not work.
+    """
+    def total(count: int) -> int:
+        with tempfile.TemporaryDirectory() as folder:
+            out = Path(folder) / "callgrind.out"
+            command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                       *_engine_process(root, "--workload", workload, "--calls", str(count))]
+            done = subprocess.run(command, capture_output=True, text=True, check=False,
+                                  env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+            if done.returncode != 0:
+                raise SystemExit(f"counting {workload} of the engine at {root} failed:\n{done.stderr.strip()[-2000:]}")
+            return int(re.search(r"^summary: (\d+)$", out.read_text(), re.MULTILINE).group(1))
+
+    operations = CHAIN if workload == "per-op" else 1
+    return (total(calls) - total(0)) / calls / operations
+
+
+def compare_engines(before: Path, pairs: int, repeats: int, count_instructions: bool) -> list[list[str]]:
+    """Rows of (d). Timings: `pairs` times, each engine in a fresh process, the two taking turns at going first;
+    the median of the pairs' ratios is reported with their range. Instructions (optional): counted once each."""
+    ours, theirs = [], []
+    for pair in range(pairs):
+        turns = [(HERE, ours), (before, theirs)]
+        for root, results in turns if pair % 2 == 0 else reversed(turns):
+            results.append(_timed_in_own_process(root, repeats))
+    rows = []
+    for key, work in WORK.items():
+        ratios = sorted(a[key] / b[key] for a, b in zip(ours, theirs))
+        row = [work, f"{statistics.median(a[key] for a in ours) * 1e6:.1f} us",
+               f"{statistics.median(b[key] for b in theirs) * 1e6:.1f} us",
+               f"{statistics.median(ratios):.2f}", f"{ratios[0]:.2f} to {ratios[-1]:.2f}"]
+        if count_instructions:
+            calls = {"per-op": 50, "batch 64": 200, "batch 1024": 30}[key]
+            counted = [instructions(root, key, calls) for root in (HERE, before)]
+            row += [f"{counted[0]:,.0f}", f"{counted[1]:,.0f}", f"{counted[0] / counted[1]:.3f}"]
+        rows.append(row)
+    return rows
+
+
+def run_workload(root: Path, workload: str, calls: int) -> None:
+    """Call one workload `calls` times, untimed: what `instructions` counts."""
+    function = engine_workloads(root)[workload][0]
+    for _ in range(calls):
+        function()
+
+
+def _import_torch() -> None:
+    global torch
+    try:
+        import torch
+    except ImportError:  # the script still runs: PyTorch columns are left out
+        torch = None
+
+
 # ------------------------------------------------------------------ report
 
 def environment() -> list[str]:
@@ -258,16 +356,6 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a is not None and b else "-"
 
 
-def before_header(measured: dict) -> list[str]:
-    return ["before", "tinytorch / before"] if "before" in measured else []
-
-
-def before_cells(measured: dict, number: str) -> list[str]:
-    if "before" not in measured:
-        return []
-    return [number.format(measured["before"]), ratio(measured["tinytorch"], measured["before"])]
-
-
 def table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
     line = lambda cells: "| " + " | ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
@@ -278,11 +366,31 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=9, help="rounds per measurement; the best is kept (default 9)")
     parser.add_argument("--before", type=Path, metavar="DIR",
-                        help="the root of an earlier checkout: its engine is measured too, as the column 'before'")
+                        help="the root of an earlier checkout: its engine and this one are compared in (d)")
+    parser.add_argument("--pairs", type=int, default=8, help="with --before: processes per engine (default 8)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="with --before: count each engine's instructions too (needs valgrind; about 6 minutes more)")
+    # The processes of (d): one times an engine, or calls one of its workloads for callgrind to count.
+    parser.add_argument("--time-engine", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--workload", choices=list(WORK), help=argparse.SUPPRESS)
+    parser.add_argument("--calls", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.instructions and not args.before:
+        parser.error("--instructions compares with an earlier engine: give --before DIR too")
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions counts with valgrind, which is not installed (e.g. apt install valgrind)")
+    if hasattr(os, "sched_setaffinity"):  # Linux: one core for the whole run, the processes of (d) included.
+        # Moving between cores made one process's MLP step vary from 0.20 to 0.32 ms on our 2-core machine.
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+    if args.time_engine:
+        with threadpool_limits(limits=1, user_api="blas"):
+            if args.workload:
+                run_workload(args.time_engine, args.workload, args.calls)
+            else:
+                print(json.dumps(time_engine(args.time_engine, args.repeats)))
+        return 0
     engines = {"tinytorch": Variable}
-    if args.before:
-        engines["before"] = engine_from(args.before)
+    _import_torch()
     if torch is not None:
         torch.set_num_threads(1)
     checks = {}
@@ -293,31 +401,28 @@ def main() -> int:
               " forward + backward, microseconds per operation")
         chain = best_of(chain_benchmarks(engines), inner=20, repeats=args.repeats)
         per_op = {name: seconds / CHAIN * 1e6 for name, seconds in chain.items()}
-        print(table(["", "tinytorch", "PyTorch", "NumPy by hand", "tinytorch / PyTorch", *before_header(per_op)],
+        print(table(["", "tinytorch", "PyTorch", "NumPy by hand", "tinytorch / PyTorch"],
                     [["us per operation", f"{per_op['tinytorch']:.2f}", f"{per_op.get('pytorch', float('nan')):.2f}",
-                      f"{per_op['numpy']:.2f}", ratio(per_op["tinytorch"], per_op.get("pytorch")),
-                      *before_cells(per_op, "{:.2f}")]]))
+                      f"{per_op['numpy']:.2f}", ratio(per_op["tinytorch"], per_op.get("pytorch"))]]))
         if "pytorch" in per_op:
             checks["per-op"] = per_op["tinytorch"] / per_op["pytorch"]
 
         print("\n(b) One training step of a 64-128-10 ReLU MLP, MSE loss, float32 (forward, backward, SGD update), "
               "milliseconds per step")
         rows = []
-        for batch, inner in [(64, 200), (1024, 30)]:
+        for batch, inner in MLP_BATCHES:
             functions, losses = mlp_benchmarks(batch, engines)
             if len({round(value, 4) for value in losses.values()}) != 1:
                 print(f"WARNING: the first losses differ at batch {batch}: {losses}")
             steps = best_of(functions, inner=inner, repeats=args.repeats)
             ms = {name: seconds * 1e3 for name, seconds in steps.items()}
             rows.append([f"batch {batch}", f"{ms['tinytorch']:.3f}", f"{ms.get('pytorch', float('nan')):.3f}",
-                         f"{ms['numpy']:.3f}", ratio(ms["tinytorch"], ms.get("pytorch")), ratio(ms["tinytorch"], ms["numpy"]),
-                         *before_cells(ms, "{:.3f}")])
+                         f"{ms['numpy']:.3f}", ratio(ms["tinytorch"], ms.get("pytorch")), ratio(ms["tinytorch"], ms["numpy"])])
             if batch == 64 and "pytorch" in ms:
                 checks["batch 64"] = ms["tinytorch"] / ms["pytorch"]
             if batch == 1024:
                 checks["batch 1024"] = ms["tinytorch"] / ms["numpy"]
-        print(table(["", "tinytorch", "PyTorch", "NumPy by hand", "tinytorch / PyTorch", "tinytorch / NumPy",
-                     *before_header(ms)], rows))
+        print(table(["", "tinytorch", "PyTorch", "NumPy by hand", "tinytorch / PyTorch", "tinytorch / NumPy"], rows))
 
         print("\n(c) Backward time against graph size (a chain of x * c, x + c on 1 element)")
         scaling = backward_scaling([1_000, 10_000, 100_000], repeats=args.repeats)
@@ -325,6 +430,13 @@ def main() -> int:
                     [[f"{n:,}", f"{ours * 1e3:.2f}", f"{ours / n * 1e6:.2f}",
                       "-" if theirs is None else f"{theirs * 1e3:.2f}", "-" if theirs is None else f"{theirs / n * 1e6:.2f}"]
                      for n, ours, theirs in scaling]))
+
+    if args.before:
+        print(f"\n(d) This engine against the one at {args.before}, per operation (a) or per step (b): each engine timed "
+              f"in a process of its own, {args.pairs} processes each, taking turns")
+        counted = ["instructions", "before", "this / before"] if args.instructions else []
+        print(table(["work", "this engine", "before", "this / before (median of pairs)", "range", *counted],
+                    compare_engines(args.before, args.pairs, args.repeats, args.instructions)))
 
     print("\nTargets")
     missed = 0
