@@ -8,9 +8,8 @@ Measures, in one run, the same work three ways (tinytorch, PyTorch, NumPy by han
       at batch 64 and 1024;
   (c) backward time against graph size (chains of 1,000 to 100,000 operations);
   (d) with `--before DIR` (the root of an earlier checkout, e.g. from `git worktree add`): (a) and (b) for this
-      engine and that one, so "did this change make anything slower?" is answered in one run. Each engine runs
-      in a Python process of its own, the two taking turns: in one process two engines share the C heap, and
-      whichever ran before decides where the other's arrays land (it changed a batch-1024 step by up to 2x).
+      engine and that one, so "did this change make anything slower?" is answered in one run: timed, each engine
+      in fresh processes with glibc's malloc thresholds fixed, and (with `--instructions`) counted by callgrind.
 Every number is the best of several interleaved repeats (the machine is shared; the best is the least
 disturbed). NumPy's BLAS and PyTorch are both pinned to one thread so that the comparison is fair.
 This is a script, not a test: timing assertions would be flaky on shared machines. It exits 1 when a
@@ -263,15 +262,23 @@ def _engine_process(root: Path, *options: str) -> list[str]:
     return [sys.executable, __file__, "--time-engine", str(root), *options]
 
 
+# glibc moves its mmap threshold after each large free, so whatever ran earlier in a process decides whether a
+# step's large arrays come from the heap or from fresh pages: on a batch-1024 step, 0 or 224 page faults and up to
+# 2x the time, for either engine. Fixed thresholds leave the engines' own work to compare.
+FIXED_MALLOC = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864"}
+
+
 def _timed_in_own_process(root: Path, repeats: int) -> dict:
-    done = subprocess.run(_engine_process(root, "--repeats", str(repeats)), capture_output=True, text=True, check=False)
+    done = subprocess.run(_engine_process(root, "--repeats", str(repeats)), capture_output=True, text=True, check=False,
+                          env={**os.environ, **FIXED_MALLOC})
     if done.returncode != 0:
         raise SystemExit(f"timing the engine at {root} failed:\n{done.stderr.strip()}")
     return json.loads(done.stdout)
 
 
 def instructions(root: Path, workload: str, calls: int) -> float:
-    """Instructions per operation or step of `workload`, counted by valgrind's callgrind: exact, unlike a timing.
+    """Instructions per operation or step of `workload`, counted by valgrind's callgrind: the same to 0.3% from run
+    to run, where timings on a shared machine vary by a third.
 
     Two runs, with 0 and with `calls` calls, so that starting Python and building the workload cancel out. BLAS
     runs without its thread pool: its idle threads spin for as long as the scheduler lets them, which is not work.
@@ -282,7 +289,7 @@ def instructions(root: Path, workload: str, calls: int) -> float:
             command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                        *_engine_process(root, "--workload", workload, "--calls", str(count))]
             done = subprocess.run(command, capture_output=True, text=True, check=False,
-                                  env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+                                  env={**os.environ, **FIXED_MALLOC, "OPENBLAS_NUM_THREADS": "1"})
             if done.returncode != 0:
                 raise SystemExit(f"counting {workload} of the engine at {root} failed:\n{done.stderr.strip()[-2000:]}")
             return int(re.search(r"^summary: (\d+)$", out.read_text(), re.MULTILINE).group(1))
@@ -293,7 +300,7 @@ def instructions(root: Path, workload: str, calls: int) -> float:
 
 def compare_engines(before: Path, pairs: int, repeats: int, count_instructions: bool) -> list[list[str]]:
     """Rows of (d). Timings: `pairs` times, each engine in a fresh process, the two taking turns at going first;
-    the median of the pairs' ratios is reported with their range. Instructions (optional): counted once each."""
+    each engine's best and the median and range of the pairs' ratios are reported. Instructions: counted once each."""
     ours, theirs = [], []
     for pair in range(pairs):
         turns = [(HERE, ours), (before, theirs)]
@@ -302,8 +309,7 @@ def compare_engines(before: Path, pairs: int, repeats: int, count_instructions: 
     rows = []
     for key, work in WORK.items():
         ratios = sorted(a[key] / b[key] for a, b in zip(ours, theirs))
-        row = [work, f"{statistics.median(a[key] for a in ours) * 1e6:.1f} us",
-               f"{statistics.median(b[key] for b in theirs) * 1e6:.1f} us",
+        row = [work, f"{min(a[key] for a in ours) * 1e6:.1f} us", f"{min(b[key] for b in theirs) * 1e6:.1f} us",
                f"{statistics.median(ratios):.2f}", f"{ratios[0]:.2f} to {ratios[-1]:.2f}"]
         if count_instructions:
             calls = {"per-op": 50, "batch 64": 200, "batch 1024": 30}[key]
@@ -435,7 +441,7 @@ def main() -> int:
         print(f"\n(d) This engine against the one at {args.before}, per operation (a) or per step (b): each engine timed "
               f"in a process of its own, {args.pairs} processes each, taking turns")
         counted = ["instructions", "before", "this / before"] if args.instructions else []
-        print(table(["work", "this engine", "before", "this / before (median of pairs)", "range", *counted],
+        print(table(["work", "this engine (best)", "before (best)", "this / before (median of pairs)", "range", *counted],
                     compare_engines(args.before, args.pairs, args.repeats, args.instructions)))
 
     print("\nTargets")
