@@ -26,3 +26,13 @@ def test_generated_files_point_at_the_lesson_to_edit():
     for module in course.modules:
         header = module.package_file(ROOT).read_text(encoding="utf-8").splitlines()
         assert any(f"File to edit: ../../modules/{module.name}/{module.dev_file.name}" in line for line in header[:5])
+
+
+def test_the_package_imports_its_own_modules_relatively():
+    """nbdev turns `from tinytorch.core.x import ...` into `from .x import ...`, but not always a multi-line one
+    (it rewrites a slice of the first line as long as the last line): a lesson's imports must be one line each."""
+    course = load_course(ROOT)
+    absolute = [f"{module.package_file(ROOT).name}:{number}" for module in course.modules
+                for number, line in enumerate(module.package_file(ROOT).read_text(encoding="utf-8").splitlines(), 1)
+                if line.startswith("from tinytorch.")]
+    assert not absolute, f"left absolute by the export (write each import on one line in the lesson): {absolute}"

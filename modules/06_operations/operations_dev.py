@@ -45,10 +45,10 @@ from typing import Callable
 
 import numpy as np
 
-from tinytorch.core.autograd import (Node, Variable, _expand, _operands, _reduction, _result, _same, _value, _wrap,
-                                     add, matmul, multiply, no_grad, subtract, topological_order)
-from tinytorch.core.tensor import (Tensor, as_shape, correction_of, expanded_shape, normalized_axes, reduction_axes,
-                                   squeezed_shape, swapped_axes, unsqueezed_shape)
+from tinytorch.core.autograd import Node, Variable, _expand, _operands, _reduction, _result, _same, _value, _wrap
+from tinytorch.core.autograd import add, matmul, multiply, no_grad, subtract, topological_order
+from tinytorch.core.tensor import Tensor, as_shape, correction_of, expanded_shape, normalized_axes, reduction_axes
+from tinytorch.core.tensor import squeezed_shape, swapped_axes, unsqueezed_shape
 from tinytorch.core.tensor import permute as tensor_permute
 from tinytorch.core.tensor import reshape as tensor_reshape
 

@@ -728,8 +728,7 @@ print("test_unit_pooling: passed")
 # %%
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.optimizers import Adam
-from tinytorch.core.training import (DataLoader, Standardizer, Trainer, load_checkpoint, load_digits_dataset,
-                                     save_checkpoint)
+from tinytorch.core.training import DataLoader, Standardizer, Trainer, load_checkpoint, load_digits_dataset, save_checkpoint
 
 
 def small_cnn(seed: int = 0) -> Sequential:

@@ -44,8 +44,8 @@ import math
 
 import numpy as np
 
-from tinytorch.core.attention import (Embedding, LayerNorm, MultiHeadAttention, PositionalEmbedding, generator, graph_op,
-                                      token_ids)
+from tinytorch.core.attention import Embedding, LayerNorm, MultiHeadAttention, PositionalEmbedding, generator
+from tinytorch.core.attention import graph_op, token_ids
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Module, array_of
 from tinytorch.core.optimizers import LRScheduler, clip_grad_norm
