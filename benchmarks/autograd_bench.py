@@ -239,22 +239,24 @@ def _timed(fn) -> float:
 # ------------------------------------------------------------------ (d) this engine against an earlier one
 
 HERE = Path(__file__).resolve().parent.parent  # this checkout's root
-WORK = {"per-op": "fixed cost per operation", "batch 64": "MLP step, batch 64", "batch 1024": "MLP step, batch 1024"}
+# (d)'s work: name -> (row label, operations per call, calls that callgrind counts)
+WORK = {"per-op": ("fixed cost per operation", CHAIN, 50), "batch 64": ("MLP step, batch 64", 1, 200),
+        "batch 1024": ("MLP step, batch 1024", 1, 30)}
 
 
 def engine_workloads(root: Path) -> dict:
-    """(a) and (b) for the engine checked out at `root`: {name: (function, calls per timed round, operations per call)}."""
+    """(a) and (b) for the engine checked out at `root`: {name in WORK: (function, calls per timed round)}."""
     engines = {"engine": engine_from(root)}
-    workloads = {"per-op": (chain_benchmarks(engines)["engine"], 20, CHAIN)}
+    workloads = {"per-op": (chain_benchmarks(engines)["engine"], 20)}
     for batch, inner in MLP_BATCHES:
-        workloads[f"batch {batch}"] = (mlp_benchmarks(batch, engines)[0]["engine"], inner, 1)
+        workloads[f"batch {batch}"] = (mlp_benchmarks(batch, engines)[0]["engine"], inner)
     return workloads
 
 
 def time_engine(root: Path, repeats: int) -> dict:
     """Seconds per operation (a) or per step (b) of the engine at `root`, each the best of `repeats` rounds."""
-    return {name: best_of({name: function}, inner, repeats)[name] / operations
-            for name, (function, inner, operations) in engine_workloads(root).items()}
+    return {name: best_of({name: function}, inner, repeats)[name] / WORK[name][1]
+            for name, (function, inner) in engine_workloads(root).items()}
 
 
 def _engine_process(root: Path, *options: str) -> list[str]:
@@ -275,11 +277,11 @@ def _timed_in_own_process(root: Path, repeats: int) -> dict:
     return json.loads(done.stdout)
 
 
-def instructions(root: Path, workload: str, calls: int) -> float:
+def instructions(root: Path, workload: str) -> float:
     """Instructions per operation or step of `workload`, counted by valgrind's callgrind: the same to 0.3% from run
     to run, where timings on a shared machine vary by a third.
 
-    Two runs, with 0 and with `calls` calls, so that starting Python and building the workload cancel out. BLAS
+    Two runs, with 0 calls and with WORK's count, so that starting Python and building the workload cancel out. BLAS
     runs without its thread pool: its idle threads spin for as long as the scheduler lets them, which is not work.
     """
     def total(count: int) -> int:
@@ -293,7 +295,7 @@ def instructions(root: Path, workload: str, calls: int) -> float:
                 raise SystemExit(f"counting {workload} of the engine at {root} failed:\n{done.stderr.strip()[-2000:]}")
             return int(re.search(r"^summary: (\d+)$", out.read_text(), re.MULTILINE).group(1))
 
-    operations = CHAIN if workload == "per-op" else 1
+    _, operations, calls = WORK[workload]
     return (total(calls) - total(0)) / calls / operations
 
 
@@ -306,12 +308,11 @@ def compare_engines(before: Path, pairs: int, repeats: int, count_instructions: 
         for root, results in turns if pair % 2 == 0 else reversed(turns):
             results.append(_timed_in_own_process(root, repeats))
     rows = []
-    for key, work in WORK.items():
+    for key, (label, _, _) in WORK.items():
         best = [min(times[key] for times in results) for results in (ours, theirs)]
-        row = [work, f"{best[0] * 1e6:.1f} us", f"{best[1] * 1e6:.1f} us", f"{best[0] / best[1]:.3f}"]
+        row = [label, f"{best[0] * 1e6:.1f} us", f"{best[1] * 1e6:.1f} us", f"{best[0] / best[1]:.3f}"]
         if count_instructions:
-            calls = {"per-op": 50, "batch 64": 200, "batch 1024": 30}[key]
-            counted = [instructions(root, key, calls) for root in (HERE, before)]
+            counted = [instructions(root, key) for root in (HERE, before)]
             row += [f"{counted[0]:,.0f}", f"{counted[1]:,.0f}", f"{counted[0] / counted[1]:.3f}"]
         rows.append(row)
     return rows
