@@ -20,6 +20,9 @@ from .milestone import MLP_LESSONS, _course_root, _make_folder, _one_blas_thread
     _require_finished, tinytorch_modules, write_figure
 
 GPT_LESSONS = MLP_LESSONS + (("attention", "10_attention"), ("transformer", "11_transformer"))
+# Module 16: byte-pair encoding (`--tokenizer bpe`) and the KV cache that samples once the lesson is complete.
+GENERATION_LESSON = ("generation", "16_generation")
+TOKENIZERS = ("char", "bpe")
 GPT_OUT = Path("runs") / "gpt"
 GPT_PLOT_NAME = "gpt_training.png"
 GPT_CHECKPOINT_NAME = "gpt.npz"
@@ -38,9 +41,11 @@ class GptOptions:
     out: Path | None = None     # where the plot and the checkpoint go; None: runs/gpt in the course (or here)
     sample: bool = False        # only write text from the checkpoint in `out`
     prompt: str | None = None   # None: "The ", or the text's first 4 characters if "The " is not in its vocabulary
-    length: int = 400           # characters to generate
+    length: int = 400           # tokens to generate (characters with the char tokenizer)
     temperature: float = 0.8
     top_k: int = 10
+    tokenizer: str = "char"     # "char": module 11's characters; "bpe": module 16's byte-pair encoding
+    merges: int = 512           # BPE merges learned from the training text
     # The model and its training (the issue's example model: 2 layers, 4 heads, width 64, context 64).
     layers: int = 2
     heads: int = 4
@@ -54,13 +59,16 @@ class GptOptions:
     eval_every: int = 250      # steps between two measurements of the validation loss
 
     def check(self) -> None:
-        for name, value, least in [("--steps", self.steps, 1), ("--length", self.length, 0), ("--top-k", self.top_k, 1)]:
+        for name, value, least in [("--steps", self.steps, 1), ("--length", self.length, 0), ("--top-k", self.top_k, 1),
+                                   ("--merges", self.merges, 0)]:
             if value < least:
                 raise TitoError(f"{name} must be at least {least}, got {value}", exit_code=2)
         if self.seed < 0:
             raise TitoError(f"--seed must be 0 or more, got {self.seed}", exit_code=2)
         if not self.temperature > 0:
             raise TitoError(f"--temperature must be positive, got {self.temperature}", exit_code=2)
+        if self.tokenizer not in TOKENIZERS:
+            raise TitoError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}, got {self.tokenizer!r}", exit_code=2)
         if self.prompt is not None and not self.prompt:
             raise TitoError("--prompt must not be empty: the model needs at least one character to continue", exit_code=2)
 
@@ -80,6 +88,7 @@ class GptResult:
     checkpoint: Path | None = None
     train_seconds: float = 0.0
     replaced: bool = False
+    tokens_per_character: float = 1.0  # of the held-out text: bits per token x this = bits per character
 
     @property
     def final_bits(self) -> float:
@@ -120,20 +129,27 @@ def _read_text_file(path: Path) -> str:
 
 
 class TextData:
-    """The corpus as module 11 prepares it: the tokenizer, and training and validation windows."""
+    """The corpus as module 11 prepares it: the tokenizer, and training and validation windows. With `generation`
+    (module 16), the tokens are BPE tokens of `merges` merges learned from the training text only."""
 
-    def __init__(self, transformer, text: str, context: int):
-        self.tokenizer = transformer.CharTokenizer(text)
+    def __init__(self, transformer, text: str, context: int, generation=None, merges: int = 512):
         train, validation = transformer.split_text(text, SPLIT_BLOCK, SPLIT_EVERY)
+        self.tokenizer = transformer.CharTokenizer(text) if generation is None else \
+            generation.BPETokenizer.train(train, merges)
         self.train_characters, self.validation_characters = len(train), len(validation)
-        self.x_train, self.y_train = transformer.next_character_windows(self.tokenizer.encode(train), context)
-        self.x_validation, self.y_validation = transformer.next_character_windows(self.tokenizer.encode(validation), context)
+        train_ids, validation_ids = self.tokenizer.encode(train), self.tokenizer.encode(validation)
+        # The loss is per token; per character it is that times the tokens per character of the same text.
+        self.train_ratio, self.validation_ratio = len(train_ids) / len(train), len(validation_ids) / len(validation)
+        self.x_train, self.y_train = transformer.next_character_windows(train_ids, context)
+        self.x_validation, self.y_validation = transformer.next_character_windows(validation_ids, context)
         self.opening = train[:len(DEFAULT_PROMPT)]
 
 
 def checked_prompt(tokenizer, prompt: str | None, opening: str = DEFAULT_PROMPT) -> str:
     """The text a sample continues: `prompt`, or by default "The " (the text's `opening` if "The " does not fit
-    its vocabulary); a TitoError if a given prompt holds a character the model never saw."""
+    its vocabulary); a TitoError if a given prompt holds a character the model never saw. BPE encodes any text."""
+    if getattr(tokenizer, "characters", None) is None:
+        return DEFAULT_PROMPT if prompt is None else prompt
     if prompt is None:
         prompt = DEFAULT_PROMPT if set(DEFAULT_PROMPT) <= set(tokenizer.characters) else opening
     unknown = sorted(set(prompt) - set(tokenizer.characters))
@@ -158,6 +174,18 @@ def batch_orders(count: int, steps: int, batch_size: int, eval_every: int, seed:
     return [order[start:start + stretch] for start in range(0, len(order), stretch)]
 
 
+def generation_module(root: Path | None, required: bool):
+    """Module 16 (BPE and the KV cache) when it is complete; when it is not, a TitoError if `required`, else None
+    (samples then come from module 11's `generate`, without a cache)."""
+    try:
+        _require_finished(root, [GENERATION_LESSON[1]])
+        return tinytorch_modules(root, (GENERATION_LESSON,))["generation"]
+    except TitoError:
+        if required:
+            raise
+        return None
+
+
 def run_gpt(options: GptOptions, progress=None) -> GptResult:
     """Train the GPT for `options.steps` steps, measure it on the held-out text, write a sample, plot, checkpoint."""
     options.check()
@@ -166,10 +194,12 @@ def run_gpt(options: GptOptions, progress=None) -> GptResult:
     _require_finished(root, [lesson for _, lesson in GPT_LESSONS])
     modules = tinytorch_modules(root, GPT_LESSONS)
     transformer, training = modules["transformer"], modules["training"]
+    generation = generation_module(root, required=options.tokenizer == "bpe")
     out = Path(options.out) if options.out is not None else (root or Path.cwd()) / GPT_OUT
     _make_folder(out)
 
-    data = TextData(transformer, text, options.context)
+    data = TextData(transformer, text, options.context, generation if options.tokenizer == "bpe" else None,
+                    options.merges)
     prompt = checked_prompt(data.tokenizer, options.prompt, data.opening)  # before training, not after
     model = build_gpt(modules, len(data.tokenizer), options)
     adamw = modules["optimizers"].AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
@@ -180,16 +210,20 @@ def run_gpt(options: GptOptions, progress=None) -> GptResult:
     validation = training.DataLoader(data.x_validation, data.y_validation, batch_size=256)
     result = GptResult(corpus, len(data.tokenizer), data.train_characters, data.validation_characters,
                        sum(parameter.size for parameter in model.parameters()))
+    result.tokens_per_character = data.validation_ratio
+    tokens = "characters" if options.tokenizer == "char" else f"BPE tokens ({options.merges} merges)"
     description = (f"GPT {options.layers} layers, {options.heads} heads, width {options.width}, context {options.context} "
-                   f"({result.parameters:,} parameters), AdamW lr {options.lr:g}, batch {options.batch_size}, seed "
-                   f"{options.seed}: {corpus}, {result.train_characters:,} characters for training, "
+                   f"{tokens} ({result.parameters:,} parameters), AdamW lr {options.lr:g}, batch {options.batch_size}, "
+                   f"seed {options.seed}: {corpus}, {result.train_characters:,} characters for training, "
                    f"{result.validation_characters:,} held out")
-    bits = transformer.bits_per_character
+
+    def bits(loss: float, ratio: float = data.validation_ratio) -> float:
+        return transformer.bits_per_character(loss) * ratio
 
     def on_batch(loss: float) -> None:
-        result.train_bits.append(bits(loss))
+        result.train_bits.append(bits(loss, data.train_ratio))
         if progress is not None:
-            progress.batch(bits(loss))
+            progress.batch(result.train_bits[-1])
 
     if progress is not None:
         progress.start(options.steps, description)
@@ -208,7 +242,7 @@ def run_gpt(options: GptOptions, progress=None) -> GptResult:
         if progress is not None:
             progress.stop()
 
-    result.sample = write_sample(transformer, model, data.tokenizer, prompt, options)
+    result.sample = write_sample(sampler(transformer, generation), model, data.tokenizer, prompt, options)
     result.replaced = (out / GPT_CHECKPOINT_NAME).exists() or (out / GPT_PLOT_NAME).exists()
     result.checkpoint = _save(training, out / GPT_CHECKPOINT_NAME, model, adamw, data.tokenizer, options, result,
                               data.opening)
@@ -216,17 +250,26 @@ def run_gpt(options: GptOptions, progress=None) -> GptResult:
     return result
 
 
-def write_sample(transformer, model, tokenizer, prompt: str, options: GptOptions) -> str:
-    """`options.length` characters after `prompt`, from the model (temperature and top-k of the options)."""
+def sampler(transformer, generation):
+    """Module 16's generation with a KV cache when it is there, else module 11's: the same tokens either way."""
+    return transformer.generate if generation is None else generation.generate_cached
+
+
+def write_sample(generate, model, tokenizer, prompt: str, options: GptOptions) -> str:
+    """`options.length` tokens after `prompt`, from the model (temperature and top-k of the options)."""
     with _one_blas_thread():
-        ids = transformer.generate(model, tokenizer.encode(prompt), options.length, options.temperature, options.top_k,
-                                   np.random.default_rng(options.seed))
+        ids = generate(model, tokenizer.encode(prompt), options.length, temperature=options.temperature,
+                       top_k=options.top_k, rng=np.random.default_rng(options.seed))
     return prompt + tokenizer.decode(ids)
 
 
 def _save(training, path: Path, model, optimizer, tokenizer, options: GptOptions, result: GptResult,
           opening: str) -> Path:
-    extra = {"characters": tokenizer.characters, "layers": options.layers, "heads": options.heads,
+    if options.tokenizer == "bpe":  # the tokens' bytes in rank order, as hex
+        vocabulary = {"tokenizer": "bpe", "vocabulary": " ".join(token.hex() for token in tokenizer.vocabulary)}
+    else:
+        vocabulary = {"tokenizer": "char", "characters": tokenizer.characters}
+    extra = {**vocabulary, "layers": options.layers, "heads": options.heads,
              "width": options.width, "context": options.context, "steps": options.steps, "seed": options.seed,
              "corpus": result.corpus, "validation_bits": result.final_bits, "opening": opening}
     try:
@@ -249,14 +292,19 @@ def sample_from_checkpoint(options: GptOptions) -> tuple[str, dict]:
         described = checkpoint_description(path)
         shape = GptOptions(layers=int(described["layers"]), heads=int(described["heads"]),
                            width=int(described["width"]), context=int(described["context"]))
-        characters = described["characters"]
-        model = build_gpt(modules, len(characters), shape, seed=0)
+        bpe = described.get("tokenizer") == "bpe"
+        generation = generation_module(root, required=bpe)
+        if bpe:
+            tokenizer = generation.BPETokenizer({bytes.fromhex(token): rank
+                                                 for rank, token in enumerate(described["vocabulary"].split(" "))})
+        else:
+            tokenizer = modules["transformer"].CharTokenizer(described["characters"])
+        model = build_gpt(modules, len(tokenizer), shape, seed=0)
         modules["training"].load_checkpoint(path, model)
     except (KeyError, TypeError, ValueError, OSError) as error:
         raise TitoError(f"{path} is not a checkpoint of `tito milestone gpt`: {error}") from None
-    tokenizer = modules["transformer"].CharTokenizer(characters)
     prompt = checked_prompt(tokenizer, options.prompt, described.get("opening") or DEFAULT_PROMPT)
-    return write_sample(modules["transformer"], model, tokenizer, prompt, options), described
+    return write_sample(sampler(modules["transformer"], generation), model, tokenizer, prompt, options), described
 
 
 def checkpoint_description(path: Path) -> dict:

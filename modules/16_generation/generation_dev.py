@@ -864,7 +864,7 @@ test_unit_generate()
 # $T - 1$ cached positions (the best of several runs, NumPy's BLAS on one thread).
 
 # %%
-def token_seconds(model: GPT, cached: bool, repeat: int = 5) -> float:
+def token_seconds(model: GPT, cached: bool, repeat: int = 3) -> float:
     """Seconds to compute the logits of one new token at the last position of a full window of `model`."""
     ids = np.random.default_rng(0).integers(0, model.vocab_size, (1, model.context))
     if not cached:
@@ -936,22 +936,23 @@ print(f"{model.num_layers} layers x 2 x {model.context} positions x {model.d_mod
 
 # %% [markdown]
 # **What BPE buys.** The same model sees more text in the same window when a token covers several
-# characters. Below, BPE trained with 512 merges on the training part of the first 100,000 characters of
+# characters. Below, BPE trained with 256 merges on the training part of the first 40,000 characters of
 # Python's reference documentation (module 11's text and split): tokens per character on the held-out
-# part, as the merges grow. Module 11's characters are 1 token per character.
+# part, as the merges grow. Module 11's characters are 1 token per character. (`benchmarks/generation.md`
+# measures 512 merges on the milestone's whole text.)
 
 # %%
 from pydoc_data.topics import topics
 
 from tinytorch.core.transformer import split_text
 
-corpus = "\n".join(topics[key] for key in sorted(topics))[:100_000]
+corpus = "\n".join(topics[key] for key in sorted(topics))[:40_000]
 train_text, validation_text = split_text(corpus)
 start = time.perf_counter()
-ranks = train_bpe(train_text, 512)
-print(f"512 merges trained on {len(train_text):,} characters in {time.perf_counter() - start:.1f} s")
+ranks = train_bpe(train_text, 256)
+print(f"256 merges trained on {len(train_text):,} characters in {time.perf_counter() - start:.1f} s")
 print(f"{'merges':>7} {'tokens/char':>12} {'chars/token':>12}")
-for merges in (0, 64, 128, 256, 512):
+for merges in (0, 32, 64, 128, 256):
     prefix = BPETokenizer({token: rank for token, rank in ranks.items() if rank < 256 + merges})
     per_character = len(prefix.encode(validation_text)) / len(validation_text)
     print(f"{merges:>7} {per_character:>12.3f} {1 / per_character:>12.2f}")

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from ..milestone import (CHECKPOINT_NAME, CNN_CHECKPOINT_NAME, CNN_OUT, CNN_PLOT_NAME, DEFAULT_OUT, PLOT_NAME,
                          CnnOptions, DigitsOptions, EpochProgress, run_cnn, run_digits)
-from ..milestone_gpt import GPT_CHECKPOINT_NAME, GPT_OUT, GPT_PLOT_NAME, GptOptions, StepProgress, run_gpt, \
+from ..milestone_gpt import GPT_CHECKPOINT_NAME, GPT_OUT, GPT_PLOT_NAME, TOKENIZERS, GptOptions, StepProgress, run_gpt, \
     sample_from_checkpoint
 from ..ui import console
 
@@ -58,19 +58,26 @@ def _register_gpt(milestones) -> None:
                      help="only write text with the checkpoint of an earlier run (in --out), without training")
     gpt.add_argument("--prompt", help="the text the sample continues (default 'The ', or the training text's first "
                                       "4 characters if it has no 'The ')")
-    gpt.add_argument("--length", type=int, default=defaults.length, help=f"characters to write (default {defaults.length})")
+    gpt.add_argument("--length", type=int, default=defaults.length,
+                     help=f"tokens to write, characters with the char tokenizer (default {defaults.length})")
     gpt.add_argument("--temperature", type=float, default=defaults.temperature,
                      help=f"below 1 safer, above 1 wilder (default {defaults.temperature})")
     gpt.add_argument("--top-k", type=int, default=defaults.top_k,
                      help=f"draw only among the k likeliest characters (default {defaults.top_k})")
     gpt.add_argument("--out", type=Path, metavar="FOLDER",
                      help=f"where {GPT_PLOT_NAME} and {GPT_CHECKPOINT_NAME} go (default: {GPT_OUT} in the course)")
+    gpt.add_argument("--tokenizer", choices=TOKENIZERS, default=defaults.tokenizer,
+                     help="char: module 11's characters; bpe: module 16's byte-pair encoding, learned from the "
+                          "training text (default char)")
+    gpt.add_argument("--merges", type=int, default=defaults.merges,
+                     help=f"BPE merges learned with --tokenizer bpe (default {defaults.merges})")
     gpt.set_defaults(handler=run_gpt_command)
 
 
 def run_gpt_command(args) -> int:
     options = GptOptions(steps=args.steps, seed=args.seed, data=args.data, out=args.out, sample=args.sample,
-                         prompt=args.prompt, length=args.length, temperature=args.temperature, top_k=args.top_k)
+                         prompt=args.prompt, length=args.length, temperature=args.temperature, top_k=args.top_k,
+                         tokenizer=args.tokenizer, merges=args.merges)
     if options.sample:
         text, described = sample_from_checkpoint(options)
         console.print(f"[bold]sample[/] from a model trained {described['steps']} steps on {escape(str(described['corpus']))} "
@@ -81,9 +88,13 @@ def run_gpt_command(args) -> int:
     result = run_gpt(options, StepProgress(console))
     console.print(f"trained {len(result.train_bits)} steps in {result.train_seconds:.1f} s "
                   f"({time.perf_counter() - start:.1f} s with loading, sampling, plotting and saving)")
+    tokens = "characters" if options.tokenizer == "char" else "tokens"
     console.print(f"[bold]validation: {result.final_bits:.3f} bits per character[/] on {result.validation_characters:,} "
-                  f"held-out characters (a uniform guess over {result.vocabulary} characters: "
-                  f"{math.log2(result.vocabulary):.2f})")
+                  f"held-out characters (a uniform guess over {result.vocabulary} {tokens}: "
+                  f"{math.log2(result.vocabulary) * result.tokens_per_character:.2f})")
+    if options.tokenizer == "bpe":
+        console.print(f"tokenizer: BPE with {options.merges} merges learned from the training text, "
+                      f"{result.tokens_per_character:.3f} tokens per character of the held-out text")
     console.print(f"[bold]sample[/] (temperature {options.temperature:g}, top-k {options.top_k}):")
     console.print(result.sample, highlight=False, markup=False)
     if result.replaced:
