@@ -344,31 +344,9 @@ def test_unit_encode():
 test_unit_encode()
 
 # %% [markdown]
-# ## 4. Decoding: join the bytes, then read UTF-8
-#
-# Decoding looks up each id's bytes and joins them. Only the **joined** bytes are UTF-8 text: a token may
-# hold half of a character (the first two of an emoji's four bytes), so decoding token by token breaks
-# exactly the characters BPE split. And a model may write ids whose bytes are not valid UTF-8 at all (a
-# character's second half without its first); decoding must not fail then: each invalid byte becomes the
-# replacement character `�` (`errors="replace"`).
-
-# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "generation-decode", "locked": false, "solution": true}
-#| export
-def decode(ids, vocabulary: list[bytes]) -> str:
-    """The text of `ids`, with `vocabulary[i]` the bytes of id i: the bytes joined, then read as UTF-8, each
-    invalid byte as U+FFFD.
-
-    >>> decode([0xF0, 0x9F, 0x99, 0x82], [bytes([i]) for i in range(256)])
-    '🙂'
-    """
-    ### BEGIN SOLUTION
-    return b"".join(vocabulary[int(i)] for i in ids).decode("utf-8", errors="replace")
-    ### END SOLUTION
-
-# %% [markdown]
 # `BPETokenizer` (given) puts the pieces together with the interface of module 11's `CharTokenizer`
 # (`encode` to an id array, `decode`, `len`), and remembers the ids of every chunk it has encoded: text
-# repeats its words, so most chunks are encoded once.
+# repeats its words, so most chunks are encoded once. Its `decode` is the function of the next section.
 
 # %%
 #| export
@@ -402,6 +380,28 @@ class BPETokenizer:
 
     def decode(self, ids) -> str:
         return decode(ids, self.vocabulary)
+
+# %% [markdown]
+# ## 4. Decoding: join the bytes, then read UTF-8
+#
+# Decoding looks up each id's bytes and joins them. Only the **joined** bytes are UTF-8 text: a token may
+# hold half of a character (the first two of an emoji's four bytes), so decoding token by token breaks
+# exactly the characters BPE split. And a model may write ids whose bytes are not valid UTF-8 at all (a
+# character's second half without its first); decoding must not fail then: each invalid byte becomes the
+# replacement character `�` (`errors="replace"`).
+
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "generation-decode", "locked": false, "solution": true}
+#| export
+def decode(ids, vocabulary: list[bytes]) -> str:
+    """The text of `ids`, with `vocabulary[i]` the bytes of id i: the bytes joined, then read as UTF-8, each
+    invalid byte as U+FFFD.
+
+    >>> decode([0xF0, 0x9F, 0x99, 0x82], [bytes([i]) for i in range(256)])
+    '🙂'
+    """
+    ### BEGIN SOLUTION
+    return b"".join(vocabulary[int(i)] for i in ids).decode("utf-8", errors="replace")
+    ### END SOLUTION
 
 # %% [markdown]
 # ### Test: decoding

@@ -15,9 +15,9 @@ from .tensor import Tensor
 from .transformer import GPT, next_distribution
 
 # %% auto #0
-__all__ = ['PATTERN', 'pre_tokenize', 'byte_chunks', 'pair_counts', 'merge_pair', 'train_bpe', 'encode_chunk', 'encode', 'decode',
-           'BPETokenizer', 'KVCache', 'cached_attention', 'attention_with_cache', 'forward_with_cache', 'top_p_filter',
-           'sampling_distribution', 'generate_batch', 'generate_cached']
+__all__ = ['PATTERN', 'pre_tokenize', 'byte_chunks', 'pair_counts', 'merge_pair', 'train_bpe', 'encode_chunk', 'encode',
+           'BPETokenizer', 'decode', 'KVCache', 'cached_attention', 'attention_with_cache', 'forward_with_cache',
+           'top_p_filter', 'sampling_distribution', 'generate_batch', 'generate_cached']
 
 # %% ../../modules/16_generation/generation_dev.py #9bed67be
 PATTERN = r" ?[A-Za-z]+| ?[0-9]+| ?[^A-Za-z0-9 ]+| +"
@@ -118,18 +118,6 @@ def encode(text: str, ranks: dict[bytes, int]) -> list[int]:
     """The ids of `text`: each chunk of `pre_tokenize` encoded on its own."""
     return [token for chunk in pre_tokenize(text) for token in encode_chunk(chunk.encode("utf-8"), ranks)]
 
-# %% ../../modules/16_generation/generation_dev.py #8676675f
-def decode(ids, vocabulary: list[bytes]) -> str:
-    """The text of `ids`, with `vocabulary[i]` the bytes of id i: the bytes joined, then read as UTF-8, each
-    invalid byte as U+FFFD.
-
-    >>> decode([0xF0, 0x9F, 0x99, 0x82], [bytes([i]) for i in range(256)])
-    '🙂'
-    """
-    ### BEGIN SOLUTION
-    return b"".join(vocabulary[int(i)] for i in ids).decode("utf-8", errors="replace")
-    ### END SOLUTION
-
 # %% ../../modules/16_generation/generation_dev.py #9a7e5b04
 class BPETokenizer:
     """Text <-> ids by byte-pair encoding with `ranks` ({token bytes: id}, ids 0..n-1, the 256 bytes first)."""
@@ -161,6 +149,18 @@ class BPETokenizer:
 
     def decode(self, ids) -> str:
         return decode(ids, self.vocabulary)
+
+# %% ../../modules/16_generation/generation_dev.py #8676675f
+def decode(ids, vocabulary: list[bytes]) -> str:
+    """The text of `ids`, with `vocabulary[i]` the bytes of id i: the bytes joined, then read as UTF-8, each
+    invalid byte as U+FFFD.
+
+    >>> decode([0xF0, 0x9F, 0x99, 0x82], [bytes([i]) for i in range(256)])
+    '🙂'
+    """
+    ### BEGIN SOLUTION
+    return b"".join(vocabulary[int(i)] for i in ids).decode("utf-8", errors="replace")
+    ### END SOLUTION
 
 # %% ../../modules/16_generation/generation_dev.py #af0c9366
 class KVCache:
