@@ -911,12 +911,12 @@ if plt is not None:
     plt.show()
 
 # %% [markdown]
-# Read the growth line above. Without the cache, the work per token is proportional to the window and
-# more (attention's $T^2$ scores): the time per token grows steeply with the context. With the cache, the
-# projections and the MLP run on one row whatever the context, and only attention's single query reads
-# $T$ cached keys: at these sizes the fixed cost of a step (a few dozen small NumPy calls) dominates, so
-# the time per token stays nearly flat, and the speed-up is largest at the longest context. The line
-# below states it from this machine's numbers.
+# What to expect, from the work each side does: without the cache, the work per token is proportional to
+# the window and more (attention's $T \times T$ scores), so its time should grow steeply with the context.
+# With the cache, the projections and the MLP run on one row whatever the context, and only attention's
+# single query reads $T$ cached keys; at these sizes the fixed cost of a step (a few dozen small NumPy
+# calls) should dominate, so its time should stay nearly flat and the speed-up be largest at the longest
+# context. The line below checks that expectation against this machine's numbers.
 
 # %%
 verdict = "stays nearly flat" if growth_cached < growth_plain / 4 else "grows as well"
