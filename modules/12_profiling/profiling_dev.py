@@ -54,7 +54,7 @@ import numpy as np
 
 from tinytorch.core import attention as _attention
 from tinytorch.core import autograd as _autograd
-from tinytorch.core.autograd import Variable, is_grad_enabled
+from tinytorch.core.autograd import Variable
 from tinytorch.core.layers import Module
 from tinytorch.core.tensor import best_time
 
@@ -384,6 +384,7 @@ class Event:
     saved_bytes: int = 0
     bytes_moved: int = 0
     depth: int = 0
+    input: int | None = None  # for a rule: the number of the input whose gradient it computes
 
 
 def nbytes_of(value) -> int:
@@ -394,6 +395,7 @@ def nbytes_of(value) -> int:
 
 
 RECORDERS = {"_result": _autograd._result, "graph_op": _attention.graph_op}
+_MODULE_CALL = Module.__call__
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "profiling-profiler", "locked": false, "solution": true}
 #| export
@@ -410,8 +412,8 @@ class Profiler:
 
     # --- given: switching the hook on and off ---
     def __enter__(self) -> Profiler:
-        if self._active:
-            raise RuntimeError("this Profiler is already on: use a new one for a nested measurement")
+        if Module.__call__ is not _MODULE_CALL:
+            raise RuntimeError("a Profiler is already on: profilers do not nest, measure with the outer one")
         for module in list(sys.modules.values()):
             names = getattr(module, "__dict__", {})
             for attribute, original in RECORDERS.items():
@@ -458,7 +460,7 @@ class Profiler:
             grad = rule(g)
             stop = time.perf_counter()
             self._note(name + "Backward", "backward", start, stop, gradient_flops(name, shapes, out_shape, index),
-                       0, nbytes_of(g) + nbytes_of(grad))
+                       0, nbytes_of(g) + nbytes_of(grad), input_index=index)
             return grad
         return timed
 
@@ -488,14 +490,14 @@ class Profiler:
 
     # --- you write: one finished thing becomes an Event ---
     def _note(self, name: str, kind: str, start: float, stop: float, flops: int = 0, saved: int = 0,
-              moved: int = 0, inside_time: float = 0.0) -> None:
+              moved: int = 0, inside_time: float = 0.0, input_index: int | None = None) -> None:
         """Append an Event for `name`, from `start` to `stop`: its self time is its duration less `inside_time`
         (what was recorded directly inside it), its depth the number of ranges open around it; add its duration
         to the time inside the innermost open range; then restart the clock (now, after this bookkeeping)."""
         ### BEGIN SOLUTION
         duration = stop - start
         self.events.append(Event(name, kind, start, duration, duration - inside_time, flops, saved, moved,
-                                 len(self._open)))
+                                 len(self._open), input_index))
         if self._open:
             self._open[-1][2] += duration
         self._clock = time.perf_counter()
@@ -537,6 +539,7 @@ def test_unit_profiler():
     assert layer.weight.grad is not None and np.allclose(layer.weight.grad, x.numpy().sum(axis=0)[:, None]), "the profiled backward must give the same gradients"
     matmul_backward = [e for e in prof.events if e.name == "MatMulBackward"]
     assert len(matmul_backward) == 1 and matmul_backward[0].flops == 240, "x needs no gradient: one MatMul rule (the weight's), 240 FLOPs"
+    assert matmul_backward[0].input == 1, f"the MatMul rule computes the gradient of input 1 (the weight): record input_index, got {matmul_backward[0].input}"
     with no_grad():
         with Profiler() as quiet:
             layer(x)
