@@ -82,15 +82,22 @@ from tinytorch.core.training import DataLoader, Standardizer, Trainer, load_digi
 # An int8 holds the integers $-128 \dots 127$. To store floats in it, pick a **scale** $s > 0$ (the
 # float step between neighbouring codes) and a **zero point** $z$ (the code that stands for 0.0), and
 #
-# $$q = \mathrm{clip}\big(\mathrm{round}(x / s) + z,\; -128,\; 127\big), \qquad \hat x = s\,(q - z).$$
+# $$q = \mathrm{clip}\big(\mathrm{round}(x / s + z),\; -128,\; 127\big), \qquad \hat x = s\,(q - z).$$
 #
 # Inside the range, $|\hat x - x| \le s/2$: the rounding error is at most half a step. Outside it,
 # `clip` saturates at the nearest end. Three details decide whether our numbers equal PyTorch's:
 #
 # - **round half to even.** $x/s = 2.5$ becomes 2, $3.5$ becomes 4 (`np.round` does this, as C's
-#   `nearbyint` does); rounding halves up would bias every sum upwards.
+#   `nearbyint` does); rounding halves up would bias every sum upwards. The zero point is added
+#   *before* rounding, as in PyTorch's `quantize_per_tensor`: "even" is a property of the code, so
+#   $0.5 + 5 = 5.5$ becomes 6, where $\mathrm{round}(0.5) + 5$ would give 5.
 # - **clip, never wrap.** NumPy's `astype(np.int8)` of 200 gives -56: casting is not clipping.
 # - $\hat x$ is computed in int32 first: $q - z$ can reach 255, which an int8 cannot hold.
+# - **multiply by $1/s$.** PyTorch computes the reciprocal once (float32) and multiplies every value
+#   by it, because a multiplication is several times cheaper than a division. $x \cdot (1/s)$ and
+#   $x / s$ can differ in the last bit, which decides an exact half: and a symmetric range (§2) puts
+#   its most negative value exactly at $-127.5$ steps. Write `np.round(x * (1 / scale) + zero_point)`
+#   to get PyTorch's codes.
 #
 # **Per channel.** One scale for a whole weight matrix wastes codes on the columns whose weights are
 # small. With `axis`, `scale` and `zero_point` hold one value per entry along that axis: column $j$
@@ -128,7 +135,7 @@ def _qparams_like(x: np.ndarray, scale, zero_point, axis) -> tuple[np.ndarray, n
 
 
 def quantize(x, scale, zero_point, axis: int | None = None) -> np.ndarray:
-    """The int8 codes clip(round(x / scale) + zero_point, -128, 127) of x (an array, Tensor or Variable),
+    """The int8 codes clip(round(x * (1 / scale) + zero_point), -128, 127) of x (an array, Tensor or Variable),
     rounding halves to even; with `axis`, one scale and zero point per entry along that axis.
 
     >>> quantize(np.array([0.25, 0.75, 1.0, 100.0]), 0.5, 0).tolist()
@@ -137,7 +144,7 @@ def quantize(x, scale, zero_point, axis: int | None = None) -> np.ndarray:
     x = np.asarray(_value(x), dtype=np.float32)
     scale, zero_point = _qparams_like(x, scale, zero_point, axis)
     ### BEGIN SOLUTION
-    codes = np.round(x / scale) + zero_point
+    codes = np.round(x * (1 / scale) + zero_point)
     return np.clip(codes, QMIN, QMAX).astype(np.int8)
     ### END SOLUTION
 
@@ -163,12 +170,19 @@ def test_unit_affine():
     assert codes.dtype == np.int8, f"quantize should return int8 codes, got {codes.dtype}"
     assert codes.tolist() == [0, 10, -10, 3], f"round(x / 0.1) should give [0, 10, -10, 3], got {codes.tolist()}"
     shifted = quantize(np.array([0.0, 1.0, -1.0]), 0.1, 20).tolist()
-    assert shifted == [20, 30, 10], (f"the zero point is ADDED to round(x / scale): 0.0 should become code 20, got {shifted}"
+    assert shifted == [20, 30, 10], (f"the zero point is ADDED to x / scale: 0.0 should become code 20, got {shifted}"
                                      + (" (the zero point was subtracted)" if shifted[0] == -20 else ""))
     ties = quantize(np.array([0.25, 0.75, 1.25, -0.25, -0.75]), 0.5, 0).tolist()
     assert ties == [0, 2, 2, 0, -2], (f"x / scale = 0.5, 1.5, 2.5, -0.5, -1.5 should round half to even (as np.round and "
                                      f"PyTorch do) to [0, 2, 2, 0, -2], got {ties}"
                                      + (": round, do not truncate" if ties == [0, 1, 2, 0, -1] else ""))
+    odd = quantize(np.array([0.25, 0.75, -0.25]), 0.5, 5).tolist()
+    assert odd == [6, 6, 4], (f"0.5 + 5, 1.5 + 5 and -0.5 + 5 should round to the even codes [6, 6, 4], got {odd}: add the "
+                              "zero point before rounding (round(x / scale + zero_point))")
+    edge_scale = np.float32(0.01) / np.float32(127.5)  # a symmetric scale (§2): -0.01 sits at exactly -127.5 steps
+    edge = int(quantize(np.float32(-0.01), edge_scale, 0))
+    assert edge == -128, (f"-0.01 with scale 0.01 / 127.5 should give PyTorch's code -128, got {edge}: multiply by the "
+                          "reciprocal (x * (1 / scale) is -127.5 in float32, x / scale is -127.49999)")
     truncated = quantize(np.array([0.9, -0.9]), 1.0, 0).tolist()
     assert truncated == [1, -1], f"0.9 and -0.9 should round to 1 and -1, got {truncated}: round, do not truncate"
     clipped = quantize(np.array([100.0, -100.0, 12.8, -12.9]), 0.1, 0).tolist()
@@ -419,14 +433,14 @@ print("test_unit_calibration: passed")
 #
 # Post-training quantization rounds a network that never saw rounding. **Quantization-aware
 # training** lets it adapt: in the forward pass each weight is replaced by its quantized value,
-# $\hat w = s\,(\mathrm{clip}(\mathrm{round}(w/s) + z) - z)$, still a float (*fake quantization*),
+# $\hat w = s\,(\mathrm{clip}(\mathrm{round}(w/s + z)) - z)$, still a float (*fake quantization*),
 # so the loss sees the rounding; the float weight $w$ is what the optimizer updates.
 #
 # But rounding is a staircase: its derivative is 0 almost everywhere, and no gradient would reach $w$.
 # The **straight-through estimator** (STE) pretends the staircase is the identity inside the range,
 # and keeps clipping's true derivative outside it:
 #
-# $$\frac{\partial \hat w}{\partial w} \approx \begin{cases} 1 & \text{if } -128 \le \mathrm{round}(w/s) + z \le 127 \\
+# $$\frac{\partial \hat w}{\partial w} \approx \begin{cases} 1 & \text{if } -128 \le \mathrm{round}(w/s + z) \le 127 \\
 #   0 & \text{otherwise (clipped: moving } w \text{ changes nothing)} \end{cases}$$
 #
 # `fake_quantize` is one operation of module 05's graph, recorded through module 09's `record` (a
@@ -438,7 +452,7 @@ print("test_unit_calibration: passed")
 #| export
 def fake_quantize(x, scale, zero_point, axis: int | None = None):
     """dequantize(quantize(x)) in x's dtype, as one graph operation whose gradient is the straight-through
-    estimator: g where round(x / scale) + zero_point is within -128..127, 0 where it was clipped.
+    estimator: g where round(x * (1 / scale) + zero_point) is within -128..127, 0 where it was clipped.
 
     >>> fake_quantize(Tensor(np.array([0.26, 1.0, 9.0], dtype=np.float32)), 0.5, 0).numpy().tolist()
     [0.5, 1.0, 9.0]
@@ -446,7 +460,7 @@ def fake_quantize(x, scale, zero_point, axis: int | None = None):
     values = np.asarray(_value(x))
     ### BEGIN SOLUTION
     shaped_scale, shaped_zero = _qparams_like(values, scale, zero_point, axis)
-    codes = np.round(values.astype(np.float32) / shaped_scale) + shaped_zero
+    codes = np.round(values.astype(np.float32) * (1 / shaped_scale) + shaped_zero)
     inside = (codes >= QMIN) & (codes <= QMAX)
     value = dequantize(quantize(values, scale, zero_point, axis), scale, zero_point, axis).astype(values.dtype)
     return record(value, "FakeQuantize", (x, lambda g: g * inside))

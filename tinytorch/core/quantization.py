@@ -15,7 +15,7 @@ __all__ = ['QMIN', 'QMAX', 'EPS', 'QUANTIZED', 'quantize', 'dequantize', 'choose
            'fake_quantize', 'integer_matmul', 'requantize', 'QuantizedLayer', 'QuantizedLinear', 'QuantizedConv2d',
            'quantize_model']
 
-# %% ../../modules/14_quantization/quantization_dev.py #3a19af0e
+# %% ../../modules/14_quantization/quantization_dev.py #dadd7b8c
 QMIN, QMAX = -128, 127  # the range of int8
 
 
@@ -45,7 +45,7 @@ def _qparams_like(x: np.ndarray, scale, zero_point, axis) -> tuple[np.ndarray, n
 
 
 def quantize(x, scale, zero_point, axis: int | None = None) -> np.ndarray:
-    """The int8 codes clip(round(x / scale) + zero_point, -128, 127) of x (an array, Tensor or Variable),
+    """The int8 codes clip(round(x * (1 / scale) + zero_point), -128, 127) of x (an array, Tensor or Variable),
     rounding halves to even; with `axis`, one scale and zero point per entry along that axis.
 
     >>> quantize(np.array([0.25, 0.75, 1.0, 100.0]), 0.5, 0).tolist()
@@ -54,7 +54,7 @@ def quantize(x, scale, zero_point, axis: int | None = None) -> np.ndarray:
     x = np.asarray(_value(x), dtype=np.float32)
     scale, zero_point = _qparams_like(x, scale, zero_point, axis)
     ### BEGIN SOLUTION
-    codes = np.round(x / scale) + zero_point
+    codes = np.round(x * (1 / scale) + zero_point)
     return np.clip(codes, QMIN, QMAX).astype(np.int8)
     ### END SOLUTION
 
@@ -129,10 +129,10 @@ def mse_range(x, symmetric: bool = False, steps: int = 100) -> tuple[np.ndarray,
     return best
     ### END SOLUTION
 
-# %% ../../modules/14_quantization/quantization_dev.py #9407073e
+# %% ../../modules/14_quantization/quantization_dev.py #1cd3078e
 def fake_quantize(x, scale, zero_point, axis: int | None = None):
     """dequantize(quantize(x)) in x's dtype, as one graph operation whose gradient is the straight-through
-    estimator: g where round(x / scale) + zero_point is within -128..127, 0 where it was clipped.
+    estimator: g where round(x * (1 / scale) + zero_point) is within -128..127, 0 where it was clipped.
 
     >>> fake_quantize(Tensor(np.array([0.26, 1.0, 9.0], dtype=np.float32)), 0.5, 0).numpy().tolist()
     [0.5, 1.0, 9.0]
@@ -140,7 +140,7 @@ def fake_quantize(x, scale, zero_point, axis: int | None = None):
     values = np.asarray(_value(x))
     ### BEGIN SOLUTION
     shaped_scale, shaped_zero = _qparams_like(values, scale, zero_point, axis)
-    codes = np.round(values.astype(np.float32) / shaped_scale) + shaped_zero
+    codes = np.round(values.astype(np.float32) * (1 / shaped_scale) + shaped_zero)
     inside = (codes >= QMIN) & (codes <= QMAX)
     value = dequantize(quantize(values, scale, zero_point, axis), scale, zero_point, axis).astype(values.dtype)
     return record(value, "FakeQuantize", (x, lambda g: g * inside))
