@@ -11,11 +11,11 @@ from hypothesis.extra import numpy as hnp
 from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import Variable, no_grad
 from tinytorch.core.convolutions import Conv2d, MaxPool2d
-from tinytorch.core.layers import Flatten, Linear, Sequential
+from tinytorch.core.layers import Dropout, Flatten, Linear, Sequential
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.optimizers import Adam
 from tinytorch.core.quantization import (QuantizedConv2d, QuantizedLinear, choose_qparams, dequantize, fake_quantize,
-                                         integer_matmul, quantize, quantize_model, requantize, tensor_range)
+                                         integer_matmul, quantize, quantize_model, requantize, tensor_range, to_onnx)
 from tinytorch.core.tensor import Tensor
 from tinytorch.core.training import DataLoader, Standardizer, Trainer, load_digits_dataset
 
@@ -136,3 +136,40 @@ def test_int8_digits_models_keep_their_accuracy(digits_models, name):
     assert float_accuracy > 0.9
     assert int8_accuracy >= float_accuracy - 0.01  # the target is 0.5 points; benchmarks/quantization.md measures it
     assert np.mean(int8_predictions == float_predictions) >= 0.98
+
+
+def onnx_runtime():
+    pytest.importorskip("onnx", reason="ONNX export needs onnx: `pip install onnx` (the oracle extra)")
+    return pytest.importorskip("onnxruntime", reason="the ONNX oracle is ONNX Runtime: `pip install onnxruntime`")
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_onnx_runtime_predicts_what_tinytorch_predicts(digits_models, name, tmp_path):
+    onnxruntime = onnx_runtime()
+    import onnx
+
+    model, calibration, test_x = digits_models[name]
+    for kind, exported in [("float", model), ("int8", quantize_model(model, calibration))]:
+        path = tmp_path / f"{name}-{kind}.onnx"
+        to_onnx(exported, test_x.shape, path)
+        onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+        operators = {node.op_type for node in onnx.load(str(path)).graph.node}
+        assert ("QuantizeLinear" in operators) == (kind == "int8")
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        theirs = session.run(["logits"], {"input": test_x})[0]
+        with no_grad():
+            ours = exported(Tensor(test_x)).numpy()
+        if kind == "float":
+            np.testing.assert_allclose(theirs, ours, rtol=0, atol=1e-4)
+        else:
+            assert np.mean(theirs.argmax(axis=1) == ours.argmax(axis=1)) >= 0.995
+        one = session.run(["logits"], {"input": test_x[:1]})[0]  # the batch dimension is free
+        np.testing.assert_allclose(one, theirs[:1], rtol=0, atol=1e-5)
+
+
+def test_onnx_export_refuses_what_it_cannot_write():
+    onnx_runtime()
+    with pytest.raises(TypeError, match="cannot export a Dropout"):
+        to_onnx(Sequential(Linear(4, 2), Dropout(0.5)), (1, 4))
+    with pytest.raises(TypeError, match="needs a Sequential, got Linear"):
+        to_onnx(Linear(4, 2), (1, 4))

@@ -30,15 +30,15 @@
 # affine mapping (§1), how to choose its scale and zero point (§2), how to find the range to cover
 # from observed values (§3), *fake quantization* that lets training see the rounding (§4), integer
 # matrix products with int32 accumulation (§5), and quantized `Linear` and `Conv2d` layers (§6)
-# that turn module 08's digits MLP and module 09's CNN into integer networks (§7). It builds on modules
-# 01 to 09 only.
+# that turn module 08's digits MLP and module 09's CNN into integer networks (§7), which then leave
+# the course in ONNX, the format inference engines read (§8). It builds on modules 01 to 09 only.
 #
 # **Objectives.** By the end of this module you can:
 #
 # - quantize and dequantize an array, per tensor or per channel, symmetric or asymmetric, with PyTorch's rounding;
 # - calibrate a range by min/max or by the least squared error, and say when each is better;
 # - write fake quantization as one graph operation with a straight-through gradient;
-# - run `Linear` and `Conv2d` in int8 with int32 accumulation and requantization, and quantize a trained model;
+# - run `Linear` and `Conv2d` in int8 with int32 accumulation and requantization, quantize a trained model and export it to ONNX;
 # - measure what INT8 saves in bytes and costs in accuracy and time.
 #
 # | You write here | It becomes | Used by |
@@ -54,9 +54,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import _value, no_grad
-from tinytorch.core.convolutions import Conv2d, _geometry, im2col, record
-from tinytorch.core.layers import Linear, Module, Sequential
+from tinytorch.core.convolutions import Conv2d, MaxPool2d, _geometry, im2col, record
+from tinytorch.core.layers import Flatten, Linear, Module, Sequential
 from tinytorch.core.tensor import Tensor
 
 # %%
@@ -66,10 +67,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import Variable
-from tinytorch.core.convolutions import MaxPool2d, conv2d
-from tinytorch.core.layers import Flatten, Parameter
+from tinytorch.core.convolutions import conv2d
+from tinytorch.core.layers import Parameter
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.operations import gradcheck
 from tinytorch.core.optimizers import Adam
@@ -896,7 +896,144 @@ print(f"int8 after post-training quantization {accuracy_of(quantize_model(mlp, c
       f"after one epoch of quantization-aware fine-tuning {accuracy_of(quantize_model(tuned, calibration), test_x):.1%}")
 
 # %% [markdown]
-# ## 8. Systems analysis: bytes, accuracy and time
+# ## 8. Leaving the course: ONNX
+#
+# A model is deployed with an inference engine, not with the code that trained it. **ONNX** is the
+# exchange format those engines read (ONNX Runtime, TensorRT, OpenVINO, phone runtimes): a graph of
+# standard operators with the weights inside. `to_onnx` (given) writes one of our `Sequential`s with
+# `onnx.helper`, layer by layer:
+#
+# | tinytorch | ONNX |
+# |---|---|
+# | `Linear` (weight (in, out)) | `MatMul` with the weight as it is, then `Add` of the bias |
+# | `Conv2d`, `MaxPool2d`, `ReLU`, `Flatten` | `Conv`, `MaxPool`, `Relu`, `Flatten` (same layouts as PyTorch's) |
+# | `QuantizedLinear`, `QuantizedConv2d` | the same, wrapped in `QuantizeLinear` / `DequantizeLinear` pairs |
+#
+# The quantized layers are written in ONNX's **QDQ** form, which says exactly what §6 computes: the
+# input is quantized and dequantized with the input's scale and zero point, the int8 weights are
+# stored as int8 and dequantized per output channel, the bias is stored as int32 at the
+# accumulator's scale, and the output is quantized with the output's parameters. An engine that
+# sees this pattern replaces it by its integer kernels (ONNX Runtime's `QLinearMatMul`,
+# `QLinearConv`); one that does not still computes the same numbers in floats. ONNX rounds
+# `QuantizeLinear` half to even too; it adds the zero point after rounding, so at an exact half with
+# an odd zero point a code can differ by one from ours (§1): predictions are compared, not codes.
+#
+# `onnx` is imported only when `to_onnx` runs (`pip install onnx onnxruntime`): `tinytorch` itself
+# needs only NumPy.
+
+# %%
+#| export
+ONNX_OPSET = 17
+
+
+class _OnnxGraph:
+    """The nodes and weights of an ONNX graph under construction, one tinytorch layer at a time."""
+
+    def __init__(self):
+        from onnx import helper, numpy_helper
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.nodes, self.weights = [], []
+
+    def weight(self, name: str, array) -> str:
+        self.weights.append(self.numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def node(self, op: str, inputs: list, output: str, **attributes) -> str:
+        self.nodes.append(self.helper.make_node(op, inputs, [output], name=output, **attributes))
+        return output
+
+    def quantize_dequantize(self, x: str, scale, zero_point, name: str) -> str:
+        """x through QuantizeLinear and DequantizeLinear with one scale and zero point (an activation)."""
+        parameters = [self.weight(f"{name}_scale", np.float32(scale)), self.weight(f"{name}_zero_point", np.int8(zero_point))]
+        return self.node("DequantizeLinear", [self.node("QuantizeLinear", [x, *parameters], f"{name}_q"), *parameters], f"{name}_dq")
+
+    def add_layer(self, layer, x: str, name: str) -> str:
+        """The nodes of `layer` applied to the tensor named x; returns the name of its output."""
+        if isinstance(layer, QuantizedLayer):
+            x = self.quantize_dequantize(x, layer.input_scale, layer.input_zero_point, f"{name}_input")
+            axis = 1 if isinstance(layer, QuantizedLinear) else 0
+            zeros = np.zeros(len(layer.weight_scale), dtype=np.int8)
+            weight = self.node("DequantizeLinear", [self.weight(f"{name}_qweight", layer.qweight),
+                                                    self.weight(f"{name}_weight_scale", layer.weight_scale),
+                                                    self.weight(f"{name}_weight_zero_point", zeros)], f"{name}_weight", axis=axis)
+            bias_scale = (layer.input_scale.astype(np.float64) * layer.weight_scale).astype(np.float32)
+            bias = self.node("DequantizeLinear", [self.weight(f"{name}_qbias", layer.qbias),
+                                                  self.weight(f"{name}_bias_scale", bias_scale)], f"{name}_bias", axis=0)
+            y = self._affine(layer, x, weight, bias, name)
+            return self.quantize_dequantize(y, layer.output_scale, layer.output_zero_point, f"{name}_output")
+        if isinstance(layer, (Linear, Conv2d)):
+            bias = None if layer.bias is None else self.weight(f"{name}_bias", layer.bias.numpy())
+            return self._affine(layer, x, self.weight(f"{name}_weight", layer.weight.numpy()), bias, name)
+        if isinstance(layer, ReLU):
+            return self.node("Relu", [x], f"{name}_relu")
+        if isinstance(layer, MaxPool2d):
+            return self.node("MaxPool", [x], f"{name}_maxpool", kernel_shape=list(layer.kernel_size), strides=list(layer.stride))
+        if isinstance(layer, Flatten):
+            return self.node("Flatten", [x], f"{name}_flatten", axis=1)
+        raise TypeError(f"to_onnx cannot export a {type(layer).__name__} (layer {name[1:]})")
+
+    def _affine(self, layer, x: str, weight: str, bias: str | None, name: str) -> str:
+        """x @ weight + bias (Linear's layout, weight (in, out)) or the convolution of x with weight, plus bias."""
+        if isinstance(layer, (Linear, QuantizedLinear)):
+            y = self.node("MatMul", [x, weight], f"{name}_matmul")
+            return y if bias is None else self.node("Add", [y, bias], f"{name}_add")
+        (ph, pw) = layer.padding
+        return self.node("Conv", [x, weight] + ([] if bias is None else [bias]), f"{name}_conv",
+                         kernel_shape=list(layer.kernel_size), strides=list(layer.stride), pads=[ph, pw, ph, pw])
+
+
+def to_onnx(model: Sequential, input_shape: tuple, path=None):
+    """The ONNX model (an `onnx.ModelProto`) of `model`, a Sequential of Linear, Conv2d, ReLU, MaxPool2d, Flatten
+    and their quantized versions, with float32 input "input" of shape (batch, *input_shape[1:]) (any batch size)
+    and output "logits"; checked by `onnx.checker` and written to `path` when given."""
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError("ONNX export needs the onnx package: `pip install onnx`") from None
+    if not isinstance(model, Sequential):
+        raise TypeError(f"to_onnx needs a Sequential, got {type(model).__name__}")
+    graph = _OnnxGraph()
+    x = "input"
+    for index, layer in enumerate(model.layers):
+        x = graph.add_layer(layer, x, f"l{index}")
+    graph.node("Identity", [x], "logits")
+    helper = graph.helper
+    inputs = [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["batch", *input_shape[1:]])]
+    outputs = [helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["batch", "classes"])]
+    proto = helper.make_model(helper.make_graph(graph.nodes, "tinytorch", inputs, outputs, graph.weights),
+                              opset_imports=[helper.make_opsetid("", ONNX_OPSET)], producer_name="tinytorch")
+    proto.ir_version = 9  # what ONNX Runtime 1.18 and later read
+    onnx.checker.check_model(proto, full_check=True)
+    if path is not None:
+        onnx.save(proto, str(path))
+    return proto
+
+# %% [markdown]
+# The digits MLP and CNN, float and int8, exported and run by ONNX Runtime on the test images
+# (skipped, with the reason, where `onnx` or `onnxruntime` is not installed).
+
+# %%
+import importlib.util  # noqa: E402
+
+missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
+if missing:
+    print(f"skipped: {' and '.join(missing)} not installed (pip install onnx onnxruntime)")
+else:
+    import onnxruntime
+
+    print(f"{'model':10} {'max |logit difference|':>23} {'same predicted class':>21}")
+    for name, (model, inputs, calibrate_on) in models.items():
+        for kind, exported in [("float", model), ("int8", quantize_model(model, calibrate_on))]:
+            session = onnxruntime.InferenceSession(to_onnx(exported, inputs.shape).SerializeToString(),
+                                                   providers=["CPUExecutionProvider"])
+            theirs = session.run(["logits"], {"input": inputs})[0]
+            with no_grad():
+                ours = exported(Tensor(inputs)).numpy()
+            print(f"{name + ' ' + kind:10} {np.abs(theirs - ours).max():>23.2g} "
+                  f"{np.mean(theirs.argmax(axis=1) == ours.argmax(axis=1)):>21.1%}")
+
+# %% [markdown]
+# ## 9. Systems analysis: bytes, accuracy and time
 #
 # **Size.** The float MLP saved by module 08's `save_checkpoint`, and the int8 one saved with the
 # same `np.savez`: int8 weights, int32 biases, and the float32 scales and zero points (one per output
@@ -969,7 +1106,7 @@ print(f"On this machine an int32 matrix product takes {ratio:.1f}x the time of a
 # accuracy, and the arithmetic those kernels perform.
 
 # %% [markdown]
-# ## 9. Reflection
+# ## 10. Reflection
 #
 # Answer in a sentence or three each.
 
