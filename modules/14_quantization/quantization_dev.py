@@ -833,15 +833,16 @@ print("test_unit_quantize_model: passed")
 # %% [markdown]
 # ### The digits MLP and CNN in int8
 #
-# Module 08's MLP and module 09's CNN, trained for a few seconds, then quantized with 256 training
-# images for calibration (never the test images: what we measure must not be what we tuned on).
+# Module 08's MLP (15 epochs) and module 09's CNN (3 epochs, as there), trained in a few seconds, then
+# quantized with 256 training images for calibration (never the test images: what we measure must
+# not be what we tuned on).
 
 # %%
 digits = load_digits_dataset()
 standardize = Standardizer(digits.x_train)
 train_x, test_x = standardize(digits.x_train), standardize(digits.x_test)
 
-
+# %%
 def train(model, inputs, epochs):
     trainer = Trainer(model, Adam(model.parameters(), lr=3e-3), CrossEntropyLoss())
     trainer.fit(DataLoader(inputs, digits.y_train, batch_size=32, shuffle=True, seed=0), epochs=epochs)
@@ -857,7 +858,9 @@ rng = np.random.default_rng(0)
 mlp = train(Sequential(Linear(64, 128, rng=rng), ReLU(), Linear(128, 10, rng=rng)), train_x, epochs=15)
 cnn = train(Sequential(Conv2d(1, 8, 3, padding=1, rng=rng), ReLU(), MaxPool2d(2),
                        Conv2d(8, 16, 3, padding=1, rng=rng), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 10, rng=rng)),
-            train_x.reshape(-1, 1, 8, 8), epochs=6)
+            train_x.reshape(-1, 1, 8, 8), epochs=3)
+
+# %%
 calibration = train_x[:256]
 models = {"MLP": (mlp, test_x, calibration), "CNN": (cnn, test_x.reshape(-1, 1, 8, 8), calibration.reshape(-1, 1, 8, 8))}
 print(f"{'model':6} {'float':>7} {'int8 minmax':>12} {'int8 mse':>9}")
@@ -1009,28 +1012,18 @@ def to_onnx(model: Sequential, input_shape: tuple, path=None):
     return proto
 
 # %% [markdown]
-# The digits MLP and CNN, float and int8, exported and run by ONNX Runtime on the test images
-# (skipped, with the reason, where `onnx` or `onnxruntime` is not installed).
-
-# %%
-import importlib.util  # noqa: E402
-
-missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
-if missing:
-    print(f"skipped: {' and '.join(missing)} not installed (pip install onnx onnxruntime)")
-else:
-    import onnxruntime
-
-    print(f"{'model':10} {'max |logit difference|':>23} {'same predicted class':>21}")
-    for name, (model, inputs, calibrate_on) in models.items():
-        for kind, exported in [("float", model), ("int8", quantize_model(model, calibrate_on))]:
-            session = onnxruntime.InferenceSession(to_onnx(exported, inputs.shape).SerializeToString(),
-                                                   providers=["CPUExecutionProvider"])
-            theirs = session.run(["logits"], {"input": inputs})[0]
-            with no_grad():
-                ours = exported(Tensor(inputs)).numpy()
-            print(f"{name + ' ' + kind:10} {np.abs(theirs - ours).max():>23.2g} "
-                  f"{np.mean(theirs.argmax(axis=1) == ours.argmax(axis=1)):>21.1%}")
+# Exporting the digits MLP of §7 in int8 and running it with ONNX Runtime takes four lines; they are
+# not run here, because importing `onnx` alone takes seconds, longer than a graded cell may. The
+# package test `tests/test_quantization.py` runs exactly this for the MLP and the CNN, float and int8,
+# and checks the file with `onnx.checker`, the float logits against ours within 1e-4 and the int8
+# predicted classes on at least 99.5% of the test images (all of them, at the time of writing).
+#
+# ```python
+# import onnxruntime
+# to_onnx(quantize_model(mlp, calibration), test_x.shape, "digits-int8.onnx")
+# session = onnxruntime.InferenceSession("digits-int8.onnx", providers=["CPUExecutionProvider"])
+# logits = session.run(["logits"], {"input": test_x})[0]
+# ```
 
 # %% [markdown]
 # ## 9. Systems analysis: bytes, accuracy and time
@@ -1078,14 +1071,14 @@ with tempfile.TemporaryDirectory() as folder:
 from threadpoolctl import threadpool_limits  # noqa: E402  (comes with scikit-learn, as module 09 notes)
 
 quantized_mlp = quantize_model(mlp, calibration)
-codes = np.random.default_rng(0).integers(-128, 128, (512, 256)), np.random.default_rng(1).integers(-128, 128, (256, 256))
+codes = np.random.default_rng(0).integers(-128, 128, (256, 256)), np.random.default_rng(1).integers(-128, 128, (256, 256))
 as_float = [a.astype(np.float32) for a in codes]
 as_int = [a.astype(np.int32) for a in codes]
 with threadpool_limits(1, "blas"), no_grad():
     rows = [("MLP forward, 360 images", best_time(lambda: mlp(Tensor(test_x)), 20),
              best_time(lambda: quantized_mlp(Tensor(test_x)), 20)),
-            ("matmul 512x256 @ 256x256", best_time(lambda: as_float[0] @ as_float[1], 20),
-             best_time(lambda: as_int[0] @ as_int[1], 20))]
+            ("matmul 256x256 @ 256x256", best_time(lambda: as_float[0] @ as_float[1], 20),
+             best_time(lambda: as_int[0] @ as_int[1], 5))]
 print(f"{'work':26} {'float32 (ms)':>13} {'int8/int32 (ms)':>16} {'int / float':>12}")
 for label, float_time, int_time in rows:
     print(f"{label:26} {float_time * 1e3:>13.3f} {int_time * 1e3:>16.3f} {int_time / float_time:>11.1f}x")
