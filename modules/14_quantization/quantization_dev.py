@@ -21,9 +21,10 @@
 # or a microcontroller's integer units do quickly and with little energy.
 #
 # ```
-# float x:   -0.61   0.00   0.27   1.93          one float32 each (4 bytes)
-# int8 q:      -96    -32     -4    127          one int8 each (1 byte), plus s = 0.00996, z = -32
-# s (q - z): -0.638  0.000  0.279  1.584 ... 1.93 is above the top of the range (1.584): it is clipped
+# range [-0.96, 1.58]  ->  s = 0.00996, z = -32              (how s and z are chosen: §2)
+# float x:    -0.61    0.00    0.27    1.93     one float32 each (4 bytes)
+# int8 q:       -93     -32      -5     127     one int8 each (1 byte)
+# s (q - z):  -0.608   0.000   0.269   1.584    1.93 lies above the range: it is clipped to its top
 # ```
 #
 # This module builds post-training INT8 quantization as PyTorch does it, number for number: the
@@ -85,7 +86,7 @@ from tinytorch.core.training import DataLoader, Standardizer, Trainer, load_digi
 # $$q = \mathrm{clip}\big(\mathrm{round}(x / s + z),\; -128,\; 127\big), \qquad \hat x = s\,(q - z).$$
 #
 # Inside the range, $|\hat x - x| \le s/2$: the rounding error is at most half a step. Outside it,
-# `clip` saturates at the nearest end. Three details decide whether our numbers equal PyTorch's:
+# `clip` saturates at the nearest end. Four details decide whether our numbers equal PyTorch's:
 #
 # - **round half to even.** $x/s = 2.5$ becomes 2, $3.5$ becomes 4 (`np.round` does this, as C's
 #   `nearbyint` does); rounding halves up would bias every sum upwards. The zero point is added
@@ -331,14 +332,15 @@ print("test_unit_qparams: passed")
 # **Least squared error.** One outlier stretches the min/max range, and then every ordinary value is
 # rounded to a coarse step. Clipping the outlier costs more on that one value but less on all the
 # others. `mse_range(x)` tries the ranges $[f\ell, fh]$ for $f = 1/n, 2/n, \dots, 1$ (`steps` = $n$)
-# around the min/max range $[\ell, h]$, quantizes $x$ with each, and returns the range whose
+# of the min/max range $[\ell, h]$, quantizes $x$ with each, and returns the range whose
 # dequantized values have the smallest mean squared error $\overline{(\hat x - x)^2}$ (the first
 # such range when several tie).
 #
 # At 8 bits the step is already fine, so clipping pays only when outliers are rare: the bulk's total
-# error is the number of values times $s^2/12$, an outlier's is the square of how far it is clipped,
-# and for a clipped outlier at 5 to 10 standard deviations the balance tips near one outlier per
-# hundred thousand values (at 4 bits, 16 times sooner). The test below uses two among 300 000.
+# error is the number of values times about $s^2/12$, an outlier's is the square of how far it is
+# clipped. Two outliers at 24 and 30 standard deviations among 5 000 normal values keep the range
+# almost whole (fraction 0.99); among 300 000 they are clipped (fraction 0.56), as the test below
+# checks. With 4-bit codes, whose step is 17 times coarser, clipping pays far sooner.
 #
 # ```
 # values:   ....::::|||||||||::::....                              *   (one outlier)
@@ -445,8 +447,9 @@ print("test_unit_calibration: passed")
 #
 # `fake_quantize` is one operation of module 05's graph, recorded through module 09's `record` (a
 # graph node when the input is a Variable, a plain Tensor otherwise), with its forward value and its
-# backward rule side by side. The scale and zero point are constants here (PyTorch's
-# `torch.fake_quantize_per_tensor_affine` and `..._per_channel_affine` do the same).
+# backward rule side by side. The scale and zero point are constants here, as in PyTorch's
+# `torch.fake_quantize_per_tensor_affine` and `..._per_channel_affine` (which add the zero point
+# after rounding: at an exact half with an odd zero point they can differ from §1 by one code).
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "quantization-fake", "locked": false, "solution": true}
 #| export
@@ -595,9 +598,10 @@ print("test_unit_integer: passed")
 # - **Forward**: quantize the float input with the input's scale and zero point, accumulate in
 #   int32, add `qbias`, requantize at the output's scale, dequantize. Taking and returning floats
 #   keeps the layer a drop-in part of a `Sequential` (ReLU, pooling and Flatten work on the
-#   dequantized values; they commute with the affine map). Between two quantized layers the floats
-#   are exactly on the int8 grid, so an integer-only engine would pass the codes instead and get the
-#   same result: this is the *quantize-dequantize* form ONNX uses too.
+#   dequantized values; on codes they would be `max(q, z)`, pooling and reshaping). An integer-only
+#   engine passes the int8 codes from layer to layer instead, requantizing once where the next
+#   layer's input scale differs from this layer's output scale; the quantize-dequantize form used
+#   here is also how ONNX writes a quantized model (§8).
 #
 # The given base class `QuantizedLayer` keeps the input and output parameters and does the last
 # steps (`_output`); you write how the weights are quantized (`__init__`) and the integer part of
