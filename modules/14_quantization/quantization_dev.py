@@ -514,7 +514,7 @@ print("test_unit_fake_quantize: passed")
 #
 # The sum $a_j$ is computed in **int32**: one product of two int8 codes reaches $128 \cdot 128 = 16384$,
 # and 64 of them add up to a million. Hardware multiplies int8 pairs and adds into int32 registers;
-# an int8 accumulator would wrap around on the second product.
+# an int8 accumulator would overflow on the first product, an int16 one after two.
 #
 # The result has the scale $s_x s_{w,j}$. The next layer wants int8 codes at the output's own scale
 # $s_y$ and zero point $z_y$: **requantize**,
