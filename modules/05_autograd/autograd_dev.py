@@ -1099,7 +1099,7 @@ print("test_unit_training: passed")
 # ## 10. Systems analysis: what the engine costs
 #
 # **(a) Time.** Each node is visited once, so the work per operation is the same for a chain of 1,000 operations and
-# one of 50,000 (far past Python's recursion limit); whether the *time* per operation is too, the table measures. On
+# one of 20,000 (far past Python's recursion limit); whether the *time* per operation is too, the table measures. On
 # one-element arrays the arithmetic is nothing, so both passes measure Python's overhead per operation, and the graph
 # of one operation shows the fixed cost of a `backward()` call, split into its largest parts.
 
@@ -1120,22 +1120,22 @@ def per_call_us(fn, calls: int) -> float:
 
 print(f"{'operations':>10} {'forward us/op':>14} {'backward us/op':>15}")
 per_operation = {}
-for n in [1, 1_000, 50_000]:
+for n in [1, 1_000, 20_000]:
     calls, out = max(1, 2_000 // n), chain(n)
     forward, backward = per_call_us(lambda: chain(n), calls), per_call_us(lambda: out.backward(retain_graph=True), calls)
     per_operation[n] = (forward / n, backward / n)
     print(f"{n:>10,} {forward / n:>14.2f} {backward / n:>15.2f}")
-growth = [large / small for large, small in zip(per_operation[50_000], per_operation[1_000])]
-print(f"from 1,000 to 50,000 operations the time per operation changed x{growth[0]:.1f} forward, x{growth[1]:.1f} "
+growth = [large / small for large, small in zip(per_operation[20_000], per_operation[1_000])]
+print(f"from 1,000 to 20,000 operations the time per operation changed x{growth[0]:.1f} forward, x{growth[1]:.1f} "
       "backward: " + ("flat, as one visit per node predicts" if max(growth) < 1.25 else
                       "it grows, though each node is still visited once (see below)"))
 gc.disable()  # Python's cyclic garbage collector, paused for one more forward pass
 try:
-    paused = best_time(lambda: chain(50_000), repeat=1) / 50_000 * 1e6
+    paused = best_time(lambda: chain(20_000), repeat=1) / 20_000 * 1e6
 finally:
     gc.enable()
-print(f"forward of 50,000 operations with the garbage collector paused: {paused:.2f} us/op "
-      f"({per_operation[50_000][0]:.2f} with it)")
+print(f"forward of 20,000 operations with the garbage collector paused: {paused:.2f} us/op "
+      f"({per_operation[20_000][0]:.2f} with it)")
 one, leaf = chain(1), Variable(np.ones(1), requires_grad=True)
 print("parts of one backward() call: " + ", ".join(f"{label} {per_call_us(fn, 2_000):.2f} us" for label, fn in [
     ("topological_order", lambda: topological_order(one)), ("_seed", lambda: _seed(one, None)),
@@ -1195,7 +1195,7 @@ print(f"every Variable kept: {rows[1][1] / rows[0][1]:.1f}x the graph's memory; 
 # - (a) The work is linear, one visit per node, and depth is no problem. The time per operation is what the line under
 #   the table says: it may grow on a long chain although the visits do not multiply, because two costs grow with the
 #   graph. Python's garbage collector runs as objects are created and now and then examines every live one, and a
-#   graph of 50,000 operations is hundreds of thousands of objects (the line with the collector paused shows its share
+#   graph of 20,000 operations is over a hundred thousand objects (the line with the collector paused shows its share
 #   here); and such a graph no longer fits in the CPU's caches, so each visit waits for memory more often. Backward
 #   costs less per operation than forward: the forward pass checks operands and builds Nodes, the backward pass calls
 #   one rule per edge. One `backward()` call costs several microseconds whatever the sizes: the order (a list, a set, a stack of
