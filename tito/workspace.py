@@ -48,7 +48,20 @@ _IMPORT = re.compile(r"^\s*(?:from|import)\s+tinytorch\.core(?:\.|\s+import\s+)(
 _TEST_IMPORT = re.compile(r"^\s*(?:from\s+(\w+)\s+import|import\s+(\w+))", re.MULTILINE)
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".hypothesis")
 
-GITIGNORE = "__pycache__/\n.ipynb_checkpoints/\n.hypothesis/\n.tito/\n"
+# What git should not track in a workspace or kit: Python's and Jupyter's caches, tito's records, and what
+# docs/student.md's install makes inside it (the virtual environment, pip's egg-info).
+GITIGNORE = """\
+__pycache__/
+*.pyc
+.ipynb_checkpoints/
+.hypothesis/
+.pytest_cache/
+.tito/
+.venv/
+venv/
+*.egg-info/
+build/
+"""
 
 # What a student runs, in a workspace's README and a kit's.
 COMMANDS = """\
@@ -308,7 +321,7 @@ def init_workspace(course: Course, target: Path, release_dir: Path | None = None
                             f"give a release folder with every module up to {module.name}", 2)
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-partial-", dir=target.parent))
+    scratch = scratch_folder(target)
     try:
         modules = [module for module in course.modules if module.name in notebooks]
         stubs = {}
@@ -340,6 +353,17 @@ def init_workspace(course: Course, target: Path, release_dir: Path | None = None
         raise
     made = [Module(module.name, target / "modules" / module.name) for module in modules]
     return Made(target, made, stubs, tests, released, checked)
+
+
+def scratch_folder(target: Path) -> Path:
+    """A new hidden folder beside `target`, to build it in before moving it into place. mkdtemp makes it 0700;
+    it gets the mode any new folder gets (0755 with the usual umask 022), so that others can read or clone the
+    result as they would any folder the user makes."""
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-partial-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    scratch.chmod(0o777 & ~umask)
+    return scratch
 
 
 def absolute_path(path: Path) -> Path:
