@@ -15,13 +15,20 @@ from ..workspace import prerequisite_problem
 
 
 def register(commands) -> None:
-    parser = commands.add_parser("module", help="work on one module: run its tests, or complete it")
+    parser = commands.add_parser(
+        "module", help="work on one module: run its tests, or complete it",
+        description="Example: `tito module test 05_autograd` while you work, then `tito module complete 05_autograd`.")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    for name, handler, text in [
-        ("test", run_test, "run the module's notebook in a kernel and report each unit test"),
-        ("complete", run_complete, "test the module, export it, then run its package tests"),
+    for name, handler, text, description in [
+        ("test", run_test, "run the module's notebook in a kernel and report each unit test",
+         "Runs the module's notebook top to bottom in a fresh Jupyter kernel and prints a row per unit test, and one "
+         "line per part not written yet. Changes no file. Example: `tito module test 05`."),
+        ("complete", run_complete, "test the module, export it, then run its package tests",
+         "Runs the module's unit tests; only when all pass, exports its code into tinytorch/ and runs its package "
+         "tests, undoing the export if they fail. The modules it builds on must be complete first. "
+         "Example: `tito module complete 01_tensor`."),
     ]:
-        action = actions.add_parser(name, help=text)
+        action = actions.add_parser(name, help=text, description=description)
         action.add_argument("modules", nargs="*", metavar="MODULE", help="01_tensor, 01 or tensor")
         action.add_argument("--all", action="store_true", help="every module of the course, in order")
         action.set_defaults(handler=handler)

@@ -32,7 +32,12 @@ STEPS = [
 
 
 def register(commands) -> None:
-    parser = commands.add_parser("nbgrader", help="instructor workflow: release modules, grade submissions (nbgrader)")
+    parser = commands.add_parser(
+        "nbgrader", help="instructor workflow: release modules, grade submissions (nbgrader)",
+        description="The instructor's steps, run in the course repository: generate and release a module, (publish "
+                    "and collect through an exchange), autograde, grade written answers in the formgrader, feedback, "
+                    "(return), report; kit makes the students' copy. See docs/instructor.md. "
+                    "Example: `tito nbgrader release 01_tensor`.")
     steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
     for name, text in STEPS:
         step = steps.add_parser(name, help=text, description=text)
@@ -47,11 +52,20 @@ def register(commands) -> None:
                               help="UNSAFE: run students' code as you, with no isolation (only where bubblewrap "
                                    "cannot be installed and every submission is trusted)")
         step.set_defaults(handler=_in_course_repository(HANDLERS[name]))
-    report = steps.add_parser("report", help="scores per student per module: a CSV file and a table")
+    report = steps.add_parser(
+        "report", help="scores per student per module: a CSV file and a table",
+        description="Reads nbgrader's gradebook: a CSV row per student and released module (test points, written "
+                    "answer points, status) and a table of each student's test points per module. "
+                    "Example: `tito nbgrader report --output scores.csv`.")
     report.add_argument("--output", type=Path, metavar="CSV", help="where to write the CSV (default: <course_dir>/scores.csv)")
     report.set_defaults(handler=_in_course_repository(run_report))
     kit = steps.add_parser("kit", help="a student kit in OUT: a git repository of the releases, stubs, tests and tito, "
-                                       "with no solution in it", description="See tito/kit.py and docs/instructor.md.")
+                                       "with no solution in it",
+                          description="Makes OUT, a git repository with one commit: the release notebooks (each "
+                                      "module released first where its release is missing or older than its lesson), "
+                                      "the students' tinytorch of stubs, the package tests and tito, checked to hold "
+                                      "no solution line. Push it as the students' template; its README tells them how "
+                                      "to install it. Example: `tito nbgrader kit ../tinytorch-kit`.")
     kit.add_argument("out", type=Path, metavar="OUT", help="the new kit folder (absent or empty)")
     kit.set_defaults(handler=_in_course_repository(run_kit))
     lab = steps.add_parser("formgrader", help="JupyterLab with nbgrader's formgrader on the course folder (grade "

@@ -10,7 +10,11 @@ from ..workspace import is_workspace, progress
 
 
 def register(commands) -> None:
-    parser = commands.add_parser("status", help="show each module's export and test state")
+    parser = commands.add_parser(
+        "status", help="show each module's export and test state",
+        description="One row per module: its file in tinytorch/ (in sync with the lesson, out of date, or not "
+                    "exported) and the result of its last `tito module test` or `complete`; in a student workspace, "
+                    "also the parts left to write. Changes nothing. Example: `tito status`.")
     parser.set_defaults(handler=run)
 
 
