@@ -58,6 +58,16 @@ def test_the_kit_is_one_commit_of_releases_stubs_tests_and_the_tool_with_no_solu
     assert checked > len(files) - 1 and leaks == []  # every committed file read (git's own objects aside)
 
 
+def test_the_kit_notebooks_name_only_files_a_student_has(kit):
+    """A kit notebook that says "You write here: modules/01_tensor/tensor_dev.py" points at a file students lack."""
+    import nbformat
+
+    for path in sorted((kit / "modules").rglob("*.ipynb")):
+        text = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells)
+        assert "_dev.py" not in text, f"{path.relative_to(kit)} names a lesson file students do not have"
+        assert f"this notebook, `{path.name}`" in text, f"{path.relative_to(kit)} does not say where the student writes"
+
+
 def test_the_kit_is_readable_by_others_as_the_umask_allows(kit):
     """Another Unix user (a teaching assistant, a student cloning from a shared folder) can read the kit."""
     assert kit.stat().st_mode & 0o777 == 0o755
