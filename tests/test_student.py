@@ -434,6 +434,48 @@ def test_lab_runs_jupyterlab_on_the_folder_with_its_own_package_first(course_cop
     assert env["PYTHONPATH"].split(":")[0] == str(course_copy)
 
 
+@pytest.mark.slow
+def test_lab_shows_no_news_toast_and_leaves_the_users_jupyter_settings_alone(course_copy, tmp_path):
+    """The page JupyterLab serves disables the news plugin; the user's own Jupyter folders get nothing written."""
+    import json
+    import re
+    import secrets
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    from conftest import TITO, _plain_env
+    from tito.workspace import NEWS_PLUGIN
+
+    own = tmp_path / "user-jupyter"
+    env = dict(_plain_env(), JUPYTER_CONFIG_DIR=str(own / "config"), JUPYTER_DATA_DIR=str(own / "data"),
+               JUPYTER_RUNTIME_DIR=str(own / "runtime"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = secrets.token_hex(8)
+    server = subprocess.Popen([sys.executable, "-c", TITO, "lab", "--no-browser", "--port", str(port), "--",
+                               f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0"],
+                              cwd=course_copy, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    try:
+        page = None
+        while page is None and server.poll() is None:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={token}", timeout=10).read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert page is not None, server.stderr.read()[-2000:]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page,
+                                  re.DOTALL).group(1))
+    assert NEWS_PLUGIN in config["disabledExtensions"], config["disabledExtensions"]
+    assert not (own / "config" / "labconfig").exists(), "tito wrote into the user's own Jupyter settings"
+
+
 def test_lab_and_student_commands_need_a_course(tmp_path):
     for args in (["lab"], ["student", "init", "x"], ["student", "submit", "01"]):
         result = run_tito(*args, cwd=tmp_path)

@@ -723,7 +723,23 @@ def lab_command(course: Course, module: Module | None, port: int | None, browser
     if module is not None:
         command.append(str(module.source.relative_to(course.root)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(course.root), os.environ.get("PYTHONPATH")])))
-    return command + list(extra), env
+    return command + list(extra), without_news(course.root, env)
+
+
+# JupyterLab's plugin that asks "Would you like to get notified about official Jupyter news?" and then fetches
+# news from the internet; the hub turns it off the same way (hub/student/labconfig/page_config.json).
+NEWS_PLUGIN = "@jupyterlab/apputils-extension:announcements"
+
+
+def without_news(root: Path, env: dict[str, str]) -> dict[str, str]:
+    """`env` for a JupyterLab on `root` that shows no news toast: a page config of tito's own, in root/.tito/,
+    goes first on JUPYTER_CONFIG_PATH, so the user's own Jupyter settings (~/.jupyter) are neither changed nor
+    needed."""
+    settings = root / ".tito" / "jupyter"
+    (settings / "labconfig").mkdir(parents=True, exist_ok=True)
+    (settings / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {NEWS_PLUGIN: True}}, indent=1) + "\n", encoding="utf-8")
+    return dict(env, JUPYTER_CONFIG_PATH=os.pathsep.join(filter(None, [str(settings), env.get("JUPYTER_CONFIG_PATH")])))
 
 
 def formgrader_command(course: Course, ip: str, port: int, browser: bool,
@@ -737,7 +753,7 @@ def formgrader_command(course: Course, ip: str, port: int, browser: bool,
     write_config(course)
     command = _jupyterlab(course_folder(course).root, ip, port, browser)
     env = dict(os.environ, PATH=os.pathsep.join(filter(None, [os.path.dirname(sys.executable), os.environ.get("PATH")])))
-    return command + list(extra), env
+    return command + list(extra), without_news(course.root, env)
 
 
 def _jupyterlab(root: Path, ip: str, port: int | None, browser: bool) -> list[str]:
