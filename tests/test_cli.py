@@ -62,7 +62,7 @@ def test_outside_a_course_says_so(tmp_path):
 def test_status_accepts_every_module_spelling_and_lists_modules(name, course_copy):
     assert run_tito("export", name, cwd=course_copy).returncode == 0
     status = run_tito("status", cwd=course_copy)
-    assert status.returncode == 0 and "01_tensor" in status.stdout and "core/tensor.py" in status.stdout
+    assert status.returncode == 0 and "01_tensor" in status.stdout and "tensor.py" in status.stdout
 
 
 def test_export_twice_changes_nothing(course_copy):

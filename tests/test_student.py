@@ -222,7 +222,8 @@ def test_the_milestone_in_an_unfinished_workspace_names_the_first_module_to_fini
 @pytest.mark.slow
 def test_status_shows_the_students_progress(fresh, finished):
     before = one_line(run_tito("status", cwd=fresh))
-    assert "your work" in before and "10 parts to write (next: Tensor.__init__() in cell 'tensor-class')" in before
+    assert "your work" in before and "10 parts to write" in before
+    assert "next in 01_tensor: write Tensor.__init__() in cell 'tensor-class'" in before
     after = run_tito("status", cwd=finished)
     assert after.returncode == 0
     rows = [line for line in after.stdout.splitlines() if line.startswith("│ 0")]

@@ -689,8 +689,9 @@ def _submission_folder(course_dir: Path | None, settings: dict[str, str], module
 
 # --------------------------------------------------------------------------------------------- progress
 
-def progress(course: Course, module: Module) -> str:
-    """A student's progress on a module, as rich text: complete, written, or how many parts are left."""
+def progress(course: Course, module: Module) -> tuple[str, str]:
+    """A student's progress on a module, as rich text: its state in a few words (complete, written, how many parts
+    are left), and the next step ("" when complete)."""
     from rich.markup import escape
 
     from .notebook import module_notebook
@@ -699,12 +700,12 @@ def progress(course: Course, module: Module) -> str:
         left = notebook_stubs(module_notebook(module))
         packaged = package_stubs(course, module)
     except TitoError as error:
-        return f"[red]{escape(str(error))}[/]"
+        return "[red]unreadable[/]", escape(str(error))
     if packaged is not None and not packaged:
-        return "[green]complete[/]"
+        return "[green]complete[/]", ""
     if not left:
-        return f"[yellow]written: run `tito module complete {module.name}`[/]"
-    return escape(f"{len(left)} part{'s' * (len(left) != 1)} to write (next: {left[0].describe()})")
+        return "[yellow]written[/]", escape(f"run `tito module complete {module.name}`")
+    return f"{len(left)} part{'s' * (len(left) != 1)} to write", escape(f"write {left[0].describe()}")
 
 
 # -------------------------------------------------------------------------------------------------- lab

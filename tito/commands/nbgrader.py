@@ -214,23 +214,52 @@ def run_report(args) -> int:
     rows = collect_scores(course)
     path = write_csv(rows, args.output.resolve() if args.output else folder.report)
     modules = list(dict.fromkeys(row.module for row in rows))
+    maximum = {row.module: points(row.tests_max) for row in rows}
     by_student: dict[str, dict[str, str]] = {}
     for row in rows:
-        cell = f"{points(row.tests_score)}/{points(row.tests_max)}"
-        if row.status == "answers to grade":
-            cell += " *"
-        elif row.status in ("not graded", "no submission"):
-            cell = f"[dim]{row.status}[/]"
-        by_student.setdefault(row.student, {})[row.module] = cell
-    # Columns by module number, named below the table: seven modules fit an 80-column terminal.
-    console.print(table("Autograded test points", ["student", *(module.split("_", 1)[0] for module in modules)],
-                        [[escape(student), *(cells[m] for m in modules)] for student, cells in by_student.items()]))
+        by_student.setdefault(row.student, {})[row.module] = _report_cell(row)
+    grid = [["max", *(maximum[module] for module in modules)]] + \
+           [[student, *(cells[module] for module in modules)] for student, cells in by_student.items()]
+    for first, last in _fitting_columns(grid, console.width):  # by module number, as many as the terminal fits
+        numbers = [module.split("_", 1)[0] for module in modules[first:last]]
+        title = "Autograded test points" + (f" (modules {numbers[0]}-{numbers[-1]})" if len(numbers) < len(modules) else "")
+        console.print(table(title, ["student", *numbers], [[escape(cell) for cell in [row[0], *row[1 + first:1 + last]]]
+                                                          for row in grid], whole=("student", *numbers)))
     console.print(f"modules: {escape(', '.join(modules))}")
-    if any(row.status == "answers to grade" for row in rows):
-        console.print("* written answers still to grade by hand (nbgrader's formgrader; see docs/instructor.md)")
+    console.print(escape(f"max: a module's test points; {PENDING} written answers still to grade by hand (nbgrader's "
+                         f"formgrader, docs/instructor.md); {NOT_GRADED} handed in, not graded yet; {MISSING} no "
+                         f"submission"))
     console.print(f"{_count(rows, 'row')} ({_count(len(by_student), 'student')} x {_count(modules, 'module')}) "
                   f"-> {escape(folder.show(path))}")
     return 0
+
+
+# The report's marks: after the test points when written answers await a grader; in place of them otherwise.
+PENDING, NOT_GRADED, MISSING = "*", "?", "-"
+
+
+def _report_cell(row) -> str:
+    if row.status == "no submission":
+        return MISSING
+    if row.status == "not graded":
+        return NOT_GRADED
+    return points(row.tests_score) + (PENDING if row.status == "answers to grade" else "")
+
+
+def _fitting_columns(grid: list[list[str]], width: int) -> list[tuple[int, int]]:
+    """Split the module columns of `grid` (its first column names the rows) into runs [first, last) that each fit,
+    with the names, a table `width` columns wide: whole numbers, never a wrapped cell."""
+    def widest(column: int) -> int:
+        return max(len(row[column]) for row in grid)
+
+    runs, first, used = [], 0, widest(0) + 4  # a table's outer borders and the names' padding
+    for column in range(1, len(grid[0])):
+        needed = max(widest(column), 2) + 3
+        if used + needed > width and column - 1 > first:
+            runs.append((first, column - 1))
+            first, used = column - 1, widest(0) + 4
+        used += needed
+    return runs + [(first, len(grid[0]) - 1)]
 
 
 def run_publish(args) -> int:
@@ -329,7 +358,7 @@ def _autograde_summary(course: Course, module: Module, grades) -> None:
     """A row per student, then a row per test: how many of the graded students passed it."""
     rows = [[escape(grade.student),
              f"{points(grade.score)}/{points(grade.max_score)}" if grade.graded else "[red]not graded[/]",
-             "to grade" if grade.answers_to_grade else "", escape("; ".join(grade.notes) or grade.error)]
+             written_answers(grade) if grade.graded else "", escape("; ".join(grade.notes) or grade.error)]
             for grade in grades]
     console.print(table(f"{module.name}: autograded", ["student", "test points", "written answers", "notes"], rows))
     flagged = [grade for grade in grades if grade.flags]
@@ -347,12 +376,28 @@ def _autograde_summary(course: Course, module: Module, grades) -> None:
                              for test in tests]))
 
 
+def written_answers(grade) -> str:
+    """The written answers' state: "to grade by hand" (some await a grader), "not answered" (left as released:
+    nbgrader scored them 0), or the points a grader gave; "none" when the module asks for none."""
+    if not grade.answers:
+        return "none"
+    if grade.answers_pending:
+        state = "to grade by hand" + (f" ({grade.answers_pending} of {grade.answers})"
+                                      if grade.answers_pending < grade.answers else "")
+    elif grade.answers_unanswered == grade.answers:
+        return f"not answered (0/{points(grade.answer_points)})"
+    else:
+        state = f"{points(grade.answers_score)}/{points(grade.answer_points)} by hand"
+    unanswered = grade.answers_unanswered
+    return state + (f", {unanswered} not answered" if unanswered else "")
+
+
 def _grade_line(grade) -> str:
     if not grade.graded:
         return f"  [red]{escape(grade.student)}: not graded[/]: {escape(grade.error)}"
     note = f" [yellow]({escape('; '.join(grade.notes))})[/]" if grade.notes else ""
     note += " [magenta](flagged: see below)[/]" if grade.flags else ""
-    written = f", written answers to grade by hand ({points(grade.answer_points)} points)" if grade.answers_to_grade else ""
+    written = f", written answers: {written_answers(grade)}" if grade.answers else ""
     return (f"  {escape(grade.student)}: {points(grade.score)}/{points(grade.max_score)} test points"
             f"{written}{note} [dim]{grade.seconds:.1f} s[/]")
 
