@@ -1,6 +1,8 @@
 """tito's output in an 80-column terminal: every line whole, nothing cut to `…`."""
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -125,9 +127,6 @@ def test_the_report_of_twelve_modules_and_forty_students_fits_with_every_id_and_
 def test_status_of_a_students_unfinished_workspace_keeps_every_name_whole(course_copy, width):
     """Every module of the course stubbed as a release is and exported, two of them changed since (out of date),
     two with a last test run."""
-    import json
-    import re
-
     for lesson in course_copy.glob("modules/*/*_dev.py"):
         lesson.write_text(re.sub(r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*\n",
                                  r"\1# YOUR CODE HERE\n\1raise NotImplementedError()\n", lesson.read_text(),
@@ -152,3 +151,22 @@ def test_status_of_a_students_unfinished_workspace_keeps_every_name_whole(course
                                                     "out of date"])
     text = " ".join(result.stdout.split())
     assert "next in 09_convolutions: write" in text and "in cell 'convolutions-" in text, result.stdout
+
+
+@pytest.mark.slow
+def test_a_release_at_80_columns_keeps_paths_and_cell_names_whole(tmp_path):
+    from student_helpers import small_course
+
+    from tito.course import load_course
+    from tito.coursefolder import graded_cells, source_notebook
+
+    course = small_course(tmp_path / "course", ["01_tensor", "09_convolutions"])
+    result = run_tito("nbgrader", "release", "01", "09", cwd=course, columns=80)
+    assert result.returncode == 0, result.stdout + result.stderr
+    cells = [cell.grade_id for name in ("01", "09")
+             for cell in graded_cells(source_notebook(load_course(course).module(name)))]
+    _assert_whole_at(result.stdout, 80, cells + ["course/release/01_tensor/tensor.ipynb",
+                                                 "course/source/09_convolutions/convolutions.ipynb",
+                                                 "course/release/<module>/<name>.ipynb", "by hand (written answer)"])
+    paths = re.findall(r"course/[^\s│:]*", result.stdout)
+    assert paths and all(path.endswith((".ipynb", "/")) for path in paths), f"a path broken across lines: {paths}"

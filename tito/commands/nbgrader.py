@@ -116,8 +116,9 @@ def run_generate(args) -> int:
         generated = generate(course, module)
         tests = [cell for cell in generated.cells if cell.is_test]
         console.print(f"  {folder.show(generated.path)}: all {len(tests)} tests pass on the solution")
-        rows.append([module.name, str(len(tests)), points(sum(cell.points for cell in tests)), folder.show(generated.path)])
-    console.print(table("Source notebooks", ["module", "tests", "points", "notebook"], rows))
+        rows.append([module.name, str(len(tests)), points(sum(cell.points for cell in tests))])
+    console.print(table("Source notebooks", ["module", "tests", "points"], rows, whole=("module", "tests", "points")))
+    console.print(f"source notebooks: {escape(folder.show(folder.root / 'source'))}/<module>/<name>.ipynb")
     return 0
 
 
@@ -137,10 +138,12 @@ def run_release(args) -> int:
                       f"{folder.show(folder.root / 'release')}/")
         console.print(table(f"{module.name}: graded cells", ["cell", "graded", "points"],
                             [[escape(cell.grade_id), "by its test" if cell.is_test else "by hand (written answer)",
-                              points(cell.points)] for cell in cells]))
+                              points(cell.points)] for cell in cells], whole=("cell", "graded", "points")))
         rows.append([module.name, f"{len(tests)} ({points(sum(c.points for c in tests))} points)",
-                     f"{len(answers)} ({points(sum(c.points for c in answers))} points)", folder.show(released.path)])
-    console.print(table("Released", ["module", "autograded tests", "written answers", "student notebook"], rows))
+                     f"{len(answers)} ({points(sum(c.points for c in answers))} points)"])
+    console.print(table("Released", ["module", "autograded tests", "written answers"], rows,
+                        whole=("module", "autograded tests", "written answers")))
+    console.print(f"student notebooks: {escape(folder.show(folder.root / 'release'))}/<module>/<name>.ipynb")
     return 0
 
 
@@ -280,7 +283,7 @@ def run_collect(args) -> int:
                                                                   ("unchanged", collected.unchanged))
                 for student in students]
         console.print(table(f"{module.name}: collected into {folder.show(folder.root / 'submitted')}/",
-                            ["student", "submission"], rows))
+                            ["student", "submission"], rows, whole=("student", "submission")))
         for refused in collected.refused:
             console.print(f"[bold red]refused[/] {escape(refused)}: a submission must be handed in by the student it "
                           f"names")
@@ -360,7 +363,8 @@ def _autograde_summary(course: Course, module: Module, grades) -> None:
              f"{points(grade.score)}/{points(grade.max_score)}" if grade.graded else "[red]not graded[/]",
              written_answers(grade) if grade.graded else "", escape("; ".join(grade.notes) or grade.error)]
             for grade in grades]
-    console.print(table(f"{module.name}: autograded", ["student", "test points", "written answers", "notes"], rows))
+    console.print(table(f"{module.name}: autograded", ["student", "test points", "written answers", "notes"], rows,
+                        whole=("student", "test points")))
     flagged = [grade for grade in grades if grade.flags]
     if flagged:
         console.print(table(f"{module.name}: code that reaches for the grader (scores are not affected; worth a look)",
@@ -373,7 +377,7 @@ def _autograde_summary(course: Course, module: Module, grades) -> None:
         console.print(table(f"{module.name}: tests", ["test", "points", "passed by"],
                             [[escape(test.grade_id), points(test.points),
                               f"{sum(test.grade_id not in grade.failed for grade in graded)} of {len(graded)}"]
-                             for test in tests]))
+                             for test in tests], whole=("test", "points", "passed by")))
 
 
 def written_answers(grade) -> str:
