@@ -186,16 +186,33 @@ def test_init_names_a_bad_release_folder_and_makes_nothing(course, made, tmp_pat
 # ------------------------------------------------------------------------------------- working in it
 
 @pytest.mark.slow
-def test_module_test_reports_each_unit_test_by_name_with_its_message(fresh):
-    result = run_tito("module", "test", "05_autograd", cwd=fresh)
+def test_module_test_of_a_stubbed_module_says_each_unwritten_part_once_and_names_every_test(fresh):
+    result = run_tito("module", "test", "05_autograd", cwd=fresh, columns=80)
     text = one_line(result)
     assert result.returncode == 1
+    parts = [line for line in result.stdout.splitlines() if line.startswith("not written yet: ")]
+    assert parts[0] == "not written yet: backward_by_hand() in cell 'autograd-warmup' (05_autograd)", result.stdout
+    assert len(parts) == len(set(parts)) >= 3, "each unfinished part once"
+    assert "NotImplementedError" not in text and "NameError" not in text, "no repeated stub messages, no knock-ons"
+    assert len(result.stdout.splitlines()) < 25, result.stdout
+    waiting = text[text.index("waiting for these parts"):]
     for test in ["test-autograd-warmup", "test-autograd-variable", "test-autograd-backpropagate", "test-autograd-matmul",
                  "test-autograd-sum", "test-autograd-training"]:
-        assert test in text
-    assert "NotImplementedError: 05_autograd is not complete: write your code in backward_by_hand() " \
-           "(cell 'autograd-warmup'" in text
+        assert test in waiting, test
     assert "05_autograd builds on 01_tensor" in text, "the student is told that module 01 comes first"
+
+
+@pytest.mark.slow
+def test_module_test_shows_a_real_failure_in_full_with_its_test(course, fresh):
+    write_solutions(fresh, "01_tensor", course)
+    edit_notebook(fresh / "modules" / "01_tensor" / "tensor.ipynb", "return Tensor(np.matmul(left, right))",
+                  "return Tensor(np.matmul(left, right) + 1)")
+    result = run_tito("module", "test", "01_tensor", cwd=fresh)
+    text = one_line(result)
+    assert result.returncode == 1 and "1 failed: test-tensor-matmul" in text, result.stdout
+    row = next(line for line in result.stdout.splitlines() if "test-tensor-matmul" in line and "failed" in line)
+    assert "AssertionError: [[1, 2]] @ [[3], [4]] should be [[11]]" in row, result.stdout
+    assert "not written yet" not in text and "waiting" not in text
 
 
 @pytest.mark.slow

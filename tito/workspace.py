@@ -147,6 +147,16 @@ def stub_message(module: Module, what: str, cell: str) -> str:
             f"{module.short}.ipynb), then run `tito module complete {module.name}`")
 
 
+def unwritten_part(message: str) -> str:
+    """The part a workspace stub's error names, e.g. "Tensor.__add__() in cell 'tensor-arithmetic' (01_tensor)";
+    "" for any other message."""
+    named = _STUB_TEXT.search(message)
+    if not named:
+        return ""
+    what = f"{named.group('what')}() in " if named.group("what") else ""
+    return f"{what}cell '{named.group('cell')}' ({named.group('module')})"
+
+
 def name_the_stubs(notebook: nbformat.NotebookNode, module: Module) -> int:
     """Rewrite each stub of the notebook's solution cells so that its message names the module and the cell.
 

@@ -82,15 +82,33 @@ def test_module(course: Course, module: Module) -> bool:
     if unfinished:
         console.print(f"[yellow]note[/]: {escape(unfinished)}; until then its tests fail where they use it")
     outcome = run_module_tests(course, module)
-    rows = [[escape(result.name) + ("" if result.is_test else " [dim](a cell, not a test)[/]"), mark(result.passed),
-             escape(result.message)] for result in outcome]
-    console.print(table(f"{module.name}: unit tests", ["test", "result", "message"], rows))
-    failed = [result.name for result in outcome if not result.passed]
+    waiting = [result for result in outcome if result.unwritten or result.knock_on]
+    judged = [result for result in outcome if result not in waiting]  # passed, or failed for a reason of its own
+    if judged:
+        rows = [[escape(result.name) + ("" if result.is_test else " [dim](a cell, not a test)[/]"),
+                 mark(result.passed), escape(result.message)] for result in judged]
+        console.print(table(f"{module.name}: unit tests", ["test", "result", "message"], rows, whole=("result",)))
+    parts = list(dict.fromkeys(result.unwritten for result in waiting if result.unwritten))
+    for part in parts:
+        console.print(f"[yellow]not written yet[/]: {escape(part)}")
+    if waiting:  # their errors only repeat the stub's message, or name what a failed cell would have defined
+        cause = "waiting for these parts" if parts else "stopped by the failure above"
+        console.print(f"[yellow]{cause}[/]: {_tests_and_cells(waiting)}")
+    failed = [result.name for result in judged if not result.passed]
     if failed:
         console.print(f"[red]{len(failed)} failed[/]: {escape(', '.join(failed))}")
-    else:
+    elif not waiting:
         console.print(f"[green]all {sum(result.is_test for result in outcome)} tests passed[/]")
-    return not failed
+    return not (failed or waiting)
+
+
+def _tests_and_cells(results) -> str:
+    """e.g. "3 tests (test-a, test-b, test-c) and 2 other cells"."""
+    tests = [result.name for result in results if result.is_test]
+    cells = len(results) - len(tests)
+    said = [f"{len(tests)} test{'s' * (len(tests) != 1)} ({escape(', '.join(tests))})"] if tests else []
+    said += [f"{cells} other cell{'s' * (cells != 1)}"] if cells else []
+    return " and ".join(said)
 
 
 def complete_module(course: Course, module: Module) -> None:
