@@ -91,15 +91,15 @@ def _cache_file(key: str) -> Path:
 def _cached(key: str) -> str | None:
     try:
         return _cache_file(key).read_text(encoding="utf-8")
-    except OSError:  # not rendered yet, or no cache folder to read
+    except (OSError, RuntimeError):  # not rendered yet, no cache folder to read, or no home at all
         return None
 
 
 def _keep(key: str, text: str) -> None:
     try:
         _write_atomically(_cache_file(key), text)
-    except OSError:
-        pass  # a home that cannot be written: render again next time
+    except (OSError, RuntimeError):
+        pass  # a home that cannot be written, or none: render again next time
 
 
 def snapshot(paths) -> dict[Path, str | None]:
