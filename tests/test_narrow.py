@@ -80,13 +80,11 @@ def _class_gradebook(course_root: Path, modules: list[str], students: list[str])
             for number, module in enumerate(modules):
                 if (index + number) % 7 == 3:
                     continue  # no submission
-                short = module.split("_", 1)[1]
-                gradebook.add_submission(module, student)
-                test = gradebook.find_grade(f"test-{short}", short, module, student)
-                test.auto_score = (10 + number) * ((index + number) % 4) / 4 + 0.5 * (index % 2)
-                answer = gradebook.find_grade(f"answer-{short}", short, module, student)
-                answer.needs_manual_grade = (index + number) % 5 == 0
-                answer.manual_score = None if answer.needs_manual_grade else 1.5
+                submission = gradebook.add_submission(module, student)
+                grades = {grade.cell.cell_type: grade for grade in submission.notebooks[0].grades}
+                grades["code"].auto_score = (10 + number) * ((index + number) % 4) / 4 + 0.5 * (index % 2)
+                grades["markdown"].needs_manual_grade = (index + number) % 5 == 0
+                grades["markdown"].manual_score = None if grades["markdown"].needs_manual_grade else 1.5
         gradebook.db.commit()
     (folder.root / "submitted" / "student-0099" / modules[0]).mkdir(parents=True)  # handed in, not graded yet
 
@@ -99,14 +97,23 @@ def _assert_whole_at(text: str, width: int, words: list[str]) -> None:
     assert missing == [], f"split or missing at {width} columns: {missing}\n{text}"
 
 
-@pytest.mark.parametrize("width", [80, 120])
-def test_the_report_of_twelve_modules_and_forty_students_fits_with_every_id_and_number_whole(course_copy, width):
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory) -> tuple[Path, list[str], list[str]]:
+    """A course copy with the gradebook of a class of 12 students over 12 modules."""
+    from conftest import copy_course
     from tito.course import load_course
 
-    modules = [module.name for module in load_course(course_copy).modules] + ["12_systems"]
-    students = [f"student-{number:04d}" for number in range(40, 80)]
-    _class_gradebook(course_copy, modules, students)
-    result = run_tito("nbgrader", "report", cwd=course_copy, columns=width)
+    root = copy_course(tmp_path_factory.mktemp("class") / "course")
+    modules = [module.name for module in load_course(root).modules] + ["12_systems"]
+    students = [f"student-{number:04d}" for number in range(40, 52)]
+    _class_gradebook(root, modules, students)
+    return root, modules, students
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_report_of_twelve_modules_and_students_fits_with_every_id_and_number_whole(graded_class, width):
+    course, modules, students = graded_class
+    result = run_tito("nbgrader", "report", cwd=course, columns=width)
     assert result.returncode == 0, result.stdout + result.stderr
     headers = [line for line in result.stdout.splitlines() if line.startswith("┃ student")]
     assert headers, result.stdout
