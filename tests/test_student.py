@@ -404,7 +404,8 @@ def test_an_interrupted_complete_restores_the_package_and_records_nothing_comple
         output.split()), output
     assert package.read_bytes() == before
     status = one_line(run_tito("status", cwd=workspace))
-    assert "written: run `tito module complete 01_tensor`" in status  # written, not complete
+    row = next(line for line in run_tito("status", cwd=workspace).stdout.splitlines() if line.startswith("│ 01_tensor"))
+    assert row.split("│")[4].strip() == "written" and "next in 01_tensor: run `tito module complete 01_tensor`" in status
 
 
 # ------------------------------------------------------------------------------------------ the parts
