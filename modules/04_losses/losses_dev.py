@@ -34,7 +34,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/04_losses/losses_dev.py` | `tinytorch.core.losses` | optimizers (07), training (08) |
+# | this notebook, `losses.ipynb` | `tinytorch.core.losses` | optimizers (07), training (08) |
 #
 # ## The loss must stay in the graph
 #

@@ -31,7 +31,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/05_autograd/autograd_dev.py` | `tinytorch.core.autograd` | operations (06) and every later module |
+# | this notebook, `autograd.ipynb` | `tinytorch.core.autograd` | operations (06) and every later module |
 #
 # Requirements that a test checks are in bold or in a docstring; nothing else is graded.
 

@@ -27,7 +27,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/06_operations/operations_dev.py` | `tinytorch.core.operations` | activations, losses, layers on Variables; modules 07 to 11 |
+# | this notebook, `operations.ipynb` | `tinytorch.core.operations` | activations, losses, layers on Variables; modules 07 to 11 |
 #
 # Requirements that a test checks are in bold or in a docstring; nothing else is graded.
 

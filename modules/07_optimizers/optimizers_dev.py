@@ -35,7 +35,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/07_optimizers/optimizers_dev.py` | `tinytorch.core.optimizers` | training (08) |
+# | this notebook, `optimizers.ipynb` | `tinytorch.core.optimizers` | training (08) |
 #
 # A training step, with everything built so far:
 #

@@ -31,7 +31,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/11_transformer/transformer_dev.py` | `tinytorch.core.transformer` | `tito milestone gpt` |
+# | this notebook, `transformer.ipynb` | `tinytorch.core.transformer` | `tito milestone gpt` |
 
 # %%
 #| default_exp core.transformer

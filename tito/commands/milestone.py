@@ -16,7 +16,10 @@ from ..ui import console
 
 
 def register(commands) -> None:
-    parser = commands.add_parser("milestone", help="whole-stack runs on real data (e.g. `tito milestone digits`)")
+    parser = commands.add_parser(
+        "milestone", help="whole-stack runs on real data (e.g. `tito milestone digits`)",
+        description="Train a model built from your own modules on real data, with no network. "
+                    "Example: `tito milestone digits`, once modules 01-08 are complete.")
     milestones = parser.add_subparsers(dest="milestone", required=True, metavar="MILESTONE")
     digits = milestones.add_parser(
         "digits", help="train an MLP built from your modules on handwritten digits; save a plot and a checkpoint",
