@@ -33,7 +33,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/12_profiling/profiling_dev.py` | `tinytorch.core.profiling` | `tito milestone gpt --profile`, module 13 |
+# | this notebook, `profiling.ipynb` | `tinytorch.core.profiling` | `tito milestone gpt --profile`, module 13 |
 
 # %%
 #| default_exp core.profiling

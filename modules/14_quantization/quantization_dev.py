@@ -44,7 +44,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/14_quantization/quantization_dev.py` | `tinytorch.core.quantization` | compression (15) |
+# | this notebook, `quantization.ipynb` | `tinytorch.core.quantization` | any trained course model, ONNX Runtime |
 
 # %%
 #| default_exp core.quantization
