@@ -143,6 +143,10 @@ class Grade:
     max_score: float = 0.0
     answer_points: float = 0.0  # points of written answers, graded by hand (nbgrader's formgrader)
     answers_to_grade: bool = False  # some written answer awaits a grader (an untouched one scores 0 at once)
+    answers: int = 0             # written answers in the module
+    answers_pending: int = 0     # of them, awaiting a grader
+    answers_unanswered: int = 0  # of them, left as released ("YOUR ANSWER HERE"): nbgrader scored them 0
+    answers_score: float = 0.0   # points given by hand so far
     failed: list[str] = field(default_factory=list)  # tests that scored less than full points
     notes: list[str] = field(default_factory=list)   # why points were lost to a limit, restored cells, cut output
     flags: list[str] = field(default_factory=list)   # solution code that reaches for the grading machinery
@@ -507,7 +511,11 @@ def read_grade(course: Course, module: Module, student: str) -> Grade:
                     grade.failed.append(entry.name)
             else:
                 grade.answer_points += entry.max_score
+                grade.answers += 1
                 grade.answers_to_grade |= entry.needs_manual_grade  # never graded, or changed since it was
+                grade.answers_pending += entry.needs_manual_grade
+                grade.answers_unanswered += not entry.needs_manual_grade and entry.manual_score is None
+                grade.answers_score += entry.manual_score or 0
     return grade
 
 
