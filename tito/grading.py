@@ -633,7 +633,7 @@ def bundle_mathjax(target: Path) -> None:
     renders with no network and from the course's own files."""
     import jupyter_server_mathjax
 
-    config = TEMPLATES / "feedback" / "tito-mathjax-config.js"
+    config = TEMPLATES / "static" / "tito-mathjax-config.js"
     if not (target / "MathJax.js").exists():
         partial = target.with_name(target.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)

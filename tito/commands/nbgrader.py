@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from ..grading import autograde, autograded_students, feedback, generate, releas
 from ..scores import collect_scores, points, write_csv
 from ..ui import console, table
 from ..kit import build_kit
-from ..workspace import formgrader_command, require_course_repository
+from ..workspace import formgrader_command, free_port, require_course_repository
 
 STEPS = [
     ("generate", "lesson -> course source notebook, checked: every test passes on the solution"),
@@ -262,13 +264,21 @@ def run_return(args) -> int:
 def run_formgrader(args) -> int:
     course = load_course()
     folder = course_folder(course)
-    command, env = formgrader_command(course, args.ip, args.port, args.browser, args.pytest_args)
+    port = free_port(args.ip, args.port)
+    # Chosen here, and JupyterLab told not to move on: the tunnel printed below names the port it listens on.
+    command, env = formgrader_command(course, args.ip, port, args.browser,
+                                      ["--ServerApp.port_retries=0", *args.pytest_args])
     if not folder.gradebook.exists():
         console.print(f"[yellow]warning[/]: nothing released in {escape(folder.show(folder.root))}/ yet, so the "
                       f"formgrader will list no assignment (run `tito nbgrader release MODULE` first)")
+    if port != args.port:
+        console.print(f"port {args.port} is taken (by `tito lab`?), so the formgrader listens on {port}")
     console.print(f"formgrader on {escape(str(folder.root))}: open the address JupyterLab prints below (with its "
                   f"token), then Nbgrader > Formgrader > Manual Grading. Stop it with Ctrl+C.")
-    if args.ip != "127.0.0.1":
+    if args.ip == "127.0.0.1":
+        console.print(f"from your own computer: ssh -N -L {port}:127.0.0.1:{port} {escape(getpass.getuser())}@"
+                      f"{escape(socket.getfqdn())}, then open that address")
+    else:
         console.print(f"[yellow]listening on {escape(args.ip)}[/]: anyone who reaches that address and has the token "
                       f"can grade and read every submission")
     sys.stdout.flush()
