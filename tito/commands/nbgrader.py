@@ -173,6 +173,11 @@ def run_feedback(args) -> int:
                             [[escape(page.student), escape(folder.show(page.path)) if page.path else f"[red]{escape(page.error)}[/]"]
                              for page in pages]))
         failures += [f"{page.student} ({module.name})" for page in pages if page.path is None]
+        waiting = [page.student for page in pages if page.pending]
+        if waiting:
+            console.print(f"[yellow]warning[/]: written answers of {_count(waiting, 'student')} are not graded yet "
+                          f"({escape(', '.join(waiting))}); their pages say so. Grade them in the formgrader "
+                          f"(`tito nbgrader formgrader`), then run `tito nbgrader feedback {module.name}` again")
     if failures:
         raise TitoError(f"no feedback for {', '.join(failures)} (see above)")
     return 0
