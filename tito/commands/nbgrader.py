@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..course import Course, Module, load_course
 from ..errors import TitoError
-from ..exchange import collect, publish, return_feedback
+from ..exchange import collect, publish, require_exchange, return_feedback
 from ..coursefolder import course_folder, graded_cells
 from ..grading import autograde, autograded_students, feedback, generate, release, require_release, submissions
 from ..scores import collect_scores, points, write_csv
@@ -228,6 +228,7 @@ def run_report(args) -> int:
 
 def run_publish(args) -> int:
     course = load_course()
+    require_exchange(course)  # before anything else: without an exchange no step can work
     for module in _released_modules(course, args):
         path = publish(course, module)
         console.print(f"published {module.name}: {escape(str(path))} (students: Assignment List > Fetch, or "
@@ -237,6 +238,7 @@ def run_publish(args) -> int:
 
 def run_collect(args) -> int:
     course = load_course()
+    require_exchange(course)  # before anything else: without an exchange no step can work
     folder = course_folder(course)
     for module in _released_modules(course, args):
         collected = collect(course, module)
@@ -255,6 +257,7 @@ def run_collect(args) -> int:
 
 def run_return(args) -> int:
     course = load_course()
+    require_exchange(course)  # before anything else: without an exchange no step can work
     for module in _released_modules(course, args):
         returned, skipped = return_feedback(course, module)
         if returned:
