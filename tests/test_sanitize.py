@@ -174,3 +174,15 @@ def test_a_failed_tests_traceback_loses_the_graders_end_marker():
     mark_test_results(run, solutions={})
     traceback = "\n".join(run.notebook.cells[0].outputs[0].traceback)
     assert "_tito_reached_end_" not in traceback and "one is not two" in traceback and "assert" in traceback
+
+
+def test_nbgrader_metadata_with_html_in_it_is_dropped():
+    """nbgrader's templates print a cell's grade id unescaped; nbgrader itself accepts any text there."""
+    notebook = notebook_with(markdown="answer")
+    honest = {"grade": True, "solution": True, "locked": False, "grade_id": "reflect-tensor-dtype", "points": 2,
+              "schema_version": 3, "checksum": "0f3a"}
+    notebook.cells[1].metadata["nbgrader"] = dict(honest)
+    notebook.cells[0].metadata["nbgrader"] = {"solution": True, "grade_id": "<img src=x onerror=alert(1)>"}
+    safe, notes = safe_notebook(notebook)
+    assert "nbgrader" not in safe.cells[0].metadata and safe.cells[1].metadata["nbgrader"] == honest
+    assert notes == ["removed active content (scripts, frames, widgets or unknown output types) from cell 1"]

@@ -78,9 +78,12 @@ def safe_notebook(notebook: nbformat.NotebookNode) -> tuple[nbformat.NotebookNod
     notes = []
     notebook.metadata = {key: notebook.metadata[key] for key in NOTEBOOK_METADATA if key in notebook.metadata}
     for index, cell in enumerate(notebook.cells, start=1):
-        name = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {index}"
         cell.metadata = {key: cell.metadata[key] for key in CELL_METADATA if key in cell.get("metadata", {})}
         removed = cell.cell_type != "markdown" and bool(cell.pop("attachments", None))
+        if not _plain_values(cell.metadata.get("nbgrader", {})):  # the formgrader's templates show them unescaped
+            del cell.metadata["nbgrader"]
+            removed = True
+        name = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"
         if cell.cell_type == "markdown":
             removed |= _safe_markdown(cell)
         elif cell.cell_type == "code":
@@ -90,6 +93,12 @@ def safe_notebook(notebook: nbformat.NotebookNode) -> tuple[nbformat.NotebookNod
         if removed:
             notes.append(f"removed active content (scripts, frames, widgets or unknown output types) from {name}")
     return notebook, notes
+
+
+def _plain_values(info: dict) -> bool:
+    """Whether nbgrader's metadata of a cell holds only numbers, booleans and text with no HTML in it."""
+    return all(isinstance(value, (bool, int, float)) or isinstance(value, str) and not set(value) & set("<>&\"'`")
+               for value in info.values())
 
 
 def _safe_output(output) -> tuple[nbformat.NotebookNode | None, bool]:
