@@ -163,7 +163,11 @@ def test_the_formgrader_runs_no_script_of_a_submission(graded, tmp_path):
         formulas = wait_for_math(page)
         page.wait_for_timeout(1000)
         ran = markers(page)
-        answer = page.locator(".nbgrader_cell", has_text="My answer").count()
+        answer = page.locator(".nbgrader_cell", has_text="My answer")
+        answers_shown = answer.count()
+        answer.locator("button.full-credit").first.click()  # the formgrader's own scripts still work
+        page.wait_for_timeout(2000)
+        hand_graded = _manual_scores(course, "hostile")
         active = active_elements(page)
         # The second layer: as if the sanitizer had missed it, a raw script output in the graded notebook.
         _plant_script(folder.autograded("hostile", course.module(MODULE)))
@@ -176,7 +180,8 @@ def test_the_formgrader_runs_no_script_of_a_submission(graded, tmp_path):
     assert "CRITICAL" not in server_log and "[C " not in server_log, "no critical line per page"
     assert ran == [] and ran_planted == [], f"scripts of the submission ran in the formgrader: {ran + ran_planted}"
     assert foreign == [], f"the formgrader page asked another origin: {foreign}"
-    assert answer >= 1 and formulas > 0, "the written answer shows, and math renders from the server"
+    assert answers_shown >= 1 and formulas > 0, "the written answer shows, and math renders from the server"
+    assert 2 in hand_graded.values(), f"'Full credit' on the answer reached the gradebook: {hand_graded}"
     assert active == [], f"active content reached the manual-grading view: {active}"
 
 
@@ -212,6 +217,15 @@ def _submission_id(course, student: str) -> str:
     module = course.module(MODULE)
     with Gradebook(f"sqlite:///{course_folder(course).gradebook}") as gradebook:
         return gradebook.find_submission_notebook(module.short, module.name, student).id
+
+
+def _manual_scores(course, student: str) -> dict[str, float | None]:
+    from nbgrader.api import Gradebook
+
+    module = course.module(MODULE)
+    with Gradebook(f"sqlite:///{course_folder(course).gradebook}") as gradebook:
+        notebook = gradebook.find_submission_notebook(module.short, module.name, student)
+        return {grade.name: grade.manual_score for grade in notebook.grades if grade.cell.cell_type == "markdown"}
 
 
 def _plant_script(path: Path) -> None:

@@ -76,9 +76,11 @@ def clean_html(text: str) -> str:
 def safe_notebook(notebook: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, list[str]]:
     """`notebook` (changed in place) with only safe outputs, markdown and metadata; notes naming what was removed."""
     notes = []
-    notebook.metadata = {key: notebook.metadata[key] for key in NOTEBOOK_METADATA if key in notebook.metadata}
+    notebook.metadata = nbformat.from_dict({key: notebook.metadata[key] for key in NOTEBOOK_METADATA
+                                            if key in notebook.metadata})
     for index, cell in enumerate(notebook.cells, start=1):
-        cell.metadata = {key: cell.metadata[key] for key in CELL_METADATA if key in cell.get("metadata", {})}
+        cell.metadata = nbformat.from_dict({key: cell.metadata[key] for key in CELL_METADATA
+                                            if key in cell.get("metadata", {})})
         removed = cell.cell_type != "markdown" and bool(cell.pop("attachments", None))
         if not _plain_values(cell.metadata.get("nbgrader", {})):  # the formgrader's templates show them unescaped
             del cell.metadata["nbgrader"]
