@@ -180,7 +180,7 @@ def test_nbgrader_metadata_with_html_in_it_is_dropped():
     """nbgrader's templates print a cell's grade id unescaped; nbgrader itself accepts any text there."""
     notebook = notebook_with(markdown="answer")
     honest = {"grade": True, "solution": True, "locked": False, "grade_id": "reflect-tensor-dtype", "points": 2,
-              "schema_version": 3, "checksum": "0f3a"}
+              "schema_version": 3, "checksum": "0f3a", "score": None}
     notebook.cells[1].metadata["nbgrader"] = dict(honest)
     notebook.cells[0].metadata["nbgrader"] = {"solution": True, "grade_id": "<img src=x onerror=alert(1)>"}
     safe, notes = safe_notebook(notebook)

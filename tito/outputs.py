@@ -98,9 +98,10 @@ def safe_notebook(notebook: nbformat.NotebookNode) -> tuple[nbformat.NotebookNod
 
 
 def _plain_values(info: dict) -> bool:
-    """Whether nbgrader's metadata of a cell holds only numbers, booleans and text with no HTML in it."""
-    return all(isinstance(value, (bool, int, float)) or isinstance(value, str) and not set(value) & set("<>&\"'`")
-               for value in info.values())
+    """Whether nbgrader's metadata of a cell holds only numbers, booleans, None (a score not given yet) and text with
+    no HTML in it."""
+    return all(value is None or isinstance(value, (bool, int, float))
+               or isinstance(value, str) and not set(value) & set("<>&\"'`") for value in info.values())
 
 
 def _safe_output(output) -> tuple[nbformat.NotebookNode | None, bool]:
