@@ -14,8 +14,10 @@ import contextlib
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -58,20 +60,37 @@ def graded(tmp_path_factory):
 
 @contextlib.contextmanager
 def formgrader(course, scratch: Path):
-    """`tito nbgrader formgrader` in its own process group; yields (base URL, token, log path); always shut down."""
-    port, token = free_port(), secrets.token_hex(16)
+    """`tito nbgrader formgrader` in its own process group, asked for a port another server holds (as when
+    `tito lab` has 8888); yields (base URL, token, log path); always shut down."""
+    token = secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(scratch / "config"), JUPYTER_RUNTIME_DIR=str(scratch / "runtime"))
     log_path = scratch / "formgrader.log"
-    with open(log_path, "w") as log:
-        server = subprocess.Popen([sys.executable, "-c", TITO, "nbgrader", "formgrader", "--port", str(port), "--",
+    with socket.socket() as holder, open(log_path, "w") as log:
+        holder.bind(("127.0.0.1", free_port()))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        server = subprocess.Popen([sys.executable, "-c", TITO, "nbgrader", "formgrader", "--port", str(taken), "--",
                                    f"--IdentityProvider.token={token}"],
                                   cwd=course.root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
+            port = _announced_port(log_path, server, taken)
             base = f"http://127.0.0.1:{port}"
             wait_until_answering(f"{base}/api/status?token={token}", server, log_path, "the formgrader", seconds=90)
             yield base, token, log_path
         finally:
             stop_group(server, seconds=30)
+
+
+def _announced_port(log: Path, server: subprocess.Popen, taken: int, seconds: float = 60) -> int:
+    """The port tito says the formgrader moved to from `taken`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = re.search(rf"port {taken} is taken .*listens on (\d+)", " ".join(log.read_text().split()))
+        if found:
+            return int(found.group(1))
+        assert server.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.3)
+    raise AssertionError(f"tito did not say which port the formgrader took instead of {taken}:\n{log.read_text()}")
 
 
 @contextlib.contextmanager
@@ -176,6 +195,8 @@ def test_the_formgrader_runs_no_script_of_a_submission(graded, tmp_path):
         page.wait_for_timeout(1500)
         ran_planted = markers(page)
         server_log = log.read_text()
+    port = base.rsplit(":", 1)[1]
+    assert f"ssh -N -L {port}:127.0.0.1:{port} " in " ".join(server_log.split()), "the tunnel names the port in use"
     assert exchange_warnings == 0, "a course on one machine shows no exchange warning"
     assert "CRITICAL" not in server_log and "[C " not in server_log, "no critical line per page"
     assert ran == [] and ran_planted == [], f"scripts of the submission ran in the formgrader: {ran + ran_planted}"
