@@ -52,6 +52,7 @@ def _plain_env(columns: int = 200) -> dict:
     return env
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items):
     """Groups for CI's parallel slow suite (`-n 2 --dist loadgroup`, pytest-xdist): a test file runs whole on one
     worker, so its module fixtures are built once; the files that grade in the sandbox share one worker, because a
