@@ -44,6 +44,20 @@ def run_tito(*args: str, cwd: Path, timeout: int = 600, columns: int = 200) -> s
                           timeout=timeout, env=_plain_env(columns))
 
 
+def run_with_package_from(folder: Path, script: str) -> subprocess.CompletedProcess:
+    """Run `script` in a fresh Python that imports tinytorch from `folder` only (a partial copy of the package).
+
+    `-S` skips site-packages' .pth files: an editable install (`pip install -e .`) adds an import hook mapping
+    tinytorch to the checkout, which would supply the very modules the copy left out. The installed libraries
+    (NumPy, ...) stay importable through PYTHONPATH.
+    """
+    import numpy
+
+    site_packages = Path(numpy.__file__).resolve().parent.parent
+    return subprocess.run([sys.executable, "-S", "-c", script], cwd=folder, capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": f"{folder}:{site_packages}", "PATH": "/usr/bin:/bin"})
+
+
 def _plain_env(columns: int = 200) -> dict:
     import os
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import gc
 import shutil
-import subprocess
-import sys
 import textwrap
 import time
 import weakref
@@ -25,6 +23,7 @@ from hypothesis import strategies as st
 
 from autograd_testing import (FEW, PAIRS, SHAPES, assert_backward_matches_differences, assert_dtype_is_preserved,
                               axes_for, leaf, values)
+from conftest import run_with_package_from
 from tinytorch.core.autograd import (
     Node, Variable, add, is_grad_enabled, matmul, multiply, no_grad, reduce_sum, subtract, topological_order,
     unbroadcast,
@@ -501,7 +500,6 @@ def test_the_engine_works_without_module_06(tmp_path):
         except AttributeError as error:
             print(error)
     """)
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                            env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    result = run_with_package_from(tmp_path, script)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["[6.0, 8.0]", "module 'tinytorch.core.autograd' has no attribute 'exp'"]

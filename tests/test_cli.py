@@ -1,4 +1,5 @@
 """The tito command line, run as a subprocess the way a student or instructor runs it."""
+import argparse
 import sys
 
 import pytest
@@ -11,6 +12,28 @@ def test_help_lists_the_commands():
     assert result.returncode == 0
     for command in ["export", "module", "status", "test"]:
         assert command in result.stdout
+
+
+def test_every_command_and_subcommand_has_a_one_line_help_and_a_description():
+    from tito.main import build_parser
+
+    def walk(parser: argparse.ArgumentParser, path: str):
+        yield path, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps = {choice.dest: choice.help for choice in action._choices_actions}
+                for name, child in action.choices.items():
+                    if name in helps:  # an alias (`tito notebook`) shares its command's parser and help
+                        assert helps[name] and "\n" not in helps[name], f"`{path} {name}` has no one-line help"
+                    yield from walk(child, f"{path} {name}")
+
+    parsers = list(walk(build_parser(), "tito"))
+    assert len(parsers) > 20, "the walk reached every subcommand"
+    missing = [path for path, parser in parsers if len((parser.description or "").split()) < 5]
+    assert missing == [], f"no description: {missing}"
+    pointers = [path for path, parser in parsers if parser.description.startswith("See ")]
+    assert pointers == [], f"a description that only points elsewhere: {pointers}"
+    assert "pytest" not in build_parser().description, "only `tito test` passes arguments to pytest"
 
 
 @pytest.mark.parametrize("args", [["module", "test", "99_nope"], ["test", "--module", "nope"], ["export", "nope"]])
@@ -39,7 +62,7 @@ def test_outside_a_course_says_so(tmp_path):
 def test_status_accepts_every_module_spelling_and_lists_modules(name, course_copy):
     assert run_tito("export", name, cwd=course_copy).returncode == 0
     status = run_tito("status", cwd=course_copy)
-    assert status.returncode == 0 and "01_tensor" in status.stdout and "core/tensor.py" in status.stdout
+    assert status.returncode == 0 and "01_tensor" in status.stdout and "tensor.py" in status.stdout
 
 
 def test_export_twice_changes_nothing(course_copy):

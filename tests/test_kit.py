@@ -33,7 +33,11 @@ def course(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def kit(course, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("kit") / "tinytorch-kit"
-    result = run_tito("nbgrader", "kit", str(out), cwd=course)
+    before = os.umask(0o022)  # the usual umask, inherited by tito: the kit must follow it
+    try:
+        result = run_tito("nbgrader", "kit", str(out), cwd=course)
+    finally:
+        os.umask(before)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no solution line in any of them" in " ".join(result.stdout.split())
     return out
@@ -52,6 +56,37 @@ def test_the_kit_is_one_commit_of_releases_stubs_tests_and_the_tool_with_no_solu
     assert "01_tensor is not complete" in (kit / "tinytorch" / "core" / "tensor.py").read_text()
     leaks, checked = workspace_leaks(load_course(course), kit)
     assert checked > len(files) - 1 and leaks == []  # every committed file read (git's own objects aside)
+
+
+def test_the_kit_notebooks_name_only_files_a_student_has(kit):
+    """A kit notebook that says "You write here: modules/01_tensor/tensor_dev.py" points at a file students lack."""
+    import nbformat
+
+    for path in sorted((kit / "modules").rglob("*.ipynb")):
+        text = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells)
+        assert "_dev.py" not in text, f"{path.relative_to(kit)} names a lesson file students do not have"
+        assert f"this notebook, `{path.name}`" in text, f"{path.relative_to(kit)} does not say where the student writes"
+
+
+def test_the_kit_is_readable_by_others_as_the_umask_allows(kit):
+    """Another Unix user (a teaching assistant, a student cloning from a shared folder) can read the kit."""
+    assert kit.stat().st_mode & 0o777 == 0o755
+    for path in [kit / "modules", kit / "modules" / "01_tensor" / "tensor.ipynb", kit / "tinytorch" / "core" / "tensor.py",
+                 kit / ".git" / "HEAD"]:
+        assert path.stat().st_mode & 0o044 == 0o044, f"{path} is not readable by group and others"
+
+
+def test_git_ignores_the_virtual_environment_and_what_pip_makes_in_a_clone(kit, tmp_path):
+    clone = tmp_path / "my-tinytorch"
+    git("clone", "--quiet", str(kit), str(clone), cwd=tmp_path)
+    made = [".venv/bin/python", "tinytorch.egg-info/PKG-INFO", "tinytorch/core/__pycache__/tensor.cpython-311.pyc",
+            "modules/01_tensor/.ipynb_checkpoints/tensor-checkpoint.ipynb", ".pytest_cache/README.md"]
+    for name in made:
+        (clone / name).parent.mkdir(parents=True, exist_ok=True)
+        (clone / name).write_text("made by the student's tools\n")
+    assert git("status", "--porcelain", "--untracked-files=all", cwd=clone) == ""
+    (clone / "notes.md").write_text("mine\n")
+    assert git("status", "--porcelain", cwd=clone) == "?? notes.md\n", "git still sees the student's own files"
 
 
 def test_a_solution_line_in_the_course_tool_stops_the_kit_and_nothing_is_written(course, tmp_path):

@@ -1,8 +1,6 @@
 """Module 03, tinytorch.core.layers: Module bookkeeping, Linear, Sequential, Flatten, Dropout; one code path."""
 import math
 import shutil
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -12,7 +10,7 @@ from tinytorch.core.activations import ReLU, Tanh
 from tinytorch.core.layers import Dropout, Flatten, Linear, Module, Parameter, Sequential, array_of
 from tinytorch.core.tensor import Tensor
 
-from conftest import ROOT
+from conftest import ROOT, run_with_package_from
 from nn_testing import Variable, as_function_of_parameters, gradcheck, import_torch, leaf, needs_autograd, operation_count
 
 
@@ -170,8 +168,7 @@ def test_without_autograd_parameters_are_tensors_and_layers_still_compute(tmp_pa
         model.load_state_dict(model.state_dict())
         print("ok")
     """)
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                            env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=120)
+    result = run_with_package_from(tmp_path, script)
     assert result.stdout.strip() == "ok", result.stderr
 
 

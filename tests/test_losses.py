@@ -9,7 +9,7 @@ from hypothesis.extra import numpy as hnp
 
 from tinytorch.core.activations import ReLU, Sigmoid, Tanh
 from tinytorch.core.layers import Linear, Sequential
-from tinytorch.core.losses import BCELoss, CrossEntropyLoss, MSELoss, clamped_log, log_softmax
+from tinytorch.core.losses import BCELoss, CrossEntropyLoss, MSELoss, clamped_log, cross_entropy, log_softmax
 from tinytorch.core.tensor import Tensor
 
 from nn_testing import Variable, as_function_of_parameters, gradcheck, import_torch, leaf, needs_autograd
@@ -197,3 +197,35 @@ def test_extreme_logits_match_pytorch():
     loss_t.backward()
     assert loss.item() == pytest.approx(loss_t.item(), rel=1e-12)
     np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-10, atol=1e-15)
+
+
+@needs_autograd
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(6, 4), (2, 4, 3), (2, 4, 2, 3)], ids=["(N, C)", "(N, C, d)", "(N, C, d1, d2)"])
+@pytest.mark.parametrize("options", [{}, {"reduction": "sum"}, {"reduction": "none"}, {"label_smoothing": 0.2}],
+                         ids=["mean", "sum", "none", "smoothing"])
+def test_probability_targets_match_pytorch(shape, options, dtype):
+    """F.cross_entropy with a float target of the logits' shape: the loss and the gradients of logits and target."""
+    torch = import_torch()
+    rng = np.random.default_rng(11)
+    logits = rng.standard_normal(shape).astype(dtype)
+    probabilities = np.moveaxis(rng.dirichlet(np.ones(shape[1]), size=(shape[0], *shape[2:])), -1, 1).astype(dtype)
+    ours, target = (Variable(array, requires_grad=True) for array in (logits, probabilities))
+    loss = cross_entropy(ours, target, **options)
+    loss.backward(np.ones(loss.shape, dtype))
+    theirs, target_t = (torch.tensor(array, requires_grad=True) for array in (logits, probabilities))
+    loss_t = torch.nn.functional.cross_entropy(theirs, target_t, **options)
+    loss_t.backward(torch.ones_like(loss_t))
+    tolerance = dict(rtol=1e-10, atol=1e-14) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
+    assert loss.dtype == dtype and loss.shape == tuple(loss_t.shape)
+    np.testing.assert_allclose(loss.numpy(), loss_t.detach().numpy(), **tolerance)
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), **tolerance)
+    np.testing.assert_allclose(target.grad, target_t.grad.numpy(), **tolerance)
+    constant = CrossEntropyLoss(**options)(Variable(logits), probabilities)  # an array target: a constant, same loss
+    np.testing.assert_allclose(constant.numpy(), loss_t.detach().numpy(), **tolerance)
+
+
+@needs_autograd
+def test_gradcheck_of_probability_targets_per_position():
+    logits, target = leaf(RNG.standard_normal((2, 3, 4))), leaf(np.moveaxis(RNG.dirichlet(np.ones(3), size=(2, 4)), -1, 1))
+    assert gradcheck(lambda z, q: cross_entropy(z, q, label_smoothing=0.1), logits, target, name="cross_entropy (N, C, d)")

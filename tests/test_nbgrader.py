@@ -30,7 +30,8 @@ from tito.scores import collect_scores, write_csv
 pytestmark = [pytest.mark.slow, needs_sandbox]
 
 # The modules graded end to end (when settings.ini lists them), plus a small lesson made here.
-GRADED = ["01_tensor", "05_autograd", "06_operations", "09_convolutions", "10_attention", "11_transformer"]
+GRADED = ["01_tensor", "05_autograd", "06_operations", "09_convolutions", "10_attention", "11_transformer", "12_profiling",
+          "14_quantization"]
 TIMEOUT = 8  # seconds a cell may run while grading: short, so the endless loop costs little
 
 # A lesson that exercises what the course's own modules may not: a hidden test, a method stub inside a
@@ -536,6 +537,31 @@ def test_regrading_flags_only_the_answers_changed_since_they_were_graded(graded,
     row, = [row for row in collect_scores(course) if (row.student, row.module) == (student, module.name)]
     assert row.status == "answers to grade" and row.answers_score is None and row.score is None
     assert row.row()[4] == "" and row.row()[6] == "", "the CSV leaves the answers' points and the total blank"
+
+
+def test_autograde_tells_unanswered_pending_and_hand_graded_answers_apart(graded, course):
+    """The summary's "written answers" column: an untouched answer is "not answered", a written one awaits a
+    grader, a hand-graded one shows its points."""
+    outcome = graded(GRADED[0])
+    module = outcome.module
+    answers = [cell for cell in graded_cells(outcome.source) if not cell.is_test]
+    assert len(answers) >= 2, f"{module.name} has written answers"
+    for student, notebook in (("blank", outcome.release), ("writer", outcome.source), ("marked", outcome.source)):
+        _hand_in(course, module, student, notebook)
+    autograde(course, module, ["marked"])
+    _hand_grade(course, module, "marked", answers[:1])  # full points for the first answer only, so far
+    result = run_tito("nbgrader", "autograde", module.name, "--student", "blank", "--student", "writer",
+                      "--student", "marked", cwd=course.root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    total = sum(cell.points for cell in answers)
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines()
+            if line.startswith("│ ") and line.split("│")[1].strip() in ("blank", "writer", "marked")}
+    assert f"not answered (0/{total:g})" in rows["blank"], result.stdout
+    assert "to grade by hand" in rows["writer"] and "(" not in rows["writer"].split("│")[3], result.stdout
+    assert f"to grade by hand ({len(answers) - 1} of {len(answers)})" in rows["marked"], result.stdout
+    _hand_grade(course, module, "marked", answers)
+    assert f"{total:g}/{total:g} by hand" in run_tito("nbgrader", "autograde", module.name, "--student", "marked",
+                                                       cwd=course.root).stdout
 
 
 def test_feedback_writes_a_page_per_student(graded, course):

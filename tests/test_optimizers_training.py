@@ -52,7 +52,8 @@ def test_mlp_regression_of_a_curve_reaches_near_zero_loss():
     optimizer = Adam(model.parameters(), lr=0.05)
     losses = train(model, MSELoss(), optimizer, Tensor(x), y, steps=1500,
                    scheduler=CosineAnnealingLR(optimizer, T_max=1500, eta_min=1e-4))
-    assert losses[-1] < 1e-4, f"final MSE {losses[-1]:.3g} (first {losses[0]:.3g})"
+    # BLAS rounding steers Adam's path: OpenBLAS's kernels for different CPUs ended at 1.8e-5 to 1.7e-4 (from 0.46).
+    assert losses[-1] < 1e-3, f"final MSE {losses[-1]:.3g} (first {losses[0]:.3g})"
 
 
 @pytest.mark.parametrize("make_optimizer", [

@@ -186,16 +186,33 @@ def test_init_names_a_bad_release_folder_and_makes_nothing(course, made, tmp_pat
 # ------------------------------------------------------------------------------------- working in it
 
 @pytest.mark.slow
-def test_module_test_reports_each_unit_test_by_name_with_its_message(fresh):
-    result = run_tito("module", "test", "05_autograd", cwd=fresh)
+def test_module_test_of_a_stubbed_module_says_each_unwritten_part_once_and_names_every_test(fresh):
+    result = run_tito("module", "test", "05_autograd", cwd=fresh, columns=80)
     text = one_line(result)
     assert result.returncode == 1
+    parts = [line for line in result.stdout.splitlines() if line.startswith("not written yet: ")]
+    assert parts[0] == "not written yet: backward_by_hand() in cell 'autograd-warmup' (05_autograd)", result.stdout
+    assert len(parts) == len(set(parts)) >= 3, "each unfinished part once"
+    assert "NotImplementedError" not in text and "NameError" not in text, "no repeated stub messages, no knock-ons"
+    assert len(result.stdout.splitlines()) < 25, result.stdout
+    waiting = text[text.index("waiting for these parts"):]
     for test in ["test-autograd-warmup", "test-autograd-variable", "test-autograd-backpropagate", "test-autograd-matmul",
                  "test-autograd-sum", "test-autograd-training"]:
-        assert test in text
-    assert "NotImplementedError: 05_autograd is not complete: write your code in backward_by_hand() " \
-           "(cell 'autograd-warmup'" in text
+        assert test in waiting, test
     assert "05_autograd builds on 01_tensor" in text, "the student is told that module 01 comes first"
+
+
+@pytest.mark.slow
+def test_module_test_shows_a_real_failure_in_full_with_its_test(course, fresh):
+    write_solutions(fresh, "01_tensor", course)
+    edit_notebook(fresh / "modules" / "01_tensor" / "tensor.ipynb", "return Tensor(np.matmul(left, right))",
+                  "return Tensor(np.matmul(left, right) + 1)")
+    result = run_tito("module", "test", "01_tensor", cwd=fresh)
+    text = one_line(result)
+    assert result.returncode == 1 and "1 failed: test-tensor-matmul" in text, result.stdout
+    row = next(line for line in result.stdout.splitlines() if "test-tensor-matmul" in line and "failed" in line)
+    assert "AssertionError: [[1, 2]] @ [[3], [4]] should be [[11]]" in row, result.stdout
+    assert "not written yet" not in text and "waiting" not in text
 
 
 @pytest.mark.slow
@@ -222,7 +239,8 @@ def test_the_milestone_in_an_unfinished_workspace_names_the_first_module_to_fini
 @pytest.mark.slow
 def test_status_shows_the_students_progress(fresh, finished):
     before = one_line(run_tito("status", cwd=fresh))
-    assert "your work" in before and "10 parts to write (next: Tensor.__init__() in cell 'tensor-class')" in before
+    assert "your work" in before and "10 parts to write" in before
+    assert "next in 01_tensor: write Tensor.__init__() in cell 'tensor-class'" in before
     after = run_tito("status", cwd=finished)
     assert after.returncode == 0
     rows = [line for line in after.stdout.splitlines() if line.startswith("│ 0")]
@@ -386,7 +404,8 @@ def test_an_interrupted_complete_restores_the_package_and_records_nothing_comple
         output.split()), output
     assert package.read_bytes() == before
     status = one_line(run_tito("status", cwd=workspace))
-    assert "written: run `tito module complete 01_tensor`" in status  # written, not complete
+    row = next(line for line in run_tito("status", cwd=workspace).stdout.splitlines() if line.startswith("│ 01_tensor"))
+    assert row.split("│")[4].strip() == "written" and "next in 01_tensor: run `tito module complete 01_tensor`" in status
 
 
 # ------------------------------------------------------------------------------------------ the parts
@@ -432,6 +451,48 @@ def test_lab_runs_jupyterlab_on_the_folder_with_its_own_package_first(course_cop
     assert "--ServerApp.port=8899" in command and "--no-browser" in command and command[-1] == "--ServerApp.token=x"
     assert "modules/05_autograd/autograd_dev.py" in command
     assert env["PYTHONPATH"].split(":")[0] == str(course_copy)
+
+
+@pytest.mark.slow
+def test_lab_shows_no_news_toast_and_leaves_the_users_jupyter_settings_alone(course_copy, tmp_path):
+    """The page JupyterLab serves disables the news plugin; the user's own Jupyter folders get nothing written."""
+    import json
+    import re
+    import secrets
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    from conftest import TITO, _plain_env
+    from tito.workspace import NEWS_PLUGIN
+
+    own = tmp_path / "user-jupyter"
+    env = dict(_plain_env(), JUPYTER_CONFIG_DIR=str(own / "config"), JUPYTER_DATA_DIR=str(own / "data"),
+               JUPYTER_RUNTIME_DIR=str(own / "runtime"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = secrets.token_hex(8)
+    server = subprocess.Popen([sys.executable, "-c", TITO, "lab", "--no-browser", "--port", str(port), "--",
+                               f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0"],
+                              cwd=course_copy, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    try:
+        page = None
+        while page is None and server.poll() is None:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={token}", timeout=10).read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert page is not None, server.stderr.read()[-2000:]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page,
+                                  re.DOTALL).group(1))
+    assert NEWS_PLUGIN in config["disabledExtensions"], config["disabledExtensions"]
+    assert not (own / "config" / "labconfig").exists(), "tito wrote into the user's own Jupyter settings"
 
 
 def test_lab_and_student_commands_need_a_course(tmp_path):

@@ -6,6 +6,7 @@ the new files are complete; `install` then swaps them in and can put the old one
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -26,31 +27,79 @@ nbs_path = "modules"
 
 
 def render(course: Course, modules: list[Module]) -> dict[Path, str]:
-    """The generated text of each module's package file, keyed by its path in the real package."""
+    """The generated text of each module's package file, keyed by its path in the real package.
+
+    Rendering a lesson (jupytext, then nbdev) takes most of a second, and `tito status` renders every module to
+    tell whether its package file is in sync; so each result is kept in the user's cache, under a digest of all
+    that it depends on (the lesson's bytes, its paths, this file and notebook.py, the versions of nbdev and
+    jupytext): an unchanged lesson is rendered once.
+    """
+    rendered = {}
+    for module in modules:
+        key = _cache_key(course, module)
+        text = _cached(key)
+        if text is None:
+            text = _render(course, module)
+            _keep(key, text)
+        rendered[module.package_file(course.root)] = text
+    return rendered
+
+
+def _render(course: Course, module: Module) -> str:
     from nbdev.export import nb_export
 
-    rendered = {}
     with tempfile.TemporaryDirectory(prefix="tito-export-") as scratch:
         scratch = Path(scratch)
         (scratch / "pyproject.toml").write_text(PYPROJECT)
-        for module in modules:
-            source = module.source
-            notebook_path = scratch / "modules" / module.name / (source.stem + ".ipynb")
-            notebook_path.parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(module_notebook(module), notebook_path)
-            relative_file = module.package_file(course.root).relative_to(course.root)
-            with _working_directory(scratch):
-                try:
-                    nb_export(str(notebook_path), lib_path=str(scratch / PACKAGE))
-                except Exception as error:
-                    raise TitoError(f"nbdev could not export {source.relative_to(course.root)}: {error}") from None
-            generated = scratch / relative_file
-            if not generated.exists():
-                raise TitoError(f"{source.relative_to(course.root)} has no `#| export` cells to put in {relative_file}")
-            text = generated.read_text(encoding="utf-8")
-            # nbdev points readers at the notebook it read; in a course the file to edit is the dev file.
-            rendered[course.root / relative_file] = text.replace(notebook_path.name, source.name)
-    return rendered
+        source = module.source
+        notebook_path = scratch / "modules" / module.name / (source.stem + ".ipynb")
+        notebook_path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(module_notebook(module), notebook_path)
+        relative_file = module.package_file(course.root).relative_to(course.root)
+        with _working_directory(scratch):
+            try:
+                nb_export(str(notebook_path), lib_path=str(scratch / PACKAGE))
+            except Exception as error:
+                raise TitoError(f"nbdev could not export {source.relative_to(course.root)}: {error}") from None
+        generated = scratch / relative_file
+        if not generated.exists():
+            raise TitoError(f"{source.relative_to(course.root)} has no `#| export` cells to put in {relative_file}")
+        text = generated.read_text(encoding="utf-8")
+        # nbdev points readers at the notebook it read; in a course the file to edit is the dev file.
+        return text.replace(notebook_path.name, source.name)
+
+
+def _cache_key(course: Course, module: Module) -> str:
+    from importlib.metadata import version
+
+    here = Path(__file__).parent
+    parts = [module.source.read_bytes(), module.source.relative_to(course.root).as_posix().encode(),
+             module.package_file(course.root).relative_to(course.root).as_posix().encode(),
+             version("nbdev").encode(), version("jupytext").encode(),
+             (here / "exporter.py").read_bytes(), (here / "notebook.py").read_bytes()]
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()
+
+
+def _cache_file(key: str) -> Path:
+    home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(home) / "tito" / "exports" / f"{key}.py"
+
+
+def _cached(key: str) -> str | None:
+    try:
+        return _cache_file(key).read_text(encoding="utf-8")
+    except (OSError, RuntimeError):  # not rendered yet, no cache folder to read, or no home at all
+        return None
+
+
+def _keep(key: str, text: str) -> None:
+    try:
+        _write_atomically(_cache_file(key), text)
+    except (OSError, RuntimeError):
+        pass  # a home that cannot be written, or none: render again next time
 
 
 def snapshot(paths) -> dict[Path, str | None]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Callable
 from .course import Course
 from .errors import TitoError
 from .workspace import (COMMANDS, IGNORED, absolute_path, init_workspace, pytest_settings,
-                        require_course_repository, workspace_leaks)
+                        require_course_repository, scratch_folder, workspace_leaks)
 
 TOOL = Path(__file__).resolve().parent  # the `tito` package, copied into the kit as it is
 # Course dependencies only an instructor or the course's own tests need.
@@ -69,7 +68,7 @@ def build_kit(course: Course, out: Path, say: Callable[[str], None] = lambda tex
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise TitoError(f"{out} is not an empty folder: choose a new folder for the kit", 2)
     out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}-partial-", dir=out.parent))
+    scratch = scratch_folder(out)
     try:
         made = init_workspace(course, scratch / "kit", record_origin=False, say=say)
         root = made.root

@@ -13,7 +13,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import commands as command_groups
 
-    parser = argparse.ArgumentParser(prog="tito", description="The tinytorch course tool. Arguments after `--` go to pytest.")
+    parser = argparse.ArgumentParser(
+        prog="tito", description="The tinytorch course tool: lessons in, tested code out into the tinytorch package; "
+                                 "the student's and the instructor's workflows. `tito COMMAND --help` tells more, "
+                                 "e.g. `tito module --help`.")
     parser.add_argument("--version", action="version", version=f"tito {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in sorted(info.name for info in iter_modules(command_groups.__path__)):

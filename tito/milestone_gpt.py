@@ -3,7 +3,8 @@ write like a text that is on this machine: Python's own reference documentation 
 of every CPython) by default, or any UTF-8 file.
 
 What goes in: `GptOptions`. What comes out: a `GptResult` (bits per character on the held-out text, a
-sample), a plot of the learning curves and a checkpoint in the output folder. `sample_from_checkpoint`
+sample), a plot of the learning curves and a checkpoint in the output folder; with `profile`, module 12's
+profile of a few more training steps (a table, a trace for Perfetto and a roofline plot) too. `sample_from_checkpoint`
 writes text from a saved checkpoint without training. `tito/commands/milestone.py` only parses options.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .milestone import MLP_LESSONS, _course_root, _make_folder, _one_blas_thread
     _require_finished, tinytorch_modules, write_figure
 
 GPT_LESSONS = MLP_LESSONS + (("attention", "10_attention"), ("transformer", "11_transformer"))
+PROFILE_LESSONS = GPT_LESSONS + (("profiling", "12_profiling"),)
 GPT_OUT = Path("runs") / "gpt"
 GPT_PLOT_NAME = "gpt_training.png"
 GPT_CHECKPOINT_NAME = "gpt.npz"
@@ -28,6 +30,9 @@ DEFAULT_CORPUS = "pydoc_data.topics (Python's reference documentation)"
 SPLIT_BLOCK, SPLIT_EVERY = 2048, 10
 MIN_CHARACTERS = SPLIT_BLOCK * SPLIT_EVERY
 DEFAULT_PROMPT = "The "
+# `--profile`: training steps measured after the run, and what they leave in the output folder.
+PROFILE_STEPS = 3
+PROFILE_TABLE_NAME, PROFILE_TRACE_NAME, ROOFLINE_PLOT_NAME = "gpt_profile.txt", "gpt_trace.json", "gpt_roofline.png"
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class GptOptions:
     length: int = 400           # characters to generate
     temperature: float = 0.8
     top_k: int = 10
+    profile: bool = False       # after training, profile PROFILE_STEPS more steps with module 12
     # The model and its training (the issue's example model: 2 layers, 4 heads, width 64, context 64).
     layers: int = 2
     heads: int = 4
@@ -66,6 +72,16 @@ class GptOptions:
 
 
 @dataclass
+class GptProfile:
+    table: str              # module 12's key_averages table, most self time first
+    table_path: Path
+    trace: Path             # Chrome's Trace Event Format, for Perfetto or `vizviewer`
+    roofline: Path
+    peak: float             # FLOPs per second of a float32 matrix product, measured
+    bandwidth: float        # bytes per second of a large copy, measured
+
+
+@dataclass
 class GptResult:
     corpus: str
     vocabulary: int
@@ -80,6 +96,7 @@ class GptResult:
     checkpoint: Path | None = None
     train_seconds: float = 0.0
     replaced: bool = False
+    profile: GptProfile | None = None
 
     @property
     def final_bits(self) -> float:
@@ -163,8 +180,9 @@ def run_gpt(options: GptOptions, progress=None) -> GptResult:
     options.check()
     text, corpus = read_corpus(options.data)
     root = _course_root()
-    _require_finished(root, [lesson for _, lesson in GPT_LESSONS])
-    modules = tinytorch_modules(root, GPT_LESSONS)
+    lessons = PROFILE_LESSONS if options.profile else GPT_LESSONS
+    _require_finished(root, [lesson for _, lesson in lessons])
+    modules = tinytorch_modules(root, lessons)
     transformer, training = modules["transformer"], modules["training"]
     out = Path(options.out) if options.out is not None else (root or Path.cwd()) / GPT_OUT
     _make_folder(out)
@@ -213,7 +231,38 @@ def run_gpt(options: GptOptions, progress=None) -> GptResult:
     result.checkpoint = _save(training, out / GPT_CHECKPOINT_NAME, model, adamw, data.tokenizer, options, result,
                               data.opening)
     result.plot = save_gpt_plot(out / GPT_PLOT_NAME, result)
+    if options.profile:
+        result.profile = profile_training(modules, trainer, data, options, out)
     return result
+
+
+def profile_training(modules: dict, trainer, data: TextData, options: GptOptions, out: Path) -> GptProfile:
+    """PROFILE_STEPS more training steps (after the checkpoint is saved) under module 12's Profiler, one warm-up
+    step before them; the table, the trace and the roofline of this machine, written to `out`."""
+    profiling, training = modules["profiling"], modules["training"]
+    count = (PROFILE_STEPS + 1) * options.batch_size
+    warm_up = training.DataLoader(data.x_train[:options.batch_size], data.y_train[:options.batch_size],
+                                  batch_size=options.batch_size)
+    measured = training.DataLoader(data.x_train[options.batch_size:count], data.y_train[options.batch_size:count],
+                                   batch_size=options.batch_size)
+    with _one_blas_thread():
+        trainer.train_epoch(warm_up)
+        with profiling.Profiler() as profiler:
+            trainer.train_epoch(measured)
+        peak, bandwidth = profiling.measure_peak_flops(), profiling.measure_bandwidth()
+    table = profiler.table(row_limit=25)
+    try:
+        (out / PROFILE_TABLE_NAME).write_text(f"{PROFILE_STEPS} training steps of the GPT, batch {options.batch_size}\n"
+                                              f"{table}\n")
+        trace = profiler.export_chrome_trace(out / PROFILE_TRACE_NAME)
+    except OSError as error:
+        raise TitoError(f"cannot write the profile in {out}: {error.strerror or error}") from None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    points = profiling.roofline(profiler.key_averages(), peak, bandwidth)
+    roofline = write_figure(profiling.plot_roofline(points, peak, bandwidth), out / ROOFLINE_PLOT_NAME)
+    return GptProfile(table, out / PROFILE_TABLE_NAME, trace, roofline, peak, bandwidth)
 
 
 def write_sample(transformer, model, tokenizer, prompt: str, options: GptOptions) -> str:

@@ -5,6 +5,7 @@ import copy
 import functools
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,8 @@ class CellResult:
     is_test: bool
     passed: bool
     message: str = ""
+    unwritten: str = ""     # the part not written yet (a workspace stub) that stopped it
+    knock_on: bool = False  # stopped by a name that an earlier failing cell would have defined
 
 
 def execute(notebook: nbformat.NotebookNode, cwd: Path, timeout: int = 600,
@@ -107,8 +110,11 @@ def execute(notebook: nbformat.NotebookNode, cwd: Path, timeout: int = 600,
 
 
 def cell_results(notebook: nbformat.NotebookNode) -> list[CellResult]:
-    """Every test cell (passed or not), plus every other code cell that raised an error."""
-    results = []
+    """Every test cell (passed or not), plus every other code cell that raised an error; a cell stopped by a stub
+    says which part is not written yet, and a NameError for a name an earlier failing cell defines is a knock-on."""
+    from .workspace import unwritten_part
+
+    results, failed_sources = [], []
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
             continue
@@ -117,6 +123,12 @@ def cell_results(notebook: nbformat.NotebookNode) -> list[CellResult]:
         if not test and error is None:
             continue
         name = grade_id(cell) or f"cell {index + 1}"
-        message = f"{error.ename}: {error.evalue}" if error is not None else ""
-        results.append(CellResult(name, test, error is None, message))
+        if error is None:
+            results.append(CellResult(name, test, True))
+            continue
+        unwritten = unwritten_part(error.evalue) if error.ename == "NotImplementedError" else ""
+        missing = re.fullmatch(r"name '(\w+)' is not defined", error.evalue) if error.ename == "NameError" else None
+        knock_on = bool(missing) and any(re.search(rf"\b{missing.group(1)}\b", source) for source in failed_sources)
+        results.append(CellResult(name, test, False, f"{error.ename}: {error.evalue}", unwritten, knock_on))
+        failed_sources.append(cell.source)
     return results

@@ -48,7 +48,20 @@ _IMPORT = re.compile(r"^\s*(?:from|import)\s+tinytorch\.core(?:\.|\s+import\s+)(
 _TEST_IMPORT = re.compile(r"^\s*(?:from\s+(\w+)\s+import|import\s+(\w+))", re.MULTILINE)
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".hypothesis")
 
-GITIGNORE = "__pycache__/\n.ipynb_checkpoints/\n.hypothesis/\n.tito/\n"
+# What git should not track in a workspace or kit: Python's and Jupyter's caches, tito's records, and what
+# docs/student.md's install makes inside it (the virtual environment, pip's egg-info).
+GITIGNORE = """\
+__pycache__/
+*.pyc
+.ipynb_checkpoints/
+.hypothesis/
+.pytest_cache/
+.tito/
+.venv/
+venv/
+*.egg-info/
+build/
+"""
 
 # What a student runs, in a workspace's README and a kit's.
 COMMANDS = """\
@@ -132,6 +145,16 @@ def stub_message(module: Module, what: str, cell: str) -> str:
     function = f" in {what}()" if what else ""
     return (f"{module.name} is not complete: write your code{function} (cell '{cell}' of modules/{module.name}/"
             f"{module.short}.ipynb), then run `tito module complete {module.name}`")
+
+
+def unwritten_part(message: str) -> str:
+    """The part a workspace stub's error names, e.g. "Tensor.__add__() in cell 'tensor-arithmetic' (01_tensor)";
+    "" for any other message."""
+    named = _STUB_TEXT.search(message)
+    if not named:
+        return ""
+    what = f"{named.group('what')}() in " if named.group("what") else ""
+    return f"{what}cell '{named.group('cell')}' ({named.group('module')})"
 
 
 def name_the_stubs(notebook: nbformat.NotebookNode, module: Module) -> int:
@@ -308,7 +331,7 @@ def init_workspace(course: Course, target: Path, release_dir: Path | None = None
                             f"give a release folder with every module up to {module.name}", 2)
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-partial-", dir=target.parent))
+    scratch = scratch_folder(target)
     try:
         modules = [module for module in course.modules if module.name in notebooks]
         stubs = {}
@@ -340,6 +363,17 @@ def init_workspace(course: Course, target: Path, release_dir: Path | None = None
         raise
     made = [Module(module.name, target / "modules" / module.name) for module in modules]
     return Made(target, made, stubs, tests, released, checked)
+
+
+def scratch_folder(target: Path) -> Path:
+    """A new hidden folder beside `target`, to build it in before moving it into place. mkdtemp makes it 0700;
+    it gets the mode any new folder gets (0755 with the usual umask 022), so that others can read or clone the
+    result as they would any folder the user makes."""
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-partial-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    scratch.chmod(0o777 & ~umask)
+    return scratch
 
 
 def absolute_path(path: Path) -> Path:
@@ -665,8 +699,9 @@ def _submission_folder(course_dir: Path | None, settings: dict[str, str], module
 
 # --------------------------------------------------------------------------------------------- progress
 
-def progress(course: Course, module: Module) -> str:
-    """A student's progress on a module, as rich text: complete, written, or how many parts are left."""
+def progress(course: Course, module: Module) -> tuple[str, str]:
+    """A student's progress on a module, as rich text: its state in a few words (complete, written, how many parts
+    are left), and the next step ("" when complete)."""
     from rich.markup import escape
 
     from .notebook import module_notebook
@@ -675,12 +710,12 @@ def progress(course: Course, module: Module) -> str:
         left = notebook_stubs(module_notebook(module))
         packaged = package_stubs(course, module)
     except TitoError as error:
-        return f"[red]{escape(str(error))}[/]"
+        return "[red]unreadable[/]", escape(str(error))
     if packaged is not None and not packaged:
-        return "[green]complete[/]"
+        return "[green]complete[/]", ""
     if not left:
-        return f"[yellow]written: run `tito module complete {module.name}`[/]"
-    return escape(f"{len(left)} part{'s' * (len(left) != 1)} to write (next: {left[0].describe()})")
+        return "[yellow]written[/]", escape(f"run `tito module complete {module.name}`")
+    return f"{len(left)} part{'s' * (len(left) != 1)} to write", escape(f"write {left[0].describe()}")
 
 
 # -------------------------------------------------------------------------------------------------- lab
@@ -699,21 +734,60 @@ def lab_command(course: Course, module: Module | None, port: int | None, browser
     if module is not None:
         command.append(str(module.source.relative_to(course.root)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(course.root), os.environ.get("PYTHONPATH")])))
-    return command + list(extra), env
+    return command + list(extra), without_news(course.root, env)
+
+
+# JupyterLab's plugin that asks "Would you like to get notified about official Jupyter news?" and then fetches
+# news from the internet; the hub turns it off the same way (hub/student/labconfig/page_config.json).
+NEWS_PLUGIN = "@jupyterlab/apputils-extension:announcements"
+
+
+def without_news(root: Path, env: dict[str, str]) -> dict[str, str]:
+    """`env` for a JupyterLab on `root` that shows no news toast: a page config of tito's own, in root/.tito/,
+    goes first on JUPYTER_CONFIG_PATH, so the user's own Jupyter settings (~/.jupyter) are neither changed nor
+    needed."""
+    settings = root / ".tito" / "jupyter"
+    (settings / "labconfig").mkdir(parents=True, exist_ok=True)
+    (settings / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {NEWS_PLUGIN: True}}, indent=1) + "\n", encoding="utf-8")
+    return dict(env, JUPYTER_CONFIG_PATH=os.pathsep.join(filter(None, [str(settings), env.get("JUPYTER_CONFIG_PATH")])))
 
 
 def formgrader_command(course: Course, ip: str, port: int, browser: bool,
                        extra: list[str]) -> tuple[list[str], dict[str, str]]:
     """JupyterLab in the course folder, where nbgrader's formgrader reads nbgrader_config.py (started anywhere
-    else it lists no assignment and says nothing). nbgrader runs `alembic` by bare name: its folder goes on PATH."""
+    else it lists no assignment and says nothing). nbgrader runs `alembic` by bare name: its folder goes on PATH.
+
+    The formgrader renders a submission with tito's mathjax macro first on nbconvert's search path
+    (tito/templates/jupyter/: a Content-Security-Policy, and MathJax from this server, never a CDN); tito's
+    MathJax settings are served from tito/templates/static/.
+    """
     import sys
 
     from .coursefolder import course_folder, write_config
 
     write_config(course)
     command = _jupyterlab(course_folder(course).root, ip, port, browser)
-    env = dict(os.environ, PATH=os.pathsep.join(filter(None, [os.path.dirname(sys.executable), os.environ.get("PATH")])))
-    return command + list(extra), env
+    templates = Path(__file__).with_name("templates")
+    command.append(f"--ServerApp.extra_static_paths={[str(templates / 'static')]}")  # /static/tito-mathjax-config.js
+    env = dict(os.environ, PATH=os.pathsep.join(filter(None, [os.path.dirname(sys.executable), os.environ.get("PATH")])),
+               JUPYTER_PATH=os.pathsep.join(filter(None, [str(templates / "jupyter"), os.environ.get("JUPYTER_PATH")])))
+    return command + list(extra), without_news(course.root, env)
+
+
+def free_port(ip: str, first: int, tries: int = 50) -> int:
+    """The first port from `first` on that nothing listens on at `ip` (JupyterLab would move on by itself, but then
+    tito could not say which port to tunnel to)."""
+    import socket
+
+    for port in range(first, first + tries):
+        with socket.socket() as probe:
+            try:
+                probe.bind((ip, port))
+                return port
+            except OSError:
+                continue
+    raise TitoError(f"no free port on {ip} from {first} to {first + tries - 1}: pass --port N")
 
 
 def _jupyterlab(root: Path, ip: str, port: int | None, browser: bool) -> list[str]:

@@ -32,7 +32,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/01_tensor/tensor_dev.py` | `tinytorch.core.tensor` | every later module |
+# | this notebook, `tensor.ipynb` | `tinytorch.core.tensor` | every later module |
 
 # %%
 #| default_exp core.tensor

@@ -29,7 +29,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/02_activations/activations_dev.py` | `tinytorch.core.activations` | layers (03), losses (04), training (08) |
+# | this notebook, `activations.ipynb` | `tinytorch.core.activations` | layers (03), losses (04), training (08) |
 #
 # ## One code path, before and after autograd
 #

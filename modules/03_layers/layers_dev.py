@@ -33,7 +33,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/03_layers/layers_dev.py` | `tinytorch.core.layers` | losses (04), optimizers (07), training (08) |
+# | this notebook, `layers.ipynb` | `tinytorch.core.layers` | losses (04), optimizers (07), training (08) |
 
 # %%
 #| default_exp core.layers

@@ -21,7 +21,7 @@
 # | loss | prediction | target | typical task |
 # |---|---|---|---|
 # | `MSELoss` | any real numbers | same shape | regression |
-# | `CrossEntropyLoss` | logits `(N, C)` | class indices `(N,)` or one-hot `(N, C)` | classification into C classes |
+# | `CrossEntropyLoss` | logits `(N, C)` | class indices `(N,)` or probabilities (one-hot) `(N, C)` | classification into C classes |
 # | `NLLLoss` (given) | log-probabilities `(N, C)` | class indices `(N,)` | the same, after your own log-softmax |
 # | `BCELoss` | probabilities in [0, 1] | 0/1 (or in [0, 1]), same shape | yes/no questions |
 #
@@ -34,7 +34,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/04_losses/losses_dev.py` | `tinytorch.core.losses` | optimizers (07), training (08) |
+# | this notebook, `losses.ipynb` | `tinytorch.core.losses` | optimizers (07), training (08) |
 #
 # ## The loss must stay in the graph
 #
@@ -197,8 +197,9 @@ print("test_unit_mse: passed")
 # `label_smoothing=ε`, which mixes the target with the uniform distribution
 # (loss $= (1 - ε)\,\mathrm{CE} - ε \cdot \mathrm{mean}_c \log p_c$), and logits of shape `(N, C, d1, ...)`
 # (one prediction per pixel, say) with targets `(N, d1, ...)`: each position becomes a row of
-# `(N·d1·..., C)` before `sample_losses` sees it. `NLLLoss` is the same loss for inputs that are already
-# log-probabilities.
+# `(N·d1·..., C)` before `sample_losses` sees it (probability targets too: one of the logits' shape stays in the
+# graph if it requires grad, as in PyTorch). `NLLLoss` is the same loss for inputs that are already
+# log-probabilities; `cross_entropy(logits, target)` is the loss as a function, PyTorch's `F.cross_entropy`.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "losses-cross-entropy", "locked": false, "solution": true}
 #| export
@@ -208,6 +209,11 @@ def log_softmax(x, axis: int = -1):
     shifted = x - x.numpy().max(axis=axis, keepdims=True)
     return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
     ### END SOLUTION
+
+
+def class_axis_last(x):
+    """(N, C, d1, ...) as rows (N*d1*..., C): one row of C numbers per position. Given code."""
+    return x.permute(0, *range(2, x.ndim), 1).reshape(-1, x.shape[1])
 
 
 def flatten_positions(logits, target_values: np.ndarray, name: str):
@@ -221,7 +227,7 @@ def flatten_positions(logits, target_values: np.ndarray, name: str):
         return logits, target_values, (logits.shape[0],)
     count, num_classes, *rest = logits.shape
     positions = (count, *rest)
-    rows = logits.permute(0, *range(2, logits.ndim), 1).reshape(-1, num_classes)
+    rows = class_axis_last(logits)
     if target_values.shape == positions:
         return rows, target_values.reshape(-1), positions
     if target_values.shape == logits.shape:
@@ -280,6 +286,8 @@ class CrossEntropyLoss(Loss):
         rows, row_targets, positions = flatten_positions(logits, target_values, "CrossEntropyLoss")
         if rows is logits:
             row_targets = target  # 2-D logits: the target as given (it may be a Variable that requires grad)
+        elif getattr(target, "requires_grad", False) and target.shape == logits.shape:
+            row_targets = class_axis_last(target)  # probabilities that require grad, kept in the graph
         log_probs = log_softmax(rows, axis=1)
         losses = self.sample_losses(log_probs, row_targets)
         if self.label_smoothing:
@@ -320,6 +328,12 @@ class NLLLoss(Loss):
             raise ValueError(f"NLLLoss needs class indices of shape {positions}, got {target_values.shape}")
         picked = rows[np.arange(count), class_indices(row_targets, num_classes)]
         return reduce_losses(-picked.reshape(positions), self.reduction)
+
+
+def cross_entropy(logits, target, reduction: str = "mean", label_smoothing: float = 0.0):
+    """PyTorch's functional form, `F.cross_entropy`: `CrossEntropyLoss(reduction, label_smoothing)(logits, target)`.
+    Given. The target is class indices (N, d1, ...) or probabilities of the logits' shape."""
+    return CrossEntropyLoss(reduction, label_smoothing)(logits, target)
 
 # %% [markdown]
 # ### Test: CrossEntropyLoss

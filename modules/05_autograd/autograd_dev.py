@@ -31,7 +31,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/05_autograd/autograd_dev.py` | `tinytorch.core.autograd` | operations (06) and every later module |
+# | this notebook, `autograd.ipynb` | `tinytorch.core.autograd` | operations (06) and every later module |
 #
 # Requirements that a test checks are in bold or in a docstring; nothing else is graded.
 
@@ -315,7 +315,7 @@ print("test_unit_variable: passed")
 # is a constant** (`requires_grad` False, `grad_fn` None). Then the first rules: $z = a + b$ sends $g$ to both;
 # $z = a - b$ sends $-g$ to $b$; $z = ab$ sends $g b$ to $a$ and $g a$ to $b$. **Node names are `Add`, `Sub`, `Mul`**
 # (module 06's `draw_graph` shows them). A rule returns the gradient for the *result's* shape (the engine sums
-# broadcast axes away, Section 4), and never changes `g` in place: one array may be handed to several inputs.
+# broadcast axes away, Section 4), and **never changes `g` in place**: one array may be handed to several inputs.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-record-operations", "locked": false, "solution": true}
 #| export
@@ -415,8 +415,11 @@ def test_unit_record_operations():
         assert z.grad_fn.name == node_name, f"{name}: the Node should be named {node_name!r}, got {z.grad_fn.name!r}"
         assert [parent for parent, _ in z.grad_fn.edges] == [x, y], f"{name}: the edges should lead to x and y"
         for input_name, (_, rule), expected in zip("xy", z.grad_fn.edges, local):
-            got = float(rule(np.ones(1, np.float32))[0])
+            g = np.ones(1, np.float32)
+            got = float(rule(g)[0])
             assert got == expected, f"{name}: with g = 1 the rule of input {input_name} should give {expected}, got {got}"
+            assert g.tolist() == [1.0], f"{name}: the rule of input {input_name} changed g in place (to {g.tolist()}): " \
+                                        "return a new array (g * b, not g *= b or out=g); one g goes to several inputs"
     z = multiply(x, 2.0)
     assert [parent for parent, _ in z.grad_fn.edges] == [x], "a constant operand must get no edge"
     assert z.grad_fn.shape == (1,) and z.grad_fn.dtype == np.float32, "a Node should know its result's shape and dtype"
@@ -646,7 +649,7 @@ for n in range(1, 17):
 #    `RuntimeError` saying the order must be walked in reverse** (it means it was not);
 # 2. a leaf Variable: `_accumulate` the gradient into its `.grad`, go on;
 # 3. a `Node`: **if its Variable called `retain_grad()` (and still exists: `node.retained()` is not None), accumulate
-#    into that Variable's `.grad` too.** Then for each edge `(source, rule)`: `rule(gradient)`, **`unbroadcast` it if
+#    into that Variable's `.grad` too** (with `_accumulate`, as a leaf: it adds up across backward calls). Then for each edge `(source, rule)`: `rule(gradient)`, **`unbroadcast` it if
 #    its shape differs from the source's, cast it to the source's dtype if that differs** (a Node knows its result's
 #    shape and dtype), and **add** it to `pending[source]`, never in place (the array may be the caller's seed).
 #
@@ -731,6 +734,29 @@ def backpropagate(root: Variable, seed: np.ndarray, retain_graph: bool = False) 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-backpropagate", "locked": true, "points": 4, "solution": false}
 def test_unit_backpropagate():
     global topological_order
+
+    class UnhashableRoot(Variable):  # cannot key a dictionary: `pending` must be keyed by the root's Node
+        __slots__ = ()
+        __hash__ = None
+
+    calls, leaf = [], Variable([2.0], requires_grad=True)
+    root = UnhashableRoot(leaf.numpy() * 3, grad_fn=Node("Triple", [(leaf, lambda g: calls.append(g) or g * 3)]))
+    try:
+        root.backward()
+    except TypeError as error:
+        if "unhashable" not in str(error):
+            raise
+        raise AssertionError("backward of 3x keyed `pending` by the root Variable: the walk meets Nodes and leaves, "
+                             "never the root Variable; start with {order[-1]: seed}, keyed by the root's Node") from None
+    except (RuntimeError, KeyError) as error:
+        if root.grad_fn.edges is _RELEASED and not calls:  # the walk started right, then the edges were gone
+            raise AssertionError(f"backward of 3x stopped ({type(error).__name__}) at a node with no gradient, though the "
+                                 "walk did start at the root's Node, in reverse: that Node's edges were released before its "
+                                 "gradient went along them; release (node.edges = _RELEASED) after the loop over node.edges") from None
+        if isinstance(error, KeyError):
+            raise AssertionError(f"KeyError {error}: a node was reached before its gradient; walk reversed(order)") from None
+        raise
+    assert leaf.grad is not None and leaf.grad.tolist() == [3.0], f"backward of 3x: expected x.grad [3.], got {leaf.grad}"
     x, y = Variable([3.0], requires_grad=True), Variable([2.0], requires_grad=True)
     try:
         ((x + y) * (x - y)).backward()
@@ -760,6 +786,13 @@ def test_unit_backpropagate():
     h.retain_grad()
     (h * h).backward()
     assert h.grad is not None and h.grad.tolist() == [12.0], f"retain_grad(): h = 6 should get d(h*h)/dh = [12.], got {h.grad}"
+    twice = x * 2.0
+    twice.retain_grad()
+    square_twice = twice * twice
+    square_twice.backward(retain_graph=True)
+    square_twice.backward()
+    assert twice.grad.tolist() == [24.0], f"retain_grad(): a retained .grad accumulates across backward calls as a " \
+                                          f"leaf's does (_accumulate): expected 12 + 12 = [24.] after two, got {twice.grad}"
     kept = Variable([2.0], requires_grad=True)
     square = kept * kept
     square.backward(retain_graph=True)
@@ -1065,10 +1098,10 @@ print("test_unit_training: passed")
 # %% [markdown]
 # ## 10. Systems analysis: what the engine costs
 #
-# **(a) Time.** Each node is visited once, so the time per operation should stay flat as a chain grows, even to
-# 100,000 operations (far past Python's recursion limit). On one-element arrays the arithmetic is nothing, so both
-# passes measure Python's overhead per operation, and the graph of one operation shows the fixed cost of a
-# `backward()` call, split into its largest parts.
+# **(a) Time.** Each node is visited once, so the work per operation is the same for a chain of 1,000 operations and
+# one of 20,000 (far past Python's recursion limit); whether the *time* per operation is too, the table measures. On
+# one-element arrays the arithmetic is nothing, so both passes measure Python's overhead per operation, and the graph
+# of one operation shows the fixed cost of a `backward()` call, split into its largest parts.
 
 # %%
 import gc
@@ -1086,10 +1119,23 @@ def per_call_us(fn, calls: int) -> float:
     return best_time(lambda: [fn() for _ in range(calls)], repeat=3) / calls * 1e6
 
 print(f"{'operations':>10} {'forward us/op':>14} {'backward us/op':>15}")
-for n in [1, 1_000, 100_000]:
+per_operation = {}
+for n in [1, 1_000, 20_000]:
     calls, out = max(1, 2_000 // n), chain(n)
     forward, backward = per_call_us(lambda: chain(n), calls), per_call_us(lambda: out.backward(retain_graph=True), calls)
+    per_operation[n] = (forward / n, backward / n)
     print(f"{n:>10,} {forward / n:>14.2f} {backward / n:>15.2f}")
+growth = [large / small for large, small in zip(per_operation[20_000], per_operation[1_000])]
+print(f"from 1,000 to 20,000 operations the time per operation changed x{growth[0]:.1f} forward, x{growth[1]:.1f} "
+      "backward: " + ("flat, as one visit per node predicts" if max(growth) < 1.25 else
+                      "it grows, though each node is still visited once (see below)"))
+gc.disable()  # Python's cyclic garbage collector, paused for one more forward pass
+try:
+    paused = best_time(lambda: chain(20_000), repeat=1) / 20_000 * 1e6
+finally:
+    gc.enable()
+print(f"forward of 20,000 operations with the garbage collector paused: {paused:.2f} us/op "
+      f"({per_operation[20_000][0]:.2f} with it)")
 one, leaf = chain(1), Variable(np.ones(1), requires_grad=True)
 print("parts of one backward() call: " + ", ".join(f"{label} {per_call_us(fn, 2_000):.2f} us" for label, fn in [
     ("topological_order", lambda: topological_order(one)), ("_seed", lambda: _seed(one, None)),
@@ -1146,9 +1192,13 @@ print(f"every Variable kept: {rows[1][1] / rows[0][1]:.1f}x the graph's memory; 
 
 # %% [markdown]
 # Reading the tables:
-# - (a) Time per operation stays flat as the chain grows: linear, and depth is no problem. Backward costs less per
-#   operation than forward: the forward pass checks operands and builds Nodes, the backward pass calls one rule per
-#   edge. One `backward()` call costs several microseconds whatever the sizes: the order (a list, a set, a stack of
+# - (a) The work is linear, one visit per node, and depth is no problem. The time per operation is what the line under
+#   the table says: it may grow on a long chain although the visits do not multiply, because two costs grow with the
+#   graph. Python's garbage collector runs as objects are created and now and then examines every live one, and a
+#   graph of 20,000 operations is over a hundred thousand objects (the line with the collector paused shows its share
+#   here); and such a graph no longer fits in the CPU's caches, so each visit waits for memory more often. Backward
+#   costs less per operation than forward: the forward pass checks operands and builds Nodes, the backward pass calls
+#   one rule per edge. One `backward()` call costs several microseconds whatever the sizes: the order (a list, a set, a stack of
 #   tuples), the seed, the dictionary of pending gradients, a rule call and the copy into `.grad`, each a microsecond
 #   or two of Python and NumPy overhead. On large arrays the arithmetic dominates (module 06 times each rule).
 # - (b) The graph holds one batch-sized array per layer: each layer's output, saved by the next matmul's rule. Keeping

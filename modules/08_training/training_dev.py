@@ -41,7 +41,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/08_training/training_dev.py` | `tinytorch.core.training` | `tito milestone digits` |
+# | this notebook, `training.ipynb` | `tinytorch.core.training` | `tito milestone digits` |
 
 # %%
 #| default_exp core.training

@@ -40,7 +40,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/09_convolutions/convolutions_dev.py` | `tinytorch.core.convolutions` | `tito milestone cnn` |
+# | this notebook, `convolutions.ipynb` | `tinytorch.core.convolutions` | `tito milestone cnn` |
 
 # %%
 #| default_exp core.convolutions

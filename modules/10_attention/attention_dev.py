@@ -32,7 +32,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/10_attention/attention_dev.py` | `tinytorch.core.attention` | module 11, `tito milestone gpt` |
+# | this notebook, `attention.ipynb` | `tinytorch.core.attention` | module 11, `tito milestone gpt` |
 
 # %%
 #| default_exp core.attention

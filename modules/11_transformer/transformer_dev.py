@@ -31,7 +31,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/11_transformer/transformer_dev.py` | `tinytorch.core.transformer` | `tito milestone gpt` |
+# | this notebook, `transformer.ipynb` | `tinytorch.core.transformer` | `tito milestone gpt` |
 
 # %%
 #| default_exp core.transformer
@@ -725,10 +725,13 @@ whole = sum(min(values) for values in timings.values())
 for key, values in timings.items():
     print(f"{key:16} {min(values) * 1e3:7.2f} ms {min(values) / whole:>7.1%}")
 print(f"{'step':16} {whole * 1e3:7.2f} ms, {32 * 64 / whole:,.0f} characters per second")
+backward_per_forward = min(timings["backward"]) / min(timings["forward + loss"])
+print(f"backward / forward: {backward_per_forward:.2f}, " + ("close to" if 1.6 <= backward_per_forward <= 2.5 else "far from")
+      + " the 2 the multiply-adds predict")
 
 # %% [markdown]
-# The measured split is far from that 1 : 2: the multiply-adds are not where most of the time goes at
-# these sizes. Every elementwise operation (the softmax over 32 x 4 x 64 x 64 weights, GELU over
+# Where the measured split is far from that 1 : 2 (the last line says), the multiply-adds are not where most
+# of the time goes at these sizes. Every elementwise operation (the softmax over 32 x 4 x 64 x 64 weights, GELU over
 # 2,048 x 256 numbers, the adds of biases, residuals and the mask) makes a new array in each direction,
 # and the forward pass makes as many as the backward. `benchmarks/gpt_bench.py` compares the same steps
 # with PyTorch, which fuses several of these into one pass.

@@ -10,9 +10,9 @@ import numpy as np
 from .tensor import Tensor
 
 # %% auto #0
-__all__ = ['REDUCTIONS', 'LOG_FLOOR', 'as_tensor', 'values_of', 'as_target', 'Loss', 'MSELoss', 'log_softmax',
+__all__ = ['REDUCTIONS', 'LOG_FLOOR', 'as_tensor', 'values_of', 'as_target', 'Loss', 'MSELoss', 'log_softmax', 'class_axis_last',
            'flatten_positions', 'reduce_losses', 'checked_reduction', 'class_indices', 'CrossEntropyLoss', 'NLLLoss',
-           'clamped_log', 'BCELoss']
+           'cross_entropy', 'clamped_log', 'BCELoss']
 
 # %% ../../modules/04_losses/losses_dev.py #30165485
 def as_tensor(value):
@@ -62,13 +62,18 @@ class MSELoss(Loss):
         return (diff * diff).mean()
         ### END SOLUTION
 
-# %% ../../modules/04_losses/losses_dev.py #40349fdc
+# %% ../../modules/04_losses/losses_dev.py #36da68fb
 def log_softmax(x, axis: int = -1):
     """log(softmax(x)) along `axis`, as shifted - log(sum(exp(shifted))) with a constant max shift."""
     ### BEGIN SOLUTION
     shifted = x - x.numpy().max(axis=axis, keepdims=True)
     return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
     ### END SOLUTION
+
+
+def class_axis_last(x):
+    """(N, C, d1, ...) as rows (N*d1*..., C): one row of C numbers per position. Given code."""
+    return x.permute(0, *range(2, x.ndim), 1).reshape(-1, x.shape[1])
 
 
 def flatten_positions(logits, target_values: np.ndarray, name: str):
@@ -82,7 +87,7 @@ def flatten_positions(logits, target_values: np.ndarray, name: str):
         return logits, target_values, (logits.shape[0],)
     count, num_classes, *rest = logits.shape
     positions = (count, *rest)
-    rows = logits.permute(0, *range(2, logits.ndim), 1).reshape(-1, num_classes)
+    rows = class_axis_last(logits)
     if target_values.shape == positions:
         return rows, target_values.reshape(-1), positions
     if target_values.shape == logits.shape:
@@ -141,6 +146,8 @@ class CrossEntropyLoss(Loss):
         rows, row_targets, positions = flatten_positions(logits, target_values, "CrossEntropyLoss")
         if rows is logits:
             row_targets = target  # 2-D logits: the target as given (it may be a Variable that requires grad)
+        elif getattr(target, "requires_grad", False) and target.shape == logits.shape:
+            row_targets = class_axis_last(target)  # probabilities that require grad, kept in the graph
         log_probs = log_softmax(rows, axis=1)
         losses = self.sample_losses(log_probs, row_targets)
         if self.label_smoothing:
@@ -181,6 +188,12 @@ class NLLLoss(Loss):
             raise ValueError(f"NLLLoss needs class indices of shape {positions}, got {target_values.shape}")
         picked = rows[np.arange(count), class_indices(row_targets, num_classes)]
         return reduce_losses(-picked.reshape(positions), self.reduction)
+
+
+def cross_entropy(logits, target, reduction: str = "mean", label_smoothing: float = 0.0):
+    """PyTorch's functional form, `F.cross_entropy`: `CrossEntropyLoss(reduction, label_smoothing)(logits, target)`.
+    Given. The target is class indices (N, d1, ...) or probabilities of the logits' shape."""
+    return CrossEntropyLoss(reduction, label_smoothing)(logits, target)
 
 # %% ../../modules/04_losses/losses_dev.py #a3ec413f
 LOG_FLOOR = -100.0

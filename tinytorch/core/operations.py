@@ -138,7 +138,7 @@ def gradcheck(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol
     return True
     ### END SOLUTION
 
-# %% ../../modules/06_operations/operations_dev.py #98a1b6d4
+# %% ../../modules/06_operations/operations_dev.py #5bffa295
 def divide(a, b) -> Variable:
     """a / b; a receives g / b, b receives -g * (a / b) / b."""
     av, bv = _operands(a, b, division=True)
@@ -153,16 +153,37 @@ def negative(a) -> Variable:
     return _result(-_value(a), "Neg", (a, np.negative))
     ### END SOLUTION
 
-def _number(exponent, what: str):
-    if isinstance(exponent, (Variable, Tensor, np.ndarray, list)):
-        raise TypeError(f"{what} must be a number, got {type(exponent).__name__}")
-    return _value(exponent)
+def _number(value, what: str):  # a Python or NumPy number, or TypeError saying `what` it must be
+    if isinstance(value, (Variable, Tensor, np.ndarray, list)):
+        raise TypeError(f"{what}, got {type(value).__name__}")
+    return _value(value)
 
 def power(a, exponent) -> Variable:
-    """a ** p for a number p; a receives g * p * a ** (p - 1), and 0 when p == 0 (even where a is 0)."""
-    av, p = _operands(a, _number(exponent, "the exponent of **"))
+    """a ** p for a number p: a receives g * p * a ** (p - 1), and 0 when p == 0 (even where a is 0).
+    a ** b for a Variable b: a receives g * b * a ** (b - 1) (0 where b == 0); b receives g * a ** b * ln(a),
+    0 where a == 0 and b >= 0."""
+    if isinstance(exponent, Variable):
+        return _variable_power(a, exponent)
+    av, p = _operands(a, _number(exponent, "the exponent of ** must be a number or a Variable"))
     ### BEGIN SOLUTION
     return _result(av ** p, "Pow", (a, (lambda g: g * (p * av ** (p - 1))) if p != 0 else np.zeros_like))
+    ### END SOLUTION
+
+def _variable_power(a, b) -> Variable:
+    """a ** b with a Variable exponent b (see `power`)."""
+    av, bv = _operands(a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1 is inf, as in PyTorch: no warning
+        out = av ** bv
+    ### BEGIN SOLUTION
+    def base_rule(g):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return g * np.where(bv == 0, 0, bv * av ** (bv - 1))
+
+    def exponent_rule(g):
+        with np.errstate(divide="ignore", invalid="ignore"):  # ln 0 = -inf, ln of a negative base is nan
+            return g * np.where((av == 0) & (bv >= 0), 0, out * np.log(av))
+
+    return _result(out, "Pow", (a, base_rule), (b, exponent_rule))
     ### END SOLUTION
 
 # %% ../../modules/06_operations/operations_dev.py #1fa721a5
@@ -293,10 +314,10 @@ def getitem(x, index) -> Variable:
     return _result(out, "Index", (x, rule))
     ### END SOLUTION
 
-# %% ../../modules/06_operations/operations_dev.py #b8f10af7
+# %% ../../modules/06_operations/operations_dev.py #36c1fc1b
 def exponential_of(base, a) -> Variable:
     """base ** a for a number base (`2.0 ** x`); a receives g * out * ln(base); base 0 as PyTorch (0, or -inf where a < 0)."""
-    c, av = _operands(_number(base, "the base of **"), a)
+    c, av = _operands(_number(base, "the base of ** must be a number"), a)
     with np.errstate(divide="ignore"):  # 0 ** negative is inf, as in PyTorch: no warning
         out = c ** av
     if c == 0:

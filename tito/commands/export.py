@@ -5,7 +5,11 @@ from ..ui import console
 
 
 def register(commands) -> None:
-    parser = commands.add_parser("export", help="export modules' #| export cells into the tinytorch package")
+    parser = commands.add_parser(
+        "export", help="export modules' #| export cells into the tinytorch package",
+        description="Writes each module's `#| export` cells into its file of tinytorch/ (module 01 -> "
+                    "tinytorch/core/tensor.py) without running its tests; `tito module complete` tests first. "
+                    "Example: `tito export 01_tensor`.")
     parser.add_argument("modules", nargs="*", metavar="MODULE", help="01_tensor, 01 or tensor (default: every module)")
     parser.set_defaults(handler=run)
 

@@ -14,7 +14,9 @@ from ..workspace import lab_command
 def register(commands) -> None:
     parser = commands.add_parser("lab", aliases=["notebook"],
                                  help="open JupyterLab here (kernels import this folder's tinytorch)",
-                                 description="Arguments after `--` go to JupyterLab.")
+                                 description="Starts JupyterLab on this course or workspace; its kernels import the "
+                                             "folder's own tinytorch. Arguments after `--` go to JupyterLab. "
+                                             "Example: `tito lab 05` opens module 05's notebook.")
     parser.add_argument("module", nargs="?", metavar="MODULE", help="open this module's notebook (05_autograd, 05 or autograd)")
     parser.add_argument("--port", type=int, metavar="N", help="the port to listen on (127.0.0.1 only)")
     parser.add_argument("--no-browser", dest="browser", action="store_false", help="do not open a web browser")

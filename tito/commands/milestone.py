@@ -10,13 +10,16 @@ from rich.markup import escape
 
 from ..milestone import (CHECKPOINT_NAME, CNN_CHECKPOINT_NAME, CNN_OUT, CNN_PLOT_NAME, DEFAULT_OUT, PLOT_NAME,
                          CnnOptions, DigitsOptions, EpochProgress, run_cnn, run_digits)
-from ..milestone_gpt import GPT_CHECKPOINT_NAME, GPT_OUT, GPT_PLOT_NAME, GptOptions, StepProgress, run_gpt, \
-    sample_from_checkpoint
+from ..milestone_gpt import GPT_CHECKPOINT_NAME, GPT_OUT, GPT_PLOT_NAME, PROFILE_STEPS, GptOptions, StepProgress, \
+    run_gpt, sample_from_checkpoint
 from ..ui import console
 
 
 def register(commands) -> None:
-    parser = commands.add_parser("milestone", help="whole-stack runs on real data (e.g. `tito milestone digits`)")
+    parser = commands.add_parser(
+        "milestone", help="whole-stack runs on real data (e.g. `tito milestone digits`)",
+        description="Train a model built from your own modules on real data, with no network. "
+                    "Example: `tito milestone digits`, once modules 01-08 are complete.")
     milestones = parser.add_subparsers(dest="milestone", required=True, metavar="MILESTONE")
     digits = milestones.add_parser(
         "digits", help="train an MLP built from your modules on handwritten digits; save a plot and a checkpoint",
@@ -63,6 +66,9 @@ def _register_gpt(milestones) -> None:
                      help=f"below 1 safer, above 1 wilder (default {defaults.temperature})")
     gpt.add_argument("--top-k", type=int, default=defaults.top_k,
                      help=f"draw only among the k likeliest characters (default {defaults.top_k})")
+    gpt.add_argument("--profile", action="store_true",
+                     help=f"after training, profile {PROFILE_STEPS} more steps (module 12): a table, a trace for Perfetto "
+                          "and a roofline plot in --out")
     gpt.add_argument("--out", type=Path, metavar="FOLDER",
                      help=f"where {GPT_PLOT_NAME} and {GPT_CHECKPOINT_NAME} go (default: {GPT_OUT} in the course)")
     gpt.set_defaults(handler=run_gpt_command)
@@ -70,7 +76,8 @@ def _register_gpt(milestones) -> None:
 
 def run_gpt_command(args) -> int:
     options = GptOptions(steps=args.steps, seed=args.seed, data=args.data, out=args.out, sample=args.sample,
-                         prompt=args.prompt, length=args.length, temperature=args.temperature, top_k=args.top_k)
+                         prompt=args.prompt, length=args.length, temperature=args.temperature, top_k=args.top_k,
+                         profile=args.profile)
     if options.sample:
         text, described = sample_from_checkpoint(options)
         console.print(f"[bold]sample[/] from a model trained {described['steps']} steps on {escape(str(described['corpus']))} "
@@ -91,7 +98,18 @@ def run_gpt_command(args) -> int:
                       f"(--out FOLDER keeps runs apart)")
     console.print(f"plot: {escape(str(result.plot))}")
     console.print(f"checkpoint: {escape(str(result.checkpoint))}")
+    if result.profile is not None:
+        _print_profile(result.profile)
     return 0
+
+
+def _print_profile(profile) -> None:
+    console.print(f"[bold]profile[/] of {PROFILE_STEPS} more training steps (this machine: {profile.peak / 1e9:.1f} "
+                  f"GFLOP/s float32 matrix product, {profile.bandwidth / 1e9:.1f} GB/s copy):")
+    console.print(profile.table, highlight=False, markup=False)
+    console.print(f"table: {escape(str(profile.table_path))}")
+    console.print(f"trace: {escape(str(profile.trace))} (open it at https://ui.perfetto.dev or with `vizviewer`)")
+    console.print(f"roofline: {escape(str(profile.roofline))}")
 
 
 def _add_common(parser, defaults: DigitsOptions, plot_name: str, checkpoint_name: str, default_out: Path) -> None:

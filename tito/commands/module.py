@@ -15,13 +15,20 @@ from ..workspace import prerequisite_problem
 
 
 def register(commands) -> None:
-    parser = commands.add_parser("module", help="work on one module: run its tests, or complete it")
+    parser = commands.add_parser(
+        "module", help="work on one module: run its tests, or complete it",
+        description="Example: `tito module test 05_autograd` while you work, then `tito module complete 05_autograd`.")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    for name, handler, text in [
-        ("test", run_test, "run the module's notebook in a kernel and report each unit test"),
-        ("complete", run_complete, "test the module, export it, then run its package tests"),
+    for name, handler, text, description in [
+        ("test", run_test, "run the module's notebook in a kernel and report each unit test",
+         "Runs the module's notebook top to bottom in a fresh Jupyter kernel and prints a row per unit test, and one "
+         "line per part not written yet. Changes no file. Example: `tito module test 05`."),
+        ("complete", run_complete, "test the module, export it, then run its package tests",
+         "Runs the module's unit tests; only when all pass, exports its code into tinytorch/ and runs its package "
+         "tests, undoing the export if they fail. The modules it builds on must be complete first. "
+         "Example: `tito module complete 01_tensor`."),
     ]:
-        action = actions.add_parser(name, help=text)
+        action = actions.add_parser(name, help=text, description=description)
         action.add_argument("modules", nargs="*", metavar="MODULE", help="01_tensor, 01 or tensor")
         action.add_argument("--all", action="store_true", help="every module of the course, in order")
         action.set_defaults(handler=handler)
@@ -75,15 +82,33 @@ def test_module(course: Course, module: Module) -> bool:
     if unfinished:
         console.print(f"[yellow]note[/]: {escape(unfinished)}; until then its tests fail where they use it")
     outcome = run_module_tests(course, module)
-    rows = [[escape(result.name) + ("" if result.is_test else " [dim](a cell, not a test)[/]"), mark(result.passed),
-             escape(result.message)] for result in outcome]
-    console.print(table(f"{module.name}: unit tests", ["test", "result", "message"], rows))
-    failed = [result.name for result in outcome if not result.passed]
+    waiting = [result for result in outcome if result.unwritten or result.knock_on]
+    judged = [result for result in outcome if result not in waiting]  # passed, or failed for a reason of its own
+    if judged:
+        rows = [[escape(result.name) + ("" if result.is_test else " [dim](a cell, not a test)[/]"),
+                 mark(result.passed), escape(result.message)] for result in judged]
+        console.print(table(f"{module.name}: unit tests", ["test", "result", "message"], rows, whole=("result",)))
+    parts = list(dict.fromkeys(result.unwritten for result in waiting if result.unwritten))
+    for part in parts:
+        console.print(f"[yellow]not written yet[/]: {escape(part)}")
+    if waiting:  # their errors only repeat the stub's message, or name what a failed cell would have defined
+        cause = "waiting for these parts" if parts else "stopped by the failure above"
+        console.print(f"[yellow]{cause}[/]: {_tests_and_cells(waiting)}")
+    failed = [result.name for result in judged if not result.passed]
     if failed:
         console.print(f"[red]{len(failed)} failed[/]: {escape(', '.join(failed))}")
-    else:
+    elif not waiting:
         console.print(f"[green]all {sum(result.is_test for result in outcome)} tests passed[/]")
-    return not failed
+    return not (failed or waiting)
+
+
+def _tests_and_cells(results) -> str:
+    """e.g. "3 tests (test-a, test-b, test-c) and 2 other cells"."""
+    tests = [result.name for result in results if result.is_test]
+    cells = len(results) - len(tests)
+    said = [f"{len(tests)} test{'s' * (len(tests) != 1)} ({escape(', '.join(tests))})"] if tests else []
+    said += [f"{cells} other cell{'s' * (cells != 1)}"] if cells else []
+    return " and ".join(said)
 
 
 def complete_module(course: Course, module: Module) -> None:

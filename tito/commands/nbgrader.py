@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -12,13 +14,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..course import Course, Module, load_course
 from ..errors import TitoError
-from ..exchange import collect, publish, return_feedback
+from ..exchange import collect, publish, require_exchange, return_feedback
 from ..coursefolder import course_folder, graded_cells
 from ..grading import autograde, autograded_students, feedback, generate, release, require_release, submissions
 from ..scores import collect_scores, points, write_csv
 from ..ui import console, table
 from ..kit import build_kit
-from ..workspace import formgrader_command, require_course_repository
+from ..workspace import formgrader_command, free_port, require_course_repository
 
 STEPS = [
     ("generate", "lesson -> course source notebook, checked: every test passes on the solution"),
@@ -32,7 +34,12 @@ STEPS = [
 
 
 def register(commands) -> None:
-    parser = commands.add_parser("nbgrader", help="instructor workflow: release modules, grade submissions (nbgrader)")
+    parser = commands.add_parser(
+        "nbgrader", help="instructor workflow: release modules, grade submissions (nbgrader)",
+        description="The instructor's steps, run in the course repository: generate and release a module, (publish "
+                    "and collect through an exchange), autograde, grade written answers in the formgrader, feedback, "
+                    "(return), report; kit makes the students' copy. See docs/instructor.md. "
+                    "Example: `tito nbgrader release 01_tensor`.")
     steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
     for name, text in STEPS:
         step = steps.add_parser(name, help=text, description=text)
@@ -47,11 +54,20 @@ def register(commands) -> None:
                               help="UNSAFE: run students' code as you, with no isolation (only where bubblewrap "
                                    "cannot be installed and every submission is trusted)")
         step.set_defaults(handler=_in_course_repository(HANDLERS[name]))
-    report = steps.add_parser("report", help="scores per student per module: a CSV file and a table")
+    report = steps.add_parser(
+        "report", help="scores per student per module: a CSV file and a table",
+        description="Reads nbgrader's gradebook: a CSV row per student and released module (test points, written "
+                    "answer points, status) and a table of each student's test points per module. "
+                    "Example: `tito nbgrader report --output scores.csv`.")
     report.add_argument("--output", type=Path, metavar="CSV", help="where to write the CSV (default: <course_dir>/scores.csv)")
     report.set_defaults(handler=_in_course_repository(run_report))
     kit = steps.add_parser("kit", help="a student kit in OUT: a git repository of the releases, stubs, tests and tito, "
-                                       "with no solution in it", description="See tito/kit.py and docs/instructor.md.")
+                                       "with no solution in it",
+                          description="Makes OUT, a git repository with one commit: the release notebooks (each "
+                                      "module released first where its release is missing or older than its lesson), "
+                                      "the students' tinytorch of stubs, the package tests and tito, checked to hold "
+                                      "no solution line. Push it as the students' template; its README tells them how "
+                                      "to install it. Example: `tito nbgrader kit ../tinytorch-kit`.")
     kit.add_argument("out", type=Path, metavar="OUT", help="the new kit folder (absent or empty)")
     kit.set_defaults(handler=_in_course_repository(run_kit))
     lab = steps.add_parser("formgrader", help="JupyterLab with nbgrader's formgrader on the course folder (grade "
@@ -102,8 +118,9 @@ def run_generate(args) -> int:
         generated = generate(course, module)
         tests = [cell for cell in generated.cells if cell.is_test]
         console.print(f"  {folder.show(generated.path)}: all {len(tests)} tests pass on the solution")
-        rows.append([module.name, str(len(tests)), points(sum(cell.points for cell in tests)), folder.show(generated.path)])
-    console.print(table("Source notebooks", ["module", "tests", "points", "notebook"], rows))
+        rows.append([module.name, str(len(tests)), points(sum(cell.points for cell in tests))])
+    console.print(table("Source notebooks", ["module", "tests", "points"], rows, whole=("module", "tests", "points")))
+    console.print(f"source notebooks: {escape(folder.show(folder.root / 'source'))}/<module>/<name>.ipynb")
     return 0
 
 
@@ -123,10 +140,12 @@ def run_release(args) -> int:
                       f"{folder.show(folder.root / 'release')}/")
         console.print(table(f"{module.name}: graded cells", ["cell", "graded", "points"],
                             [[escape(cell.grade_id), "by its test" if cell.is_test else "by hand (written answer)",
-                              points(cell.points)] for cell in cells]))
+                              points(cell.points)] for cell in cells], whole=("cell", "graded", "points")))
         rows.append([module.name, f"{len(tests)} ({points(sum(c.points for c in tests))} points)",
-                     f"{len(answers)} ({points(sum(c.points for c in answers))} points)", folder.show(released.path)])
-    console.print(table("Released", ["module", "autograded tests", "written answers", "student notebook"], rows))
+                     f"{len(answers)} ({points(sum(c.points for c in answers))} points)"])
+    console.print(table("Released", ["module", "autograded tests", "written answers"], rows,
+                        whole=("module", "autograded tests", "written answers")))
+    console.print(f"student notebooks: {escape(folder.show(folder.root / 'release'))}/<module>/<name>.ipynb")
     return 0
 
 
@@ -171,6 +190,11 @@ def run_feedback(args) -> int:
                             [[escape(page.student), escape(folder.show(page.path)) if page.path else f"[red]{escape(page.error)}[/]"]
                              for page in pages]))
         failures += [f"{page.student} ({module.name})" for page in pages if page.path is None]
+        waiting = [page.student for page in pages if page.pending]
+        if waiting:
+            console.print(f"[yellow]warning[/]: written answers of {_count(waiting, 'student')} are not graded yet "
+                          f"({escape(', '.join(waiting))}); their pages say so. Grade them in the formgrader "
+                          f"(`tito nbgrader formgrader`), then run `tito nbgrader feedback {module.name}` again")
     if failures:
         raise TitoError(f"no feedback for {', '.join(failures)} (see above)")
     return 0
@@ -200,27 +224,57 @@ def run_report(args) -> int:
     rows = collect_scores(course)
     path = write_csv(rows, args.output.resolve() if args.output else folder.report)
     modules = list(dict.fromkeys(row.module for row in rows))
+    maximum = {row.module: points(row.tests_max) for row in rows}
     by_student: dict[str, dict[str, str]] = {}
     for row in rows:
-        cell = f"{points(row.tests_score)}/{points(row.tests_max)}"
-        if row.status == "answers to grade":
-            cell += " *"
-        elif row.status in ("not graded", "no submission"):
-            cell = f"[dim]{row.status}[/]"
-        by_student.setdefault(row.student, {})[row.module] = cell
-    # Columns by module number, named below the table: seven modules fit an 80-column terminal.
-    console.print(table("Autograded test points", ["student", *(module.split("_", 1)[0] for module in modules)],
-                        [[escape(student), *(cells[m] for m in modules)] for student, cells in by_student.items()]))
+        by_student.setdefault(row.student, {})[row.module] = _report_cell(row)
+    grid = [["max", *(maximum[module] for module in modules)]] + \
+           [[student, *(cells[module] for module in modules)] for student, cells in by_student.items()]
+    for first, last in _fitting_columns(grid, console.width):  # by module number, as many as the terminal fits
+        numbers = [module.split("_", 1)[0] for module in modules[first:last]]
+        title = "Autograded test points" + (f" (modules {numbers[0]}-{numbers[-1]})" if len(numbers) < len(modules) else "")
+        console.print(table(title, ["student", *numbers], [[escape(cell) for cell in [row[0], *row[1 + first:1 + last]]]
+                                                          for row in grid], whole=("student", *numbers)))
     console.print(f"modules: {escape(', '.join(modules))}")
-    if any(row.status == "answers to grade" for row in rows):
-        console.print("* written answers still to grade by hand (nbgrader's formgrader; see docs/instructor.md)")
+    console.print(escape(f"max: a module's test points; {PENDING} written answers still to grade by hand (nbgrader's "
+                         f"formgrader, docs/instructor.md); {NOT_GRADED} handed in, not graded yet; {MISSING} no "
+                         f"submission"))
     console.print(f"{_count(rows, 'row')} ({_count(len(by_student), 'student')} x {_count(modules, 'module')}) "
                   f"-> {escape(folder.show(path))}")
     return 0
 
 
+# The report's marks: after the test points when written answers await a grader; in place of them otherwise.
+PENDING, NOT_GRADED, MISSING = "*", "?", "-"
+
+
+def _report_cell(row) -> str:
+    if row.status == "no submission":
+        return MISSING
+    if row.status == "not graded":
+        return NOT_GRADED
+    return points(row.tests_score) + (PENDING if row.status == "answers to grade" else "")
+
+
+def _fitting_columns(grid: list[list[str]], width: int) -> list[tuple[int, int]]:
+    """Split the module columns of `grid` (its first column names the rows) into runs [first, last) that each fit,
+    with the names, a table `width` columns wide: whole numbers, never a wrapped cell."""
+    def widest(column: int) -> int:
+        return max(len(row[column]) for row in grid)
+
+    runs, first, used = [], 0, widest(0) + 4  # a table's outer borders and the names' padding
+    for column in range(1, len(grid[0])):
+        needed = max(widest(column), 2) + 3
+        if used + needed > width and column - 1 > first:
+            runs.append((first, column - 1))
+            first, used = column - 1, widest(0) + 4
+        used += needed
+    return runs + [(first, len(grid[0]) - 1)]
+
+
 def run_publish(args) -> int:
     course = load_course()
+    require_exchange(course)  # before anything else: without an exchange no step can work
     for module in _released_modules(course, args):
         path = publish(course, module)
         console.print(f"published {module.name}: {escape(str(path))} (students: Assignment List > Fetch, or "
@@ -230,6 +284,7 @@ def run_publish(args) -> int:
 
 def run_collect(args) -> int:
     course = load_course()
+    require_exchange(course)  # before anything else: without an exchange no step can work
     folder = course_folder(course)
     for module in _released_modules(course, args):
         collected = collect(course, module)
@@ -237,7 +292,7 @@ def run_collect(args) -> int:
                                                                   ("unchanged", collected.unchanged))
                 for student in students]
         console.print(table(f"{module.name}: collected into {folder.show(folder.root / 'submitted')}/",
-                            ["student", "submission"], rows))
+                            ["student", "submission"], rows, whole=("student", "submission")))
         for refused in collected.refused:
             console.print(f"[bold red]refused[/] {escape(refused)}: a submission must be handed in by the student it "
                           f"names")
@@ -248,6 +303,7 @@ def run_collect(args) -> int:
 
 def run_return(args) -> int:
     course = load_course()
+    require_exchange(course)  # before anything else: without an exchange no step can work
     for module in _released_modules(course, args):
         returned, skipped = return_feedback(course, module)
         if returned:
@@ -262,13 +318,21 @@ def run_return(args) -> int:
 def run_formgrader(args) -> int:
     course = load_course()
     folder = course_folder(course)
-    command, env = formgrader_command(course, args.ip, args.port, args.browser, args.pytest_args)
+    port = free_port(args.ip, args.port)
+    # Chosen here, and JupyterLab told not to move on: the tunnel printed below names the port it listens on.
+    command, env = formgrader_command(course, args.ip, port, args.browser,
+                                      ["--ServerApp.port_retries=0", *args.pytest_args])
     if not folder.gradebook.exists():
         console.print(f"[yellow]warning[/]: nothing released in {escape(folder.show(folder.root))}/ yet, so the "
                       f"formgrader will list no assignment (run `tito nbgrader release MODULE` first)")
+    if port != args.port:
+        console.print(f"port {args.port} is taken (by `tito lab`?), so the formgrader listens on {port}")
     console.print(f"formgrader on {escape(str(folder.root))}: open the address JupyterLab prints below (with its "
                   f"token), then Nbgrader > Formgrader > Manual Grading. Stop it with Ctrl+C.")
-    if args.ip != "127.0.0.1":
+    if args.ip == "127.0.0.1":
+        console.print(f"from your own computer: ssh -N -L {port}:127.0.0.1:{port} {escape(getpass.getuser())}@"
+                      f"{escape(socket.getfqdn())}, then open that address")
+    else:
         console.print(f"[yellow]listening on {escape(args.ip)}[/]: anyone who reaches that address and has the token "
                       f"can grade and read every submission")
     sys.stdout.flush()
@@ -315,9 +379,10 @@ def _autograde_summary(course: Course, module: Module, grades) -> None:
     """A row per student, then a row per test: how many of the graded students passed it."""
     rows = [[escape(grade.student),
              f"{points(grade.score)}/{points(grade.max_score)}" if grade.graded else "[red]not graded[/]",
-             "to grade" if grade.answers_to_grade else "", escape("; ".join(grade.notes) or grade.error)]
+             written_answers(grade) if grade.graded else "", escape("; ".join(grade.notes) or grade.error)]
             for grade in grades]
-    console.print(table(f"{module.name}: autograded", ["student", "test points", "written answers", "notes"], rows))
+    console.print(table(f"{module.name}: autograded", ["student", "test points", "written answers", "notes"], rows,
+                        whole=("student", "test points")))
     flagged = [grade for grade in grades if grade.flags]
     if flagged:
         console.print(table(f"{module.name}: code that reaches for the grader (scores are not affected; worth a look)",
@@ -330,7 +395,23 @@ def _autograde_summary(course: Course, module: Module, grades) -> None:
         console.print(table(f"{module.name}: tests", ["test", "points", "passed by"],
                             [[escape(test.grade_id), points(test.points),
                               f"{sum(test.grade_id not in grade.failed for grade in graded)} of {len(graded)}"]
-                             for test in tests]))
+                             for test in tests], whole=("test", "points", "passed by")))
+
+
+def written_answers(grade) -> str:
+    """The written answers' state: "to grade by hand" (some await a grader), "not answered" (left as released:
+    nbgrader scored them 0), or the points a grader gave; "none" when the module asks for none."""
+    if not grade.answers:
+        return "none"
+    if grade.answers_pending:
+        state = "to grade by hand" + (f" ({grade.answers_pending} of {grade.answers})"
+                                      if grade.answers_pending < grade.answers else "")
+    elif grade.answers_unanswered == grade.answers:
+        return f"not answered (0/{points(grade.answer_points)})"
+    else:
+        state = f"{points(grade.answers_score)}/{points(grade.answer_points)} by hand"
+    unanswered = grade.answers_unanswered
+    return state + (f", {unanswered} not answered" if unanswered else "")
 
 
 def _grade_line(grade) -> str:
@@ -338,7 +419,7 @@ def _grade_line(grade) -> str:
         return f"  [red]{escape(grade.student)}: not graded[/]: {escape(grade.error)}"
     note = f" [yellow]({escape('; '.join(grade.notes))})[/]" if grade.notes else ""
     note += " [magenta](flagged: see below)[/]" if grade.flags else ""
-    written = f", written answers to grade by hand ({points(grade.answer_points)} points)" if grade.answers_to_grade else ""
+    written = f", written answers: {written_answers(grade)}" if grade.answers else ""
     return (f"  {escape(grade.student)}: {points(grade.score)}/{points(grade.max_score)} test points"
             f"{written}{note} [dim]{grade.seconds:.1f} s[/]")
 

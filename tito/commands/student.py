@@ -16,7 +16,10 @@ from ..workspace import absolute_path, init_workspace, is_workspace, submit
 
 
 def register(commands) -> None:
-    parser = commands.add_parser("student", help="student workflow: make your workspace, submit a module")
+    parser = commands.add_parser(
+        "student", help="student workflow: make your workspace, submit a module",
+        description="A student's copy of the course is a workspace (a kit clone, or made by `tito student init`); "
+                    "see docs/student.md. Example: `tito student submit 01_tensor`.")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     init = actions.add_parser("init", help="make a student workspace in DIR from the release notebooks",
                               description="Run in the course repository. DIR must be new or empty.")
