@@ -7,20 +7,32 @@ is caught when that first failing cell is the expected test and its error matche
 unmutated lesson must pass every test (run once per lesson, up to its last test: `tito module test` runs the
 systems analyses after it).
 
-    python tests/mutation.py [05 07 ...] [--jobs 2]
+A full run that passes records each lesson's fingerprint in `tests/mutations/verified.json`: a hash of the
+lesson, its catalogue, this harness and every file of the package its kernel imported. A run without lesson
+names (CI's) runs every lesson as written, then the mistakes only of the lessons whose fingerprint differs from
+the recorded one; the others are as they were when all their mistakes were caught.
+
+    python tests/mutation.py            # lessons changed since the last full run
+    python tests/mutation.py --all      # every lesson, every mistake; records verified.json when all pass
+    python tests/mutation.py 05 07      # these lessons, every mistake
+    (each with --jobs N: kernels run at once, 2 by default)
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import functools
+import hashlib
 import importlib.util
+import json
 import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUES = Path(__file__).resolve().parent / "mutations"
@@ -35,20 +47,30 @@ from tito.notebook import cell_results, execute, grade_id, is_test_cell, module_
 # budget and a message); running into this timer counts as not caught.
 CELL_TIMEOUT = 120
 UNMUTATED = "(the lesson as written)"
+UNCHANGED = "(its mistakes)"
+VERIFIED = CATALOGUES / "verified.json"
+# The code that turns a mistake into a verdict: a change here can change any lesson's outcome.
+HARNESS = ("tests/mutation.py", "tests/mutations/__init__.py", "tito/notebook.py")
+# Run after the lesson's last test: the package files its kernel imported (they go into its fingerprint).
+LIST_PACKAGE_FILES = ("import sys\n"
+                      "print(*sorted({module.__file__ for name, module in list(sys.modules.items())\n"
+                      "               if name.partition('.')[0] == 'tinytorch' and getattr(module, '__file__', None)}),\n"
+                      "      sep='\\n')")
 
 
 @dataclass(frozen=True)
 class Outcome:
     lesson: str
     mistake: str
-    verdict: str  # "caught" / "passes" (unmutated), or why not: "missed", "failed elsewhere", "wrong message", ...
+    verdict: str  # "caught" / "passes" (unmutated) / "unchanged" (not run), or why not: "missed", "wrong message", ...
     cell: str = ""  # the first cell that failed
     message: str = ""  # its error, `ename: evalue`
     seconds: float = 0.0  # wall time of the run
+    fingerprint: str = ""  # the lesson as written, when it passes: see `fingerprint`
 
     @property
     def ok(self) -> bool:
-        return self.verdict in ("caught", "passes")
+        return self.verdict in ("caught", "passes", "unchanged")
 
     def row(self) -> str:
         first_line = self.message.splitlines()[0] if self.message else ""
@@ -96,24 +118,43 @@ def mutate(module: Module, mistake: Mistake):
     return notebook
 
 
-def run_until_failure(notebook) -> tuple[str, str] | None:
-    """Run the cells in order in a fresh kernel; the first cell that raises (its name and error), or None."""
-    executed = execute(notebook, cwd=ROOT, timeout=CELL_TIMEOUT, stop_at_error=True)
+def first_failure(executed) -> tuple[str, str] | None:
+    """The first cell of a run that raised (its name and error), or None."""
     failure = next((result for result in cell_results(executed) if not result.passed), None)
     return None if failure is None else (failure.name, failure.message)
+
+
+def run_until_failure(notebook) -> tuple[str, str] | None:
+    """Run the cells in order in a fresh kernel; the first cell that raises (its name and error), or None."""
+    return first_failure(execute(notebook, cwd=ROOT, timeout=CELL_TIMEOUT, stop_at_error=True))
+
+
+def fingerprint(module: Module, package_files: list[Path]) -> str:
+    """One hash of everything a lesson's mutation outcomes depend on: the harness, the lesson, its catalogue and
+    the package files its kernel imported (earlier lessons' exports, and any later one it peeks at)."""
+    root = module.directory.parent.parent
+    files = [*(root / name for name in HARNESS), module.source, root / "tests" / "mutations" / f"{module.name}.py",
+             *sorted(package_files)]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.relative_to(root)}\0".encode() + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def check_unmutated(module: Module) -> Outcome:
     notebook = module_notebook(module)
     last_test = max((index for index, cell in enumerate(notebook.cells) if is_test_cell(cell)), default=-1)
-    notebook.cells = notebook.cells[:last_test + 1]
+    notebook.cells = notebook.cells[:last_test + 1] + [nbformat.v4.new_code_cell(LIST_PACKAGE_FILES)]
     try:
-        failure = run_until_failure(notebook)
+        executed = execute(notebook, cwd=ROOT, timeout=CELL_TIMEOUT, stop_at_error=True)
     except TitoError as error:
         return Outcome(module.name, UNMUTATED, "stopped", message=str(error))
-    if failure is None:
-        return Outcome(module.name, UNMUTATED, "passes")
-    return Outcome(module.name, UNMUTATED, "fails", *failure)
+    failure = first_failure(executed)
+    if failure is not None:
+        return Outcome(module.name, UNMUTATED, "fails", *failure)
+    listed = "".join(output.get("text", "") for output in executed.cells[-1].outputs)
+    return Outcome(module.name, UNMUTATED, "passes",
+                   fingerprint=fingerprint(module, [Path(line) for line in listed.split()]))
 
 
 def try_mistake(module: Module, mistake: Mistake) -> Outcome:
@@ -137,22 +178,22 @@ def try_mistake(module: Module, mistake: Mistake) -> Outcome:
     return Outcome(module.name, mistake.name, verdict, cell, message)
 
 
-def checks(lessons: list[str] | None = None) -> list:
-    """One call per run to make: each lesson as written, then each of its mistakes."""
+def catalogued(lessons: list[str] | None = None) -> list[Module]:
+    """The lessons named (one without a catalogue is then a catalogue error), else every lesson with a catalogue."""
     course = load_course(ROOT)
-    modules = course.select(lessons) if lessons else [
-        module for module in course.modules if (CATALOGUES / f"{module.name}.py").exists()]
-    calls = []
-    for module in modules:
-        calls.append(functools.partial(check_unmutated, module))
-        try:
-            mistakes = load_catalogue(module)
-        except Exception as error:  # any error in a catalogue file is reported as one, not raised
-            calls.append(lambda module=module, error=error: Outcome(
-                module.name, "(catalogue)", "catalogue error", message=f"{type(error).__name__}: {error}"))
-            continue
-        calls += [functools.partial(try_mistake, module, mistake) for mistake in mistakes]
-    return calls
+    if lessons:
+        return course.select(lessons)
+    return [module for module in course.modules if (CATALOGUES / f"{module.name}.py").exists()]
+
+
+def mistake_checks(module: Module) -> list:
+    """One call per mistake of the lesson (or one that reports its catalogue's error)."""
+    try:
+        mistakes = load_catalogue(module)
+    except Exception as error:  # any error in a catalogue file is reported as one, not raised
+        return [lambda: Outcome(module.name, "(catalogue)", "catalogue error",
+                                message=f"{type(error).__name__}: {error}")]
+    return [functools.partial(try_mistake, module, mistake) for mistake in mistakes]
 
 
 def timed(call) -> Outcome:
@@ -160,17 +201,46 @@ def timed(call) -> Outcome:
     return dataclasses.replace(call(), seconds=time.perf_counter() - start)
 
 
-def run_check(lessons: list[str] | None = None, jobs: int = 2):
-    """Outcomes in catalogue order, yielded as they are ready; `jobs` kernels run at once."""
+def read_verified() -> dict[str, str]:
+    """Each lesson's fingerprint at the last full run that passed (none when there was none)."""
+    return json.loads(VERIFIED.read_text()) if VERIFIED.exists() else {}
+
+
+def run_check(lessons: list[str] | None = None, jobs: int = 2, changed_only: bool = False):
+    """Outcomes, yielded as they are ready: each lesson as written, then each mistake; `jobs` kernels run at once.
+
+    With `changed_only`, a lesson whose fingerprint is the one recorded at the last full run yields a single
+    "unchanged" outcome instead of running its mistakes.
+    """
+    modules = catalogued(lessons)
+    verified = read_verified() if changed_only else {}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        yield from pool.map(timed, checks(lessons))
+        as_written = []
+        for outcome in pool.map(timed, [functools.partial(check_unmutated, module) for module in modules]):
+            as_written.append(outcome)
+            yield outcome
+        calls = []
+        for module, outcome in zip(modules, as_written):
+            if outcome.fingerprint and verified.get(module.name) == outcome.fingerprint:
+                calls.append(lambda module=module: Outcome(module.name, UNCHANGED, "unchanged",
+                                                           message=f"as at the last full run ({VERIFIED.name})"))
+            else:
+                calls += mistake_checks(module)
+        yield from pool.map(timed, calls)
+
+
+def record_verified(outcomes: list[Outcome]) -> int:
+    """Write each lesson's fingerprint, after a full run in which every outcome was as expected; how many."""
+    fingerprints = {outcome.lesson: outcome.fingerprint for outcome in outcomes if outcome.mistake == UNMUTATED}
+    VERIFIED.write_text(json.dumps(fingerprints, indent=1, sort_keys=True) + "\n")
+    return len(fingerprints)
 
 
 def scores(outcomes: list[Outcome]) -> dict[str, tuple[int, int]]:
-    """Per lesson: (mistakes caught, mistakes in the catalogue)."""
+    """Per lesson that ran its mistakes: (mistakes caught, mistakes in the catalogue)."""
     table: dict[str, tuple[int, int]] = {}
     for outcome in outcomes:
-        if outcome.mistake != UNMUTATED:
+        if outcome.mistake not in (UNMUTATED, UNCHANGED):
             caught, total = table.get(outcome.lesson, (0, 0))
             table[outcome.lesson] = (caught + outcome.ok, total + 1)
     return table
@@ -179,16 +249,20 @@ def scores(outcomes: list[Outcome]) -> dict[str, tuple[int, int]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Apply each lesson's catalogue of student mistakes, one at a "
                                                  "time, and report which test caught each.")
-    parser.add_argument("lessons", nargs="*", help="lessons to check (05, autograd or 05_autograd); "
-                                                   "default: every lesson with a catalogue")
+    parser.add_argument("lessons", nargs="*", help="lessons to check, every mistake (05, autograd or 05_autograd); "
+                                                   "default: the lessons changed since the last full run")
+    parser.add_argument("--all", action="store_true", help=f"every mistake of every lesson; when all are caught, "
+                                                           f"record the lessons' fingerprints in {VERIFIED.name}")
     parser.add_argument("--jobs", type=int, default=2, help="mistakes run at once, each in its own kernel")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    if args.all and args.lessons:
+        parser.error("--all checks every lesson: name no lesson with it")
     start = time.perf_counter()
     outcomes = []
     try:
-        for outcome in run_check(args.lessons, args.jobs):
+        for outcome in run_check(args.lessons, args.jobs, changed_only=not (args.all or args.lessons)):
             print(outcome.row(), flush=True)
             outcomes.append(outcome)
     except TitoError as error:
@@ -196,9 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for lesson, (caught, total) in scores(outcomes).items():
         print(f"{lesson}: {caught}/{total} caught")
+    passed = all(outcome.ok for outcome in outcomes)
     print(f"{sum(outcome.ok for outcome in outcomes)}/{len(outcomes)} as expected in "
           f"{time.perf_counter() - start:.0f} s with {args.jobs} jobs")
-    return 0 if all(outcome.ok for outcome in outcomes) else 1
+    if args.all and passed:
+        print(f"recorded the fingerprints of {record_verified(outcomes)} lessons in {VERIFIED.relative_to(ROOT)}")
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

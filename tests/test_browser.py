@@ -24,7 +24,8 @@ from conftest import ROOT, TITO, run_tito
 from student_helpers import MODULES, small_course, write_solutions
 from tito.notebook import read_notebook
 
-pytestmark = pytest.mark.slow
+# Every test waits for a warmed-up browser and JupyterLab (see `warmed`).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("warmed")]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -32,6 +33,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 ERROR_OUTPUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
 # An exception's output; a stderr stream (a library's warning) shares the mime type but has no traceback.
 TRACEBACK = f"{ERROR_OUTPUT}:has-text('Traceback')"
+# Seconds the first start of JupyterLab, Chromium and a kernel may take: on a fresh machine it took minutes.
+COLD_START = 600
 
 
 def sync_playwright():
@@ -56,6 +59,19 @@ def workspaces(tmp_path_factory) -> dict[str, Path]:
     exported = run_tito("export", *MODULES, cwd=done)
     assert exported.returncode == 0, exported.stdout + exported.stderr
     return {"fresh": fresh, "done": done}
+
+
+@pytest.fixture(scope="module")
+def warmed(workspaces, tmp_path_factory) -> None:
+    """Run a lesson once in JupyterLab and Chromium with a generous wait, so no test's own wait pays for a cold
+    start: right after Chromium was installed, the first run of these tests took 171 s and one timed out (fonts
+    cached, JupyterLab's first start, a first kernel: the cause was not pinned down, so the whole path is warmed)."""
+    scratch = tmp_path_factory.mktemp("warm-up")
+    workspace = shutil.copytree(workspaces["fresh"], scratch / "workspace")
+    with jupyterlab(workspace, scratch, "01_tensor", seconds=COLD_START) as url, chromium_page(scratch) as page:
+        run_all_cells(page, url, seconds=COLD_START)
+        page.locator(TRACEBACK, has_text="NotImplementedError").first.wait_for(state="attached",
+                                                                               timeout=COLD_START * 1000)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +110,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def jupyterlab(workspace: Path, scratch: Path, module: str):
+def jupyterlab(workspace: Path, scratch: Path, module: str, seconds: float = 90):
     """`tito lab MODULE` on the workspace, in its own process group; yields the notebook's URL; always shut down."""
     port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(scratch / "config"), JUPYTER_DATA_DIR=str(scratch / "data"),
@@ -110,7 +126,7 @@ def jupyterlab(workspace: Path, scratch: Path, module: str):
         cwd=workspace, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_until_answering(f"http://127.0.0.1:{port}/api/status?token={token}", server, scratch / "jupyterlab.log",
-                             "JupyterLab", seconds=90)
+                             "JupyterLab", seconds=seconds)
         short = module.split("_", 1)[1]
         yield f"http://127.0.0.1:{port}/lab/tree/modules/{module}/{short}.ipynb?token={token}"
     finally:
@@ -130,12 +146,17 @@ def chromium_page(scratch: Path):
             browser.close()
 
 
-def run_all_cells(page, url: str) -> None:
-    """Open the notebook, wait for its kernel, then Run > Run All Cells, as a student would."""
-    page.goto(url)
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+def open_notebook(page, url: str, seconds: float = 90) -> None:
+    """Open the notebook and wait until its kernel is ready."""
+    page.goto(url, timeout=seconds * 1000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=seconds * 1000)
     # The execution indicator reads "idle" before any kernel exists ("No Kernel"): wait for the kernel's own idle.
-    page.locator(".jp-StatusBar-Widget", has_text="(ipykernel) | Idle").first.wait_for(timeout=90_000)
+    page.locator(".jp-StatusBar-Widget", has_text="(ipykernel) | Idle").first.wait_for(timeout=seconds * 1000)
+
+
+def run_all_cells(page, url: str, seconds: float = 90) -> None:
+    """Open the notebook, wait for its kernel, then Run > Run All Cells, as a student would."""
+    open_notebook(page, url, seconds)
     page.click("li.lm-MenuBar-item:has-text('Run')")
     page.click("li.lm-Menu-item:has-text('Run All Cells')")
 

@@ -104,8 +104,12 @@ def graded_class(tmp_path_factory) -> tuple[Path, list[str], list[str]]:
     from tito.course import load_course
 
     root = copy_course(tmp_path_factory.mktemp("class") / "course")
-    # Twelve modules whatever the course holds now: its first eleven and a made-up twelfth.
-    modules = [module.name for module in load_course(root).modules][:11] + ["12_systems"]
+    lessons = [module.name for module in load_course(root).modules][:11]  # eleven, however many the course has
+    settings = root / "settings.ini"
+    text = settings.read_text(encoding="utf-8")
+    settings.write_text(re.sub(r"(modules =\n)(    \S+\n)+", lambda m: m.group(1) + "".join(f"    {name}\n" for name in lessons),
+                               text), encoding="utf-8")
+    modules = lessons + ["12_systems"]
     students = [f"student-{number:04d}" for number in range(40, 52)]
     _class_gradebook(root, modules, students)
     return root, modules, students

@@ -57,11 +57,19 @@ c.Execute.timeout = {timeout}
 c.OverwriteCells.add_missing_cells = True
 {exchange}'''
 
-# Only when settings.ini names an exchange: nbgrader's own default (/usr/local/share/nbgrader/exchange) otherwise.
 EXCHANGE = """
 # nbgrader's exchange on a shared server (`tito nbgrader publish|collect|return`, the formgrader): settings.ini's
 # [nbgrader] exchange.
 c.Exchange.root = {root!r}
+"""
+
+NO_EXCHANGE = """
+# settings.ini names no [nbgrader] exchange: a course on one machine. nbgrader's exchange steps (the formgrader's
+# Release, Collect and Return) say so instead of creating nbgrader's default folder system-wide (tito/no_exchange.py).
+c.ExchangeFactory.list = "tito.no_exchange.NoExchangeList"
+c.ExchangeFactory.release_assignment = "tito.no_exchange.NoReleaseAssignment"
+c.ExchangeFactory.collect = "tito.no_exchange.NoCollect"
+c.ExchangeFactory.release_feedback = "tito.no_exchange.NoReleaseFeedback"
 """
 
 
@@ -175,7 +183,7 @@ def write_config(course: Course) -> Path:
     settings, folder = grading_settings(course), course_folder(course)
     text = CONFIG.format(settings=SETTINGS, course_id=settings.course_id, stub_message=settings.stub_message,
                          module_variable=MODULE_VARIABLE, timeout=settings.timeout,
-                         exchange=EXCHANGE.format(root=settings.exchange) if settings.exchange else "",
+                         exchange=EXCHANGE.format(root=settings.exchange) if settings.exchange else NO_EXCHANGE,
                          **{key: getattr(settings.delimiters, key) for key in
                             ("begin_solution", "end_solution", "begin_hidden_tests", "end_hidden_tests")})
     folder.root.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .course import Course, Module
-from .coursefolder import course_folder
+from .coursefolder import course_folder, grading_settings
 from .errors import TitoError
 from .nbgrader_session import failure_reason, nbgrader_session, run_converter
 
@@ -41,6 +41,14 @@ class Collected:
     refused: list[str] = field(default_factory=list)    # "<folder> (handed in by <owner>)": not the student's own
 
 
+def require_exchange(course: Course) -> None:
+    """A course on one machine has no exchange: nbgrader would create its default folder system-wide unasked."""
+    if not grading_settings(course).exchange:
+        raise TitoError("this course has no exchange: set [nbgrader] exchange in settings.ini to a folder every "
+                        "account can reach (docs/instructor.md, section 9); on one machine students hand in with "
+                        "`tito student submit --course PATH` instead", 2)
+
+
 def exchange_root(config) -> str:
     from nbgrader.exchange.default import Exchange
 
@@ -51,6 +59,7 @@ def publish(course: Course, module: Module) -> Path:
     """course/release/<module>/ -> <exchange>/<course>/outbound/<module>/ (replacing an earlier one); its path."""
     from .grading import require_release
 
+    require_exchange(course)
     require_release(course, module)
     folder = course_folder(course)
     with nbgrader_session(course, module, folder.log(module, "publish")) as (config, log):
@@ -66,6 +75,7 @@ def collect(course: Course, module: Module) -> Collected:
     A submission folder not owned by the Unix user it names is refused (nbgrader only warns): on a shared
     server a student could otherwise hand work in under another's name. Student ids are login names.
     """
+    require_exchange(course)
     folder = course_folder(course)
     before = _timestamps(folder, module)
     with nbgrader_session(course, module, folder.log(module, "collect")) as (config, log):
@@ -88,6 +98,7 @@ def return_feedback(course: Course, module: Module) -> tuple[list[str], list[str
     Returns (students returned, students whose work did not come through the exchange: they have no
     submission secret, so nbgrader cannot address a page to them).
     """
+    require_exchange(course)
     folder = course_folder(course)
     pages = sorted((folder.root / "feedback").glob(f"*/{module.name}/{module.short}.html"))
     if not pages:

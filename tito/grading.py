@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import io
 import logging
+import os
 import queue
 import re
 import shutil
@@ -29,7 +30,8 @@ from .errors import TitoError
 from .leaks import Leak, find_leaks, secret_lines
 from .nbgrader_session import (Snapshot, all_or_nothing, failure_reason, nbgrader_session, one_line, quiet_warnings,
                                run_converter)
-from .sandbox import VERDICT_MIME, Limits, Run, make_grader_folder, require_bwrap, run_notebook
+from .outputs import safe_notebook
+from .sandbox import END_MARKER, VERDICT_MIME, Limits, Run, make_grader_folder, require_bwrap, run_notebook
 from .submission import read_submission, suspicious_code
 
 # ------------------------------------------------------------------------------------ generate / release
@@ -341,7 +343,7 @@ def _record(course: Course, module: Module, prepared: _Prepared, run: Run, confi
         grade = _record_zero(course, module, prepared.student)
         grade.notes, grade.flags = [f"its results could not be used ({problem})"], prepared.flags
         return grade
-    notes = prepared.notes + mark_test_results(run, solutions)
+    notes = prepared.notes + mark_test_results(run, solutions) + safe_notebook(run.notebook)[1]
     graded_answers = _answers(folder.autograded(prepared.student, module))  # as the last autograde saw them
     snapshot = Snapshot([folder.gradebook, folder.gradebook_journal, folder.autograded(prepared.student, module).parent])
     try:
@@ -393,7 +395,8 @@ def mark_test_results(run: Run, solutions: dict[str, str]) -> list[str]:
         cell.outputs = [output for output in cell.outputs if VERDICT_MIME not in output.get("data", {})]
         if not (info.get("grade") and info.get("locked")):
             continue
-        cell.outputs = [_as_stdout(output) for output in cell.outputs if output.output_type != "execute_result"]
+        cell.outputs = [_without_end_marker(_as_stdout(output)) for output in cell.outputs
+                        if output.output_type != "execute_result"]
         if not run.completed.get(info["grade_id"]) and not any(o.output_type == "error" for o in cell.outputs):
             reason = run.stopped or "the test did not run to its last line"
             cell.outputs.append(nbformat.v4.new_output("error", ename="TestNotCompleted", evalue=reason,
@@ -404,6 +407,14 @@ def mark_test_results(run: Run, solutions: dict[str, str]) -> list[str]:
 def _as_stdout(output):
     if output.output_type == "stream" and output.name == "stderr":
         output.name = "stdout"
+    return output
+
+
+def _without_end_marker(output):
+    """A traceback without the line the grading kernel appends to a test to see it finish (tito/grading_kernel.py)."""
+    if output.output_type == "error":
+        output.traceback = ["\n".join(line for line in entry.split("\n") if END_MARKER not in line)
+                            for entry in output.traceback]
     return output
 
 
@@ -534,6 +545,10 @@ class Feedback:
     student: str
     path: Path | None
     error: str = ""
+    pending: list[str] = field(default_factory=list)  # written answers not graded yet (shown so on the page)
+
+
+TEMPLATES = Path(__file__).with_name("templates")
 
 
 def autograded_students(course: Course, module: Module) -> list[str]:
@@ -544,7 +559,11 @@ def autograded_students(course: Course, module: Module) -> list[str]:
 
 def feedback(course: Course, module: Module, students: list[str] | None = None,
              on_result: Callable[[Feedback], None] | None = None) -> list[Feedback]:
-    """An HTML page per autograded student: their notebook with each test's result and the points."""
+    """An HTML page per autograded student: their notebook with each test's result and the points.
+
+    A page shows only safe outputs (tito/outputs.py) and runs no script but MathJax, copied once into
+    feedback/mathjax/ (tito/templates/feedback/ holds the page's template and its Content-Security-Policy).
+    """
     from nbgrader.converters import GenerateFeedback
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
@@ -556,24 +575,80 @@ def feedback(course: Course, module: Module, students: list[str] | None = None,
         if student not in graded:
             raise TitoError(f"no autograded submission of {module.name} from student '{student}': run "
                             f"`tito nbgrader autograde {module.name} --student {student}` first", 2)
+    bundle_mathjax(folder.root / "feedback" / "mathjax")
     results = []
     with nbgrader_session(course, module, folder.log(module, "feedback")) as (config, log):
         html = Config()
         html.HTMLExporter.template_name = "feedback"
+        html.HTMLExporter.template_file = "tito_feedback.html.j2"
+        # Searched first: tito's page and its mathjax macro in templates/feedback/, then nbgrader's feedback template.
+        html.HTMLExporter.extra_template_basedirs = [str(TEMPLATES), nbgrader_templates()]
         config.merge(html)
         for student in list(dict.fromkeys(students)) if students else graded:
             directory = CourseDirectory(config=config)
             directory.assignment_id, directory.student_id = module.name, student
             generator = GenerateFeedback(coursedir=directory, config=config)
             generator.force = True
+            pending = pending_answers(course, module, student)
+            generator.preprocessors = [*generator.preprocessors, _safe_page(pending)]
             log.write(f"\n===== {student} =====\n")
             succeeded, text = run_converter(generator, log)
-            result = (Feedback(student, folder.feedback(student, module)) if succeeded
+            result = (Feedback(student, folder.feedback(student, module), pending=pending) if succeeded
                       else Feedback(student, None, f"no feedback: {failure_reason(text)}"))
             results.append(result)
             if on_result:
                 on_result(result)
     return results
+
+
+def nbgrader_templates() -> str:
+    from nbgrader.server_extensions.formgrader import handlers
+
+    return handlers.template_path
+
+
+def pending_answers(course: Course, module: Module, student: str) -> list[str]:
+    """The grade ids of `student`'s written answers that await a grader in the formgrader."""
+    from nbgrader.api import Gradebook
+
+    with quiet_warnings(), Gradebook(f"sqlite:///{course_folder(course).gradebook}",
+                                     grading_settings(course).course_id) as gradebook:
+        notebook = gradebook.find_submission_notebook(module.short, module.name, student)
+        return [entry.name for entry in notebook.grades if entry.cell.cell_type != "code" and entry.needs_manual_grade]
+
+
+def _safe_page(pending: list[str]):
+    """An nbgrader preprocessor for a feedback page: only safe content (tito/outputs.py), pending answers marked."""
+    from nbgrader.preprocessors import NbGraderPreprocessor
+
+    class SafePage(NbGraderPreprocessor):
+        def preprocess(self, notebook, resources):
+            safe_notebook(notebook)
+            for cell in notebook.cells:
+                info = cell.metadata.get("nbgrader", {})
+                if info.get("grade_id") in pending:
+                    info["tito_pending"] = True
+            resources["tito_pending"] = bool(pending)
+            return notebook, resources
+
+    step = SafePage()
+    step.enabled = True
+    return step
+
+
+def bundle_mathjax(target: Path) -> None:
+    """MathJax (from jupyter_server_mathjax) and tito's settings for it in `target`, once: math on a feedback page
+    renders with no network and from the course's own files."""
+    import jupyter_server_mathjax
+
+    config = TEMPLATES / "static" / "tito-mathjax-config.js"
+    if not (target / "MathJax.js").exists():
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(Path(jupyter_server_mathjax.__file__).with_name("static"), partial)
+        os.replace(partial, target)
+    if not (target / config.name).exists() or (target / config.name).read_bytes() != config.read_bytes():
+        shutil.copy2(config, target / config.name)
 
 
 # ------------------------------------------------------------------------------------------- helpers

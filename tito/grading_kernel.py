@@ -24,6 +24,8 @@ from ipykernel.ipkernel import IPythonKernel
 
 LOCKED_PREFIX = "#tito-locked "
 VERDICT_MIME = "application/vnd.tito.verdict+json"
+# The call appended to each test to see it run to its last line; feedback shows tracebacks without it.
+END_MARKER = "_tito_reached_end_"
 # Modules whose attributes a test relies on; snapshotted before any student code runs.
 GUARDED_PACKAGES = ("numpy", "tinytorch")
 
@@ -110,7 +112,7 @@ class GradingKernel(IPythonKernel):
         _, grade_id, token = code.split()
         self._restore()
         reached = []
-        marker = f"_tito_reached_end_{secrets.token_hex(8)}"
+        marker = f"{END_MARKER}{secrets.token_hex(8)}"
         self.shell.user_ns[marker] = lambda: reached.append(True)
         before = dict(self.shell.user_ns)
         source = self._locked_sources[grade_id]

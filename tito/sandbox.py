@@ -37,6 +37,7 @@ from .errors import TitoError
 KERNEL_FILE = Path(__file__).with_name("grading_kernel.py")
 LOCKED_PREFIX = "#tito-locked "  # as in grading_kernel.py, which imports nothing from tito
 VERDICT_MIME = "application/vnd.tito.verdict+json"
+END_MARKER = "_tito_reached_end_"  # as in grading_kernel.py: the call that ends each test, cut from tracebacks
 FIRST_SANDBOX_UID = 61000
 INSTALL_HINT = "install bubblewrap (`apt-get install bubblewrap`)"
 

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -12,13 +14,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..course import Course, Module, load_course
 from ..errors import TitoError
-from ..exchange import collect, publish, return_feedback
+from ..exchange import collect, publish, require_exchange, return_feedback
 from ..coursefolder import course_folder, graded_cells
 from ..grading import autograde, autograded_students, feedback, generate, release, require_release, submissions
 from ..scores import collect_scores, points, write_csv
 from ..ui import console, table
 from ..kit import build_kit
-from ..workspace import formgrader_command, require_course_repository
+from ..workspace import formgrader_command, free_port, require_course_repository
 
 STEPS = [
     ("generate", "lesson -> course source notebook, checked: every test passes on the solution"),
@@ -188,6 +190,11 @@ def run_feedback(args) -> int:
                             [[escape(page.student), escape(folder.show(page.path)) if page.path else f"[red]{escape(page.error)}[/]"]
                              for page in pages]))
         failures += [f"{page.student} ({module.name})" for page in pages if page.path is None]
+        waiting = [page.student for page in pages if page.pending]
+        if waiting:
+            console.print(f"[yellow]warning[/]: written answers of {_count(waiting, 'student')} are not graded yet "
+                          f"({escape(', '.join(waiting))}); their pages say so. Grade them in the formgrader "
+                          f"(`tito nbgrader formgrader`), then run `tito nbgrader feedback {module.name}` again")
     if failures:
         raise TitoError(f"no feedback for {', '.join(failures)} (see above)")
     return 0
@@ -267,6 +274,7 @@ def _fitting_columns(grid: list[list[str]], width: int) -> list[tuple[int, int]]
 
 def run_publish(args) -> int:
     course = load_course()
+    require_exchange(course)  # before anything else: without an exchange no step can work
     for module in _released_modules(course, args):
         path = publish(course, module)
         console.print(f"published {module.name}: {escape(str(path))} (students: Assignment List > Fetch, or "
@@ -276,6 +284,7 @@ def run_publish(args) -> int:
 
 def run_collect(args) -> int:
     course = load_course()
+    require_exchange(course)  # before anything else: without an exchange no step can work
     folder = course_folder(course)
     for module in _released_modules(course, args):
         collected = collect(course, module)
@@ -294,6 +303,7 @@ def run_collect(args) -> int:
 
 def run_return(args) -> int:
     course = load_course()
+    require_exchange(course)  # before anything else: without an exchange no step can work
     for module in _released_modules(course, args):
         returned, skipped = return_feedback(course, module)
         if returned:
@@ -308,13 +318,21 @@ def run_return(args) -> int:
 def run_formgrader(args) -> int:
     course = load_course()
     folder = course_folder(course)
-    command, env = formgrader_command(course, args.ip, args.port, args.browser, args.pytest_args)
+    port = free_port(args.ip, args.port)
+    # Chosen here, and JupyterLab told not to move on: the tunnel printed below names the port it listens on.
+    command, env = formgrader_command(course, args.ip, port, args.browser,
+                                      ["--ServerApp.port_retries=0", *args.pytest_args])
     if not folder.gradebook.exists():
         console.print(f"[yellow]warning[/]: nothing released in {escape(folder.show(folder.root))}/ yet, so the "
                       f"formgrader will list no assignment (run `tito nbgrader release MODULE` first)")
+    if port != args.port:
+        console.print(f"port {args.port} is taken (by `tito lab`?), so the formgrader listens on {port}")
     console.print(f"formgrader on {escape(str(folder.root))}: open the address JupyterLab prints below (with its "
                   f"token), then Nbgrader > Formgrader > Manual Grading. Stop it with Ctrl+C.")
-    if args.ip != "127.0.0.1":
+    if args.ip == "127.0.0.1":
+        console.print(f"from your own computer: ssh -N -L {port}:127.0.0.1:{port} {escape(getpass.getuser())}@"
+                      f"{escape(socket.getfqdn())}, then open that address")
+    else:
         console.print(f"[yellow]listening on {escape(args.ip)}[/]: anyone who reaches that address and has the token "
                       f"can grade and read every submission")
     sys.stdout.flush()
