@@ -134,7 +134,7 @@ def test_unit_cross_entropy():
     logits, targets = float64(6, 5), np.array([0, 4, 2, 2, 1, 3])
     fused = softmax_cross_entropy(logits, targets)
     composed = CrossEntropyLoss()(Variable(logits.numpy()), targets)
-    assert abs(fused.item() - composed.item()) < 1e-6, f"the loss should equal module 04's CrossEntropyLoss {composed.item():.6f}, got {fused.item():.6f}"
+    assert abs(fused.item() - composed.item()) < 1e-6, f"the loss should equal module 04's CrossEntropyLoss {composed.item():.6f} (the mean over rows of log-sum-exp minus the target's logit), got {fused.item():.6f}"
     assert fused.grad_fn is not None and fused.grad_fn.name == "SoftmaxCrossEntropy", \
         f"the loss should be one graph node named SoftmaxCrossEntropy, got {fused.grad_fn}"
     assert fused.grad_fn.inputs == (logits,), f"the node's only input should be the logits themselves (one node, no chain), got {fused.grad_fn.inputs}"
@@ -146,6 +146,9 @@ def test_unit_cross_entropy():
     probs = np.exp(logits.numpy()) / np.exp(logits.numpy()).sum(axis=1, keepdims=True)
     expected = (probs - np.eye(5)[targets]) / 6
     assert np.allclose(logits.grad, expected, atol=1e-9), f"the gradient should be (softmax - onehot) / N, got\n{np.round(logits.grad, 4)}\nexpected\n{np.round(expected, 4)}"
+    twice = Variable(logits.numpy(), requires_grad=True)
+    softmax_cross_entropy(twice, targets).backward(np.array(2.0))
+    assert np.allclose(twice.grad, 2 * expected, atol=1e-9), "the rule should multiply by the output's gradient g: backward(2.0) should double the gradient"
     assert gradcheck(lambda x: softmax_cross_entropy(x, targets) * 3.0, float64(6, 5, seed=1), name="softmax_cross_entropy")
     for bad, message in (([0, 1, 2, 3, 4, 5], "out of range"), ([0, 1], "shape")):
         try:
@@ -223,7 +226,7 @@ def test_unit_attention_forward():
     assert np.allclose(weights.sum(axis=-1), 1.0, atol=1e-12), f"each row of the weights should sum to 1, got {weights.sum(axis=-1)[0, 0]}"
     assert np.all(weights[..., np.triu_indices(5, 1)[0], np.triu_indices(5, 1)[1]] == 0), \
         f"a query may not see later keys: the weights above the diagonal should be 0, got\n{np.round(weights[0, 0], 3)}"
-    assert np.allclose(out, composed, atol=1e-6), f"the output should equal module 10's scaled_dot_product_attention (causal); largest difference {np.abs(out - composed).max():.2e}"
+    assert np.allclose(out, composed, atol=1e-6), f"the output should equal module 10's scaled_dot_product_attention (causal), whose scores are scaled by 1/sqrt(D); largest difference {np.abs(out - composed).max():.2e}"
     big = causal_attention_forward(np.full((2, 1), 1000.0), np.full((2, 1), 1000.0), np.ones((2, 1)))[0]
     assert np.all(np.isfinite(big)), f"large scores should not overflow: subtract each row's maximum before exp, got {big.ravel()}"
 
@@ -291,9 +294,10 @@ def test_unit_attention_backward():
     fused.backward(g)
     copies = [Variable(x.numpy(), requires_grad=True) for x in (q, k, v)]
     scaled_dot_product_attention(*copies, causal=True).backward(g)
-    for name, mine, theirs in zip("qkv", (q, k, v), copies):
+    rules = {"v": "P^T G", "q": "s dS K, with dS the softmax rule P * (dP - rowsum(dP * P))", "k": "s dS^T Q"}
+    for name, mine, theirs in zip("vqk", (v, q, k), (copies[2], copies[0], copies[1])):
         assert np.allclose(mine.grad, theirs.grad, atol=1e-6), \
-            f"d{name} should equal the composed attention's gradient; largest difference {np.abs(mine.grad - theirs.grad).max():.2e}"
+            f"d{name} should equal the composed attention's gradient ({rules[name]}); largest difference {np.abs(mine.grad - theirs.grad).max():.2e}"
     assert gradcheck(causal_attention, float64(1, 2, 4, 3, seed=4), float64(1, 2, 4, 3, seed=5), float64(1, 2, 4, 2, seed=6),
                      name="causal_attention")
 
