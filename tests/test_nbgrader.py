@@ -30,7 +30,7 @@ from tito.scores import collect_scores, write_csv
 pytestmark = [pytest.mark.slow, needs_sandbox]
 
 # The modules graded end to end (when settings.ini lists them), plus a small lesson made here.
-GRADED = ["01_tensor", "05_autograd", "06_operations", "09_convolutions", "10_attention", "11_transformer", "12_profiling"]
+GRADED = ["01_tensor", "05_autograd", "06_operations", "09_convolutions", "10_attention", "11_transformer", "12_profiling", "13_acceleration"]
 TIMEOUT = 8  # seconds a cell may run while grading: short, so the endless loop costs little
 
 # A lesson that exercises what the course's own modules may not: a hidden test, a method stub inside a
