@@ -89,6 +89,27 @@ def operation_cases(torch) -> dict:
     }
 
 
+def linear_products(torch) -> dict:
+    """Forward and both gradients of every Linear layer's product in one step of the milestone's model, in
+    NumPy and in PyTorch: the part of the step that no fusion in Python changes."""
+    rng = np.random.default_rng(0)
+    shapes = [(64, 64)] * 8 + [(64, 256), (256, 64)] * 2 + [(64, 103)]  # q k v out x 2 layers, the MLPs, the head
+    weights = [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
+    inputs = {n: rng.standard_normal((BATCH * LENGTH, n)).astype(np.float32) for n in (64, 256)}
+    grads = {n: rng.standard_normal((BATCH * LENGTH, n)).astype(np.float32) for n in (64, 256, 103)}
+
+    def products(convert):
+        ws, xs, gs = [convert(w) for w in weights], {n: convert(x) for n, x in inputs.items()}, {n: convert(g) for n, g in grads.items()}
+
+        def run():
+            for w in ws:
+                x, g = xs[w.shape[0]], gs[w.shape[1]]
+                x @ w, g @ w.T, x.T @ g
+        return run
+
+    return {"numpy": products(np.asarray), "pytorch": products(torch.tensor)}
+
+
 def train_three(torch, steps: int, chunk: int, seed: int) -> dict:
     """The milestone's training run three times from the same weights on the same batches: tinytorch with the
     fused operations (what the milestone runs), tinytorch without module 13, and PyTorch."""
@@ -141,6 +162,10 @@ def main(argv=None) -> int:
                          f"{t['fused'] / t['composed']:.2f}x", f"{t['fused'] / t['pytorch']:.2f}x"])
         print("\nforward + backward, float32, median CPU time:\n")
         print(markdown(["operation", "fused", "composed", "PyTorch", "fused / composed", "fused / PyTorch"], rows))
+        products = linear_products(torch)
+        t = cpu_median(products, args.repeat)
+        print(f"\nthe Linear layers' products of one step (forward and both gradients): NumPy {t['numpy'] * 1e3:.2f} ms, "
+              f"PyTorch {t['pytorch'] * 1e3:.2f} ms, {t['numpy'] / t['pytorch']:.2f}x")
         result = train_three(torch, args.steps, args.chunk, args.seed)
 
     step, validation, ln2 = result["time"], result["validation"], np.log(2)

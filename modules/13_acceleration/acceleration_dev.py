@@ -83,8 +83,8 @@ def float64(*shape, seed=0):
 # $$L = \frac{1}{N}\sum_n \Big(\log \sum_c e^{x_{nc}} - x_{n t_n}\Big)$$
 #
 # as a chain: subtract the row maximum, exponentiate, sum, take the log, subtract, pick each row's target,
-# average. Six graph nodes, six arrays of size N x C, six backward rules. Yet the gradient of the whole
-# chain is short. With $p_{nc} = e^{x_{nc}} / \sum_{c'} e^{x_{nc'}}$ the softmax,
+# average. About half a dozen graph nodes, each with an array of size N x C and a backward rule. Yet the
+# gradient of the whole chain is short. With $p_{nc} = e^{x_{nc}} / \sum_{c'} e^{x_{nc'}}$ the softmax,
 #
 # $$\frac{\partial L}{\partial x_{nc}} = \frac{1}{N}\big(p_{nc} - [c = t_n]\big)$$
 #
