@@ -193,7 +193,7 @@ class FusedCrossEntropyLoss(Loss):
 #
 # One fact about memory decides the layout. A softmax reduces each row of $S$ (the max, the sum): NumPy
 # reduces along the last axis one short row at a time, but along any other axis it combines whole
-# contiguous rows with vectorized elementwise operations, several times faster for rows of 64. So compute
+# contiguous rows with vectorized elementwise operations, often several times faster for short rows. So compute
 # the scores **transposed**, keys along axis -2: $S^\top = K (sQ)^\top$ (scaling $Q$, a T x D array, rather
 # than the T x T scores), add module 10's `causal_mask` transposed, and reduce over axis -2. Return
 # $P$ as `np.swapaxes` of that array: a view, no copy; the product $PV$ reads it as it is.
