@@ -644,8 +644,7 @@ loss_fn = CrossEntropyLoss()
 def training_step():
     loss = loss_fn(PerPositionLogits(small_gpt)(step_inputs), step_targets)
     loss.backward()
-    for parameter in small_gpt.parameters():
-        parameter.grad = None
+    small_gpt.zero_grad()
 
 
 training_step()

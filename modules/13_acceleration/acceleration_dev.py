@@ -406,8 +406,7 @@ def training_step(model):
     loss_fn = FusedCrossEntropyLoss() if isinstance(model.blocks[0].attention, FusedMultiHeadAttention) else CrossEntropyLoss()
     loss = loss_fn(PerPositionLogits(model)(step_inputs), step_targets)
     loss.backward()
-    for parameter in model.parameters():
-        parameter.grad = None
+    model.zero_grad()
 
 
 profiles, times = {}, {}
