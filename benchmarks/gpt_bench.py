@@ -50,7 +50,7 @@ class TinytorchRun:
         self.schedule = transformer.WarmupCosineLR(adamw, warmup=options.warmup, total=options.steps)
         self.trainer = training.Trainer(transformer.PerPositionLogits(self.model),
                                         transformer.ClippedSchedule(adamw, self.schedule, options.max_norm),
-                                        modules["losses"].CrossEntropyLoss())
+                                        self.model.loss_function())
         self.training, self.data, self.options = training, data, options
         self.losses: list[float] = []
 

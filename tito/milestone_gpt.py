@@ -224,7 +224,7 @@ def run_gpt(options: GptOptions, progress=None) -> GptResult:
     schedule = transformer.WarmupCosineLR(adamw, warmup=min(options.warmup, options.steps - 1), total=options.steps)
     trainer = training.Trainer(transformer.PerPositionLogits(model),
                                transformer.ClippedSchedule(adamw, schedule, options.max_norm),
-                               modules["losses"].CrossEntropyLoss())
+                               model.loss_function())  # fused once module 13 is complete
     validation = training.DataLoader(data.x_validation, data.y_validation, batch_size=256)
     result = GptResult(corpus, len(data.tokenizer), data.train_characters, data.validation_characters,
                        sum(parameter.size for parameter in model.parameters()))

@@ -48,6 +48,7 @@ from tinytorch.core.attention import Embedding, LayerNorm, MultiHeadAttention, P
 from tinytorch.core.attention import graph_op, token_ids
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Module, array_of
+from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.optimizers import LRScheduler, clip_grad_norm
 
 # %%
@@ -57,7 +58,6 @@ import time
 
 from tinytorch.core.activations import GELU
 from tinytorch.core.autograd import Variable
-from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.operations import gradcheck
 from tinytorch.core.optimizers import AdamW
 from tinytorch.core.tensor import Tensor, best_time
@@ -183,9 +183,10 @@ class FeedForward(Module):
 class Block(Module):
     """A pre-norm transformer block: x + attention(norm1(x)), then that + mlp(norm2(that))."""
 
-    def __init__(self, d_model: int, num_heads: int, *, rng: np.random.Generator | None = None, dtype=np.float32):
+    def __init__(self, d_model: int, num_heads: int, *, rng: np.random.Generator | None = None, dtype=np.float32,
+                 attention: type = MultiHeadAttention):
         self.norm1 = LayerNorm(d_model, dtype=dtype)
-        self.attention = MultiHeadAttention(d_model, num_heads, rng=rng, dtype=dtype)
+        self.attention = attention(d_model, num_heads, rng=rng, dtype=dtype)
         self.norm2 = LayerNorm(d_model, dtype=dtype)
         self.mlp = FeedForward(d_model, 4 * d_model, rng=rng, dtype=dtype)
 
@@ -246,6 +247,23 @@ test_unit_block()
 # Initialization follows GPT-2 (given): every weight matrix and embedding from $N(0, 0.02^2)$, biases
 # zero, and the two projections that write into the residual stream (attention's `out`, the MLP's
 # `down`) scaled down by $\sqrt{2N}$, so the stream's variance does not grow with depth.
+#
+# Module 13 writes attention and the loss as fused operations. `fused_operations()` (given) is the one
+# place that decides whether they are there: module 13 exported and solved (its functions run; a
+# student's stubs raise `NotImplementedError`). A `GPT` uses them then (`fused=None`, the default), and
+# `model.loss_function()` is the loss to train it with; `fused=False` keeps the composed operations.
+
+# %%
+#| export
+def fused_operations():
+    """Module 13's `tinytorch.core.acceleration` when it is exported and solved, else None."""
+    try:
+        from tinytorch.core import acceleration
+        acceleration.causal_attention(*[np.zeros((1, 1, 1))] * 3)
+        acceleration.softmax_cross_entropy(np.zeros((1, 1)), [0])
+    except (ImportError, NotImplementedError):  # not exported yet, or a student's stubs
+        return None
+    return acceleration
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "transformer-gpt", "locked": false, "solution": true}
 #| export
@@ -258,13 +276,20 @@ class GPT(Module):
     """
 
     def __init__(self, vocab_size: int, context: int, d_model: int = 64, num_heads: int = 4, num_layers: int = 2,
-                 tied: bool = False, *, rng: np.random.Generator | None = None, dtype=np.float32):
+                 tied: bool = False, *, rng: np.random.Generator | None = None, dtype=np.float32,
+                 fused: bool | None = None):
         rng = generator(rng)
+        acceleration = fused_operations() if fused is not False else None
+        if fused and acceleration is None:
+            raise ValueError("GPT(fused=True) needs module 13: run `tito module complete 13_acceleration` first")
+        self.fused = acceleration is not None
+        attention = acceleration.FusedMultiHeadAttention if self.fused else MultiHeadAttention
+        self._loss = acceleration.FusedCrossEntropyLoss() if self.fused else CrossEntropyLoss()
         self.vocab_size, self.context, self.d_model = int(vocab_size), int(context), int(d_model)
         self.num_heads, self.num_layers, self.tied = int(num_heads), int(num_layers), bool(tied)
         self.token = Embedding(vocab_size, d_model, std=0.02, rng=rng, dtype=dtype)
         self.position = PositionalEmbedding(context, d_model, std=0.02, rng=rng, dtype=dtype)
-        self.blocks = [Block(d_model, num_heads, rng=rng, dtype=dtype) for _ in range(num_layers)]
+        self.blocks = [Block(d_model, num_heads, rng=rng, dtype=dtype, attention=attention) for _ in range(num_layers)]
         self.norm = LayerNorm(d_model, dtype=dtype)
         self.head = None if tied else Linear(d_model, vocab_size, bias=False, rng=rng, dtype=dtype)
         self._initialize(rng)
@@ -293,6 +318,10 @@ class GPT(Module):
         logits = rows @ self.token.weight.transpose(0, 1) if self.tied else self.head(rows)
         return logits.reshape(batch, length, self.vocab_size)
         ### END SOLUTION
+
+    def loss_function(self):
+        """The loss to train this model with: module 13's fused cross-entropy if it uses fused operations."""
+        return self._loss
 
     def extra_repr(self) -> str:
         return (f"vocab_size={self.vocab_size}, context={self.context}, d_model={self.d_model}, "

@@ -1,0 +1,477 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Acceleration: fused operations for the GPT
+#
+# Module 12's profile of a GPT training step showed where the time goes: not in the matrix products that
+# hold the FLOPs, but in chains of cheap operations, each of which reads and writes a whole array and
+# records a graph node: the scores, the mask, the softmax and its backward rule in attention; the
+# log-softmax, the gather and the mean of the loss. This module replaces each chain by one **fused**
+# operation: one graph node, whose forward pass makes as few arrays as it can and whose backward rule is
+# derived by hand, so the engine never builds (or walks back through) the intermediate steps.
+#
+# A fused operation must compute the same numbers as the composed one. Every operation here is checked
+# against the composed form (to 1e-6 in float64), against PyTorch where it is installed, and with module
+# 06's locked gradient checker. Module 11's `GPT` and `tito milestone gpt` switch to these operations once
+# this module is complete.
+#
+# **Objectives.** At the end you can
+# - derive the backward rule of softmax followed by cross-entropy, and write the pair as one operation;
+# - write causal scaled dot-product attention as one operation, with the mask applied inside and the
+#   softmax backward folded into its rule;
+# - check a fused operation against its composed form and a numerical gradient;
+# - measure what fusing gains on the GPT step, with module 12's profiler.
+#
+# | You write here | It becomes | Used by |
+# |---|---|---|
+# | `modules/13_acceleration/acceleration_dev.py` | `tinytorch.core.acceleration` | module 11's `GPT`, `tito milestone gpt` |
+
+# %%
+#| default_exp core.acceleration
+
+# %%
+#| export
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tinytorch.core.attention import MultiHeadAttention, causal_mask, graph_op, token_ids
+from tinytorch.core.losses import Loss, flatten_positions, values_of
+
+# %%
+# For the examples and tests below (the exported code does not need them).
+import copy
+
+from tinytorch.core.attention import scaled_dot_product_attention
+from tinytorch.core.autograd import Variable
+from tinytorch.core.losses import CrossEntropyLoss
+from tinytorch.core.operations import gradcheck
+from tinytorch.core.profiling import Profiler
+from tinytorch.core.tensor import Tensor, best_time
+from tinytorch.core.transformer import GPT, PerPositionLogits
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # comes with scikit-learn; without it, BLAS runs as configured
+    threadpool_limits = None
+if threadpool_limits is not None:
+    threadpool_limits(1, "blas")  # one BLAS thread: the measurements below compare the engine, not the load
+
+
+def float64(*shape, seed=0):
+    """A float64 Variable of standard normal numbers that requires gradients (for the tests)."""
+    return Variable(np.random.default_rng(seed).standard_normal(shape), requires_grad=True)
+
+# %% [markdown]
+# ## 1. Softmax and cross-entropy as one operation
+#
+# Module 04's `CrossEntropyLoss` computes, for logits $x$ (N, C) and class indices $t$ (N,),
+#
+# $$L = \frac{1}{N}\sum_n \Big(\log \sum_c e^{x_{nc}} - x_{n t_n}\Big)$$
+#
+# as a chain: subtract the row maximum, exponentiate, sum, take the log, subtract, pick each row's target,
+# average. About half a dozen graph nodes, each with an array of size N x C and a backward rule. Yet the
+# gradient of the whole chain is short. With $p_{nc} = e^{x_{nc}} / \sum_{c'} e^{x_{nc'}}$ the softmax,
+#
+# $$\frac{\partial L}{\partial x_{nc}} = \frac{1}{N}\big(p_{nc} - [c = t_n]\big)$$
+#
+# (the log-sum-exp differentiates to the softmax, the picked logit to a one-hot row). So the fused
+# operation keeps the exponentials of the forward pass and its backward rule is one division, one
+# subtraction at the targets and one scaling by $g/N$.
+#
+# Write `softmax_cross_entropy(logits, targets)`: the mean loss as **one** graph node named
+# `"SoftmaxCrossEntropy"` (made with module 10's `graph_op`), stable for large logits (shift each row by
+# its maximum), of the logits' dtype (a float32 model stays float32: no float64 drift), whose rule gives
+# `g * (p - onehot) / N`. Targets are checked with module 10's `token_ids` (whole numbers in `[0, C)`).
+
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "acceleration-cross-entropy", "locked": false, "solution": true}
+#| export
+def softmax_cross_entropy(logits, targets):
+    """The mean cross-entropy of logits (N, C) against class indices (N,), as one operation whose rule is
+    (softmax(logits) - onehot(targets)) / N times the output's gradient.
+
+    >>> float(softmax_cross_entropy(Variable([[0.0, 0.0]]), [1]).numpy().round(4))  # log 2
+    0.6931
+    """
+    x = np.asarray(values_of(logits))
+    if x.ndim != 2:
+        raise ValueError(f"softmax_cross_entropy expects logits of shape (N, C), got shape {x.shape}")
+    t = token_ids(values_of(targets), x.shape[1])
+    if t.shape != (x.shape[0],):
+        raise ValueError(f"softmax_cross_entropy expects targets of shape ({x.shape[0]},) for logits {x.shape}, got shape {t.shape}")
+    rows = np.arange(x.shape[0])
+    ### BEGIN SOLUTION
+    shifted = x - x.max(axis=1, keepdims=True)
+    exps = np.exp(shifted)
+    sums = exps.sum(axis=1, keepdims=True)
+    loss = np.mean(np.log(sums[:, 0]) - shifted[rows, t])
+
+    def rule(g):
+        grad = exps / sums
+        grad[rows, t] -= 1.0
+        grad *= g / x.shape[0]
+        return grad
+
+    return graph_op(np.asarray(loss, dtype=x.dtype), "SoftmaxCrossEntropy", (logits, rule))
+    ### END SOLUTION
+
+# %% [markdown]
+# ### Test: softmax and cross-entropy
+
+# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-acceleration-cross-entropy", "locked": true, "points": 4, "solution": false}
+def test_unit_cross_entropy():
+    logits, targets = float64(6, 5), np.array([0, 4, 2, 2, 1, 3])
+    fused = softmax_cross_entropy(logits, targets)
+    composed = CrossEntropyLoss()(Variable(logits.numpy()), targets)
+    assert abs(fused.item() - composed.item()) < 1e-6, f"the loss should equal module 04's CrossEntropyLoss {composed.item():.6f} (the mean over rows of log-sum-exp minus the target's logit), got {fused.item():.6f}"
+    assert fused.grad_fn is not None and fused.grad_fn.name == "SoftmaxCrossEntropy", \
+        f"the loss should be one graph node named SoftmaxCrossEntropy, got {fused.grad_fn}"
+    assert fused.grad_fn.inputs == (logits,), f"the node's only input should be the logits themselves (one node, no chain), got {fused.grad_fn.inputs}"
+    big = softmax_cross_entropy(Variable([[1000.0, 0.0]]), [0])
+    assert np.isfinite(big.item()) and abs(big.item()) < 1e-6, f"logits [[1000, 0]] with target 0 have loss 0: shift each row by its maximum, got {big.item()}"
+    half = softmax_cross_entropy(Variable(np.zeros((2, 3), dtype=np.float32)), [0, 1])
+    assert half.numpy().dtype == np.float32, f"float32 logits should give a float32 loss (no float64 drift), got {half.numpy().dtype}"
+    fused.backward()
+    probs = np.exp(logits.numpy()) / np.exp(logits.numpy()).sum(axis=1, keepdims=True)
+    expected = (probs - np.eye(5)[targets]) / 6
+    assert np.allclose(logits.grad, expected, atol=1e-9), f"the gradient should be (softmax - onehot) / N, got\n{np.round(logits.grad, 4)}\nexpected\n{np.round(expected, 4)}"
+    twice = Variable(logits.numpy(), requires_grad=True)
+    softmax_cross_entropy(twice, targets).backward(np.array(2.0))
+    assert np.allclose(twice.grad, 2 * expected, atol=1e-9), "the rule should multiply by the output's gradient g: backward(2.0) should double the gradient"
+    assert gradcheck(lambda x: softmax_cross_entropy(x, targets) * 3.0, float64(6, 5, seed=1), name="softmax_cross_entropy")
+    for bad, message in (([0, 1, 2, 3, 4, 5], "out of range"), ([0, 1], "shape")):
+        try:
+            softmax_cross_entropy(logits, bad)
+        except ValueError as error:
+            assert message in str(error), f"targets {bad} should be refused naming the problem ({message}), got: {error}"
+        else:
+            raise AssertionError(f"targets {bad} should be refused with a ValueError")
+
+test_unit_cross_entropy()
+print("test_unit_cross_entropy: passed")
+
+# %% [markdown]
+# A language model's loss has logits (B, C, T) (module 11's `PerPositionLogits`) against targets (B, T).
+# `FusedCrossEntropyLoss` lays them out as rows with module 04's `flatten_positions` and calls the fused
+# operation (given).
+
+# %%
+#| export
+class FusedCrossEntropyLoss(Loss):
+    """Mean cross-entropy of logits (N, C) or (N, C, d1, ...) against class indices (N,) or (N, d1, ...),
+    as module 04's CrossEntropyLoss() with its defaults, computed by one fused operation."""
+
+    def forward(self, logits, target):
+        rows, row_targets, _ = flatten_positions(logits, values_of(target), "FusedCrossEntropyLoss")
+        return softmax_cross_entropy(rows, row_targets)
+
+# %% [markdown]
+# ## 2. Causal attention as one operation: the forward pass
+#
+# Module 10's `scaled_dot_product_attention` is a chain too: scale the queries, transpose the keys, the
+# product, add the mask, softmax, the product with the values. For queries, keys and values $Q, K, V$
+# (..., T, D) and $s = 1/\sqrt{D}$:
+#
+# $$S = s\,Q K^\top, \qquad P = \mathrm{softmax}(S + M), \qquad O = P V$$
+#
+# where the causal mask $M$ is $-\infty$ above the diagonal. Fused, every step works in place on one
+# array: the scores become the weights, so the forward pass makes one T x T array per head instead of
+# five, and records one node instead of six.
+#
+# One fact about memory decides the layout. A softmax reduces each row of $S$ (the max, the sum): NumPy
+# reduces along the last axis one short row at a time, but along any other axis it combines whole
+# contiguous rows with vectorized elementwise operations, often several times faster for short rows. So compute
+# the scores **transposed**, keys along axis -2: $S^\top = K (sQ)^\top$ (scaling $Q$, a T x D array, rather
+# than the T x T scores), add module 10's `causal_mask` transposed, and reduce over axis -2. Return
+# $P$ as `np.swapaxes` of that array: a view, no copy; the product $PV$ reads it as it is.
+#
+# Write `causal_attention_forward(q, k, v)` on NumPy arrays: it returns the output $O$ and the weights $P$
+# (kept for the backward pass). The diagonal is never masked, so each row's maximum is finite.
+
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "acceleration-attention-forward", "locked": false, "solution": true}
+#| export
+def causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(P @ v, P) with P = softmax(q k^T / sqrt(D) + causal mask) over the last axis, for q, k (..., T, D)
+    and v (..., T, Dv); P is (..., T, T), zero above the diagonal.
+
+    >>> causal_attention_forward(np.ones((2, 1)), np.ones((2, 1)), np.array([[1.0], [3.0]]))[0].tolist()
+    [[1.0], [2.0]]
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    ### BEGIN SOLUTION
+    weights_t = k @ np.swapaxes(q * scale, -1, -2)        # S^T: (..., keys, queries)
+    weights_t += causal_mask(q.shape[-2], weights_t.dtype).T
+    weights_t -= weights_t.max(axis=-2, keepdims=True)
+    np.exp(weights_t, out=weights_t)
+    weights_t /= weights_t.sum(axis=-2, keepdims=True)
+    weights = np.swapaxes(weights_t, -1, -2)
+    return weights @ v, weights
+    ### END SOLUTION
+
+# %% [markdown]
+# ### Test: attention forward
+
+# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-acceleration-attention-forward", "locked": true, "points": 3, "solution": false}
+def test_unit_attention_forward():
+    q, k, v = (np.random.default_rng(seed).standard_normal((2, 3, 5, 4)) for seed in (0, 1, 2))
+    out, weights = causal_attention_forward(q, k, v)
+    composed = scaled_dot_product_attention(Variable(q), Variable(k), Variable(v), causal=True).numpy()
+    assert out.shape == (2, 3, 5, 4) and weights.shape == (2, 3, 5, 5), f"out should be (2, 3, 5, 4) and weights (2, 3, 5, 5), got {out.shape} and {weights.shape}"
+    assert np.allclose(weights.sum(axis=-1), 1.0, atol=1e-12), f"each row of the weights should sum to 1, got {weights.sum(axis=-1)[0, 0]}"
+    assert np.all(weights[..., np.triu_indices(5, 1)[0], np.triu_indices(5, 1)[1]] == 0), \
+        f"a query may not see later keys: the weights above the diagonal should be 0, got\n{np.round(weights[0, 0], 3)}"
+    assert np.allclose(out, composed, atol=1e-6), f"the output should equal module 10's scaled_dot_product_attention (causal), whose scores are scaled by 1/sqrt(D); largest difference {np.abs(out - composed).max():.2e}"
+    big = causal_attention_forward(np.full((2, 1), 1000.0), np.full((2, 1), 1000.0), np.ones((2, 1)))[0]
+    assert np.all(np.isfinite(big)), f"large scores should not overflow: subtract each row's maximum before exp, got {big.ravel()}"
+
+test_unit_attention_forward()
+print("test_unit_attention_forward: passed")
+
+# %% [markdown]
+# ## 3. The backward pass of attention, derived by hand
+#
+# Walk the forward pass backwards with $G = \partial L/\partial O$:
+#
+# - $O = PV$: $\;\partial L/\partial V = P^\top G$ and $\partial L/\partial P = G V^\top$;
+# - $P = \mathrm{softmax}(S + M)$ row by row: $\;\partial L/\partial S = P \odot \big(\partial L/\partial P - \textstyle\sum_j (\partial L/\partial P \odot P)_{:,j}\big)$
+#   (module 06's softmax rule; the masked entries have $P = 0$, so they get no gradient, with nothing to do);
+# - $S = s\,QK^\top$: $\;\partial L/\partial Q = s\,(\partial L/\partial S)\,K$ and $\partial L/\partial K = s\,(\partial L/\partial S)^\top Q$.
+#
+# Write `causal_attention_backward(g, q, k, v, weights)`: the three gradients, working in place on the
+# one T x T array it needs, in the transposed layout of the forward pass (`np.swapaxes(weights, -1, -2)`
+# is the contiguous $P^\top$): $\partial L/\partial P^\top = V G^\top$, the row sums of the softmax rule
+# become sums over axis -2 (`np.einsum` multiplies and sums in one pass, without the product array), and
+# the scale $s$ multiplies the two T x D results rather than the T x T array. Then `causal_attention` (given) makes the operation: one graph node
+# `"CausalAttention"` whose three rules share one call of your backward function per gradient.
+
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "acceleration-attention-backward", "locked": false, "solution": true}
+#| export
+def causal_attention_backward(g: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarray,
+                              weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The gradients (dq, dk, dv) of causal attention for the output's gradient g (..., T, Dv), with
+    `weights` the P of causal_attention_forward(q, k, v)."""
+    weights_t = np.swapaxes(weights, -1, -2)
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    ### BEGIN SOLUTION
+    grad_v = weights_t @ g
+    grad_t = v @ np.swapaxes(g, -1, -2)                   # dL/dP^T
+    grad_t -= np.einsum("...kq,...kq->...q", grad_t, weights_t)[..., None, :]
+    grad_t *= weights_t                                   # dL/dS^T
+    grad_q = np.swapaxes(grad_t, -1, -2) @ k
+    grad_q *= scale
+    grad_k = grad_t @ q
+    grad_k *= scale
+    return grad_q, grad_k, grad_v
+    ### END SOLUTION
+
+
+def causal_attention(q, k, v):
+    """softmax(q k^T / sqrt(D) + causal mask) @ v as one graph operation, for q, k (..., T, D), v (..., T, Dv)."""
+    if q.shape[-1] != k.shape[-1] or q.shape[-2] != k.shape[-2] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"causal attention needs q (..., T, D), k (..., T, D), v (..., T, Dv); got {q.shape}, {k.shape}, {v.shape}")
+    qv, kv, vv = (np.asarray(values_of(x)) for x in (q, k, v))
+    out, weights = causal_attention_forward(qv, kv, vv)
+    last = {}  # the three rules receive the same gradient: compute the backward pass once for it
+
+    def gradients(g):
+        if last.get("g") is not g:
+            last["g"], last["grads"] = g, causal_attention_backward(g, qv, kv, vv, weights)
+        return last["grads"]
+
+    return graph_op(out, "CausalAttention", (q, lambda g: gradients(g)[0]), (k, lambda g: gradients(g)[1]),
+                    (v, lambda g: gradients(g)[2]))
+
+# %% [markdown]
+# ### Test: attention backward
+
+# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-acceleration-attention-backward", "locked": true, "points": 4, "solution": false}
+def test_unit_attention_backward():
+    q, k, v = float64(2, 4, 3, seed=0), float64(2, 4, 3, seed=1), float64(2, 4, 5, seed=2)
+    g = np.random.default_rng(3).standard_normal((2, 4, 5))
+    fused = causal_attention(q, k, v)
+    assert fused.grad_fn is not None and fused.grad_fn.name == "CausalAttention" and fused.grad_fn.inputs == (q, k, v), \
+        f"attention should be one graph node CausalAttention over (q, k, v), got {fused.grad_fn}"
+    fused.backward(g)
+    copies = [Variable(x.numpy(), requires_grad=True) for x in (q, k, v)]
+    scaled_dot_product_attention(*copies, causal=True).backward(g)
+    rules = {"v": "P^T G", "q": "s dS K, with dS the softmax rule P * (dP - rowsum(dP * P))", "k": "s dS^T Q"}
+    for name, mine, theirs in zip("vqk", (v, q, k), (copies[2], copies[0], copies[1])):
+        assert np.allclose(mine.grad, theirs.grad, atol=1e-6), \
+            f"d{name} should equal the composed attention's gradient ({rules[name]}); largest difference {np.abs(mine.grad - theirs.grad).max():.2e}"
+    assert gradcheck(causal_attention, float64(1, 2, 4, 3, seed=4), float64(1, 2, 4, 3, seed=5), float64(1, 2, 4, 2, seed=6),
+                     name="causal_attention")
+
+test_unit_attention_backward()
+print("test_unit_attention_backward: passed")
+
+# %% [markdown]
+# ## 4. Fused attention in the multi-head layer
+#
+# Module 10's `MultiHeadAttention` projects the input, splits the heads, attends and merges them back.
+# `FusedMultiHeadAttention` is the same layer (the same parameters, the same names, so a checkpoint loads
+# into either) whose attention step is your fused operation. Module 11's `GPT` builds its blocks with it
+# once this module is complete. Write its `forward`, reusing `split_heads` and `merge_heads`.
+
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "acceleration-multi-head", "locked": false, "solution": true}
+#| export
+class FusedMultiHeadAttention(MultiHeadAttention):
+    """Module 10's causal MultiHeadAttention whose attention step is one fused CausalAttention operation."""
+
+    def forward(self, x):
+        if x.ndim != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"{self!r} expects x of shape (B, T, {self.d_model}), got {x.shape}")
+        if not self.causal:
+            return super().forward(x)  # the fused operation is the causal one
+        batch, length, _ = x.shape
+        rows = x.reshape(batch * length, self.d_model)
+        ### BEGIN SOLUTION
+        q, k, v = (self.split_heads(projection(rows), batch, length) for projection in (self.query, self.key, self.value))
+        return self.out(self.merge_heads(causal_attention(q, k, v))).reshape(batch, length, self.d_model)
+        ### END SOLUTION
+
+# %% [markdown]
+# Once this module is exported, `GPT(...)` builds its blocks with `FusedMultiHeadAttention` itself. Here,
+# before the export, `fused_copy` (given) makes a fused twin of a composed GPT: the same layers, the same
+# parameters, each attention layer turned into the fused class (which adds no state, only a `forward`).
+
+# %%
+def fused_copy(model):
+    """A copy of GPT `model` whose attention layers are this notebook's FusedMultiHeadAttention."""
+    twin = copy.deepcopy(model)
+    for block in twin.blocks:
+        block.attention.__class__ = FusedMultiHeadAttention
+    return twin
+
+# %% [markdown]
+# ### Test: the fused layer, and a GPT made with it
+
+# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-acceleration-multi-head", "locked": true, "points": 3, "solution": false}
+def test_unit_multi_head():
+    composed = MultiHeadAttention(8, 2, rng=np.random.default_rng(0), dtype=np.float64)
+    fused = FusedMultiHeadAttention(8, 2, rng=np.random.default_rng(0), dtype=np.float64)
+    x = float64(2, 5, 8)
+    want, got = composed(x), fused(x)
+    assert np.allclose(got.numpy(), want.numpy(), atol=1e-6), f"FusedMultiHeadAttention should equal MultiHeadAttention with the same weights; largest difference {np.abs(got.numpy() - want.numpy()).max():.2e}"
+    names = [node.name for node in _nodes(got)]
+    assert "CausalAttention" in names and "Softmax" not in names, f"the layer should attend with the fused operation (one CausalAttention, no Softmax), got nodes {sorted(set(names))}"
+    got.sum().backward()
+    want.sum().backward()
+    for (name, mine), theirs in zip(fused.named_parameters(), composed.parameters()):
+        assert np.allclose(mine.grad, theirs.grad, atol=1e-6), f"the gradient of {name} should equal the composed layer's"
+    ids = np.random.default_rng(1).integers(0, 11, (2, 6))
+    model = GPT(11, 8, d_model=16, num_heads=2, num_layers=1, rng=np.random.default_rng(2), dtype=np.float64, fused=False)
+    want = CrossEntropyLoss()(PerPositionLogits(model)(ids[:, :-1]), ids[:, 1:])
+    got = FusedCrossEntropyLoss()(PerPositionLogits(fused_copy(model))(ids[:, :-1]), ids[:, 1:])
+    assert abs(got.item() - want.item()) < 1e-6, f"a fused GPT should give the composed GPT's loss {want.item():.6f}, got {got.item():.6f}"
+
+def _nodes(root):  # every graph node behind `root` (given)
+    seen, stack = [], [root.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and getattr(node, "edges", None) is not None and node not in seen:
+            seen.append(node)
+            stack.extend(source for source, _ in node.edges)
+    return seen
+
+test_unit_multi_head()
+print("test_unit_multi_head: passed")
+
+# %% [markdown]
+# ## 5. Systems analysis: the GPT step, before and after
+#
+# Module 12's profiler on one training step of a small GPT, composed (module 10's attention, module 04's
+# loss) and fused (this module's), each measured on its second step. The table shows the operations each
+# records; the numbers are this machine's, now.
+
+# %%
+rng = np.random.default_rng(0)
+ids = rng.integers(0, 40, (16, 33))
+step_inputs, step_targets = Tensor(ids[:, :-1].astype(np.float32)), ids[:, 1:]
+
+
+def training_step(model):
+    loss_fn = FusedCrossEntropyLoss() if isinstance(model.blocks[0].attention, FusedMultiHeadAttention) else CrossEntropyLoss()
+    loss = loss_fn(PerPositionLogits(model)(step_inputs), step_targets)
+    loss.backward()
+    model.zero_grad()
+
+
+profiles, times = {}, {}
+composed_gpt = GPT(40, 32, d_model=32, num_heads=4, num_layers=2, rng=np.random.default_rng(0), fused=False)
+for fused in (False, True):
+    model = fused_copy(composed_gpt) if fused else composed_gpt
+    training_step(model)
+    with Profiler() as prof:
+        training_step(model)
+    profiles[fused] = prof.key_averages()
+    times[fused] = best_time(lambda: training_step(model), repeat=7)
+    print(("fused" if fused else "composed") + ":")
+    print(prof.table(row_limit=8))
+
+# %%
+nodes = {fused: sum(row.calls for row in rows if row.kind == "forward") for fused, rows in profiles.items()}
+print(f"{'GPT step':<10} {'ms':>8} {'operations':>11}")
+for fused in (False, True):
+    print(f"{'fused' if fused else 'composed':<10} {times[fused] * 1e3:>8.2f} {nodes[fused]:>11}")
+ratio = times[True] / times[False]
+print(f"fused / composed: {ratio:.2f}x, {nodes[False] - nodes[True]} fewer operations recorded per step")
+if ratio < 0.95:
+    print("Fusing made the step faster here: fewer arrays written, fewer nodes recorded and walked back.")
+elif ratio <= 1.05:
+    print("Here the two steps take about the same time: the products dominate this small model.")
+else:
+    print("Here the fused step measured slower: the machine was busy, or the products dominate; rerun to see.")
+
+# %% [markdown]
+# The count of operations is exact and the same on any machine; the times depend on it. What fusing saves
+# is memory traffic and bookkeeping: each removed node is an array not written, a backward rule not run
+# and a Python call not made. The matrix products are untouched, so the larger the model the smaller the
+# share that fusing can save; the next step (not taken here) is to make the optimizer update all
+# parameters in place from one flat buffer.
+
+# %% [markdown]
+# ## Reflection
+#
+# Answer in a sentence or three each.
+
+# %% [markdown]
+# **Q1.** Why is the backward rule of the fused softmax + cross-entropy both cheaper and more accurate than
+# the chain of rules it replaces?
+
+# %% [markdown] nbgrader={"schema_version": 3, "grade": true, "grade_id": "reflect-acceleration-fusion", "locked": false, "points": 2, "solution": true}
+# The chain runs one rule per node, each reading and writing an N x C array, and passes the gradient
+# through log and exp separately; the fused rule is softmax minus one-hot, one pass over one array. It
+# never divides by a small sum or subtracts nearly equal numbers, so it loses no precision where a
+# probability is close to 0 or 1.
+
+# %% [markdown]
+# **Q2.** The fused attention keeps the weights P (T x T per head) for the backward pass. What does that
+# cost at long contexts, and what could be kept instead?
+
+# %% [markdown] nbgrader={"schema_version": 3, "grade": true, "grade_id": "reflect-acceleration-memory", "locked": false, "points": 2, "solution": true}
+# The weights grow with the square of the context: B x H x T x T numbers per layer, which dominates memory
+# long before the activations do. One can keep only each row's maximum and sum (the log-sum-exp) and
+# recompute P block by block during the backward pass, as FlashAttention does: more arithmetic, far less
+# memory traffic.
+
+# %% [markdown]
+# ## Summary
+#
+# You replaced the two chains that module 12's profile showed costly by fused operations with hand-derived
+# backward rules: softmax + cross-entropy, and causal attention with the mask applied in place and the
+# softmax backward folded in, and checked each against the composed form and a numerical gradient.
+# Export with `tito module complete 13_acceleration`: module 11's `GPT` and `tito milestone gpt` then use
+# them.

@@ -1,0 +1,156 @@
+"""Module 13: each fused operation is one graph node that computes what the composed operations compute (to 1e-6
+in float64, gradients included) and passes the reference gradient checker; module 11's GPT uses them once module 13
+runs, and the composed ones otherwise (PyTorch's side: tests/test_acceleration_torch.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinytorch.core import acceleration, transformer
+from tinytorch.core.acceleration import (FusedCrossEntropyLoss, FusedMultiHeadAttention, causal_attention,
+                                         softmax_cross_entropy)
+from tinytorch.core.attention import MultiHeadAttention, scaled_dot_product_attention
+from tinytorch.core.autograd import Variable, no_grad
+from tinytorch.core.losses import CrossEntropyLoss
+from tinytorch.core.operations import gradcheck
+from tinytorch.core.profiling import Profiler
+from tinytorch.core.tensor import Tensor
+from tinytorch.core.transformer import GPT, PerPositionLogits
+
+pytestmark = pytest.mark.module("acceleration")
+
+
+def normal(*shape, seed=0, dtype=np.float64):
+    return Variable(np.random.default_rng(seed).standard_normal(shape).astype(dtype), requires_grad=True)
+
+
+def graph_names(root) -> set:
+    names, stack, seen = set(), [root.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or not hasattr(node, "edges") or id(node) in seen:
+            continue
+        seen.add(id(node))
+        names.add(node.name)
+        stack.extend(source for source, _ in node.edges)
+    return names
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (3, 5, 4)])
+def test_fused_cross_entropy_equals_module_04s(shape):
+    logits = normal(*shape)
+    targets = np.random.default_rng(1).integers(0, 5, (shape[0], *shape[2:]))
+    twin = Variable(logits.numpy().copy(), requires_grad=True)
+    fused, composed = FusedCrossEntropyLoss()(logits, targets), CrossEntropyLoss()(twin, targets)
+    assert abs(fused.item() - composed.item()) < 1e-6
+    fused.backward()
+    composed.backward()
+    np.testing.assert_allclose(logits.grad, twin.grad, atol=1e-6)
+    assert "SoftmaxCrossEntropy" in graph_names(fused) and "LogSoftmax" not in graph_names(fused)
+
+
+def test_fused_cross_entropy_is_one_node_checked_numerically_and_keeps_float32():
+    targets = np.array([2, 0, 1, 1])
+    loss = softmax_cross_entropy(normal(4, 3), targets)
+    assert loss.grad_fn.name == "SoftmaxCrossEntropy" and len(loss.grad_fn.edges) == 1
+    assert gradcheck(lambda x: softmax_cross_entropy(x, targets), normal(4, 3, seed=2))
+    small = softmax_cross_entropy(normal(4, 3, dtype=np.float32), targets)
+    assert small.numpy().dtype == np.float32
+    small.backward()
+    assert small.grad_fn is not None
+
+
+def test_fused_cross_entropy_refuses_bad_targets_naming_them():
+    with pytest.raises(ValueError, match="out of range"):
+        softmax_cross_entropy(normal(2, 3), [0, 3])
+    with pytest.raises(ValueError, match=r"targets of shape \(2,\)"):
+        softmax_cross_entropy(normal(2, 3), [[0, 1]])
+    with pytest.raises(ValueError, match=r"logits of shape \(N, C\)"):
+        softmax_cross_entropy(normal(2, 3, 4), [0, 1])
+    with pytest.raises(ValueError, match="whole numbers"):
+        softmax_cross_entropy(normal(2, 3), [0.5, 1])
+
+
+def test_causal_attention_equals_the_composed_form_forward_and_backward():
+    q, k, v = normal(2, 3, 6, 4, seed=0), normal(2, 3, 6, 4, seed=1), normal(2, 3, 6, 5, seed=2)
+    twins = [Variable(x.numpy().copy(), requires_grad=True) for x in (q, k, v)]
+    fused, composed = causal_attention(q, k, v), scaled_dot_product_attention(*twins, causal=True)
+    np.testing.assert_allclose(fused.numpy(), composed.numpy(), atol=1e-6)
+    g = np.random.default_rng(3).standard_normal(fused.shape)
+    fused.backward(g)
+    composed.backward(g)
+    for mine, theirs in zip((q, k, v), twins):
+        np.testing.assert_allclose(mine.grad, theirs.grad, atol=1e-6)
+    assert graph_names(fused) == {"CausalAttention"}
+
+
+def test_causal_attention_gradcheck_and_a_graph_walked_twice():
+    inputs = normal(1, 2, 5, 3, seed=4), normal(1, 2, 5, 3, seed=5), normal(1, 2, 5, 2, seed=6)
+    assert gradcheck(causal_attention, *inputs)
+    out = causal_attention(*inputs).sum()
+    out.backward(retain_graph=True)
+    first = [x.grad.copy() for x in inputs]
+    out.backward()  # the same gradients again, accumulated: the cached backward pass must not leak between calls
+    for x, once in zip(inputs, first):
+        np.testing.assert_allclose(x.grad, 2 * once, atol=1e-12)
+
+
+def test_causal_attention_without_gradients_and_on_bad_shapes():
+    q = normal(1, 4, 3)
+    with no_grad():
+        assert causal_attention(q, q, q).grad_fn is None
+    assert isinstance(causal_attention(*[Tensor(np.ones((2, 3)))] * 3), Tensor)
+    with pytest.raises(ValueError, match=r"causal attention needs q"):
+        causal_attention(normal(1, 4, 3), normal(1, 5, 3), normal(1, 5, 3))
+
+
+def test_fused_multi_head_attention_is_module_10s_layer_with_one_attention_node():
+    composed = MultiHeadAttention(8, 2, rng=np.random.default_rng(0), dtype=np.float64)
+    fused = FusedMultiHeadAttention(8, 2, rng=np.random.default_rng(0), dtype=np.float64)
+    assert [name for name, _ in fused.named_parameters()] == [name for name, _ in composed.named_parameters()]
+    x = normal(2, 5, 8)
+    np.testing.assert_allclose(fused(x).numpy(), composed(x).numpy(), atol=1e-9)
+    assert "CausalAttention" in graph_names(fused(x)) and "Softmax" not in graph_names(fused(x))
+
+
+def small_gpt(fused, seed=0):
+    return GPT(13, 8, d_model=16, num_heads=4, num_layers=2, rng=np.random.default_rng(seed), dtype=np.float64, fused=fused)
+
+
+def test_gpt_uses_the_fused_operations_once_module_13_runs():
+    assert transformer.fused_operations() is acceleration
+    model, composed = small_gpt(None), small_gpt(False)
+    assert model.fused and not composed.fused
+    assert isinstance(model.loss_function(), FusedCrossEntropyLoss)
+    assert type(composed.loss_function()) is CrossEntropyLoss
+    ids = np.random.default_rng(1).integers(0, 13, (3, 8))
+    losses = [m.loss_function()(PerPositionLogits(m)(ids[:, :-1]), ids[:, 1:]) for m in (model, composed)]
+    assert abs(losses[0].item() - losses[1].item()) < 1e-9
+    assert {"CausalAttention", "SoftmaxCrossEntropy"} <= graph_names(losses[0])
+    assert not {"CausalAttention", "SoftmaxCrossEntropy"} & graph_names(losses[1])
+    for loss in losses:
+        loss.backward()
+    for (name, mine), theirs in zip(model.named_parameters(), composed.parameters()):
+        np.testing.assert_allclose(mine.grad, theirs.grad, atol=1e-9, err_msg=name)
+    composed.load_state_dict(model.state_dict())  # the same parameter names: a checkpoint loads into either
+
+
+def test_a_student_who_has_not_done_module_13_trains_with_the_composed_operations(monkeypatch):
+    def stub(*args):
+        raise NotImplementedError("13_acceleration is not complete: replace this line with your code")
+
+    monkeypatch.setattr(acceleration, "causal_attention", stub)
+    assert transformer.fused_operations() is None
+    model = small_gpt(None)
+    assert not model.fused and type(model.blocks[0].attention) is MultiHeadAttention
+    with pytest.raises(ValueError, match="needs module 13"):
+        small_gpt(True)
+
+
+def test_the_profiler_sees_the_fused_operations():
+    model = small_gpt(True)
+    ids = np.random.default_rng(1).integers(0, 13, (2, 8))
+    with Profiler() as prof:
+        model.loss_function()(PerPositionLogits(model)(ids[:, :-1]), ids[:, 1:]).backward()
+    rows = {(row.name, row.kind): row.calls for row in prof.key_averages()}
+    assert rows[("CausalAttention", "forward")] == 2 and rows[("SoftmaxCrossEntropy", "forward")] == 1
