@@ -38,10 +38,14 @@ SCRATCH_MB = 48
 FILL_SCRATCH = ("import os\nwritten = 0\ntry:\n    for n in range(1000):\n        with open(f'fill{n}', 'wb') as f:\n"
                 "            for _ in range(32):\n                f.write(b'x' * 2**20)\n                written += 2**20\n"
                 "except OSError as error:\n    print('full', error.errno)\nprint(written)")
-UPDATE_FLOOD = ("from IPython.display import display, update_display\ndisplay('x', display_id='flood')\n"
-                "while True:\n    update_display('x' * 100000, display_id='flood')")
-WIDGET_FLOOD = ("from ipykernel.comm import Comm\nc = Comm(target_name='jupyter.widget', data={'state': {}})\n"
-                "while True:\n    c.send({'state': {'value': 'x' * 100000}})")
+# Floods that grow what a frontend keeps: one display shown 1000 times, then updated (every copy changes), and a
+# widget whose state gains a new 100 kB key with each message (paced, so that a reader keeps up).
+UPDATE_FLOOD = ("from IPython.display import display, update_display\nfor _ in range(1000):\n"
+                "    display('x', display_id='flood')\nwhile True:\n    update_display('x' * 100000, display_id='flood')")
+WIDGET_FLOOD = ("import time\nfrom ipykernel.comm import Comm\nc = Comm(target_name='jupyter.widget', data={'state': {\n"
+                "    '_model_module': '@jupyter-widgets/base', '_model_name': 'DOMWidgetModel',\n"
+                "    '_model_module_version': '2.0.0'}})\nn = 0\nwhile True:\n"
+                "    n += 1\n    c.send({'state': {f'key{n}': 'x' * 100000}})\n    time.sleep(0.001)")
 EMPTY_WIDGET = "from ipykernel.comm import Comm\nComm(target_name='jupyter.widget', data={'state': {}})"
 
 

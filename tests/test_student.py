@@ -331,6 +331,7 @@ def test_submit_hands_in_only_the_workspaces_own_student_and_follows_no_link(cou
     outside = tmp_path / "outside"
     outside.mkdir()
     shutil.rmtree(submitted / STUDENT, ignore_errors=True)
+    submitted.mkdir(parents=True, exist_ok=True)
     (submitted / STUDENT).symlink_to(outside)
     linked = run_tito("student", "submit", "01", "--yes", cwd=workspace)
     assert linked.returncode == 2 and "is a symbolic link" in one_line(linked) and not any(outside.iterdir())

@@ -266,7 +266,7 @@ def _client_class():
             if self.stopped_at is not None:
                 return None
             if msg["msg_type"] not in ("status", "execute_input"):
-                self.output_budget -= _message_size(msg)
+                self.output_budget -= _message_size(msg) * self._copies(msg)
                 if self.output_budget < 0:
                     self.stopped_at = cell_index
                     os.kill(self.km.provisioner.pid, signal.SIGKILL)
@@ -274,6 +274,15 @@ def _client_class():
             if msg["msg_type"].startswith("comm"):
                 return None
             return super().process_message(msg, cell, cell_index)
+
+        def _copies(self, msg) -> int:
+            """How many outputs a message writes: a display with an id rewrites every output shown with that id
+            (which the notebook then holds, and the feedback page shows, once each)."""
+            display_id = (msg["content"].get("transient") or {}).get("display_id")
+            if not display_id or msg["msg_type"] not in ("display_data", "update_display_data", "execute_result"):
+                return 1
+            shown = sum(len(outputs) for outputs in self._display_id_map.get(display_id, {}).values())
+            return max(1, shown + (msg["msg_type"] != "update_display_data"))
 
     return CappedClient
 
