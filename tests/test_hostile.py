@@ -219,13 +219,15 @@ def test_a_stopped_submission_says_why(graded, student, reason):
     assert grades[student].graded
 
 
-def test_a_flood_of_output_is_stopped(graded):
+def test_a_flood_of_output_is_stopped(graded, course):
     """tito stops a kernel at the output cap; a kernel printing faster than tito reads may first run out of
     memory for its unsent output. Either way the notebook stops there, with its reason."""
     _, grades, _ = graded
     notes = grades["flooder"].notes
     assert any("of output" in note or "memory limit" in note for note in notes), notes
     assert grades["flooder"].graded
+    assert any(note.startswith("shortened the printed text of cell") for note in notes), notes
+    assert "more characters of printed text were cut" in "".join(_printed_by(course, "flooder"))
 
 
 def test_nobody_elses_grade_or_file_changes(graded, course):
@@ -373,6 +375,7 @@ def test_tito_stays_small_while_submissions_flood(graded, course):
         time.sleep(0.05)
     output = process.stdout.read()
     assert process.returncode == 0, output
+    print(f"tito peaked at {peak_kb // 1024} MB")  # shown with -rP
     assert 0 < peak_kb < 300 * 1024, f"tito peaked at {peak_kb // 1024} MB"
     from tito.grading import read_grade
     for student in ("updater", "widgeteer"):

@@ -94,3 +94,21 @@ def test_output_is_capped(tmp_path):
     run = _run(tmp_path, [flood, _locked("after", "pass")], Limits(cell_seconds=20, notebook_seconds=60, output_kb=64))
     assert "64 KB" in run.stopped and run.completed == {"after": False}
     assert len(_printed(run)) < 100_000
+
+
+def test_the_kernel_writes_only_to_its_own_sized_scratch(tmp_path):
+    """Its working folder, HOME and TMPDIR are one private tmpfs of `scratch_mb`: full at that size, and the
+    folder tito made for it (its connection file) is read-only inside."""
+    probe = nbformat.v4.new_code_cell(
+        "import os, tempfile\nprint('cwd', os.getcwd() == os.environ['HOME'] == tempfile.gettempdir())\n"
+        "written = 0\ntry:\n    with open('fill', 'wb') as f:\n        while True:\n"
+        "            f.write(b'x' * 2**20)\n            f.flush()\n            written += 2**20\n"
+        "except OSError as error:\n    print('full', error.errno, written // 2**20)\n"
+        "try:\n    open(os.path.join(os.path.dirname(os.environ['TITO_LOCKED_CELLS']), 'x'), 'w')\n"
+        "except OSError:\n    print('grader read-only')\n")
+    run = _run(tmp_path, [probe, _locked("after", "pass")], Limits(cell_seconds=20, notebook_seconds=60, scratch_mb=8))
+    printed = _printed(run)
+    assert "cwd True" in printed and "grader read-only" in printed, printed
+    full = [line.split() for line in printed.splitlines() if line.startswith("full")]
+    assert full and full[0][1] == "28" and int(full[0][2]) <= 8, printed  # ENOSPC, at most 8 MB
+    assert run.completed == {"after": True}
