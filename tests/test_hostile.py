@@ -147,6 +147,7 @@ def _attacks(course) -> dict[str, tuple[object, int]]:
         "nester": (_nested(released, 200), 0),
         "deep_nester": (_nested(released, 100000), 0),
         "saver": (_with_saved_output(source, 25 * 2**20), 10),
+        "chatter": (_after(source, "test-tensor-arithmetic", "print('hello\\n' * 1666, end='')\nprint('hello')"), 10),
     }
 
 
@@ -202,7 +203,7 @@ def _fingerprint(folder: Path, exclude: set[str]) -> dict[str, str]:
 @pytest.mark.parametrize("student", [
     "honest", "idle", "importer", "reader", "course_reader", "transformer", "silencer", "patcher", "packer",
     "vandal", "forker", "leaker", "stderr", "duplicate", "exiter", "crasher", "looper", "flooder", "hog",
-    "symlinker", "filler", "updater", "widgeteer", "widget", "nester", "deep_nester", "saver"])
+    "symlinker", "filler", "updater", "widgeteer", "widget", "nester", "deep_nester", "saver", "chatter"])
 def test_each_submission_gets_exactly_its_honest_points(graded, student):
     attacks, grades, _ = graded
     grade = grades[student]
@@ -219,15 +220,21 @@ def test_a_stopped_submission_says_why(graded, student, reason):
     assert grades[student].graded
 
 
-def test_a_flood_of_output_is_stopped(graded, course):
+def test_a_flood_of_output_is_stopped(graded):
     """tito stops a kernel at the output cap; a kernel printing faster than tito reads may first run out of
     memory for its unsent output. Either way the notebook stops there, with its reason."""
     _, grades, _ = graded
     notes = grades["flooder"].notes
     assert any("of output" in note or "memory limit" in note for note in notes), notes
     assert grades["flooder"].graded
-    assert any(note.startswith("shortened the printed text of cell") for note in notes), notes
-    assert "more characters of printed text were cut" in "".join(_printed_by(course, "flooder"))
+
+
+def test_a_long_printout_is_shortened_on_the_feedback_saying_so(graded, course):
+    source, _ = _cells(course)
+    chatty_cell = f"cell {_index(source, 'test-tensor-arithmetic') + 2}"
+    assert f"shortened the printed text of {chatty_cell} to 4000 characters" in graded[1]["chatter"].notes
+    printed = "".join(_printed_by(course, "chatter"))
+    assert "[tito: 6002 more characters of printed text were cut" in printed and "hello\n" * 600 in printed
 
 
 def test_nobody_elses_grade_or_file_changes(graded, course):
