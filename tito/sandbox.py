@@ -25,9 +25,9 @@ import json
 import os
 import platform
 import secrets
-import struct
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import sysconfig
@@ -196,7 +196,7 @@ def _kernel_manager_class():
     from jupyter_client.manager import AsyncKernelManager
 
     class SandboxedKernelManager(AsyncKernelManager):
-        """A kernel started inside the sandbox, reached through unix sockets in its working folder."""
+        """A kernel started inside the sandbox, reached through unix sockets in its private scratch."""
 
         def __init__(self, argv: list[str], uid: int | None, sandboxed: bool, **kwargs):
             super().__init__(**kwargs)
