@@ -291,17 +291,6 @@ def _message_size(msg: dict) -> int:
     return len(json.dumps(msg.get("content", {}), default=str)) + sum(len(buffer) for buffer in msg.get("buffers", []))
 
 
-def _capped_context(limits: Limits):
-    """A ZeroMQ context whose sockets drop a peer that sends one message part larger than the output budget
-    (with room for the message's header), so that a single huge message never reaches tito's memory."""
-    import zmq
-    import zmq.asyncio
-
-    context = zmq.asyncio.Context()
-    context.setsockopt(zmq.MAXMSGSIZE, limits.output_kb * 1024 + 2**16)
-    return context
-
-
 def run_notebook(notebook: nbformat.NotebookNode, grader: Path, limits: Limits, slot: int = 0,
                  sandboxed: bool = True, reference_modules: list[str] = ()) -> Run:
     """Run every code cell of `notebook` in a fresh grading kernel (in the sandbox unless `sandboxed` is False)."""
@@ -320,8 +309,7 @@ def run_notebook(notebook: nbformat.NotebookNode, grader: Path, limits: Limits, 
         argv = sandbox_command(kernel, grader, connection, limits, uid, environment) if sandboxed else kernel
         sockets = KERNEL_SOCKETS if sandboxed else str(connection / "kernel")
         manager = _kernel_manager_class()(argv, uid, sandboxed, transport="ipc", ip=sockets,
-                                          connection_file=str(connection / "kernel.json"),
-                                          context=_capped_context(limits))
+                                          connection_file=str(connection / "kernel.json"))
         client = _client_class()(executed, km=manager, allow_errors=True, timeout=limits.cell_seconds,
                                  startup_timeout=120, kernel_name="", resources={"metadata": {"path": str(connection)}})
         client.output_budget = limits.output_kb * 1024
@@ -330,7 +318,6 @@ def run_notebook(notebook: nbformat.NotebookNode, grader: Path, limits: Limits, 
         try:
             stopped = asyncio.run(_execute_cells(client, executed, limits, started))
         finally:
-            manager.context.destroy(linger=0)
             if uid is not None:
                 _wait_until_gone(uid)
     completed = {}
