@@ -12,6 +12,9 @@ import html
 import os
 import re
 import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import nbformat
@@ -30,6 +33,20 @@ POINTS = {"test-tensor-creation": 2, "test-tensor-arithmetic": 3, "test-tensor-m
           "test-tensor-reduce-reshape": 2, "test-tensor-constructors": 1}
 FIRST_TWO = POINTS["test-tensor-creation"] + POINTS["test-tensor-arithmetic"]
 CANARY = Path("/tmp/tito-hostile-canary")
+SCRATCH_MB = 48
+# Each fills its private scratch file system until it is full, 32 MB a file (the file size limit is 64 MB).
+FILL_SCRATCH = ("import os\nwritten = 0\ntry:\n    for n in range(1000):\n        with open(f'fill{n}', 'wb') as f:\n"
+                "            for _ in range(32):\n                f.write(b'x' * 2**20)\n                written += 2**20\n"
+                "except OSError as error:\n    print('full', error.errno)\nprint(written)")
+# Floods that grow what a frontend keeps: one display shown 1000 times, then updated (every copy changes), and a
+# widget whose state gains a new 100 kB key with each message (paced, so that a reader keeps up).
+UPDATE_FLOOD = ("from IPython.display import display, update_display\nfor _ in range(1000):\n"
+                "    display('x', display_id='flood')\nwhile True:\n    update_display('x' * 100000, display_id='flood')")
+WIDGET_FLOOD = ("import time\nfrom ipykernel.comm import Comm\nc = Comm(target_name='jupyter.widget', data={'state': {\n"
+                "    '_model_module': '@jupyter-widgets/base', '_model_name': 'DOMWidgetModel',\n"
+                "    '_model_module_version': '2.0.0'}})\nn = 0\nwhile True:\n"
+                "    n += 1\n    c.send({'state': {f'key{n}': 'x' * 100000}})\n    time.sleep(0.001)")
+EMPTY_WIDGET = "from ipykernel.comm import Comm\nComm(target_name='jupyter.widget', data={'state': {}})"
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +57,7 @@ def course(tmp_path_factory):
     text = re.sub(r"timeout = \d+", f"timeout = {CELL_SECONDS}", text, count=1)
     text = re.sub(r"notebook_seconds = \d+", "notebook_seconds = 90", text)
     text = re.sub(r"output_kb = \d+", "output_kb = 256", text)
+    text = re.sub(r"scratch_mb = \d+", f"scratch_mb = {SCRATCH_MB}", text)
     settings.write_text(re.sub(r"memory_mb = \d+", "memory_mb = 1024", text))
     loaded = load_course(root)
     release(loaded, loaded.module(MODULE))
@@ -122,7 +140,30 @@ def _attacks(course) -> dict[str, tuple[object, int]]:
                        "try:\n    while True:\n        kept.append(np.ones(2**24))\nexcept MemoryError:\n"
                        "    size = len(kept) * 2**24 * 8\n    del kept\nprint(size)"), 10),
         "symlinker": (None, 0),  # a symbolic link to the honest notebook
+        "filler": (_after(source, "test-tensor-arithmetic", FILL_SCRATCH), 10),
+        "updater": (_after(source, "test-tensor-arithmetic", UPDATE_FLOOD), FIRST_TWO),
+        "widgeteer": (_after(source, "test-tensor-arithmetic", WIDGET_FLOOD), FIRST_TWO),
+        "widget": (_after(source, "test-tensor-arithmetic", EMPTY_WIDGET), 10),
+        "nester": (_nested(released, 200), 0),
+        "deep_nester": (_nested(released, 100000), 0),
+        "saver": (_with_saved_output(source, 25 * 2**20), 10),
+        "chatter": (_after(source, "test-tensor-arithmetic", "print('hello\\n' * 1666, end='')\nprint('hello')"), 10),
     }
+
+
+def _nested(notebook, depth: int) -> str:
+    """`notebook` as JSON text with a list nested `depth` deep in its first cell's metadata."""
+    changed = copy.deepcopy(notebook)
+    changed.cells[0].metadata["deep"] = "DEEP"
+    return nbformat.writes(changed).replace('"DEEP"', "[" * depth + "]" * depth)
+
+
+def _with_saved_output(notebook, size: int):
+    """`notebook` with `size` characters of saved output in its first code cell (Jupyter keeps what ran)."""
+    changed = copy.deepcopy(notebook)
+    cell = next(c for c in changed.cells if c.cell_type == "code")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="y" * size)]
+    return changed
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +174,9 @@ def graded(course):
     for student, (notebook, _) in attacks.items():
         path = folder.submitted(student, module)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if notebook is not None:
+        if isinstance(notebook, str):
+            path.write_text(notebook)
+        elif notebook is not None:
             nbformat.write(notebook, path)
     (folder.submitted("packer", module).parent / "numpy.py").write_text("allclose = lambda *a, **k: True\n")
     folder.submitted("symlinker", module).symlink_to(folder.submitted("honest", module))
@@ -160,7 +203,7 @@ def _fingerprint(folder: Path, exclude: set[str]) -> dict[str, str]:
 @pytest.mark.parametrize("student", [
     "honest", "idle", "importer", "reader", "course_reader", "transformer", "silencer", "patcher", "packer",
     "vandal", "forker", "leaker", "stderr", "duplicate", "exiter", "crasher", "looper", "flooder", "hog",
-    "symlinker"])
+    "symlinker", "filler", "updater", "widgeteer", "widget", "nester", "deep_nester", "saver", "chatter"])
 def test_each_submission_gets_exactly_its_honest_points(graded, student):
     attacks, grades, _ = graded
     grade = grades[student]
@@ -170,7 +213,7 @@ def test_each_submission_gets_exactly_its_honest_points(graded, student):
 
 @pytest.mark.parametrize("student, reason", [
     ("exiter", "kernel died"), ("crasher", "kernel died"), ("looper", "was stopped after"),
-    ("symlinker", "symbolic link"), ("packer", "numpy.py")])
+    ("symlinker", "symbolic link"), ("packer", "numpy.py"), ("nester", "levels deep"), ("deep_nester", "levels deep")])
 def test_a_stopped_submission_says_why(graded, student, reason):
     _, grades, _ = graded
     assert any(reason in note for note in grades[student].notes), grades[student].notes
@@ -184,6 +227,14 @@ def test_a_flood_of_output_is_stopped(graded):
     notes = grades["flooder"].notes
     assert any("of output" in note or "memory limit" in note for note in notes), notes
     assert grades["flooder"].graded
+
+
+def test_a_long_printout_is_shortened_on_the_feedback_saying_so(graded, course):
+    source, _ = _cells(course)
+    chatty_cell = f"cell {_index(source, 'test-tensor-arithmetic') + 2}"
+    assert f"shortened the printed text of {chatty_cell} to 4000 characters" in graded[1]["chatter"].notes
+    printed = "".join(_printed_by(course, "chatter"))
+    assert "[tito: 6002 more characters of printed text were cut" in printed and "hello\n" * 600 in printed
 
 
 def test_nobody_elses_grade_or_file_changes(graded, course):
@@ -289,3 +340,108 @@ def test_a_redefined_checker_cannot_pass_a_wrong_rule(operations_course):
     assert grades["solver"].score == grades["solver"].max_score
     assert grades["plain"].score < grades["plain"].max_score, "the wrong divide rule was not caught at all"
     assert grades["faker"].failed == grades["plain"].failed and grades["faker"].score == grades["plain"].score
+
+
+def _printed_by(course, student) -> list[str]:
+    notebook = nbformat.read(course_folder(course).autograded(student, course.module(MODULE)), as_version=4)
+    return [output.text for cell in notebook.cells for output in cell.get("outputs", []) if output.get("name") == "stdout"]
+
+
+def test_a_full_scratch_disk_stops_only_its_own_writes(graded, course):
+    """The filler's writes end at its own scratch size with 'no space left' (errno 28), the real disk never saw
+    them, and (test_nobody_elses_grade_or_file_changes) its neighbours of the same run were graded as before."""
+    printed = "".join(_printed_by(course, "filler"))
+    full = re.search(r"full 28\n(\d+)", printed)
+    assert full, printed
+    written = int(full.group(1))
+    assert 0 < written <= SCRATCH_MB * 2**20, written
+    assert not list(Path(tempfile.gettempdir()).glob("tito-sandbox-*/**/fill0"))
+
+
+@pytest.mark.parametrize("student", ["updater", "widgeteer"])
+def test_a_flood_through_any_message_is_stopped_at_its_own_cell(graded, course, student):
+    source, _ = _cells(course)
+    flooding_cell = f"cell {_index(source, 'test-tensor-arithmetic') + 2}"
+    notes = graded[1][student].notes
+    assert any(note.startswith(f"{flooding_cell} printed more than") for note in notes), notes
+    assert course_folder(course).autograded(student, course.module(MODULE)).stat().st_size < 2**20
+
+
+def test_tito_stays_small_while_submissions_flood(graded, course):
+    """`tito nbgrader autograde` itself, on two floods at once: its peak resident memory, read from /proc."""
+    tito = Path(sys.executable).with_name("tito")
+    command = [str(tito), "nbgrader", "autograde", MODULE, "--student", "updater", "--student", "widgeteer", "--jobs", "2"]
+    process = subprocess.Popen(command, cwd=course.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak_kb = 0
+    while process.poll() is None:
+        try:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            peak_kb = max(peak_kb, int(re.search(r"VmHWM:\s+(\d+)", status).group(1)))
+        except (OSError, AttributeError):  # it ended while we looked
+            pass
+        time.sleep(0.05)
+    output = process.stdout.read()
+    assert process.returncode == 0, output
+    print(f"tito peaked at {peak_kb // 1024} MB")  # shown with -rP
+    assert 0 < peak_kb < 300 * 1024, f"tito peaked at {peak_kb // 1024} MB"
+    from tito.grading import read_grade
+    for student in ("updater", "widgeteer"):
+        assert read_grade(course, course.module(MODULE), student).score == FIRST_TWO
+
+
+def test_the_kernel_keyring_keeps_nothing_for_the_next_submission_of_a_slot(course):
+    """Two submissions graded one after the other in the same slot (so as the same user): what the first puts
+    in its user keyring, the second cannot find. Both keep their points."""
+    folder = course_folder(course)
+    module = course.module(MODULE)
+    source, _ = _cells(course)
+    keyring = "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+    keeper = keyring + "print('stored', libc.syscall(248, b'user', b'tito-probe', b'secret', 6, -4) > 0)"
+    finder = keyring + "print('found', libc.syscall(249, b'user', b'tito-probe', None, 0) > 0)"
+    for student, probe in (("keeper", keeper), ("finder", finder)):
+        path = folder.submitted(student, module)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(_after(source, "test-tensor-arithmetic", probe), path)
+    grades = autograde(course, module, ["keeper", "finder"], jobs=1)
+    assert [grade.score for grade in grades] == [10, 10], [grade.notes for grade in grades]
+    assert "found False" in "".join(_printed_by(course, "finder"))
+
+
+def test_more_kernels_than_cores_are_refused(course):
+    from tito.errors import TitoError
+
+    cores = len(os.sched_getaffinity(0))
+    with pytest.raises(TitoError, match=f"--jobs {cores + 1} is more than this machine's {cores} cores"):
+        autograde(course, course.module(MODULE), ["honest"], jobs=cores + 1)
+
+
+def test_no_line_of_an_earlier_module_reaches_feedback_in_any_form(course):
+    """A module 02 submission prints the reference tensor.py (module 01's solution, in its sandbox) with line
+    numbers and '| ', and as a repr: its autograded notebook and feedback page show no solution line of any
+    module, normalized as tito/leaks.py does, and the page says what was cut."""
+    from tito.leaks import normalized_secrets, shows_secret
+
+    module = course.module("02_activations")
+    release(course, module)
+    folder = course_folder(course)
+    source = nbformat.read(folder.source(module), as_version=4)
+    printer = _in_first_solution(source, "import tinytorch.core.tensor as reference\n"
+                                         "text = open(reference.__file__).read()\n"
+                                         "for number, line in enumerate(text.splitlines()):\n"
+                                         "    print(f'{number:4} | {line}')\nprint(repr(text))")
+    path = folder.submitted("printer", module)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(printer, path)
+    grade, = autograde(course, module, ["printer"])
+    assert grade.score == grade.max_score, grade.notes
+    assert any("showed a line of a lesson's solution" in note for note in grade.notes), grade.notes
+    secrets = normalized_secrets(all_solution_lines(course))
+    page, = feedback(course, module, ["printer"])
+    notebook = nbformat.read(folder.autograded("printer", module), as_version=4)
+    shown = [str(text) for cell in notebook.cells for output in cell.get("outputs", [])
+             for text in [output.get("text", ""), *output.get("data", {}).values()]]
+    assert not [text for text in shown if shows_secret(text, secrets)]
+    text = html.unescape(re.sub(r"<[^>]+>", "", page.path.read_text()))
+    own_code = {line for cell in printer.cells for line in cell.source.splitlines()}
+    assert not [line for line in text.splitlines() if line not in own_code and shows_secret(line, secrets)]
+    assert "showed a line of a lesson's solution and was cut" in text

@@ -43,3 +43,17 @@ def test_find_leaks_reads_notebooks_cell_by_cell_text_files_and_flags_compiled_p
     found = {(leak.file.name, leak.where, leak.origin) for leak in find_leaks(secrets, tmp_path)}
     assert found == {("leaky.ipynb", "cell 2, line 2", "01_x cell f-cell"), ("core.py", "line 2", "01_x cell f-cell"),
                      ("core.cpython-311.pyc", "compiled Python", "an unknown module")}
+
+
+def test_a_printed_secret_is_found_in_any_decoration_a_printout_adds():
+    from tito.leaks import normalized_secrets, shows_secret
+
+    secrets = normalized_secrets({"self.data = np.asarray(data, dtype=np.float32)": "01_x cell a"})
+    for printed in ("  12 | self.data = np.asarray(data, dtype=np.float32)",
+                    ">>> self.data  =  np.asarray(data,dtype=np.float32)",
+                    "['def f():\\n', '        self.data = np.asarray(data, dtype=np.float32)\\n']",
+                    "<pre>x</pre><span>self.data = np.asarray(data, dtype=np.float32)</span>",
+                    "'self.data = np.asarray(data, dtype=np.float32)',"):
+        assert shows_secret(printed, secrets), printed
+    for honest in ("self.data has shape (2, 3)", "np.asarray(data, dtype=np.float32)", ""):
+        assert not shows_secret(honest, secrets), honest

@@ -2,6 +2,8 @@
 to count as passed. Real bubblewrap, real kernels."""
 from __future__ import annotations
 
+import json
+
 import nbformat
 import pytest
 
@@ -94,3 +96,31 @@ def test_output_is_capped(tmp_path):
     run = _run(tmp_path, [flood, _locked("after", "pass")], Limits(cell_seconds=20, notebook_seconds=60, output_kb=64))
     assert "64 KB" in run.stopped and run.completed == {"after": False}
     assert len(_printed(run)) < 100_000
+
+
+def test_the_kernel_writes_only_to_its_own_sized_scratch(tmp_path):
+    """Its working folder, HOME and TMPDIR are one private tmpfs of `scratch_mb`: full at that size, and the
+    folder tito made for it (its connection file) is read-only inside."""
+    probe = nbformat.v4.new_code_cell(
+        "import os, tempfile\nprint('cwd', os.getcwd() == os.environ['HOME'] == tempfile.gettempdir())\n"
+        "written = 0\ntry:\n    with open('fill', 'wb') as f:\n        while True:\n"
+        "            f.write(b'x' * 2**20)\n            f.flush()\n            written += 2**20\n"
+        "except OSError as error:\n    print('full', error.errno, written // 2**20)\n"
+        "try:\n    open(os.path.join(os.path.dirname(os.environ['TITO_LOCKED_CELLS']), 'x'), 'w')\n"
+        "except OSError:\n    print('grader read-only')\n")
+    run = _run(tmp_path, [probe, _locked("after", "pass")], Limits(cell_seconds=20, notebook_seconds=60, scratch_mb=8))
+    printed = _printed(run)
+    assert "cwd True" in printed and "grader read-only" in printed, printed
+    full = [line.split() for line in printed.splitlines() if line.startswith("full")]
+    assert full and full[0][1] == "28" and int(full[0][2]) <= 8, printed  # ENOSPC, at most 8 MB
+    assert run.completed == {"after": True}
+
+
+def test_one_huge_message_is_counted_and_stops_the_run(tmp_path):
+    """A single 5 MB display, past the 64 KB cap: the run stops at that cell, and the notebook keeps none of it."""
+    huge = nbformat.v4.new_code_cell("from IPython.display import display\ndisplay({'text/plain': 'z' * 5_000_000}, raw=True)")
+    run = _run(tmp_path, [huge, _locked("after", "print('after ran')")],
+               Limits(cell_seconds=20, notebook_seconds=60, output_kb=64))
+    shown = json.dumps(run.notebook)
+    assert "z" * 70_000 not in shown and len(shown) < 200_000
+    assert run.stopped.startswith("cell 1 printed more than the 64 KB") and run.completed == {"after": False}

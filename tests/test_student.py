@@ -324,9 +324,9 @@ def test_submit_names_each_mistake_in_one_line(course, made, tmp_path):
     cases = [
         (["student", "submit", "05_autograd"], course, "is the course repository, not a student workspace"),
         (["student", "submit", "09"], workspace, "unknown module '09'"),
-        (["student", "submit", "01", "--student", "a b"], workspace, "'a b' is not usable as a student id"),
-        (["student", "submit", "01", "--course", str(tmp_path / "nowhere")], workspace, "no course folder at"),
-        (["student", "submit", "01", "--course", str(tmp_path)], workspace, "has no release of 01_tensor"),
+        (["student", "submit", "01", "--yes", "--student", "a b"], workspace, "'a b' is not usable as a student id"),
+        (["student", "submit", "01", "--yes", "--course", str(tmp_path / "nowhere")], workspace, "no course folder at"),
+        (["student", "submit", "01", "--yes", "--course", str(tmp_path)], workspace, "has no release of 01_tensor"),
     ]
     for args, cwd, expected in cases:
         result = run_tito(*args, cwd=cwd)
@@ -339,26 +339,28 @@ def test_submit_names_each_mistake_in_one_line(course, made, tmp_path):
 def test_submit_hands_in_only_the_workspaces_own_student_and_follows_no_link(course, made, tmp_path):
     workspace = copy_workspace(made[0], tmp_path / "mine")
     submitted = course / "course" / "submitted"
-    other = run_tito("student", "submit", "01", "--student", "mallory", cwd=workspace)
-    assert other.returncode == 2 and "this workspace is alice's" in one_line(other) and "--instructor" in one_line(other)
+    other = run_tito("student", "submit", "01", "--yes", "--student", "mallory", cwd=workspace)
+    assert other.returncode == 2 and "this workspace is alice's" in one_line(other)
     assert not (submitted / "mallory").exists()
-    staff = run_tito("student", "submit", "01", "--student", "mallory", "--instructor", cwd=workspace)
-    assert staff.returncode == 0 and (submitted / "mallory" / "01_tensor" / "tensor.ipynb").is_file(), staff.stdout
+    assert "unrecognized arguments: --instructor" in run_tito("student", "submit", "01", "--instructor",
+                                                              cwd=workspace).stderr
 
-    # A link planted in the course folder (here: bob's folder pointing at alice's) is never written through.
+    # A link planted in the course folder (here: alice's folder pointing elsewhere) is never written through.
     outside = tmp_path / "outside"
     outside.mkdir()
-    (submitted / "bob").symlink_to(outside)
-    linked = run_tito("student", "submit", "01", "--student", "bob", "--instructor", cwd=workspace)
+    shutil.rmtree(submitted / STUDENT, ignore_errors=True)
+    submitted.mkdir(parents=True, exist_ok=True)
+    (submitted / STUDENT).symlink_to(outside)
+    linked = run_tito("student", "submit", "01", "--yes", cwd=workspace)
     assert linked.returncode == 2 and "is a symbolic link" in one_line(linked) and not any(outside.iterdir())
-    (submitted / "bob").unlink()
+    (submitted / STUDENT).unlink()
     mine = submitted / STUDENT / "01_tensor" / "tensor.ipynb"
-    run_tito("student", "submit", "01", cwd=workspace)
+    run_tito("student", "submit", "01", "--yes", cwd=workspace)
     target = tmp_path / "target.ipynb"
     target.write_text("keep")
     mine.unlink()
     mine.symlink_to(target)
-    again = run_tito("student", "submit", "01", cwd=workspace)
+    again = run_tito("student", "submit", "01", "--yes", cwd=workspace)
     assert again.returncode == 2 and "is a symbolic link" in one_line(again) and target.read_text() == "keep"
     mine.unlink()
 
@@ -366,12 +368,43 @@ def test_submit_hands_in_only_the_workspaces_own_student_and_follows_no_link(cou
     notebook = workspace / "modules" / "01_tensor" / "tensor.ipynb"
     notebook.unlink()
     notebook.symlink_to(made[0] / "modules" / "01_tensor" / "tensor.ipynb")
-    assert "is a symbolic link" in one_line(run_tito("student", "submit", "01", cwd=workspace))
+    assert "is a symbolic link" in one_line(run_tito("student", "submit", "01", "--yes", cwd=workspace))
     notebook.unlink()
     os.mkfifo(notebook)
-    refused = run_tito("student", "submit", "01", cwd=workspace)
+    refused = run_tito("student", "submit", "01", "--yes", cwd=workspace)
     assert refused.returncode == 2 and "is not a regular file" in one_line(refused)
     assert not mine.exists() and not list(mine.parent.glob(".*partial"))
+
+
+@pytest.mark.slow
+def test_submit_never_overwrites_another_workspaces_submission(course, made, tmp_path):
+    """Two workspaces of the same student id (so: two people, as far as tito can tell on one machine): the
+    first to hand in owns the id in the course folder, and the other's submit is refused, changing nothing."""
+    first = copy_workspace(made[0], tmp_path / "first")
+    second = copy_workspace(made[0], tmp_path / "second")
+    (second / ".tito" / "workspace-id").unlink()  # made anew at its submit: another workspace
+    submitted = course / "course" / "submitted" / STUDENT
+    shutil.rmtree(submitted, ignore_errors=True)
+    assert run_tito("student", "submit", "01", "--yes", cwd=first).returncode == 0
+    before = {path: path.read_bytes() for path in submitted.rglob("*") if path.is_file()}
+    refused = run_tito("student", "submit", "01", "--yes", cwd=second)
+    assert refused.returncode == 2, refused.stdout
+    assert f"{STUDENT}'s submissions in" in one_line(refused) and "another workspace or user" in one_line(refused)
+    assert {path: path.read_bytes() for path in submitted.rglob("*") if path.is_file()} == before
+    assert run_tito("student", "submit", "01", "--yes", cwd=first).returncode == 0  # the owner still hands in
+
+
+@pytest.mark.slow
+def test_submitting_a_notebook_with_nothing_answered_asks_first(course, made, tmp_path):
+    """Without a terminal to ask (no stdin), an untouched notebook is refused with the reason; --yes hands it in."""
+    workspace = copy_workspace(made[0], tmp_path / "idle")
+    handed_in = course / "course" / "submitted" / STUDENT / "01_tensor" / "tensor.ipynb"
+    shutil.rmtree(handed_in.parent, ignore_errors=True)
+    refused = run_tito("student", "submit", "01", cwd=workspace)
+    assert refused.returncode == 2 and not handed_in.exists()
+    assert "nothing is answered in modules/01_tensor/tensor.ipynb" in one_line(refused)
+    assert "pass --yes to hand it in anyway" in one_line(refused)
+    assert run_tito("student", "submit", "01", "--yes", cwd=workspace).returncode == 0 and handed_in.is_file()
 
 
 @pytest.mark.slow

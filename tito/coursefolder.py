@@ -86,6 +86,7 @@ class GradingSettings:
     notebook_seconds: int    # seconds a whole notebook may run in the grading sandbox
     memory_mb: int           # memory a grading kernel may use
     output_kb: int           # output a notebook may print while graded
+    scratch_mb: int = 256    # the private scratch file system of each grading sandbox
     exchange: str = ""       # nbgrader's exchange folder on a shared server ("": nbgrader's default)
 
 
@@ -105,7 +106,8 @@ def grading_settings(course: Course) -> GradingSettings:
     if values["begin_solution"] == values["end_solution"] or values["begin_hidden_tests"] == values["end_hidden_tests"]:
         raise TitoError(f"{course.root / SETTINGS}: [nbgrader] begin and end markers must differ", 2)
     limits = {"timeout": course.timeout}
-    for key, default in (("notebook_seconds", 300), ("memory_mb", 2048), ("output_kb", 1024)):
+    for key, default in (("notebook_seconds", 300), ("memory_mb", 2048), ("output_kb", 1024),
+                         ("scratch_mb", 256)):
         try:
             limits[key] = int(section.get(key) or default)
         except ValueError:
@@ -118,7 +120,7 @@ def grading_settings(course: Course) -> GradingSettings:
         raise TitoError(f"{course.root / SETTINGS}: [nbgrader] exchange must be an absolute path, got {exchange!r}", 2)
     return GradingSettings(course.course_id, course.timeout, stub_message, Delimiters(**values),
                            limits["notebook_seconds"], limits["memory_mb"], limits["output_kb"],
-                           os.path.expanduser(exchange))
+                           limits["scratch_mb"], os.path.expanduser(exchange))
 
 
 # -------------------------------------------------------------------------------------------- the folder

@@ -27,7 +27,7 @@ from .course import Course, Module
 from .coursefolder import (CourseFolder, GradedCell, course_folder, grading_settings, graded_cells, metadata_problems,
                            notebook_name, source_notebook, write_atomically)
 from .errors import TitoError
-from .leaks import Leak, find_leaks, secret_lines
+from .leaks import Leak, find_leaks, normalized_secrets, secret_lines, shows_secret
 from .nbgrader_session import (Snapshot, all_or_nothing, failure_reason, nbgrader_session, one_line, quiet_warnings,
                                run_converter)
 from .outputs import safe_notebook
@@ -178,12 +178,13 @@ def autograde(course: Course, module: Module, students: list[str] | None = None,
     """
     folder = course_folder(course)
     require_release(course, module)
+    require_cores(jobs)
     if sandboxed:
         require_bwrap()
     chosen = submissions(course, module, students)
     shutil.copy2(folder.gradebook, folder.root / "gradebook.db.bak")
     limits = grading_limits(course)
-    solutions = all_solution_lines(course)
+    solutions = normalized_secrets(all_solution_lines(course))
     source = nbformat.read(folder.source(module), as_version=4)
     released = nbformat.read(folder.release(module), as_version=4)
     results = {}
@@ -227,6 +228,16 @@ def _report(grade: Grade, on_result: Callable[[Grade], None] | None) -> Grade:
     return grade
 
 
+def require_cores(jobs: int) -> None:
+    """Refuse more parallel kernels than cores. The cell limits are wall-clock time, which is what stops a
+    submission that sleeps or waits (CPU time would not); with more kernels than cores each would get less
+    than a core, so an honest cell could pass its limit and lose points it earned."""
+    cores = len(os.sched_getaffinity(0))
+    if jobs > cores:
+        raise TitoError(f"--jobs {jobs} is more than this machine's {cores} cores: each kernel's time limit is "
+                        f"wall-clock time, so honest work could run out of it; use --jobs {cores} or fewer", 2)
+
+
 def require_release(course: Course, module: Module) -> None:
     folder = course_folder(course)
     if not (folder.release(module).exists() and folder.source(module).exists() and folder.gradebook.exists()):
@@ -236,7 +247,7 @@ def require_release(course: Course, module: Module) -> None:
 def grading_limits(course: Course) -> Limits:
     settings = grading_settings(course)
     return Limits(cell_seconds=settings.timeout, notebook_seconds=settings.notebook_seconds,
-                  memory_mb=settings.memory_mb, output_kb=settings.output_kb)
+                  memory_mb=settings.memory_mb, output_kb=settings.output_kb, scratch_mb=settings.scratch_mb)
 
 
 def all_solution_lines(course: Course) -> dict[str, str]:
@@ -382,7 +393,8 @@ def mark_test_results(run: Run, solutions: dict[str, str]) -> list[str]:
 
     nbgrader awards a test's points when its cell shows no error: so each test the kernel did not see finish
     gets an error output with the reason, stderr becomes ordinary output (a debug print costs nothing), a test's
-    returned value (nbgrader's partial credit) is dropped, and any output showing a solution line is cut.
+    returned value (nbgrader's partial credit) is dropped, any output showing a solution line of any module
+    (`solutions`: `normalized_secrets`) is cut, and so is printed text past a short length.
     """
     notes = []
     for index, cell in enumerate(run.notebook.cells, start=1):
@@ -392,6 +404,8 @@ def mark_test_results(run: Run, solutions: dict[str, str]) -> list[str]:
         name = info.get("grade_id") or f"cell {index}"
         if _cut_solution_lines(cell, solutions):
             notes.append(f"cut the output of {name}: it showed a line of a lesson's solution")
+        if _shorten_printed_text(cell):
+            notes.append(f"shortened the printed text of {name} to {SHOWN_CHARACTERS} characters")
         cell.outputs = [output for output in cell.outputs if VERDICT_MIME not in output.get("data", {})]
         if not (info.get("grade") and info.get("locked")):
             continue
@@ -418,13 +432,37 @@ def _without_end_marker(output):
     return output
 
 
+SHOWN_CHARACTERS = 4000  # of printed text per cell: feedback shows a short printout, not whatever was printed
+
+
+def _shorten_printed_text(cell) -> bool:
+    """Cut a cell's printed text (its stream outputs) after SHOWN_CHARACTERS, saying so; whether it was cut."""
+    room, cut = SHOWN_CHARACTERS, 0
+    for output in cell.outputs:
+        if output.output_type == "stream":
+            text = _text(output.text)
+            cut += max(0, len(text) - room)
+            output.text = text[:max(room, 0)]
+            room -= len(text)
+    if cut:
+        cell.outputs = [output for output in cell.outputs if output.output_type != "stream" or output.text]
+        cell.outputs.append(nbformat.v4.new_output(
+            "stream", name="stdout", text=f"\n[tito: {cut} more characters of printed text were cut: feedback "
+                                          f"shows {SHOWN_CHARACTERS} characters of a cell's printout]\n"))
+    return bool(cut)
+
+
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
 def _cut_solution_lines(cell, solutions: dict[str, str]) -> bool:
-    """Replace each output that shows a solution line by a note saying so; whether any was."""
+    """Replace each output that shows a solution line (in any normalized form) by a note saying so; whether any was."""
     cut = False
     for position, output in enumerate(cell.outputs):
         texts = [output.get("text", ""), output.get("evalue", ""), *output.get("traceback", []),
-                 *(value for value in output.get("data", {}).values() if isinstance(value, str))]
-        if any(line.strip() in solutions for text in texts for line in str(text).splitlines()):
+                 *output.get("data", {}).values()]
+        if any(shows_secret(_text(text), solutions) for text in texts if isinstance(text, (str, list))):
             cell.outputs[position] = nbformat.v4.new_output(
                 "stream", name="stdout", text="[tito: this output showed a line of a lesson's solution and was cut]\n")
             cut = True

@@ -10,6 +10,10 @@ nothing: lines the source also shows outside every secret region (given code tha
 solution line), and lines that are the same in every program: punctuation and bare keywords (`else:`,
 `)`, `pass`, `raise`), or one statement keyword with one bare name (`return self`, `except ValueError:`,
 `if done:`).
+
+What a submission prints is checked harder (`shows_secret`), since a student chooses how to print it: each
+line, also split at escaped newlines and HTML tags, is compared in `normalized` form, with every space
+removed and the decoration a printout puts around a line stripped (line numbers, `| `, prompts, quotes).
 """
 from __future__ import annotations
 
@@ -24,6 +28,28 @@ import nbformat
 # or a statement keyword with one bare name and nothing else (`return self`, `except ValueError:`, `if done:`).
 _TRIVIAL = re.compile(r"[\W_]*(?:\b(?:else|try|finally|pass|return|raise|break|continue|None|True|False)\b[\W_]*)*"
                       r"|(?:return|raise|except|yield|if|elif|while)\s+[\w.]+:?")
+
+
+# What a printout may put around a line of code: line numbers, bars, prompts, quotes, list brackets, commas.
+_DECORATION = re.compile(r"^[\d|>:.#'\"`,\[]+|['\"`,\]\\]+$")
+# Where one printed line may hold several source lines: escaped newlines (a repr) and HTML tags.
+_LINE_BREAKS = re.compile(r"\n|\\n|<[^>]*>")
+
+
+def normalized(line: str) -> str:
+    """A line of code as `shows_secret` compares it: no whitespace at all, and no decoration around it."""
+    return _DECORATION.sub("", re.sub(r"\s+", "", line))
+
+
+def normalized_secrets(secrets: dict[str, str]) -> dict[str, str]:
+    """The normalized form of each secret line (see `secret_lines`) -> where it comes from."""
+    return {normalized(line): origin for line, origin in secrets.items() if normalized(line)}
+
+
+def shows_secret(text: str, secrets: dict[str, str]) -> str:
+    """The first line of `text` that shows a secret, in any normalized form; "" when none does.
+    `secrets` is `normalized_secrets(...)`."""
+    return next((line for line in _LINE_BREAKS.split(text) if normalized(line) in secrets), "")
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,14 @@ Built on bubblewrap (Debian's `bubblewrap`, /usr/bin/bwrap). What the kernel see
   - the system's and Python's files, read-only; a tinytorch or tito installed there is hidden;
   - the grader folder, read-only: the reference tinytorch holding only the graded module's prerequisites,
     the grading kernel (tito/grading_kernel.py) and the lesson's locked cells;
-  - an empty working folder, the only place it may write (its kernel's sockets live there too);
+  - a private scratch file system of its own (a tmpfs of `scratch_mb`), the only place it may write: its working
+    folder, HOME and TMPDIR, and its kernel's sockets, which tito reaches through /proc/<pid>/root; nothing
+    it writes lands on the real disk or where another sandbox could see it, and a full scratch costs only it;
   - no network, no course folder, no repository, no other submission, no process but its own;
+  - no kernel keyring (a seccomp filter refuses add_key, request_key and keyctl): the keyrings of a Unix user
+    outlive its processes, so one submission could leave data there for the next of the same slot;
   - limits on memory, CPU time, processes, file size and open files; tito adds a wall-time limit for the
-    whole submission and a cap on its printed output.
+    whole submission and a cap on everything its kernel sends (every message type, all cells together).
 When tito runs as root the kernel runs as an unprivileged user of its own (one per parallel slot), so process
 limits hold. The sandbox has its own pid namespace: killing it ends every process it started.
 
@@ -19,9 +23,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import platform
 import secrets
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import sysconfig
@@ -39,6 +45,8 @@ LOCKED_PREFIX = "#tito-locked "  # as in grading_kernel.py, which imports nothin
 VERDICT_MIME = "application/vnd.tito.verdict+json"
 END_MARKER = "_tito_reached_end_"  # as in grading_kernel.py: the call that ends each test, cut from tracebacks
 FIRST_SANDBOX_UID = 61000
+SCRATCH = Path("/sandbox")  # inside the sandbox: the kernel's private tmpfs (working folder, HOME, TMPDIR, sockets)
+KERNEL_SOCKETS = str(SCRATCH / ".kernel")
 INSTALL_HINT = "install bubblewrap (`apt-get install bubblewrap`)"
 
 
@@ -50,6 +58,7 @@ class Limits:
     processes: int = 64
     file_mb: int = 64               # largest file it may write
     output_kb: int = 1024           # everything it prints, all cells together
+    scratch_mb: int = 256           # its private scratch file system (memory-backed)
 
 
 @dataclass
@@ -114,9 +123,13 @@ def _with_parents(path: Path) -> list[str]:
     return arguments
 
 
-def sandbox_command(command: list[str], grader: Path, work: Path, limits: Limits, uid: int | None,
+def sandbox_command(command: list[str], grader: Path, connection: Path, limits: Limits, uid: int | None,
                     environment: dict[str, str]) -> list[str]:
-    """`command` wrapped in bwrap, setpriv (when root) and prlimit, with exactly `environment`."""
+    """`command` wrapped in bwrap, setpriv (when root) and prlimit, with exactly `environment`.
+
+    `connection` (read-only inside) holds the kernel's connection file and the seccomp filter, which a shell
+    opens as file descriptor 3 for bwrap (the kernel launcher closes every other descriptor).
+    """
     mounts = []
     for top in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc"):
         if os.path.islink(top):
@@ -130,9 +143,13 @@ def sandbox_command(command: list[str], grader: Path, work: Path, limits: Limits
     for hidden in _hidden_packages(python_dirs):
         mounts += ["--tmpfs", str(hidden)]
     mounts += _with_parents(grader) + ["--ro-bind", str(grader), str(grader)]
-    mounts += _with_parents(work) + ["--bind", str(work), str(work)]
-    isolation = ["--proc", "/proc", "--dev", "/dev", "--unshare-pid", "--unshare-net", "--unshare-ipc",
-                 "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--chdir", str(work)]
+    mounts += _with_parents(connection) + ["--ro-bind", str(connection), str(connection)]
+    scratch = ["--perms", "01777", "--size", str(limits.scratch_mb * 2**20), "--tmpfs", str(SCRATCH),
+               "--size", str(16 * 2**20), "--tmpfs", "/dev/shm"]
+    isolation = ["--proc", "/proc", "--dev", "/dev", *scratch, "--unshare-pid", "--unshare-net", "--unshare-ipc",
+                 "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--chdir", str(SCRATCH)]
+    if _write_seccomp_filter(connection / "seccomp.bpf"):
+        isolation += ["--seccomp", "3"]
     if uid is None:
         isolation.append("--unshare-user")
         drop = []
@@ -143,7 +160,34 @@ def sandbox_command(command: list[str], grader: Path, work: Path, limits: Limits
     caps = ["prlimit", f"--as={limits.memory_mb * 2**20}", f"--cpu={cpu}", f"--nproc={limits.processes}",
             f"--fsize={limits.file_mb * 2**20}", "--nofile=256", "--core=0", "--"]
     env = ["env", "-i", *(f"{key}={value}" for key, value in environment.items())]
-    return [require_bwrap(), *mounts, *isolation, "--", *drop, *caps, *env, *command]
+    opener = ["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(connection / "seccomp.bpf")]
+    return [*opener, require_bwrap(), *mounts, *isolation, "--", *drop, *caps, *env, *command]
+
+
+# Syscalls of the kernel keyrings (add_key, request_key, keyctl) on the machines tito knows, with the audit
+# architecture seccomp reports. On another machine the sandbox has no filter and the keyrings stay reachable.
+_KEYRING_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250)), "aarch64": (0xC00000B7, (217, 218, 219))}
+
+
+def _write_seccomp_filter(path: Path) -> bool:
+    """Write a classic-BPF seccomp program refusing (EPERM) the keyring syscalls, and every syscall of another
+    architecture or of x86_64's x32 ABI (which would bypass the numbers); whether this machine has one."""
+    known = _KEYRING_SYSCALLS.get(platform.machine())
+    if known is None:
+        path.write_bytes(b"")
+        return False
+    arch, numbers = known
+    load_word, jump_equal, jump_at_least, ret = 0x20, 0x15, 0x35, 0x06
+    program = [(load_word, 0, 0, 4), (jump_equal, 0, "deny", arch), (load_word, 0, 0, 0)]
+    if platform.machine() == "x86_64":
+        program.append((jump_at_least, "deny", 0, 0x40000000))
+    program += [(jump_equal, "deny", 0, number) for number in numbers]
+    program += [(ret, 0, 0, 0x7FFF0000), (ret, 0, 0, 0x00050000 | 1)]  # allow; refuse with EPERM
+    deny = len(program) - 1
+    offset = lambda target, at: deny - at - 1 if target == "deny" else target
+    path.write_bytes(b"".join(struct.pack("=HBBI", code, offset(true, at), offset(false, at), k)
+                              for at, (code, true, false, k) in enumerate(program)))
+    return True
 
 
 # -------------------------------------------------------------------------------------------- the kernel
@@ -153,12 +197,13 @@ def _kernel_manager_class():
     from jupyter_client.manager import AsyncKernelManager
 
     class SandboxedKernelManager(AsyncKernelManager):
-        """A kernel started inside the sandbox, reached through unix sockets in its working folder."""
+        """A kernel started inside the sandbox, reached through unix sockets in its private scratch."""
 
-        def __init__(self, argv: list[str], uid: int | None, **kwargs):
+        def __init__(self, argv: list[str], uid: int | None, sandboxed: bool, **kwargs):
             super().__init__(**kwargs)
             self._kernel_spec = KernelSpec(argv=argv, language="python", display_name="tito grading sandbox")
             self.sandbox_uid = uid
+            self.sandboxed = sandboxed
 
         def write_connection_file(self, **kwargs):
             result = super().write_connection_file(**kwargs)
@@ -166,28 +211,85 @@ def _kernel_manager_class():
                 os.chown(self.connection_file, self.sandbox_uid, self.sandbox_uid)
             return result
 
+        async def _async_post_start_kernel(self, **kw):
+            # The kernel binds its sockets in its private scratch: reach them through its root from here on.
+            if self.sandboxed:
+                self.ip = f"/proc/{await _sandbox_pid(self.provisioner)}/root{self.ip}"
+            await super()._async_post_start_kernel(**kw)
+
+        def cleanup_ipc_files(self):
+            pass  # they live in the sandbox's scratch, gone with it
+
     return SandboxedKernelManager
+
+
+async def _sandbox_pid(provisioner, seconds: float = 60) -> int:
+    """A process inside the sandbox (whose root is not ours): the first descendant of bwrap that has one."""
+    ours = os.stat("/")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and await provisioner.poll() is None:
+        for pid in _descendants(provisioner.pid):
+            try:
+                root = os.stat(f"/proc/{pid}/root/")
+            except OSError:  # gone, or not ours to look into
+                continue
+            if (root.st_dev, root.st_ino) != (ours.st_dev, ours.st_ino):
+                return pid
+        await asyncio.sleep(0.02)
+    raise RuntimeError("the sandbox did not start")
+
+
+def _descendants(pid: int) -> list[int]:
+    found, pending = [], [pid]
+    while pending:
+        parent = pending.pop()
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        found += [int(child) for child in children]
+        pending += [int(child) for child in children]
+    return found
 
 
 def _client_class():
     from nbclient import NotebookClient
 
     class CappedClient(NotebookClient):
-        """nbclient that stops a kernel whose printed output passes a cap, instead of holding it all in memory."""
+        """nbclient that counts everything a kernel sends against one budget and stops the kernel past it,
+        instead of holding it all in memory. Comm messages (widgets) are counted and ignored: a graded
+        notebook has no frontend, and nbclient's widget handling trusts their content."""
 
         output_budget = 0
-        stop_reason = ""
+        stopped_at: int | None = None  # the cell whose output passed the budget
 
-        def output(self, outs, msg, display_id, cell_index):
-            self.output_budget -= len(json.dumps(msg.get("content", {})))
-            if self.output_budget < 0:
-                if not self.stop_reason:
-                    self.stop_reason = "output limit"
-                    os.kill(self.km.provisioner.pid, signal.SIGKILL)
+        def process_message(self, msg, cell, cell_index):
+            if self.stopped_at is not None:
                 return None
-            return super().output(outs, msg, display_id, cell_index)
+            if msg["msg_type"] not in ("status", "execute_input"):
+                self.output_budget -= _message_size(msg) * self._copies(msg)
+                if self.output_budget < 0:
+                    self.stopped_at = cell_index
+                    os.kill(self.km.provisioner.pid, signal.SIGKILL)
+                    return None
+            if msg["msg_type"].startswith("comm"):
+                return None
+            return super().process_message(msg, cell, cell_index)
+
+        def _copies(self, msg) -> int:
+            """How many outputs a message writes: a display with an id rewrites every output shown with that id
+            (which the notebook then holds, and the feedback page shows, once each)."""
+            display_id = (msg["content"].get("transient") or {}).get("display_id")
+            if not display_id or msg["msg_type"] not in ("display_data", "update_display_data", "execute_result"):
+                return 1
+            shown = sum(len(outputs) for outputs in self._display_id_map.get(display_id, {}).values())
+            return max(1, shown + (msg["msg_type"] != "update_display_data"))
 
     return CappedClient
+
+
+def _message_size(msg: dict) -> int:
+    return len(json.dumps(msg.get("content", {}), default=str)) + sum(len(buffer) for buffer in msg.get("buffers", []))
 
 
 def run_notebook(notebook: nbformat.NotebookNode, grader: Path, limits: Limits, slot: int = 0,
@@ -197,20 +299,20 @@ def run_notebook(notebook: nbformat.NotebookNode, grader: Path, limits: Limits, 
     executed = nbformat.from_dict(json.loads(json.dumps(notebook)))
     tokens = _hand_locked_cells_to_kernel(executed)
     with tempfile.TemporaryDirectory(prefix="tito-sandbox-") as scratch:
-        work = Path(scratch) / "work"
-        work.mkdir()
+        connection = Path(scratch) / "connection"  # read-only in the sandbox: what the kernel needs to start
+        connection.mkdir()
+        connection.chmod(0o755)
         uid = FIRST_SANDBOX_UID + slot if sandboxed and os.geteuid() == 0 else None
-        if uid is not None:
-            os.chown(work, uid, uid)
-        work.chmod(0o700)
+        work = SCRATCH if sandboxed else connection  # without the sandbox, the kernel writes beside its connection
         environment = _kernel_environment(grader, work, reference_modules)
         kernel = [sys.executable, "-P", "-m", "ipykernel_launcher", "-f", "{connection_file}",
                   "--IPKernelApp.kernel_class=grading_kernel.GradingKernel", "--HistoryManager.enabled=False"]
-        argv = sandbox_command(kernel, grader, work, limits, uid, environment) if sandboxed else kernel
-        manager = _kernel_manager_class()(argv, uid, transport="ipc", ip=str(work / "kernel"),
-                                          connection_file=str(work / "kernel.json"))
+        argv = sandbox_command(kernel, grader, connection, limits, uid, environment) if sandboxed else kernel
+        sockets = KERNEL_SOCKETS if sandboxed else str(connection / "kernel")
+        manager = _kernel_manager_class()(argv, uid, sandboxed, transport="ipc", ip=sockets,
+                                          connection_file=str(connection / "kernel.json"))
         client = _client_class()(executed, km=manager, allow_errors=True, timeout=limits.cell_seconds,
-                                 startup_timeout=120, kernel_name="", resources={"metadata": {"path": str(work)}})
+                                 startup_timeout=120, kernel_name="", resources={"metadata": {"path": str(connection)}})
         client.output_budget = limits.output_kb * 1024
         if not sandboxed:
             manager.kernel_spec.env = environment
@@ -310,11 +412,15 @@ async def _each_cell(client, notebook, limits: Limits, deadline: float) -> str:
             return (f"{_name(cell, index)} was stopped after {client.timeout} s "
                     f"(a cell may run {limits.cell_seconds} s, the notebook {limits.notebook_seconds} s)")
         except DeadKernelError:
-            if client.stop_reason:
-                return (f"{_name(cell, index)} printed more than the {limits.output_kb} KB of output "
-                        f"a notebook may print, so grading stopped there")
+            if client.stopped_at is not None:
+                where = client.stopped_at
+                return (f"{_name(notebook.cells[where], where)} printed more than the {limits.output_kb} KB of "
+                        f"output a notebook may print, so grading stopped there")
             return (f"the kernel died in {_name(cell, index)} (exit(), os._exit(), a crash or the "
                     f"{limits.memory_mb} MB memory limit), so later cells did not run")
+        except Exception as error:  # a message nbclient cannot read: the kernel, so the submission, sent it
+            return (f"{_name(cell, index)} sent a message tito could not read ({type(error).__name__}), "
+                    f"so grading stopped there")
     return ""
 
 

@@ -21,7 +21,9 @@ from .exchange import EXCHANGE_FILES
 
 # A student id is a folder name, and nbgrader reads it as a file glob: no wildcards, spaces or slashes.
 STUDENT_ID = re.compile(r"[A-Za-z0-9][\w.@-]*")
-MAX_NOTEBOOK_MB = 20
+MAX_FILE_MB = 200      # a handed-in file, saved outputs included (they are dropped: not what is graded)
+MAX_NOTEBOOK_MB = 20   # what is graded: the cells' text
+MAX_DEPTH = 64         # nesting of the notebook's JSON (a real one nests about 10 deep)
 
 
 @dataclass
@@ -46,15 +48,25 @@ def read_submission(folder: CourseFolder, module: Module, student: str, source: 
     if expected.is_symlink() or not stat.S_ISREG(status.st_mode):
         return Submission(None, f"{shown} is {'a symbolic link' if expected.is_symlink() else 'not a regular file'}, "
                                 f"so it was not run: hand in the notebook file itself", score_zero=True)
-    if status.st_size > MAX_NOTEBOOK_MB * 2**20:
-        return Submission(None, f"{shown} is larger than {MAX_NOTEBOOK_MB} MB, so it was not run", score_zero=True)
+    if status.st_size > MAX_FILE_MB * 2**20:
+        return Submission(None, f"{shown} is larger than {MAX_FILE_MB} MB, so it was not run", score_zero=True)
+    too_deep = Submission(None, f"{shown} nests its JSON more than {MAX_DEPTH} levels deep, which no notebook "
+                                f"Jupyter saves does, so it was not run", score_zero=True)
     try:
         descriptor = os.open(expected, os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(descriptor, encoding="utf-8") as file:
             notebook = nbformat.read(file, as_version=4)
+    except RecursionError:
+        return too_deep
     except Exception as error:  # nbformat raises many kinds for a file that is no notebook
         return Submission(None, f"{shown} is not a Jupyter notebook ({type(error).__name__}: "
                                 f"{str(error).strip().splitlines()[0][:200] if str(error).strip() else ''})")
+    _drop_saved_outputs(notebook)
+    if _depth(notebook) > MAX_DEPTH:
+        return too_deep
+    if sum(len(cell.get("source", "")) for cell in notebook.cells) > MAX_NOTEBOOK_MB * 2**20:
+        return Submission(None, f"{shown} holds more than {MAX_NOTEBOOK_MB} MB of cell text, so it was not run",
+                          score_zero=True)
     lost = _unrestorable_cells(source, notebook)
     if lost:
         return Submission(None, f"{shown} lacks the cells {' and '.join(lost)} (deleted, or the notebook lost its "
@@ -65,6 +77,24 @@ def read_submission(folder: CourseFolder, module: Module, student: str, source: 
                     if path.name not in (expected.name, *EXCHANGE_FILES))
     notes = [f"ignored the files handed in beside the notebook: {', '.join(others)}"] if others else []
     return Submission(notebook, notes=notes + _drop_duplicate_grade_ids(notebook))
+
+
+def _drop_saved_outputs(notebook: nbformat.NotebookNode) -> None:
+    """A submission is graded on what its cells do when run, never on what it saved: drop that at once."""
+    for cell in notebook.cells:
+        if cell.get("cell_type") == "code":
+            cell.outputs, cell.execution_count = [], None
+
+
+def _depth(value) -> int:
+    """How deeply lists and dicts nest in `value` (counted without recursion: the nesting is untrusted)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            pending += [(child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)]
+    return deepest
 
 
 def _drop_duplicate_grade_ids(notebook: nbformat.NotebookNode) -> list[str]:

@@ -19,6 +19,7 @@ import getpass
 import json
 import os
 import re
+import secrets
 import shutil
 import stat
 import tempfile
@@ -47,6 +48,10 @@ _CLASS = re.compile(r"^(?P<indent>\s*)class\s+(?P<name>\w+)")
 _IMPORT = re.compile(r"^\s*(?:from|import)\s+tinytorch\.core(?:\.|\s+import\s+)(\w+)", re.MULTILINE)
 _TEST_IMPORT = re.compile(r"^\s*(?:from\s+(\w+)\s+import|import\s+(\w+))", re.MULTILINE)
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".hypothesis")
+
+# Who handed in under a student id, in the course folder: submitted/<student>/.tito-owner.json (see `submit`).
+OWNER_FILE = ".tito-owner.json"
+ANSWER_STUB = "YOUR ANSWER HERE"  # nbgrader's text in a written-answer cell
 
 # What git should not track in a workspace or kit: Python's and Jupyter's caches, tito's records, and what
 # docs/student.md's install makes inside it (the virtual environment, pip's egg-info).
@@ -344,6 +349,8 @@ def init_workspace(course: Course, target: Path, release_dir: Path | None = None
             nbformat.write(notebook, path)
         origin = (course.root, release_dir, folder.root) if record_origin else None
         _write_settings(course, scratch, modules, origin, student)
+        if record_origin:  # a kit, copied to every student, gets no id: each copy makes its own at its first submit
+            workspace_id(scratch)
         _write_pyproject(course, scratch)
         (scratch / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
         (scratch / "README.md").write_text(README, encoding="utf-8")
@@ -589,13 +596,35 @@ class Submitted:
     last_test: dict | None
 
 
-def submit(workspace: Course, module: Module, course_dir: Path | None = None, student: str | None = None,
-           instructor: bool = False) -> Submitted:
+def nothing_answered(notebook: nbformat.NotebookNode) -> bool:
+    """Whether every solution cell is still the release's stub: code that raises NotImplementedError, written
+    answers that say YOUR ANSWER HERE."""
+    cells = [cell for cell in notebook.cells if cell.get("metadata", {}).get("nbgrader", {}).get("solution")]
+    untouched = [cell for cell in cells if (find_stubs(cell.source) if cell.cell_type == "code"
+                                            else ANSWER_STUB in cell.source)]
+    return bool(cells) and len(untouched) == len(cells)
+
+
+def workspace_id(root: Path) -> str:
+    """The workspace's random id (.tito/workspace-id, which git ignores), made on first use."""
+    path = root / ".tito" / "workspace-id"
+    if not path.is_file():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(secrets.token_hex(16) + "\n", encoding="utf-8")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def submit(workspace: Course, module: Module, course_dir: Path | None = None, student: str | None = None) -> Submitted:
     """Copy the module's notebook, byte for byte, to <course_dir>/submitted/<student>/<module>/<short>.ipynb.
 
-    Only the workspace's own student hands in (another id needs `instructor`); the first submission of a
-    workspace that records no student or course folder (a kit) records the ones it used. No symbolic link is
-    followed, on either side.
+    Only the workspace's own student hands in; the first submission of a workspace that records no student
+    or course folder (a kit) records the ones it used. No symbolic link is followed, on either side.
+
+    Who may hand in under an id: the first submission under it writes submitted/<student>/.tito-owner.json
+    (the Unix user and this workspace's random id), and a submission from another user or workspace is
+    refused. On one machine every student may be the same Unix user, and a copy of a workspace carries its
+    id: this stops mistakes and casual overwrites, not a classmate who copies the workspace (see
+    docs/instructor.md: a class of untrusted students hands in through the hub's exchange).
     """
     from .submission import STUDENT_ID
 
@@ -613,15 +642,35 @@ def submit(workspace: Course, module: Module, course_dir: Path | None = None, st
     if not STUDENT_ID.fullmatch(student):
         raise TitoError(f"'{student}' is not usable as a student id: use letters, digits, '.', '_', '-' or '@' "
                         f"(--student ID)", 2)
-    if recorded and student != recorded and not instructor:
-        raise TitoError(f"this workspace is {recorded}'s, so it hands in only {recorded}'s work: `--student "
-                        f"{student}` is for grading staff, with --instructor", 2)
+    if recorded and student != recorded:
+        raise TitoError(f"this workspace is {recorded}'s, so it hands in only {recorded}'s work, not {student}'s", 2)
     folder = _submission_folder(course_dir, settings, module)
+    _claim(folder, student, {"uid": os.getuid(), "workspace": workspace_id(workspace.root)})
     destination, replaced = _write_without_links(folder, ["submitted", student, module.name, module.student_notebook.name],
                                                  data)
-    remembered = {"course_dir": str(folder)} | ({} if instructor else {"student": student})
+    remembered = {"course_dir": str(folder), "student": student}
     _fill_in_settings(workspace, remembered)  # where empty (a kit): the next submit needs neither option
     return Submitted(module.student_notebook, destination, student, replaced, results.load(workspace).get(module.name))
+
+
+def _claim(folder: Path, student: str, owner: dict) -> None:
+    """Make sure `owner` may hand in under `student` in the course folder (see `submit`), recording it the
+    first time."""
+    record = folder / "submitted" / student / OWNER_FILE
+    if record.is_symlink() or record.exists():
+        try:
+            found = json.loads(_read_regular_file(record, record))
+        except ValueError:
+            found = None
+        if found != owner:
+            raise TitoError(f"{student}'s submissions in {folder} were handed in from another workspace or user: "
+                            f"nothing was submitted (if {student} is you, ask your instructor)", 2)
+        return
+    existing = folder / "submitted" / student
+    if existing.is_dir() and not existing.is_symlink() and any(existing.iterdir()):
+        raise TitoError(f"{existing} holds work that was not handed in with `tito student submit`: nothing was "
+                        f"submitted (if {student} is you, ask your instructor)", 2)
+    _write_without_links(folder, ["submitted", student, OWNER_FILE], json.dumps(owner).encode())
 
 
 def _read_regular_file(path: Path, shown: Path) -> bytes:

@@ -48,8 +48,8 @@ def register(commands) -> None:
         if name in ("autograde", "feedback"):
             step.add_argument("--student", action="append", metavar="ID", help="only this student (repeatable)")
         if name == "autograde":
-            step.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, metavar="N",
-                              help="grade N submissions at once (default: the number of cores)")
+            step.add_argument("--jobs", type=_positive, default=len(os.sched_getaffinity(0)), metavar="N",
+                              help="grade N submissions at once (default and most: the number of cores)")
             step.add_argument("--no-sandbox", dest="sandboxed", action="store_false",
                               help="UNSAFE: run students' code as you, with no isolation (only where bubblewrap "
                                    "cannot be installed and every submission is trusted)")

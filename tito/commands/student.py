@@ -3,16 +3,19 @@ handing work in (to a course folder, or through nbgrader's exchange on a shared 
 docs/student.md)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import nbformat
 from rich.markup import escape
+from rich.prompt import Confirm
 
 from ..course import load_course
 from ..errors import TitoError
 from ..exchange import fetch, fetch_feedback, published_module, student_side
 from ..ui import console, table
 from ..update import update_workspace
-from ..workspace import absolute_path, init_workspace, is_workspace, submit
+from ..workspace import absolute_path, init_workspace, is_workspace, nothing_answered, submit
 
 
 def register(commands) -> None:
@@ -35,8 +38,8 @@ def register(commands) -> None:
     hand_in.add_argument("--course", type=Path, metavar="PATH",
                          help="the nbgrader course folder (default: the course this workspace was made from)")
     hand_in.add_argument("--student", metavar="ID", help="your student id (default: the workspace's, else your login)")
-    hand_in.add_argument("--instructor", action="store_true",
-                         help="grading staff: hand in under a --student id other than the workspace's")
+    hand_in.add_argument("--yes", action="store_true",
+                         help="hand in without asking, even a notebook in which nothing was answered")
     _exchange_options(hand_in, "hand in through nbgrader's exchange on a shared server (JupyterHub) instead: ")
     hand_in.set_defaults(handler=run_submit)
     take = actions.add_parser("fetch", help="get a module your instructor published in nbgrader's exchange (JupyterHub)",
@@ -130,7 +133,9 @@ def run_submit(args) -> int:
         return run_exchange_submit(args)
     workspace = load_course()
     module = workspace.module(args.module)
-    done = submit(workspace, module, args.course, args.student, args.instructor)
+    if not args.yes:
+        confirm_unanswered(workspace, module)
+    done = submit(workspace, module, args.course, args.student)
     last = done.last_test
     if last is None:
         console.print(f"[yellow]note[/]: you have not run `tito module test {module.name}` on this notebook")
@@ -140,6 +145,23 @@ def run_submit(args) -> int:
     console.print(f"{verb}: {escape(str(done.notebook.relative_to(workspace.root)))} -> {escape(str(done.destination))}")
     console.print(f"graded with `tito nbgrader autograde {module.name} --student {escape(done.student)}`")
     return 0
+
+
+def confirm_unanswered(workspace, module) -> None:
+    """Ask before handing in a notebook in which nothing was answered; without a terminal to ask, refuse."""
+    try:
+        notebook = nbformat.read(module.student_notebook, as_version=4)
+    except Exception:  # not readable: `submit` says so
+        return
+    if not nothing_answered(notebook):
+        return
+    shown = module.student_notebook.relative_to(workspace.root)
+    if not sys.stdin.isatty():
+        raise TitoError(f"nothing is answered in {shown} (every solution cell is still the release's): nothing was "
+                        f"submitted; pass --yes to hand it in anyway", 2)
+    console.print(f"[yellow]nothing is answered in {escape(str(shown))}[/]: every solution cell is still the release's")
+    if not Confirm.ask("hand it in anyway?", default=False, console=console):
+        raise TitoError("nothing was submitted", 1)
 
 
 def run_update(args) -> int:
