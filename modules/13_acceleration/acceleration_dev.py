@@ -324,6 +324,18 @@ print("test_unit_attention_backward: passed")
 # `FusedMultiHeadAttention` is the same layer (the same parameters, the same names, so a checkpoint loads
 # into either) whose attention step is your fused operation. Module 11's `GPT` builds its blocks with it
 # once this module is complete. Write its `forward`, reusing `split_heads` and `merge_heads`.
+#
+# Once this module is exported, `GPT(...)` builds its blocks with `FusedMultiHeadAttention` itself. Here,
+# before the export, `fused_copy` (given) will make a fused twin of a composed GPT: the same layers, the same
+# parameters, each attention layer turned into the fused class (which adds no state, only a `forward`).
+
+# %%
+def fused_copy(model):
+    """A copy of GPT `model` whose attention layers are this notebook's FusedMultiHeadAttention."""
+    twin = copy.deepcopy(model)
+    for block in twin.blocks:
+        block.attention.__class__ = FusedMultiHeadAttention
+    return twin
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "acceleration-multi-head", "locked": false, "solution": true}
 #| export
@@ -341,19 +353,6 @@ class FusedMultiHeadAttention(MultiHeadAttention):
         q, k, v = (self.split_heads(projection(rows), batch, length) for projection in (self.query, self.key, self.value))
         return self.out(self.merge_heads(causal_attention(q, k, v))).reshape(batch, length, self.d_model)
         ### END SOLUTION
-
-# %% [markdown]
-# Once this module is exported, `GPT(...)` builds its blocks with `FusedMultiHeadAttention` itself. Here,
-# before the export, `fused_copy` (given) makes a fused twin of a composed GPT: the same layers, the same
-# parameters, each attention layer turned into the fused class (which adds no state, only a `forward`).
-
-# %%
-def fused_copy(model):
-    """A copy of GPT `model` whose attention layers are this notebook's FusedMultiHeadAttention."""
-    twin = copy.deepcopy(model)
-    for block in twin.blocks:
-        block.attention.__class__ = FusedMultiHeadAttention
-    return twin
 
 # %% [markdown]
 # ### Test: the fused layer, and a GPT made with it
