@@ -222,10 +222,11 @@ def test_a_stopped_submission_says_why(graded, student, reason):
 
 def test_a_flood_of_output_is_stopped(graded):
     """tito stops a kernel at the output cap; a kernel printing faster than tito reads may first run out of
-    memory for its unsent output. Either way the notebook stops there, with its reason."""
+    memory for its unsent output, or (on a busy machine, its output thread starved) reach the cell's time limit.
+    Either way the notebook stops there, with its reason."""
     _, grades, _ = graded
     notes = grades["flooder"].notes
-    assert any("of output" in note or "memory limit" in note for note in notes), notes
+    assert any(reason in note for note in notes for reason in ("of output", "memory limit", "was stopped after")), notes
     assert grades["flooder"].graded
 
 

@@ -28,7 +28,7 @@ _SVG_ATTRIBUTES = {"d", "x", "y", "width", "height", "viewBox", "transform", "fi
                    "clip-path", "points", "cx", "cy", "r", "rx", "ry", "x1", "y1", "x2", "y2", "xlink:href", "href",
                    "style", "version", "font-size", "font-family", "text-anchor", "dx", "dy", "offset", "stop-color",
                    "gradientUnits", "opacity", "fill-opacity", "stroke-opacity", "preserveAspectRatio",
-                   "stroke-linecap", "stroke-linejoin", "xmlns", "xmlns:xlink"}
+                   "stroke-linecap", "stroke-linejoin", "xmlns", "xmlns:xlink", "class"}
 _TABLE_ATTRIBUTES = {"class", "border", "align", "colspan", "rowspan"}
 _STYLE_PROPERTIES = {"fill", "stroke", "stroke-width", "stroke-linecap", "stroke-linejoin", "stroke-opacity",
                      "fill-opacity", "opacity", "font-size", "font-family", "font-weight", "font-style", "text-anchor",
@@ -160,7 +160,8 @@ def _safe_markdown(cell) -> bool:
 
 class _Elements(HTMLParser):
     """The tags and attributes of an HTML text, in order: what a sanitizer may remove (text it only escapes). Styles
-    (which the sanitizer filters, a table's look) and what it adds (a table body, a link's rel) do not count."""
+    (which the sanitizer filters, a table's look), namespace declarations (which the HTML parser under the sanitizer
+    drops from an inline SVG) and what it adds (a table body, a link's rel) do not count."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -169,7 +170,7 @@ class _Elements(HTMLParser):
     def handle_starttag(self, tag, attrs):
         if tag not in ("style", "tbody"):
             self.found.append((tag, sorted((name, html.unescape(value or "")) for name, value in attrs
-                                           if name not in ("rel", "style"))))
+                                           if name not in ("rel", "style") and not name.startswith("xmlns"))))
 
     def handle_startendtag(self, tag, attrs):
         self.handle_starttag(tag, attrs)

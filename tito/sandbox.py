@@ -220,6 +220,15 @@ def _kernel_manager_class():
         def cleanup_ipc_files(self):
             pass  # they live in the sandbox's scratch, gone with it
 
+        def client(self, **kwargs):
+            # ZeroMQ reads a whole message before tito could count it: one larger than the notebook's whole output
+            # budget is refused at the socket instead (its connection drops), so tito never holds it.
+            import zmq
+
+            kernel_client = super().client(**kwargs)
+            kernel_client.context.setsockopt(zmq.MAXMSGSIZE, self.largest_message)
+            return kernel_client
+
     return SandboxedKernelManager
 
 
@@ -262,6 +271,31 @@ def _client_class():
 
         output_budget = 0
         stopped_at: int | None = None  # the cell whose output passed the budget
+        running: int = 0  # the cell being executed
+
+        async def async_execute_cell(self, cell, cell_index, **kwargs):
+            self.running = cell_index
+            return await super().async_execute_cell(cell, cell_index, **kwargs)
+
+        async def async_start_new_kernel_client(self):
+            kernel_client = await super().async_start_new_kernel_client()
+            self._watcher = asyncio.ensure_future(self._watch_for_refused_messages())
+            return kernel_client
+
+        async def _watch_for_refused_messages(self):
+            """A message larger than the budget is refused at the socket (see the kernel manager's `client`): the
+            connection drops while the kernel lives on. That is the budget passed: stop the kernel there."""
+            import zmq
+
+            monitor = self.kc.iopub_channel.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            try:
+                await monitor.recv_multipart()
+                await asyncio.sleep(0.5)  # a kernel that died closed its sockets too: let it be seen dead first
+                if self.stopped_at is None and await self.km.provisioner.poll() is None:
+                    self.stopped_at = self.running
+                    os.kill(self.km.provisioner.pid, signal.SIGKILL)
+            finally:
+                monitor.close(linger=0)
 
         def process_message(self, msg, cell, cell_index):
             if self.stopped_at is not None:
@@ -313,7 +347,7 @@ def run_notebook(notebook: nbformat.NotebookNode, grader: Path, limits: Limits, 
                                           connection_file=str(connection / "kernel.json"))
         client = _client_class()(executed, km=manager, allow_errors=True, timeout=limits.cell_seconds,
                                  startup_timeout=120, kernel_name="", resources={"metadata": {"path": str(connection)}})
-        client.output_budget = limits.output_kb * 1024
+        client.output_budget = manager.largest_message = limits.output_kb * 1024
         if not sandboxed:
             manager.kernel_spec.env = environment
         try:

@@ -560,8 +560,7 @@ def cached_attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray, start:
     query_positions = start + np.arange(q.shape[-2])[:, None]
     scores = np.where(np.arange(keys.shape[-2])[None, :] > query_positions, -np.inf, scores)
     weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    weights /= weights.sum(axis=-1, keepdims=True)
-    return weights @ values
+    return (weights @ values) / weights.sum(axis=-1, keepdims=True)  # normalizing after the product: fewer divisions
     ### END SOLUTION
 
 # %% [markdown]

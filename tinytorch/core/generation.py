@@ -201,7 +201,7 @@ class KVCache:
     def nbytes(self) -> int:
         return sum(array.nbytes for array in self.keys + self.values)
 
-# %% ../../modules/16_generation/generation_dev.py #0f74657d
+# %% ../../modules/16_generation/generation_dev.py #19495287
 def cached_attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray, start: int) -> np.ndarray:
     """softmax(q k^T / sqrt(D) + mask) v for q (B, H, n, D) of positions start..start+n-1 and keys, values
     (B, H, start+n, D): query t sees keys j <= start + t. (B, H, n, D)."""
@@ -210,8 +210,7 @@ def cached_attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray, start:
     query_positions = start + np.arange(q.shape[-2])[:, None]
     scores = np.where(np.arange(keys.shape[-2])[None, :] > query_positions, -np.inf, scores)
     weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    weights /= weights.sum(axis=-1, keepdims=True)
-    return weights @ values
+    return (weights @ values) / weights.sum(axis=-1, keepdims=True)  # normalizing after the product: fewer divisions
     ### END SOLUTION
 
 # %% ../../modules/16_generation/generation_dev.py #9d8bd1bc
