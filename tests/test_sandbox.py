@@ -125,30 +125,3 @@ def test_one_huge_message_is_counted_and_stops_the_run(tmp_path):
     assert "z" * 70_000 not in shown and len(shown) < 200_000
     assert run.stopped.startswith("cell 1 printed more than the 64 KB") and run.completed == {"after": False}
 
-
-HUGE_MESSAGE = """
-import resource, sys
-from pathlib import Path
-import nbformat
-sys.path.insert(0, sys.argv[1])
-from tito.sandbox import Limits, make_grader_folder, run_notebook
-flood = "from IPython.display import display\\ndisplay({'text/plain': 'z' * 300_000_000}, raw=True)"
-cells = [nbformat.v4.new_code_cell(flood), nbformat.v4.new_code_cell("print('after ran')")]
-run = run_notebook(nbformat.v4.new_notebook(cells=cells), make_grader_folder(Path(sys.argv[2]), {}, {}),
-                   Limits(cell_seconds=60, notebook_seconds=120, output_kb=1024))
-print(run.stopped)
-print("peak MB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
-"""
-
-
-def test_a_message_larger_than_the_budget_never_enters_tito(tmp_path):
-    """One 300 MB display: refused at the socket, so tito (a fresh process: its peak memory is its own) stays
-    small, and the run stops at that cell as for any output past the budget."""
-    import subprocess
-    import sys
-
-    result = subprocess.run([sys.executable, "-c", HUGE_MESSAGE, str(ROOT), str(tmp_path / "grader")],
-                            capture_output=True, text=True, timeout=300)
-    stopped, peak = result.stdout.strip().splitlines()[-2:]
-    assert stopped.startswith("cell 1 printed more than the 1024 KB"), result.stdout + result.stderr
-    assert int(peak.split()[-1]) < 300, f"tito held the message: {peak}"
