@@ -1,5 +1,8 @@
 """modules -> tinytorch: nbdev 3 exports each module's `#| export` cells into the package.
 
+A package file reads as a library: the nbgrader marker lines around solutions and hidden tests are left out
+(a student's export, from a release notebook, has none to leave out).
+
 Each export runs in a scratch copy of the course layout, so nbdev never touches the real package until
 the new files are complete; `install` then swaps them in and can put the old ones back.
 """
@@ -15,6 +18,7 @@ import nbformat
 
 from .course import PACKAGE, Course, Module
 from .errors import TitoError
+from .leaks import Delimiters
 from .notebook import module_notebook
 
 PYPROJECT = """[project]
@@ -66,7 +70,13 @@ def _render(course: Course, module: Module) -> str:
             raise TitoError(f"{source.relative_to(course.root)} has no `#| export` cells to put in {relative_file}")
         text = generated.read_text(encoding="utf-8")
         # nbdev points readers at the notebook it read; in a course the file to edit is the dev file.
-        return text.replace(notebook_path.name, source.name)
+        return without_markers(text.replace(notebook_path.name, source.name))
+
+
+def without_markers(text: str) -> str:
+    """`text` without its nbgrader marker lines (`### BEGIN SOLUTION`, ...); the code between them stays."""
+    markers = Delimiters().markers
+    return "".join(line for line in text.splitlines(keepends=True) if not line.lstrip().startswith(markers))
 
 
 def _cache_key(course: Course, module: Module) -> str:

@@ -659,7 +659,7 @@ print("test_unit_tensor_constructors: passed")
 # modules import it from here.
 
 # %%
-#| export
+#| exporti
 import time
 
 

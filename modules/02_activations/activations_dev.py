@@ -70,7 +70,7 @@ from tinytorch.core.tensor import Tensor
 # as "the graph is cut". Modules 03 and 04 use the same probe.
 
 # %%
-#| export
+#| exporti
 class Traced(Tensor):
     """A Tensor that remembers the Traced tensors it was computed from: a stand-in for module 05's Variable.
 

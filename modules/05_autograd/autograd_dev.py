@@ -43,7 +43,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import weakref
 from typing import Callable
 
@@ -68,6 +67,9 @@ from tinytorch.core.tensor import Tensor, axes_and_keepdims, promote_integers, r
 # ```
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-warmup", "locked": false, "solution": true}
+import math
+
+
 class Scalar:
     """A number that remembers its parents, each with the local derivative d self / d parent."""
 

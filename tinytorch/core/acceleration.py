@@ -29,7 +29,6 @@ def softmax_cross_entropy(logits, targets):
     if t.shape != (x.shape[0],):
         raise ValueError(f"softmax_cross_entropy expects targets of shape ({x.shape[0]},) for logits {x.shape}, got shape {t.shape}")
     rows = np.arange(x.shape[0])
-    ### BEGIN SOLUTION
     shifted = x - x.max(axis=1, keepdims=True)
     exps = np.exp(shifted)
     sums = exps.sum(axis=1, keepdims=True)
@@ -42,7 +41,6 @@ def softmax_cross_entropy(logits, targets):
         return grad
 
     return graph_op(np.asarray(loss, dtype=x.dtype), "SoftmaxCrossEntropy", (logits, rule))
-    ### END SOLUTION
 
 # %% ../../modules/13_acceleration/acceleration_dev.py #873731d3
 class FusedCrossEntropyLoss(Loss):
@@ -62,7 +60,6 @@ def causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> tup
     [[1.0], [2.0]]
     """
     scale = 1.0 / math.sqrt(q.shape[-1])
-    ### BEGIN SOLUTION
     weights_t = k @ np.swapaxes(q * scale, -1, -2)        # S^T: (..., keys, queries)
     weights_t += causal_mask(q.shape[-2], weights_t.dtype).T
     weights_t -= weights_t.max(axis=-2, keepdims=True)
@@ -70,7 +67,6 @@ def causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> tup
     weights_t /= weights_t.sum(axis=-2, keepdims=True)
     weights = np.swapaxes(weights_t, -1, -2)
     return weights @ v, weights
-    ### END SOLUTION
 
 # %% ../../modules/13_acceleration/acceleration_dev.py #e6ba9c32
 def causal_attention_backward(g: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarray,
@@ -79,7 +75,6 @@ def causal_attention_backward(g: np.ndarray, q: np.ndarray, k: np.ndarray, v: np
     `weights` the P of causal_attention_forward(q, k, v)."""
     weights_t = np.swapaxes(weights, -1, -2)
     scale = 1.0 / math.sqrt(q.shape[-1])
-    ### BEGIN SOLUTION
     grad_v = weights_t @ g
     grad_t = v @ np.swapaxes(g, -1, -2)                   # dL/dP^T
     grad_t -= np.einsum("...kq,...kq->...q", grad_t, weights_t)[..., None, :]
@@ -89,7 +84,6 @@ def causal_attention_backward(g: np.ndarray, q: np.ndarray, k: np.ndarray, v: np
     grad_k = grad_t @ q
     grad_k *= scale
     return grad_q, grad_k, grad_v
-    ### END SOLUTION
 
 
 def causal_attention(q, k, v):
@@ -119,7 +113,5 @@ class FusedMultiHeadAttention(MultiHeadAttention):
             return super().forward(x)  # the fused operation is the causal one
         batch, length, _ = x.shape
         rows = x.reshape(batch * length, self.d_model)
-        ### BEGIN SOLUTION
         q, k, v = (self.split_heads(projection(rows), batch, length) for projection in (self.query, self.key, self.value))
         return self.out(self.merge_heads(causal_attention(q, k, v))).reshape(batch, length, self.d_model)
-        ### END SOLUTION

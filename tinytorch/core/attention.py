@@ -56,14 +56,12 @@ def embedding(weight, ids):
     """
     table = np.asarray(weight)
     index = token_ids(ids, len(table))
-    ### BEGIN SOLUTION
     def rule(g):
         grad = np.zeros(table.shape, dtype=g.dtype)
         np.add.at(grad, index, g)  # grad[index] = g would keep only the last use of a repeated id
         return grad
 
     return graph_op(table[index], "Embedding", (weight, rule))
-    ### END SOLUTION
 
 
 class Embedding(Module):
@@ -116,7 +114,6 @@ def layer_norm(x, weight=None, bias=None, eps: float = 1e-5):
     """
     xv = np.asarray(x)
     gamma = None if weight is None else np.asarray(weight)
-    ### BEGIN SOLUTION
     centered = xv - xv.mean(axis=-1, keepdims=True)
     inv_std = 1.0 / np.sqrt((centered * centered).mean(axis=-1, keepdims=True) + eps)
     normalized = centered * inv_std
@@ -130,7 +127,6 @@ def layer_norm(x, weight=None, bias=None, eps: float = 1e-5):
                           - normalized * (scaled * normalized).mean(axis=-1, keepdims=True))
 
     return graph_op(out, "LayerNorm", (x, grad_x), (weight, lambda g: g * normalized), (bias, lambda g: g))
-    ### END SOLUTION
 
 
 class LayerNorm(Module):
@@ -157,29 +153,23 @@ def causal_mask(size: int, dtype=np.float32) -> np.ndarray:
     >>> causal_mask(2).tolist()
     [[0.0, -inf], [0.0, 0.0]]
     """
-    ### BEGIN SOLUTION
     return np.where(np.triu(np.ones((size, size), dtype=bool), k=1), -np.inf, 0.0).astype(dtype)
-    ### END SOLUTION
 
 
 def attention_weights(q, k, causal: bool = True):
     """softmax(q k^T / sqrt(D) + mask) over the last axis, for q (..., Tq, D) and k (..., Tk, D):
     (..., Tq, Tk), each row summing to 1; with `causal`, the mask of `causal_mask` (Tq = Tk)."""
-    ### BEGIN SOLUTION
     scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)
     if causal:
         scores = scores + causal_mask(scores.shape[-1], scores.dtype)
     return scores.softmax(axis=-1)
-    ### END SOLUTION
 
 
 def scaled_dot_product_attention(q, k, v, causal: bool = True):
     """attention_weights(q, k, causal) @ v: for each query, the weighted average of the values (..., Tq, D)."""
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ValueError(f"attention needs q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv); got {q.shape}, {k.shape}, {v.shape}")
-    ### BEGIN SOLUTION
     return attention_weights(q, k, causal) @ v
-    ### END SOLUTION
 
 # %% ../../modules/10_attention/attention_dev.py #36170cbf
 class MultiHeadAttention(Module):
@@ -200,27 +190,21 @@ class MultiHeadAttention(Module):
 
     def split_heads(self, projected, batch: int, length: int):
         """(B * T, C) -> (B, H, T, D)."""
-        ### BEGIN SOLUTION
         return projected.reshape(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
-        ### END SOLUTION
 
     def merge_heads(self, heads):
         """(B, H, T, D) -> (B * T, C): each position's heads side by side, head 0 first."""
         batch, _, length, _ = heads.shape
-        ### BEGIN SOLUTION
         return heads.transpose(1, 2).reshape(batch * length, self.d_model)
-        ### END SOLUTION
 
     def forward(self, x):
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"{self!r} expects x of shape (B, T, {self.d_model}), got {x.shape}")
         batch, length, _ = x.shape
         rows = x.reshape(batch * length, self.d_model)
-        ### BEGIN SOLUTION
         q, k, v = (self.split_heads(projection(rows), batch, length) for projection in (self.query, self.key, self.value))
         attended = scaled_dot_product_attention(q, k, v, self.causal)
         return self.out(self.merge_heads(attended)).reshape(batch, length, self.d_model)
-        ### END SOLUTION
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, num_heads={self.num_heads}, causal={self.causal}"

@@ -35,12 +35,10 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) 
     """
     if stride < 1 or padding < 0:
         raise ValueError(f"stride must be at least 1 and padding at least 0, got stride={stride}, padding={padding}")
-    ### BEGIN SOLUTION
     room = size + 2 * padding - kernel
     if room < 0:
         raise ValueError(f"a kernel of {kernel} does not fit in a size of {size} with padding {padding}")
     return room // stride + 1
-    ### END SOLUTION
 
 # %% ../../modules/09_convolutions/convolutions_dev.py #9bcd1dea
 def conv2d_loops(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, stride=1, padding=0) -> np.ndarray:
@@ -53,7 +51,6 @@ def conv2d_loops(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = No
     out_channels, _, kh, kw = weight.shape
     (sh, sw), (ph, pw) = pair(stride), pair(padding)
     oh, ow = conv_output_size(height, kh, sh, ph), conv_output_size(width, kw, sw, pw)
-    ### BEGIN SOLUTION
     padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     out = np.zeros((n, out_channels, oh, ow), dtype=np.result_type(x, weight))
     for image in range(n):
@@ -65,7 +62,6 @@ def conv2d_loops(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = No
     if bias is not None:
         out += bias.reshape(1, -1, 1, 1)
     return out
-    ### END SOLUTION
 
 # %% ../../modules/09_convolutions/convolutions_dev.py #93526281
 def _geometry(shape: tuple, kernel_size, stride, padding) -> tuple:
@@ -85,7 +81,6 @@ def im2col(x: np.ndarray, kernel_size, stride=1, padding=0) -> np.ndarray:
     """
     n, channels, height, width = x.shape
     (kh, kw), (sh, sw), (ph, pw), (oh, ow) = _geometry(x.shape, kernel_size, stride, padding)
-    ### BEGIN SOLUTION
     padded = np.zeros((channels, height + 2 * ph, width + 2 * pw, n), dtype=x.dtype)
     padded[:, ph:ph + height, pw:pw + width] = x.transpose(1, 2, 3, 0)
     cols = np.empty((channels, kh, kw, oh, ow, n), dtype=x.dtype)
@@ -93,7 +88,6 @@ def im2col(x: np.ndarray, kernel_size, stride=1, padding=0) -> np.ndarray:
         for v in range(kw):
             cols[:, u, v] = padded[:, u:u + sh * oh:sh, v:v + sw * ow:sw]
     return cols.reshape(channels * kh * kw, oh * ow * n)
-    ### END SOLUTION
 
 # %% ../../modules/09_convolutions/convolutions_dev.py #d7675b86
 def col2im(cols: np.ndarray, input_shape: tuple, kernel_size, stride=1, padding=0) -> np.ndarray:
@@ -105,14 +99,12 @@ def col2im(cols: np.ndarray, input_shape: tuple, kernel_size, stride=1, padding=
     """
     n, channels, height, width = input_shape
     (kh, kw), (sh, sw), (ph, pw), (oh, ow) = _geometry(input_shape, kernel_size, stride, padding)
-    ### BEGIN SOLUTION
     windows = cols.reshape(channels, kh, kw, oh, ow, n)
     padded = np.zeros((channels, height + 2 * ph, width + 2 * pw, n), dtype=cols.dtype)
     for u in range(kh):
         for v in range(kw):
             padded[:, u:u + sh * oh:sh, v:v + sw * ow:sw] += windows[:, u, v]
     return padded[:, ph:ph + height, pw:pw + width].transpose(3, 0, 1, 2)
-    ### END SOLUTION
 
 # %% ../../modules/09_convolutions/convolutions_dev.py #fa84a4a7
 def record(value: np.ndarray, name: str, *edges):
@@ -140,7 +132,6 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     kernel = wv.shape[2:]
     _, _, _, (oh, ow) = _geometry(xv.shape, kernel, stride, padding)
     out_channels = len(wv)
-    ### BEGIN SOLUTION
     cols = im2col(xv, kernel, stride, padding)
     filters = wv.reshape(out_channels, -1)
     columns = filters @ cols
@@ -155,7 +146,6 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
                   (x, lambda g: col2im(filters.T @ as_columns(g), xv.shape, kernel, stride, padding)),
                   (weight, lambda g: (as_columns(g) @ cols.T).reshape(wv.shape)),
                   (bias, lambda g: g.sum(axis=(0, 2, 3))))
-    ### END SOLUTION
 
 
 class Conv2d(Module):
@@ -172,20 +162,16 @@ class Conv2d(Module):
             raise ValueError(f"Conv2d needs positive integer channel counts, got {in_channels} and {out_channels}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding = pair(kernel_size), pair(stride), pair(padding)
-        ### BEGIN SOLUTION
         rng = rng if rng is not None else np.random.default_rng()
         bound = 1.0 / math.sqrt(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
         shape = (self.out_channels, self.in_channels, *self.kernel_size)
         self.weight = Parameter(rng.uniform(-bound, bound, shape).astype(dtype))
         self.bias = Parameter(rng.uniform(-bound, bound, self.out_channels).astype(dtype)) if bias else None
-        ### END SOLUTION
 
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r} expects inputs of shape (N, {self.in_channels}, H, W), got {x.shape}")
-        ### BEGIN SOLUTION
         return conv2d(x, self.weight, self.bias, self.stride, self.padding)
-        ### END SOLUTION
 
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -223,7 +209,6 @@ def max_pool2d(x, kernel_size, stride=None):
     """The largest entry of each window of each channel; the gradient goes to the first largest entry."""
     windows = _Windows(_array(x), kernel_size, stride)
     cols = windows.cols
-    ### BEGIN SOLUTION
     winners = cols.argmax(axis=0)  # the first largest entry of each window, as PyTorch chooses
     columns = np.arange(cols.shape[1])
 
@@ -233,21 +218,18 @@ def max_pool2d(x, kernel_size, stride=None):
         return windows.to_input(spread)
 
     return record(windows.to_output(cols[winners, columns]), "MaxPool2d", (x, rule))
-    ### END SOLUTION
 
 
 def avg_pool2d(x, kernel_size, stride=None):
     """The mean of each window of each channel; each entry of a window receives g / (kh * kw)."""
     windows = _Windows(_array(x), kernel_size, stride)
     cols = windows.cols
-    ### BEGIN SOLUTION
     count = len(cols)
 
     def rule(g):
         return windows.to_input(np.broadcast_to(windows.to_columns(g) / count, cols.shape))
 
     return record(windows.to_output(cols.mean(axis=0)), "AvgPool2d", (x, rule))
-    ### END SOLUTION
 
 
 class _Pool2d(Module):

@@ -42,10 +42,8 @@ def pair_counts(words: dict) -> dict:
     """
     counts = {}
     for word, count in words.items():
-        ### BEGIN SOLUTION
         for pair in zip(word, word[1:]):
             counts[pair] = counts.get(pair, 0) + count
-        ### END SOLUTION
     return counts
 
 
@@ -57,7 +55,6 @@ def merge_pair(word: tuple, pair: tuple) -> tuple:
     (b'aa', b'a', b'b')
     """
     merged, index = [], 0
-    ### BEGIN SOLUTION
     while index < len(word):
         if index + 1 < len(word) and (word[index], word[index + 1]) == pair:
             merged.append(word[index] + word[index + 1])
@@ -65,7 +62,6 @@ def merge_pair(word: tuple, pair: tuple) -> tuple:
         else:
             merged.append(word[index])
             index += 1
-    ### END SOLUTION
     return tuple(merged)
 
 # %% ../../modules/16_generation/generation_dev.py #6f37c3c5
@@ -81,7 +77,6 @@ def train_bpe(text: str, num_merges: int) -> dict[bytes, int]:
         raise ValueError(f"num_merges must be 0 or more, got {num_merges}")
     words = byte_chunks(text)
     ranks = {bytes([byte]): byte for byte in range(256)}
-    ### BEGIN SOLUTION
     while len(ranks) < 256 + num_merges:
         counts = pair_counts(words)
         if not counts:
@@ -89,7 +84,6 @@ def train_bpe(text: str, num_merges: int) -> dict[bytes, int]:
         best = max(counts, key=counts.get)
         ranks.setdefault(best[0] + best[1], len(ranks))
         words = {merge_pair(word, best): count for word, count in words.items()}
-    ### END SOLUTION
     return ranks
 
 # %% ../../modules/16_generation/generation_dev.py #1092f033
@@ -100,7 +94,6 @@ def encode_chunk(chunk: bytes, ranks: dict[bytes, int]) -> list[int]:
     >>> encode_chunk(b"abcd", {**{bytes([i]): i for i in range(256)}, b"bc": 256, b"ab": 257, b"cd": 258})
     [97, 256, 100]
     """
-    ### BEGIN SOLUTION
     if chunk in ranks:
         return [ranks[chunk]]
     parts = [bytes([byte]) for byte in chunk]
@@ -110,7 +103,6 @@ def encode_chunk(chunk: bytes, ranks: dict[bytes, int]) -> list[int]:
             break
         _, index = min(candidates)
         parts[index:index + 2] = [parts[index] + parts[index + 1]]
-    ### END SOLUTION
     return [ranks[part] for part in parts]
 
 
@@ -158,9 +150,7 @@ def decode(ids, vocabulary: list[bytes]) -> str:
     >>> decode([0xF0, 0x9F, 0x99, 0x82], [bytes([i]) for i in range(256)])
     '🙂'
     """
-    ### BEGIN SOLUTION
     return b"".join(vocabulary[int(i)] for i in ids).decode("utf-8", errors="replace")
-    ### END SOLUTION
 
 # %% ../../modules/16_generation/generation_dev.py #af0c9366
 class KVCache:
@@ -186,12 +176,10 @@ class KVCache:
         new = keys.shape[2]
         if self.length + new > self.capacity:
             raise ValueError(f"the cache holds {self.capacity} positions; {self.length} are filled, {new} more do not fit")
-        ### BEGIN SOLUTION
         end = self.length + new
         self.keys[layer][:, :, self.length:end] = keys
         self.values[layer][:, :, self.length:end] = values
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
-        ### END SOLUTION
 
     def advance(self, count: int) -> None:
         """`count` more positions are filled in every layer."""
@@ -205,13 +193,11 @@ class KVCache:
 def cached_attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray, start: int) -> np.ndarray:
     """softmax(q k^T / sqrt(D) + mask) v for q (B, H, n, D) of positions start..start+n-1 and keys, values
     (B, H, start+n, D): query t sees keys j <= start + t. (B, H, n, D)."""
-    ### BEGIN SOLUTION
     scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ keys.swapaxes(-1, -2)
     query_positions = start + np.arange(q.shape[-2])[:, None]
     scores = np.where(np.arange(keys.shape[-2])[None, :] > query_positions, -np.inf, scores)
     weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
     return (weights @ values) / weights.sum(axis=-1, keepdims=True)  # normalizing after the product: fewer divisions
-    ### END SOLUTION
 
 # %% ../../modules/16_generation/generation_dev.py #9d8bd1bc
 def attention_with_cache(attention, x, cache: KVCache, layer: int, start: int):
@@ -236,7 +222,6 @@ def forward_with_cache(model: GPT, ids, cache: KVCache) -> np.ndarray:
     if start + new > model.context:
         raise ValueError(f"{start} cached and {new} new positions exceed the context of {model.context}")
     with no_grad():
-        ### BEGIN SOLUTION
         x = model.token(ids) + model.position.weight[start:start + new]
         for layer, block in enumerate(model.blocks):
             x = x + attention_with_cache(block.attention, block.norm1(x), cache, layer, start)
@@ -244,7 +229,6 @@ def forward_with_cache(model: GPT, ids, cache: KVCache) -> np.ndarray:
         cache.advance(new)
         rows = model.norm(x).reshape(batch * new, model.d_model)
         logits = rows @ model.token.weight.transpose(0, 1) if model.tied else model.head(rows)
-        ### END SOLUTION
     return np.asarray(logits).reshape(batch, new, model.vocab_size)
 
 # %% ../../modules/16_generation/generation_dev.py #cfd9a4fb
@@ -258,14 +242,12 @@ def top_p_filter(probabilities: np.ndarray, top_p: float) -> np.ndarray:
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     probabilities = np.asarray(probabilities, dtype=np.float64)
-    ### BEGIN SOLUTION
     order = np.argsort(-probabilities, kind="stable")
     running = np.cumsum(probabilities[order])
     keep = order[:np.searchsorted(running, top_p) + 1]
     kept = np.zeros_like(probabilities)
     kept[keep] = probabilities[keep]
     return kept / kept.sum()
-    ### END SOLUTION
 
 
 def sampling_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
@@ -289,7 +271,6 @@ def generate_batch(model: GPT, prompts, length: int, temperature: float = 1.0, t
     model.eval()
     try:
         for _ in range(length):
-            ### BEGIN SOLUTION
             if cache is None or cache.length == model.context:
                 cache = KVCache.for_model(model, batch)
                 logits = forward_with_cache(model, ids[:, -model.context:], cache)
@@ -298,7 +279,6 @@ def generate_batch(model: GPT, prompts, length: int, temperature: float = 1.0, t
             drawn = [rng.choice(model.vocab_size, p=sampling_distribution(row, temperature, top_k, top_p))
                      for row in logits[:, -1]]
             ids = np.concatenate([ids, np.array(drawn, dtype=np.int64)[:, None]], axis=1)
-            ### END SOLUTION
     finally:
         model.train(was_training)
     return ids[:, ids.shape[1] - length:]

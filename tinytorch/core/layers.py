@@ -34,20 +34,16 @@ class Parameter(ParameterBase):
 
     def __init__(self, data):
         """Initialise the base with `data`; as a Variable, also with requires_grad=True."""
-        ### BEGIN SOLUTION
         if Variable is None:
             super().__init__(data)
         else:
             super().__init__(data, requires_grad=True)
-        ### END SOLUTION
 
 
 def array_of(value) -> np.ndarray:
     """The NumPy array behind a Tensor or a Variable (the same object, so writes to it change the value)."""
-    ### BEGIN SOLUTION
     data = value.data
     return data.data if isinstance(data, Tensor) else data
-    ### END SOLUTION
 
 # %% ../../modules/03_layers/layers_dev.py #73aeb7a1
 class Module:
@@ -82,16 +78,13 @@ class Module:
 
     def named_modules(self, prefix: str = "") -> list[tuple[str, Module]]:
         """This module and all below it, as (name prefix, module): ("", self), ("hidden.", ...), ..."""
-        ### BEGIN SOLUTION
         found = [(prefix, self)]
         for name, child in self.named_children():
             found.extend(child.named_modules(f"{prefix}{name}."))
         return found
-        ### END SOLUTION
 
     def named_parameters(self) -> list[tuple[str, Parameter]]:
         """Every parameter in the tree as (dotted name, parameter), each shared parameter once."""
-        ### BEGIN SOLUTION
         found, seen = [], set()
         for prefix, module in self.named_modules():
             for name, value in vars(module).items():
@@ -99,34 +92,27 @@ class Module:
                     seen.add(id(value))
                     found.append((prefix + name, value))
         return found
-        ### END SOLUTION
 
     def parameters(self) -> list[Parameter]:
         return [parameter for _, parameter in self.named_parameters()]
 
     def zero_grad(self) -> None:
         """Forget the gradients of the last backward pass (PyTorch's default: set them to None)."""
-        ### BEGIN SOLUTION
         for parameter in self.parameters():
             parameter.grad = None
-        ### END SOLUTION
 
     def train(self, mode: bool = True) -> Module:
         """Put this module and every child into training mode (or evaluation mode with mode=False)."""
-        ### BEGIN SOLUTION
         for _, module in self.named_modules():
             module.training = mode
         return self
-        ### END SOLUTION
 
     def eval(self) -> Module:
         return self.train(False)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """{parameter name: a copy of its array}; a copy, so later training does not change a saved state."""
-        ### BEGIN SOLUTION
         return {name: array_of(parameter).copy() for name, parameter in self.named_parameters()}
-        ### END SOLUTION
 
     def load_state_dict(self, state: dict) -> None:
         """Copy arrays from `state` into the parameters of the same names, in place.
@@ -134,7 +120,6 @@ class Module:
         Checks everything first, so a bad checkpoint changes nothing: a missing or unexpected name, or
         an array of the wrong shape, raises a ValueError that names it.
         """
-        ### BEGIN SOLUTION
         own = dict(self.named_parameters())
         missing = [name for name in own if name not in state]
         unexpected = [name for name in state if name not in own]
@@ -146,7 +131,6 @@ class Module:
                 raise ValueError(f"state_dict entry '{name}' has shape {shape}, but the parameter has shape {parameter.shape}")
         for name, parameter in own.items():
             np.copyto(array_of(parameter), np.asarray(state[name]), casting="same_kind")
-        ### END SOLUTION
 
     def extra_repr(self) -> str:
         return ""
@@ -181,22 +165,18 @@ class Linear(Module):
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        ### BEGIN SOLUTION
         rng = rng if rng is not None else np.random.default_rng()
         fan = self.in_features if init == "kaiming" else self.in_features + self.out_features
         bound = math.sqrt(6.0 / fan)  # uniform on [-bound, bound] has variance bound**2 / 3
         self.weight = Parameter(rng.uniform(-bound, bound, (self.in_features, self.out_features)).astype(dtype))
         self.bias = Parameter(np.zeros(self.out_features, dtype=dtype)) if bias else None
-        ### END SOLUTION
 
     def forward(self, x):
         """x @ weight (+ bias); a ValueError names the layer when x's last axis is not in_features."""
         if x.shape[-1:] != (self.in_features,):
             raise ValueError(f"{self!r} expects inputs whose last axis has size {self.in_features}, got shape {x.shape}")
-        ### BEGIN SOLUTION
         out = x @ self.weight
         return out if self.bias is None else out + self.bias
-        ### END SOLUTION
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -219,11 +199,9 @@ class Sequential(Module):
 
     def forward(self, x):
         """Each layer applied to the output of the one before."""
-        ### BEGIN SOLUTION
         for layer in self.layers:
             x = layer(x)
         return x
-        ### END SOLUTION
 
     def __getitem__(self, index):
         return self.layers[index]
@@ -241,9 +219,7 @@ class Flatten(Module):
 
     def forward(self, x):
         """One reshape that keeps the first (batch) axis."""
-        ### BEGIN SOLUTION
         return x.reshape(x.shape[0], -1)
-        ### END SOLUTION
 
 # %% ../../modules/03_layers/layers_dev.py #79c469c5
 class Dropout(Module):
@@ -261,13 +237,11 @@ class Dropout(Module):
 
     def forward(self, x):
         """In training mode, x times a constant mask: 0 with probability p, else 1/(1-p); in eval mode, x itself."""
-        ### BEGIN SOLUTION
         if not self.training or self.p == 0.0:
             return x
         keep = self.rng.random(x.shape) >= self.p
         scale = 0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p)
         return x * (keep * scale).astype(x.dtype)
-        ### END SOLUTION
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

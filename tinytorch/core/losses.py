@@ -55,20 +55,16 @@ class MSELoss(Loss):
     def forward(self, prediction, target):
         prediction = as_tensor(prediction)
         target = as_target(target, prediction)
-        ### BEGIN SOLUTION
         if prediction.shape != target.shape:
             raise ValueError(f"MSELoss needs prediction and target of the same shape, got {prediction.shape} and {target.shape}")
         diff = prediction - target
         return (diff * diff).mean()
-        ### END SOLUTION
 
 # %% ../../modules/04_losses/losses_dev.py #36da68fb
 def log_softmax(x, axis: int = -1):
     """log(softmax(x)) along `axis`, as shifted - log(sum(exp(shifted))) with a constant max shift."""
-    ### BEGIN SOLUTION
     shifted = x - x.numpy().max(axis=axis, keepdims=True)
     return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
-    ### END SOLUTION
 
 
 def class_axis_last(x):
@@ -112,7 +108,6 @@ def checked_reduction(reduction: str) -> str:
 
 def class_indices(target: np.ndarray, num_classes: int) -> np.ndarray:
     """Check that `target` holds whole numbers in [0, num_classes) and return them as int64."""
-    ### BEGIN SOLUTION
     if target.dtype.kind not in "iu" and not np.all(np.mod(target, 1) == 0):
         raise ValueError(f"class indices must be whole numbers, got {target.ravel()[:10].tolist()}")
     bad = (target < 0) | (target >= num_classes)
@@ -120,7 +115,6 @@ def class_indices(target: np.ndarray, num_classes: int) -> np.ndarray:
         raise ValueError(f"class index out of range: targets must be in [0, {num_classes - 1}] for {num_classes} classes, "
                          f"got {np.unique(target[bad])[:10].tolist()}")
     return target.astype(np.int64)
-    ### END SOLUTION
 
 
 class CrossEntropyLoss(Loss):
@@ -158,14 +152,12 @@ class CrossEntropyLoss(Loss):
         """One cross-entropy per row of `log_probs` (N, C): for class indices (N,), or probability rows (N, C)."""
         count, num_classes = log_probs.shape
         target_values = values_of(target)
-        ### BEGIN SOLUTION
         if target_values.shape == (count,):
             return -log_probs[np.arange(count), class_indices(target_values, num_classes)]
         if target_values.shape == (count, num_classes):
             return -(log_probs * as_target(target, log_probs)).sum(axis=1)
         raise ValueError(f"CrossEntropyLoss: for logits of shape {log_probs.shape}, targets must have shape ({count},) "
                          f"(class indices) or {log_probs.shape} (one-hot), got {target_values.shape}")
-        ### END SOLUTION
 
 
 class NLLLoss(Loss):
@@ -201,13 +193,11 @@ LOG_FLOOR = -100.0
 
 def clamped_log(x):
     """log(x), but -100 where x < exp(-100) (so log(0) is -100, not -inf), as PyTorch's BCELoss does."""
-    ### BEGIN SOLUTION
     tiny = values_of(x) < math.exp(LOG_FLOOR)
     if not tiny.any():
         return x.log()
     mask = tiny.astype(x.dtype)
     return (x + mask).log() + LOG_FLOOR * mask
-    ### END SOLUTION
 
 
 class BCELoss(Loss):
@@ -220,7 +210,6 @@ class BCELoss(Loss):
     def forward(self, prediction, target):
         prediction = as_tensor(prediction)
         target = as_target(target, prediction)
-        ### BEGIN SOLUTION
         if prediction.shape != target.shape:
             raise ValueError(f"BCELoss needs prediction and target of the same shape, got {prediction.shape} and {target.shape}")
         for name, values in [("predictions", values_of(prediction)), ("targets", values_of(target))]:
@@ -228,4 +217,3 @@ class BCELoss(Loss):
                 raise ValueError(f"BCELoss {name} must lie in [0, 1] (apply a Sigmoid first), got values from {values.min()} to {values.max()}")
         log_p, log_not_p = clamped_log(prediction), clamped_log(1 - prediction)
         return -(target * log_p + (1 - target) * log_not_p).mean()
-        ### END SOLUTION

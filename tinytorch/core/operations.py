@@ -113,7 +113,6 @@ def gradcheck(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol
     def objective() -> float:
         with no_grad():
             return float(np.sum(_value(fn(*copies)) * weights))
-    ### BEGIN SOLUTION
     if out.requires_grad:
         out.backward(weights)
     for i in checked:
@@ -136,22 +135,17 @@ def gradcheck(fn: Callable, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol
                 raise AssertionError(f"gradcheck({label}): input {i} (shape {values.shape}), element {index}: "
                                      f"expected {numeric:.6g} (finite differences), backward gave {got:.6g}")
     return True
-    ### END SOLUTION
 
 # %% ../../modules/06_operations/operations_dev.py #5bffa295
 def divide(a, b) -> Variable:
     """a / b; a receives g / b, b receives -g * (a / b) / b."""
     av, bv = _operands(a, b, division=True)
-    ### BEGIN SOLUTION
     out = av / bv
     return _result(out, "Div", (a, lambda g: g / bv), (b, lambda g: -g * out / bv))
-    ### END SOLUTION
 
 def negative(a) -> Variable:
     """-a; a receives -g."""
-    ### BEGIN SOLUTION
     return _result(-_value(a), "Neg", (a, np.negative))
-    ### END SOLUTION
 
 def _number(value, what: str):  # a Python or NumPy number, or TypeError saying `what` it must be
     if isinstance(value, (Variable, Tensor, np.ndarray, list)):
@@ -165,16 +159,13 @@ def power(a, exponent) -> Variable:
     if isinstance(exponent, Variable):
         return _variable_power(a, exponent)
     av, p = _operands(a, _number(exponent, "the exponent of ** must be a number or a Variable"))
-    ### BEGIN SOLUTION
     return _result(av ** p, "Pow", (a, (lambda g: g * (p * av ** (p - 1))) if p != 0 else np.zeros_like))
-    ### END SOLUTION
 
 def _variable_power(a, b) -> Variable:
     """a ** b with a Variable exponent b (see `power`)."""
     av, bv = _operands(a, b)
     with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1 is inf, as in PyTorch: no warning
         out = av ** bv
-    ### BEGIN SOLUTION
     def base_rule(g):
         with np.errstate(divide="ignore", invalid="ignore"):
             return g * np.where(bv == 0, 0, bv * av ** (bv - 1))
@@ -184,50 +175,37 @@ def _variable_power(a, b) -> Variable:
             return g * np.where((av == 0) & (bv >= 0), 0, out * np.log(av))
 
     return _result(out, "Pow", (a, base_rule), (b, exponent_rule))
-    ### END SOLUTION
 
 # %% ../../modules/06_operations/operations_dev.py #1fa721a5
 def exp(x) -> Variable:
     """e ** x; x receives g * e ** x."""
-    ### BEGIN SOLUTION
     out = np.exp(_value(x))
     return _result(out, "Exp", (x, lambda g: g * out))
-    ### END SOLUTION
 
 def log(x) -> Variable:
     """Natural logarithm; x receives g / x."""
-    ### BEGIN SOLUTION
     xv = _value(x)
     return _result(np.log(xv), "Log", (x, lambda g: g / xv))
-    ### END SOLUTION
 
 def sqrt(x) -> Variable:
     """Square root; x receives g / (2 sqrt(x))."""
-    ### BEGIN SOLUTION
     out = np.sqrt(_value(x))
     return _result(out, "Sqrt", (x, lambda g: g / (2 * out)))
-    ### END SOLUTION
 
 def tanh(x) -> Variable:
     """Hyperbolic tangent; x receives g * (1 - tanh(x) ** 2)."""
-    ### BEGIN SOLUTION
     out = np.tanh(_value(x))
     return _result(out, "Tanh", (x, lambda g: g * (1 - out * out)))
-    ### END SOLUTION
 
 def sigmoid(x) -> Variable:
     """1 / (1 + e ** -x), computed stably; x receives g * s * (1 - s)."""
-    ### BEGIN SOLUTION
     out = np.exp(-np.logaddexp(0, -_value(x)))
     return _result(out, "Sigmoid", (x, lambda g: g * out * (1 - out)))
-    ### END SOLUTION
 
 def relu(x) -> Variable:
     """max(x, 0); x receives g where x > 0, else 0."""
-    ### BEGIN SOLUTION
     out = np.maximum(_value(x), 0)
     return _result(out, "ReLU", (x, lambda g: g * (out > 0)))
-    ### END SOLUTION
 
 # %% ../../modules/06_operations/operations_dev.py #d030f5ff
 def _drop(kept: np.ndarray, axis, keepdims: bool) -> np.ndarray:
@@ -245,40 +223,32 @@ def reduce_mean(x, axis=None, keepdims: bool = False) -> Variable:
     """Mean over `axis`; every entry receives the gradient of its mean divided by the count."""
     xv = np.asarray(_value(x))
     axis = reduction_axes(axis, xv.ndim)
-    ### BEGIN SOLUTION
     total = xv.sum(axis=axis, keepdims=keepdims)  # then divide: xv.mean() costs three times as much on small arrays
     count = xv.size // max(np.size(total), 1)
     return _result(total / count, "Mean", (x, lambda g: np.broadcast_to(_expand(g, axis, keepdims) / count, xv.shape).copy()))
-    ### END SOLUTION
 
 def reduce_max(x, axis=None, keepdims: bool = False) -> Variable:
     """Largest entry over `axis`; the gradient goes to the largest entry (ties: `_tie_share`)."""
     xv = np.asarray(_value(x))
     axis = reduction_axes(axis, xv.ndim)
-    ### BEGIN SOLUTION
     top = xv.max(axis=axis, keepdims=True)
     return _result(_drop(top, axis, keepdims), "Max",
                    (x, lambda g: _tie_share(xv == top, axis, xv.dtype) * _expand(g, axis, keepdims)))
-    ### END SOLUTION
 
 # %% ../../modules/06_operations/operations_dev.py #f59b389c
 def reshape(x, *shape) -> Variable:
     """The same entries in a new shape (`reshape(x, 2, 3)` or `reshape(x, (2, 3))`); gradient reshaped back."""
     xv = np.asarray(_value(x))
     out = tensor_reshape(_wrap(xv), *shape).data  # module 01 checks the shape and names it in its error
-    ### BEGIN SOLUTION
     return _result(out, "Reshape", (x, lambda g: g.reshape(xv.shape)))
-    ### END SOLUTION
 
 def permute(x, *dims) -> Variable:
     """The axes in the order given, `permute(x, 2, 0, 1)` (reversed when none are given); gradient permuted back."""
     xv = np.asarray(_value(x))
     dims = normalized_axes(as_shape(dims), xv.ndim) if as_shape(dims) else ()
     out = tensor_permute(_wrap(xv), *dims).data
-    ### BEGIN SOLUTION
     inverse = tuple(np.argsort(dims)) if dims else None  # reversing the axes undoes itself
     return _result(out, "Permute", (x, lambda g: g.transpose(inverse)))
-    ### END SOLUTION
 
 def _index_part(part):
     """One part of an index as NumPy wants it: Tensors and Variables as arrays, whole-number floats as ints."""
@@ -299,7 +269,6 @@ def getitem(x, index) -> Variable:
     xv = np.asarray(_value(x))
     parts = tuple(_index_part(part) for part in index) if isinstance(index, tuple) else _index_part(index)
     out = xv[parts]
-    ### BEGIN SOLUTION
     repeats_possible = any(isinstance(part, np.ndarray) and part.dtype.kind in "iu"
                            for part in (parts if isinstance(parts, tuple) else (parts,)))
 
@@ -312,7 +281,6 @@ def getitem(x, index) -> Variable:
         return full
 
     return _result(out, "Index", (x, rule))
-    ### END SOLUTION
 
 # %% ../../modules/06_operations/operations_dev.py #36c1fc1b
 def exponential_of(base, a) -> Variable:

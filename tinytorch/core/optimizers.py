@@ -38,18 +38,14 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to None."""
-        ### BEGIN SOLUTION
         for param in self.params:
             param.grad = None
-        ### END SOLUTION
 
     def step(self) -> None:
         """Update, in place, every parameter that has a gradient."""
-        ### BEGIN SOLUTION
         for param, state in zip(self.params, self.state):
             if param.grad is not None:
                 self.update(array_of(param), np.asarray(param.grad), state)
-        ### END SOLUTION
 
     def update(self, param: np.ndarray, grad: np.ndarray, state: dict) -> None:
         raise NotImplementedError(f"{type(self).__name__} must define update(param, grad, state)")
@@ -81,7 +77,6 @@ class SGD(Optimizer):
 
     def update(self, param, grad, state):
         """PyTorch's rule: add weight decay to the gradient; update state["momentum_buffer"]; step by -lr."""
-        ### BEGIN SOLUTION
         if self.weight_decay != 0:
             grad = grad + self.weight_decay * param
         if self.momentum != 0:
@@ -93,7 +88,6 @@ class SGD(Optimizer):
                 buffer += (1 - self.dampening) * grad
             grad = grad + self.momentum * buffer if self.nesterov else buffer
         param -= self.lr * grad
-        ### END SOLUTION
 
 # %% ../../modules/07_optimizers/optimizers_dev.py #4c8ba415
 class Adam(Optimizer):
@@ -121,7 +115,6 @@ class Adam(Optimizer):
             state.update(step=0, exp_avg=np.zeros_like(param), exp_avg_sq=np.zeros_like(param))
             if self.amsgrad:
                 state["max_exp_avg_sq"] = np.zeros_like(param)
-        ### BEGIN SOLUTION
         state["step"] += 1
         if self.weight_decay != 0:
             if self.decoupled_weight_decay:
@@ -138,7 +131,6 @@ class Adam(Optimizer):
         step_size = self.lr / (1 - beta1 ** state["step"])
         denominator = np.sqrt(exp_avg_sq) / math.sqrt(1 - beta2 ** state["step"]) + self.eps
         param -= step_size * exp_avg / denominator
-        ### END SOLUTION
 
 
 class AdamW(Adam):
@@ -153,7 +145,6 @@ class AdamW(Adam):
 # %% ../../modules/07_optimizers/optimizers_dev.py #7b3ae442
 def clip_grad_norm(params, max_norm: float) -> float:
     """Scale all gradients together so that their total L2 norm is at most `max_norm`; return the norm before."""
-    ### BEGIN SOLUTION
     with_grad = [param for param in params if param.grad is not None]
     total = math.sqrt(sum(float(np.sum(np.square(param.grad, dtype=np.float64))) for param in with_grad))
     scale = max_norm / (total + 1e-6)
@@ -161,7 +152,6 @@ def clip_grad_norm(params, max_norm: float) -> float:
         for param in with_grad:
             param.grad = param.grad * scale  # a new array (a Python float keeps its dtype), never a shared one
     return total
-    ### END SOLUTION
 
 # %% ../../modules/07_optimizers/optimizers_dev.py #8182def1
 class LRScheduler:
@@ -201,9 +191,7 @@ class StepLR(LRScheduler):
         self.step_size, self.gamma = step_size, gamma
 
     def lr_at(self, epoch: int) -> float:
-        ### BEGIN SOLUTION
         return self.base_lr * self.gamma ** (epoch // self.step_size)
-        ### END SOLUTION
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -216,14 +204,11 @@ class CosineAnnealingLR(LRScheduler):
         self.T_max, self.eta_min = T_max, eta_min
 
     def lr_at(self, epoch: int) -> float:
-        ### BEGIN SOLUTION
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
-        ### END SOLUTION
 
 # %% ../../modules/07_optimizers/optimizers_dev.py #7cad95db
 def optimizer_state_dict(optimizer: Optimizer) -> dict:
     """Hyperparameters (tuples as arrays) and per-parameter state as 'state.<index>.<name>', all copied."""
-    ### BEGIN SOLUTION
     flat = {}
     for name in optimizer.hyperparameters:
         value = getattr(optimizer, name)
@@ -232,12 +217,10 @@ def optimizer_state_dict(optimizer: Optimizer) -> dict:
         for key, value in state.items():
             flat[f"state.{index}.{key}"] = value.copy() if isinstance(value, np.ndarray) else value
     return flat
-    ### END SOLUTION
 
 
 def load_optimizer_state_dict(optimizer: Optimizer, flat: dict) -> None:
     """Restore what `optimizer_state_dict` returned; a ValueError names any unknown key, bad index or shape first."""
-    ### BEGIN SOLUTION
     hyperparameters, states = {}, [{} for _ in optimizer.params]
     for key, value in flat.items():
         if key in optimizer.hyperparameters:
@@ -268,4 +251,3 @@ def load_optimizer_state_dict(optimizer: Optimizer, flat: dict) -> None:
             value = bool(value) if isinstance(current, bool) else float(value)
         setattr(optimizer, name, value)
     optimizer.state = states
-    ### END SOLUTION

@@ -33,9 +33,7 @@ def count_parameters(model: Module) -> int:
     >>> count_parameters(Linear(3, 2))
     8
     """
-    ### BEGIN SOLUTION
     return sum(int(parameter.size) for parameter in model.parameters())
-    ### END SOLUTION
 
 # %% ../../modules/12_profiling/profiling_dev.py #15b7387d
 def size_of(shape: tuple) -> int:
@@ -49,9 +47,7 @@ def matmul_flops(a_shape: tuple, b_shape: tuple, out_shape: tuple) -> int:
     >>> matmul_flops((4, 3), (3, 2), (4, 2))
     48
     """
-    ### BEGIN SOLUTION
     return 2 * a_shape[-1] * size_of(out_shape)
-    ### END SOLUTION
 
 
 def conv2d_flops(weight_shape: tuple, out_shape: tuple) -> int:
@@ -60,9 +56,7 @@ def conv2d_flops(weight_shape: tuple, out_shape: tuple) -> int:
     >>> conv2d_flops((5, 2, 3, 3), (3, 5, 5, 5))
     13500
     """
-    ### BEGIN SOLUTION
     return 2 * size_of(weight_shape[1:]) * size_of(out_shape)
-    ### END SOLUTION
 
 # %% ../../modules/12_profiling/profiling_dev.py #7945207e
 MOVING_DATA = frozenset({"Reshape", "Permute", "Index", "Expand", "Flip", "Embedding"})
@@ -79,7 +73,6 @@ def forward_flops(name: str, input_shapes: list, out_shape: tuple) -> int:
     >>> forward_flops("Add", [(4, 3), (3,)], (4, 3))
     12
     """
-    ### BEGIN SOLUTION
     if name == "MatMul":
         return matmul_flops(input_shapes[0], input_shapes[1], out_shape)
     if name == "Conv2d":
@@ -89,7 +82,6 @@ def forward_flops(name: str, input_shapes: list, out_shape: tuple) -> int:
     if name in REDUCTIONS:
         return size_of(input_shapes[0])
     return FLOPS_PER_ELEMENT.get(name, 1) * size_of(out_shape)
-    ### END SOLUTION
 
 
 def gradient_flops(name: str, input_shapes: list, out_shape: tuple, index: int) -> int:
@@ -98,7 +90,6 @@ def gradient_flops(name: str, input_shapes: list, out_shape: tuple, index: int) 
     >>> gradient_flops("MatMul", [(4, 3), (3, 2)], (4, 2), 1)
     48
     """
-    ### BEGIN SOLUTION
     if name == "Conv2d" and index == 2:
         return size_of(out_shape)  # the bias: a sum over everything but the channel
     if name in ("MatMul", "Conv2d"):
@@ -106,7 +97,6 @@ def gradient_flops(name: str, input_shapes: list, out_shape: tuple, index: int) 
     if name in REDUCTIONS:
         return size_of(input_shapes[index])
     return forward_flops(name, input_shapes, out_shape)
-    ### END SOLUTION
 
 # %% ../../modules/12_profiling/profiling_dev.py #aae7036e
 def _captured(function: types.FunctionType) -> list:
@@ -128,7 +118,6 @@ def saved_bytes(rules) -> int:
     >>> saved_bytes([lambda g: g * b, lambda g: g + b])
     40
     """
-    ### BEGIN SOLUTION
     seen, total = set(), 0
     waiting = list(rules)
     while waiting:
@@ -141,7 +130,6 @@ def saved_bytes(rules) -> int:
         elif isinstance(value, types.FunctionType):
             waiting.extend(_captured(value))
     return total
-    ### END SOLUTION
 
 # %% ../../modules/12_profiling/profiling_dev.py #1b51dcf6
 @dataclass
@@ -266,14 +254,12 @@ class Profiler:
         """Append an Event for `name`, from `start` to `stop`: its self time is its duration less `inside_time`
         (what was recorded directly inside it), its depth the number of ranges open around it; add its duration
         to the time inside the innermost open range; then restart the clock (now, after this bookkeeping)."""
-        ### BEGIN SOLUTION
         duration = stop - start
         self.events.append(Event(name, kind, start, duration, duration - inside_time, flops, saved, moved,
                                  len(self._open), input_index))
         if self._open:
             self._open[-1][2] += duration
         self._clock = time.perf_counter()
-        ### END SOLUTION
 
 # %% ../../modules/12_profiling/profiling_dev.py #d1107841
 @dataclass
@@ -298,7 +284,6 @@ def key_averages(events: list, sort_by: str = "self_time") -> list:
     largest first."""
     if sort_by not in SORT_KEYS:
         raise ValueError(f"sort_by must be one of {SORT_KEYS}, got {sort_by!r}")
-    ### BEGIN SOLUTION
     groups: dict[str, OpSummary] = {}
     for event in events:
         row = groups.setdefault(event.name, OpSummary(event.name, event.kind))
@@ -309,7 +294,6 @@ def key_averages(events: list, sort_by: str = "self_time") -> list:
         row.saved_bytes += event.saved_bytes
         row.bytes_moved += event.bytes_moved
     return sorted(groups.values(), key=lambda row: getattr(row, sort_by), reverse=True)
-    ### END SOLUTION
 
 
 def format_table(rows: list, row_limit: int | None = None) -> str:
@@ -328,11 +312,9 @@ def trace_event(event: Event, origin: float) -> dict:
     """`event` as a complete ("X") event of Chrome's Trace Event Format, its start counted from `origin`
     (seconds), times in microseconds, on process 1, thread 1, its kind as "cat", its FLOPs and saved bytes in
     "args"."""
-    ### BEGIN SOLUTION
     return {"name": event.name, "cat": event.kind, "ph": "X", "ts": (event.start - origin) * 1e6,
             "dur": event.duration * 1e6, "pid": 1, "tid": 1,
             "args": {"flops": event.flops, "saved_bytes": event.saved_bytes}}
-    ### END SOLUTION
 
 
 def chrome_trace(events: list) -> dict:
@@ -365,12 +347,10 @@ def roofline_point(name: str, flops: float, bytes_moved: float, seconds: float, 
     >>> roofline_point("Add", 100, 1200, 1e-6, peak=1e10, bandwidth=1e10).attainable
     833333333.3333334
     """
-    ### BEGIN SOLUTION
     intensity = flops / bytes_moved
     achieved = flops / seconds
     attainable = min(peak, intensity * bandwidth)
     return RooflinePoint(name, intensity, achieved, attainable, achieved / attainable)
-    ### END SOLUTION
 
 # %% ../../modules/12_profiling/profiling_dev.py #cdd1665c
 def measure_peak_flops(size: int = 512, repeat: int = 5) -> float:

@@ -54,10 +54,8 @@ def quantize(x, scale, zero_point, axis: int | None = None) -> np.ndarray:
     """
     x = np.asarray(_value(x), dtype=np.float32)
     scale, zero_point = _qparams_like(x, scale, zero_point, axis)
-    ### BEGIN SOLUTION
     codes = np.round(x * (1 / scale) + zero_point)
     return np.clip(codes, QMIN, QMAX).astype(np.int8)
-    ### END SOLUTION
 
 
 def dequantize(q, scale, zero_point, axis: int | None = None) -> np.ndarray:
@@ -68,9 +66,7 @@ def dequantize(q, scale, zero_point, axis: int | None = None) -> np.ndarray:
     """
     q = np.asarray(q)
     scale, zero_point = _qparams_like(q, scale, zero_point, axis)
-    ### BEGIN SOLUTION
     return ((q.astype(np.int32) - zero_point) * scale).astype(np.float32)
-    ### END SOLUTION
 
 # %% ../../modules/14_quantization/quantization_dev.py #3edfa59a
 EPS = np.finfo(np.float32).eps
@@ -88,7 +84,6 @@ def choose_qparams(low, high, symmetric: bool = False) -> tuple[np.ndarray, np.n
     low, high = np.asarray(low, dtype=np.float32), np.asarray(high, dtype=np.float32)
     if low.shape != high.shape or np.any(low > high) or not np.all(np.isfinite(low) & np.isfinite(high)):
         raise ValueError(f"a range needs finite low <= high of the same shape, got low {low} and high {high}")
-    ### BEGIN SOLUTION
     low, high = np.minimum(low, np.float32(0)), np.maximum(high, np.float32(0))
     if symmetric:
         scale = np.maximum(np.maximum(-low, high) / np.float32((QMAX - QMIN) / 2), EPS)
@@ -96,7 +91,6 @@ def choose_qparams(low, high, symmetric: bool = False) -> tuple[np.ndarray, np.n
     scale = np.maximum((high - low) / np.float32(QMAX - QMIN), EPS)
     zero_point = np.clip(QMIN - np.round(low / scale), QMIN, QMAX).astype(np.int32)
     return scale, zero_point
-    ### END SOLUTION
 
 # %% ../../modules/14_quantization/quantization_dev.py #0137736a
 def tensor_range(x, axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -108,10 +102,8 @@ def tensor_range(x, axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(_value(x), dtype=np.float32)
     if x.size == 0:
         raise ValueError(f"cannot take the range of an empty array of shape {x.shape}")
-    ### BEGIN SOLUTION
     others = None if axis is None else tuple(i for i in range(x.ndim) if i != axis % x.ndim)
     return x.min(axis=others), x.max(axis=others)
-    ### END SOLUTION
 
 
 def mse_range(x, symmetric: bool = False, steps: int = 100) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +111,6 @@ def mse_range(x, symmetric: bool = False, steps: int = 100) -> tuple[np.ndarray,
     quantizing x has the least mean squared error (the smallest f among ties)."""
     x = np.asarray(_value(x), dtype=np.float32)
     low, high = tensor_range(x)
-    ### BEGIN SOLUTION
     best, best_error = (low, high), np.inf
     for fraction in np.arange(1, steps + 1, dtype=np.float32) / np.float32(steps):
         candidate = (low * fraction, high * fraction)
@@ -128,7 +119,6 @@ def mse_range(x, symmetric: bool = False, steps: int = 100) -> tuple[np.ndarray,
         if error < best_error:
             best, best_error = candidate, error
     return best
-    ### END SOLUTION
 
 # %% ../../modules/14_quantization/quantization_dev.py #1cd3078e
 def fake_quantize(x, scale, zero_point, axis: int | None = None):
@@ -139,13 +129,11 @@ def fake_quantize(x, scale, zero_point, axis: int | None = None):
     [0.5, 1.0, 9.0]
     """
     values = np.asarray(_value(x))
-    ### BEGIN SOLUTION
     shaped_scale, shaped_zero = _qparams_like(values, scale, zero_point, axis)
     codes = np.round(values.astype(np.float32) * (1 / shaped_scale) + shaped_zero)
     inside = (codes >= QMIN) & (codes <= QMAX)
     value = dequantize(quantize(values, scale, zero_point, axis), scale, zero_point, axis).astype(values.dtype)
     return record(value, "FakeQuantize", (x, lambda g: g * inside))
-    ### END SOLUTION
 
 # %% ../../modules/14_quantization/quantization_dev.py #90a7a12b
 def integer_matmul(q_x: np.ndarray, x_zero_point, q_w: np.ndarray) -> np.ndarray:
@@ -154,9 +142,7 @@ def integer_matmul(q_x: np.ndarray, x_zero_point, q_w: np.ndarray) -> np.ndarray
     >>> integer_matmul(np.array([[127, -128]], dtype=np.int8), -1, np.array([[127], [127]], dtype=np.int8)).tolist()
     [[127]]
     """
-    ### BEGIN SOLUTION
     return (q_x.astype(np.int32) - np.int32(x_zero_point)) @ q_w.astype(np.int32)
-    ### END SOLUTION
 
 
 def requantize(accumulator: np.ndarray, multiplier, zero_point) -> np.ndarray:
@@ -166,10 +152,8 @@ def requantize(accumulator: np.ndarray, multiplier, zero_point) -> np.ndarray:
     >>> requantize(np.array([1000, -30, 5000]), 0.01, 3).tolist()
     [13, 3, 53]
     """
-    ### BEGIN SOLUTION
     codes = np.round(accumulator * np.asarray(multiplier, dtype=np.float64)) + zero_point
     return np.clip(codes, QMIN, QMAX).astype(np.int8)
-    ### END SOLUTION
 
 # %% ../../modules/14_quantization/quantization_dev.py #f1a8dce0
 class QuantizedLayer(Module):
@@ -179,12 +163,10 @@ class QuantizedLayer(Module):
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None, channel_axis: int, input_range, output_range):
         self.input_scale, self.input_zero_point = choose_qparams(*input_range)
         self.output_scale, self.output_zero_point = choose_qparams(*output_range)
-        ### BEGIN SOLUTION
         self.weight_scale, zeros = choose_qparams(*tensor_range(weight, axis=channel_axis), symmetric=True)
         self.qweight = quantize(weight, self.weight_scale, zeros, axis=channel_axis)
         bias_scale = self.input_scale.astype(np.float64) * self.weight_scale
         self.qbias = np.zeros(len(bias_scale), dtype=np.int32) if bias is None else np.round(bias / bias_scale).astype(np.int32)
-        ### END SOLUTION
 
     def _output(self, accumulator: np.ndarray) -> np.ndarray:
         """int32 sums (..., out) without bias -> floats on the output's int8 grid."""
@@ -205,9 +187,7 @@ class QuantizedLinear(QuantizedLayer):
         if x.shape[-1:] != (self.in_features,):
             raise ValueError(f"{self!r} expects inputs whose last axis has size {self.in_features}, got shape {x.shape}")
         q_x = quantize(x, self.input_scale, self.input_zero_point)
-        ### BEGIN SOLUTION
         accumulator = integer_matmul(q_x, self.input_zero_point, self.qweight)
-        ### END SOLUTION
         return Tensor(self._output(accumulator))
 
     def extra_repr(self) -> str:
@@ -228,11 +208,9 @@ class QuantizedConv2d(QuantizedLayer):
             raise ValueError(f"{self!r} expects inputs of shape (N, {self.in_channels}, H, W), got {x.shape}")
         q_x = quantize(x, self.input_scale, self.input_zero_point)
         _, _, _, (oh, ow) = _geometry(q_x.shape, self.kernel_size, self.stride, self.padding)
-        ### BEGIN SOLUTION
         centred = q_x.astype(np.int32) - self.input_zero_point
         cols = im2col(centred, self.kernel_size, self.stride, self.padding)
         accumulator = integer_matmul(cols.T, 0, self.qweight.reshape(self.out_channels, -1).T)
-        ### END SOLUTION
         out = self._output(accumulator)  # (OH * OW * N, O)
         return Tensor(out.reshape(oh, ow, len(q_x), self.out_channels).transpose(2, 3, 0, 1))
 
@@ -256,12 +234,10 @@ def quantize_model(model: Sequential, calibration, method: str = "minmax") -> Se
     layers = []
     with no_grad():
         for layer in model.layers:
-            ### BEGIN SOLUTION
             y = Tensor(layer(x).numpy())
             quantized = QUANTIZED.get(type(layer))
             layers.append(layer if quantized is None else quantized(layer, observe(x), observe(y)))
             x = y
-            ### END SOLUTION
     return Sequential(*layers)
 
 # %% ../../modules/14_quantization/quantization_dev.py #b0989117

@@ -8,7 +8,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['Tensor', 'single_value', 'as_array', 'promote_integers', 'elementwise', 'matmul', 'normalized_axes', 'reduction_axes',
            'axes_and_keepdims', 'swapped_axes', 'squeezed_shape', 'unsqueezed_shape', 'expanded_shape', 'correction_of',
-           'reduce', 'as_shape', 'reshape', 'permute', 'zeros', 'ones', 'randn', 'best_time']
+           'reduce', 'as_shape', 'reshape', 'permute', 'zeros', 'ones', 'randn']
 
 # %% ../../modules/01_tensor/tensor_dev.py #ed1618f6
 class Tensor:
@@ -29,7 +29,6 @@ class Tensor:
         `dtype` always wins. Non-numeric or ragged data, or a non-numeric `dtype` (object, str), raises a
         TypeError naming it.
         """
-        ### BEGIN SOLUTION
         if isinstance(data, Tensor):
             data = data.data
         if dtype is None:
@@ -43,7 +42,6 @@ class Tensor:
         if array.dtype.kind not in "biuf":
             raise TypeError(f"Tensor data must be numeric, got dtype {array.dtype} from {_describe(data)}")
         self.data = array.astype(dtype, copy=False)
-        ### END SOLUTION
 
     @property
     def shape(self) -> tuple:
@@ -173,13 +171,11 @@ _SCALARS = (int, float, bool, np.number, np.bool_)
 
 def as_array(value):
     """The NumPy array behind a Tensor, array or number; `NotImplemented` for anything else."""
-    ### BEGIN SOLUTION
     if isinstance(value, Tensor):
         return value.data
     if isinstance(value, (np.ndarray, *_SCALARS)):
         return value
     return NotImplemented
-    ### END SOLUTION
 
 
 def _is_float(value) -> bool:
@@ -209,7 +205,6 @@ def elementwise(op, a, b):
     >>> elementwise(np.add, Tensor([[1, 2]]), 10)
     Tensor([[11., 12.]], dtype=float32)
     """
-    ### BEGIN SOLUTION
     left, right = as_array(a), as_array(b)
     if left is NotImplemented or right is NotImplemented:
         return NotImplemented
@@ -218,7 +213,6 @@ def elementwise(op, a, b):
         return Tensor(op(left, right))
     except ValueError:
         raise ValueError(f"cannot broadcast shapes {np.shape(left)} and {np.shape(right)} for {op.__name__}") from None
-    ### END SOLUTION
 
 # %% ../../modules/01_tensor/tensor_dev.py #533ca32c
 def matmul(a, b) -> Tensor:
@@ -227,7 +221,6 @@ def matmul(a, b) -> Tensor:
     >>> matmul(Tensor([[1, 2]]), Tensor([[3], [4]]))
     Tensor([[11.]], dtype=float32)
     """
-    ### BEGIN SOLUTION
     left, right = as_array(a), as_array(b)
     if left is NotImplemented or right is NotImplemented:
         return NotImplemented
@@ -239,7 +232,6 @@ def matmul(a, b) -> Tensor:
         raise ValueError(f"matmul shape mismatch: {left_shape} @ {right_shape} "
                          f"(inner sizes {left_shape[-1]} and {inner_right} differ)")
     return Tensor(np.matmul(left, right))
-    ### END SOLUTION
 
 # %% ../../modules/01_tensor/tensor_dev.py #0a9da17e
 def normalized_axes(axis, ndim: int) -> tuple:
@@ -308,9 +300,7 @@ def reduce(op, tensor: Tensor, axis=None, keepdims=False) -> Tensor:
     >>> reduce(np.sum, Tensor([[1, 2], [3, 4]]), axis=0)
     Tensor([4., 6.], dtype=float32)
     """
-    ### BEGIN SOLUTION
     return Tensor(op(tensor.data, axis=axis, keepdims=keepdims))
-    ### END SOLUTION
 
 
 def as_shape(sizes: tuple) -> tuple:
@@ -324,44 +314,34 @@ def as_shape(sizes: tuple) -> tuple:
 def reshape(tensor: Tensor, *shape) -> Tensor:
     """The same entries in a new shape: `reshape(t, 3, 2)` or `reshape(t, (3, 2))`; one size may be -1."""
     shape = as_shape(shape)
-    ### BEGIN SOLUTION
     try:
         return Tensor(tensor.data.reshape(shape))
     except ValueError:
         raise ValueError(f"cannot reshape a tensor of shape {tensor.shape} ({tensor.size} entries) into {shape}") from None
-    ### END SOLUTION
 
 
 def permute(tensor: Tensor, *dims) -> Tensor:
     """The axes in the order given, `permute(t, 2, 0, 1)` or `permute(t, (2, 0, 1))`; reversed when none are given."""
     dims = as_shape(dims)
-    ### BEGIN SOLUTION
     return Tensor(np.transpose(tensor.data, dims or None))
-    ### END SOLUTION
 
 # %% ../../modules/01_tensor/tensor_dev.py #33b57978
 def zeros(*shape, dtype=np.float32) -> Tensor:
     """A tensor of zeros: `zeros(2, 3)` or `zeros((2, 3))`."""
-    ### BEGIN SOLUTION
     return Tensor(np.zeros(as_shape(shape), dtype=dtype))
-    ### END SOLUTION
 
 
 def ones(*shape, dtype=np.float32) -> Tensor:
     """A tensor of ones: `ones(2, 3)` or `ones((2, 3))`."""
-    ### BEGIN SOLUTION
     return Tensor(np.ones(as_shape(shape), dtype=dtype))
-    ### END SOLUTION
 
 
 def randn(*shape, dtype=np.float32, rng: np.random.Generator | None = None) -> Tensor:
     """A tensor of standard normal samples: `randn(2, 3, rng=np.random.default_rng(0))`."""
-    ### BEGIN SOLUTION
     rng = rng if rng is not None else np.random.default_rng()
     return Tensor(rng.standard_normal(as_shape(shape)).astype(dtype))
-    ### END SOLUTION
 
-# %% ../../modules/01_tensor/tensor_dev.py #9d78a78b
+# %% ../../modules/01_tensor/tensor_dev.py #82db53b6
 import time
 
 

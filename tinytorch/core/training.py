@@ -54,7 +54,6 @@ def train_test_split(x: np.ndarray, y: np.ndarray, test_fraction: float = 0.2, s
         raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} examples but y has {len(y)} labels")
-    ### BEGIN SOLUTION
     rng = np.random.default_rng(seed)
     is_test = np.zeros(len(y), dtype=bool)
     for label in np.unique(y):
@@ -62,22 +61,17 @@ def train_test_split(x: np.ndarray, y: np.ndarray, test_fraction: float = 0.2, s
         chosen = rng.choice(members, size=int(round(test_fraction * len(members))), replace=False)
         is_test[chosen] = True
     return x[~is_test], y[~is_test], x[is_test], y[is_test]
-    ### END SOLUTION
 
 
 class Standardizer:
     """Per-feature (x - mean) / (std + eps), with mean and std measured on the training data only."""
 
     def __init__(self, train: np.ndarray, eps: float = 0.1):
-        ### BEGIN SOLUTION
         self.mean = train.mean(axis=0).astype(np.float32)
         self.scale = (train.std(axis=0) + eps).astype(np.float32)
-        ### END SOLUTION
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        ### BEGIN SOLUTION
         return ((x - self.mean) / self.scale).astype(np.float32)
-        ### END SOLUTION
 
 
 def load_digits_dataset(test_fraction: float = 0.2, seed: int = 0) -> ImageDataset:
@@ -112,7 +106,6 @@ def read_idx(path) -> np.ndarray:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError) as error:
         raise IDXError(f"{path}: cannot decompress: {error}") from None
-    ### BEGIN SOLUTION
     if len(raw) < 4:
         raise IDXError(f"{path}: {len(raw)} bytes is too short for an IDX header")
     if raw[:2] != b"\x00\x00":
@@ -135,7 +128,6 @@ def read_idx(path) -> np.ndarray:
                        f"but {found} bytes follow it (truncated or not an IDX file?)")
     values = np.frombuffer(raw, dtype=dtype, count=math.prod(shape), offset=header_size)
     return values.astype(dtype.newbyteorder("=")).reshape(shape)
-    ### END SOLUTION
 
 
 def write_idx(path, array: np.ndarray) -> None:
@@ -223,19 +215,15 @@ class DataLoader:
 
     def __len__(self) -> int:
         """The number of batches in one epoch."""
-        ### BEGIN SOLUTION
         full, rest = divmod(len(self.inputs), self.batch_size)
         return full if self.drop_last or rest == 0 else full + 1
-        ### END SOLUTION
 
     def __iter__(self):
-        ### BEGIN SOLUTION
         count = len(self.inputs)
         order = self.rng.permutation(count) if self.shuffle else np.arange(count)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             batch = order[start:start + self.batch_size]
             yield Tensor(self.inputs[batch]), self.targets[batch]
-        ### END SOLUTION
 
 # %% ../../modules/08_training/training_dev.py #ecb454a5
 def values(x) -> np.ndarray:
@@ -251,9 +239,7 @@ def accuracy(logits, targets) -> float:
     >>> accuracy(Tensor([[0.1, 2.0], [3.0, 0.5]]), np.array([1, 1]))
     0.5
     """
-    ### BEGIN SOLUTION
     return float(np.mean(values(logits).argmax(axis=1) == values(targets)))
-    ### END SOLUTION
 
 
 def evaluate(model: Module, loader, loss_fn) -> tuple[float, float]:
@@ -261,7 +247,6 @@ def evaluate(model: Module, loader, loss_fn) -> tuple[float, float]:
     was_training = model.training
     model.eval()
     try:
-        ### BEGIN SOLUTION
         total_loss, correct, count = 0.0, 0, 0
         with no_grad():
             for inputs, targets in loader:
@@ -270,7 +255,6 @@ def evaluate(model: Module, loader, loss_fn) -> tuple[float, float]:
                 total_loss += float(loss_fn(logits, targets).item()) * size
                 correct += int((values(logits).argmax(axis=1) == values(targets)).sum())
                 count += size
-        ### END SOLUTION
     finally:
         model.train(was_training)
     if count == 0:
@@ -307,7 +291,6 @@ class Trainer:
     def train_epoch(self, loader, on_batch=None) -> tuple[float, float]:
         """One pass over `loader` in training mode, one optimizer step per batch: (mean loss, accuracy)."""
         self.model.train()
-        ### BEGIN SOLUTION
         total_loss, correct, count = 0.0, 0, 0
         for inputs, targets in loader:
             self.optimizer.zero_grad()
@@ -321,7 +304,6 @@ class Trainer:
             count += size
             if on_batch is not None:
                 on_batch(batch_loss)
-        ### END SOLUTION
         if count == 0:
             raise ValueError("the training loader yielded no batches")
         return total_loss / count, correct / count
@@ -335,7 +317,6 @@ class Trainer:
         history = History()
         best_loss, best_state, epochs_without_gain = math.inf, None, 0
         for epoch in range(1, epochs + 1):
-            ### BEGIN SOLUTION
             loss, acc = self.train_epoch(train_loader, on_batch)
             history.train_loss.append(loss)
             history.train_accuracy.append(acc)
@@ -357,7 +338,6 @@ class Trainer:
                 break
         if best_state is not None and history.best_epoch != history.epochs:
             self.model.load_state_dict(best_state)
-            ### END SOLUTION
         return history
 
 # %% ../../modules/08_training/training_dev.py #f95fb997
@@ -409,7 +389,6 @@ def save_checkpoint(path, model: Module, optimizer=None, extra: dict | None = No
     }
     arrays["__meta__"] = np.array(json.dumps(meta))
     path.parent.mkdir(parents=True, exist_ok=True)
-    ### BEGIN SOLUTION
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
@@ -421,7 +400,6 @@ def save_checkpoint(path, model: Module, optimizer=None, extra: dict | None = No
         Path(temporary).unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
-    ### END SOLUTION
     return path
 
 
@@ -441,7 +419,6 @@ def _fsync_folder(folder: Path) -> None:
 
 def _check_fits(saved: dict, model: Module, path: Path) -> None:
     """Raise CheckpointError naming the first parameter whose name or shape differs between checkpoint and model."""
-    ### BEGIN SOLUTION
     own = {name: parameter.shape for name, parameter in model.named_parameters()}
     for name, shape in own.items():
         if name not in saved:
@@ -454,7 +431,6 @@ def _check_fits(saved: dict, model: Module, path: Path) -> None:
         if name not in own:
             raise CheckpointError(f"{path} does not fit this {type(model).__name__}: the checkpoint has parameter "
                                   f"'{name}' {saved[name].shape}, the model does not")
-    ### END SOLUTION
 
 
 def load_checkpoint(path, model: Module, optimizer=None) -> dict:

@@ -32,7 +32,6 @@ def gelu(x):
     [0.0, 0.8412]
     """
     xv = np.asarray(x)
-    ### BEGIN SOLUTION
     # The array is the widest of the network: each step works in place on one buffer where it can.
     u = xv * xv
     u *= GELU_CUBIC
@@ -56,7 +55,6 @@ def gelu(x):
         return slope
 
     return graph_op(out, "GELU", (x, rule))
-    ### END SOLUTION
 
 # %% ../../modules/11_transformer/transformer_dev.py #331824a0
 class FeedForward(Module):
@@ -83,10 +81,8 @@ class Block(Module):
         self.mlp = FeedForward(d_model, 4 * d_model, rng=rng, dtype=dtype)
 
     def forward(self, x):
-        ### BEGIN SOLUTION
         x = x + self.attention(self.norm1(x))
         return x + self.mlp(self.norm2(x))
-        ### END SOLUTION
 
 # %% ../../modules/11_transformer/transformer_dev.py #97327ac1
 def fused_operations():
@@ -143,14 +139,12 @@ class GPT(Module):
         if ids.ndim != 2:
             raise ValueError(f"GPT expects ids of shape (B, T), got {ids.shape}")
         batch, length = ids.shape
-        ### BEGIN SOLUTION
         x = self.position(self.token(ids))
         for block in self.blocks:
             x = block(x)
         rows = self.norm(x).reshape(batch * length, self.d_model)
         logits = rows @ self.token.weight.transpose(0, 1) if self.tied else self.head(rows)
         return logits.reshape(batch, length, self.vocab_size)
-        ### END SOLUTION
 
     def loss_function(self):
         """The loss to train this model with: module 13's fused cross-entropy if it uses fused operations."""
@@ -172,14 +166,12 @@ def next_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: int |
         raise ValueError(f"temperature must be positive, got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
-    ### BEGIN SOLUTION
     scaled = np.asarray(logits, dtype=np.float64) / temperature
     if top_k is not None and top_k < len(scaled):
         kth_largest = np.partition(scaled, -top_k)[-top_k]
         scaled = np.where(scaled < kth_largest, -np.inf, scaled)
     weights = np.exp(scaled - scaled.max())
     return weights / weights.sum()
-    ### END SOLUTION
 
 
 def generate(model: GPT, prompt, length: int, temperature: float = 1.0, top_k: int | None = None,
@@ -244,11 +236,9 @@ def next_character_windows(ids: np.ndarray, context: int) -> tuple[np.ndarray, n
     count = (len(ids) - 1) // context
     if count < 1:
         raise ValueError(f"{len(ids)} characters are too few for one window of {context} plus its next character")
-    ### BEGIN SOLUTION
     inputs = ids[:count * context].reshape(count, context)
     targets = ids[1:count * context + 1].reshape(count, context)
     return inputs, targets
-    ### END SOLUTION
 
 # %% ../../modules/11_transformer/transformer_dev.py #6b04e37d
 class WarmupCosineLR(LRScheduler):
@@ -263,12 +253,10 @@ class WarmupCosineLR(LRScheduler):
         optimizer.lr = self.lr_at(0)
 
     def lr_at(self, step: int) -> float:
-        ### BEGIN SOLUTION
         if step < self.warmup:
             return self.base_lr * (step + 1) / self.warmup
         progress = min(1.0, (step - self.warmup) / (self.total - self.warmup))
         return self.base_lr * (self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-        ### END SOLUTION
 
 # %% ../../modules/11_transformer/transformer_dev.py #84b2cb08
 class PerPositionLogits(Module):
