@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from training_bench import environment  # noqa: E402
 from tinytorch.core.activations import ReLU  # noqa: E402
-from tinytorch.core.autograd import Variable, _value  # noqa: E402
-from tinytorch.core.convolutions import Conv2d, MaxPool2d, conv2d_loops, pair, record  # noqa: E402
+from tinytorch.core.autograd import Variable, _value, record  # noqa: E402
+from tinytorch.core.convolutions import Conv2d, MaxPool2d, conv2d_loops, pair  # noqa: E402
 from tinytorch.core.layers import Flatten, Linear, Sequential  # noqa: E402
 from tinytorch.core.losses import CrossEntropyLoss  # noqa: E402
 from tinytorch.core.optimizers import Adam  # noqa: E402

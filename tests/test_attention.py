@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tinytorch.core.attention import (Embedding, LayerNorm, MultiHeadAttention, PositionalEmbedding, attention_weights,
-                                      causal_mask, embedding, graph_op, layer_norm, scaled_dot_product_attention)
-from tinytorch.core.autograd import Variable, no_grad
+                                      causal_mask, embedding, layer_norm, scaled_dot_product_attention)
+from tinytorch.core.autograd import Variable, no_grad, record
 from tinytorch.core.operations import gradcheck
 from tinytorch.core.tensor import Tensor
 
@@ -165,11 +165,11 @@ def test_multihead_attention_is_one_batched_product_for_all_heads():
     assert matmuls(1) == matmuls(8) == 6  # 4 projections, q k^T, weights @ v
 
 
-def test_graph_op_follows_the_course_conventions():
+def test_record_follows_the_course_conventions():
     x = Variable(np.ones(2), requires_grad=True)
-    recorded = graph_op(np.zeros(2), "Probe", (x, lambda g: g))
+    recorded = record(np.zeros(2), "Probe", (x, lambda g: g))
     assert recorded.grad_fn is not None and recorded.grad_fn.name == "Probe"
-    assert graph_op(np.zeros(2), "Probe", (Variable(np.ones(2)), lambda g: g)).grad_fn is None
-    assert type(graph_op(np.zeros(2), "Probe", (Tensor(np.ones(2)), lambda g: g))) is Tensor
+    assert record(np.zeros(2), "Probe", (Variable(np.ones(2)), lambda g: g)).grad_fn is None
+    assert type(record(np.zeros(2), "Probe", (Tensor(np.ones(2)), lambda g: g))) is Tensor
     with no_grad():
-        assert graph_op(np.zeros(2), "Probe", (x, lambda g: g)).grad_fn is None
+        assert record(np.zeros(2), "Probe", (x, lambda g: g)).grad_fn is None

@@ -318,28 +318,28 @@ def test_draw_graph_svg_when_graphviz_is_installed():
     assert svg is not None and "<svg" in svg
 
 
-# ---------------------------------------------------------------- one autograd: module 05 offers module 06's names
+# ---------------------------------------------------------------- module 06 completes Variable, in one place
 
-def test_autograd_offers_every_name_of_operations():
-    for name in operations.__all__:
-        assert getattr(autograd, name) is getattr(operations, name), f"tinytorch.core.autograd.{name}"
-    from tinytorch.core.autograd import exp as found  # the way earlier code and the lessons import it
-
-    assert found is exp
-    with pytest.raises(AttributeError, match="has no attribute 'no_such_operation'"):
-        autograd.no_such_operation
+def test_module_06_gives_variable_its_operators():
     assert Variable.__truediv__ is operations._VariableMethods.__truediv__, "module 06 gives Variable its operators"
+    assert not hasattr(autograd, "exp"), "module 05 does not offer module 06's names: import them from operations"
 
 
-@pytest.mark.parametrize("first, second", [("autograd", "operations"), ("operations", "autograd")])
-def test_either_module_can_be_imported_first(first, second):
-    """The two modules import each other: a fresh process importing either one first gets both, complete."""
+def test_the_engine_does_not_import_module_06_and_importing_06_completes_variable_and_layers():
+    """No cycle: a fresh process importing layers and autograd loads no operations (and layers make Tensors);
+    importing operations completes Variable and gives layers made from then on trainable Parameters."""
     package_root = Path(autograd.__file__).resolve().parents[2]
-    script = textwrap.dedent(f"""
-        import tinytorch.core.{first}
-        import tinytorch.core.autograd as autograd, tinytorch.core.operations as operations
+    script = textwrap.dedent("""
+        import sys
+        from tinytorch.core import layers
         from tinytorch.core.autograd import Variable
-        assert all(getattr(autograd, name) is getattr(operations, name) for name in operations.__all__)
+        from tinytorch.core.tensor import Tensor
+        assert "tinytorch.core.operations" not in sys.modules, "module 03 or 05 imported module 06"
+        assert not hasattr(Variable, "__truediv__") and type(layers.Linear(2, 1).weight).__mro__[1] is Tensor
+        import tinytorch.core.operations
+        linear = layers.Linear(2, 1)
+        assert isinstance(linear.weight, Variable) and linear.weight.requires_grad, type(linear.weight).__mro__
+        assert [name for name, _ in linear.named_parameters()] == ["weight", "bias"]
         x = Variable([2.0], requires_grad=True)
         (x / 4.0 + x.exp()).sum().backward()
         print(x.grad.tolist())

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from tinytorch.core.autograd import Variable
-from tinytorch.core.layers import Linear, Parameter, Sequential
+from tinytorch.core.layers import Linear, Sequential
+from tinytorch.core.operations import Parameter
 from tinytorch.core.optimizers import SGD, Adam, AdamW, CosineAnnealingLR, StepLR, clip_grad_norm
 
 from nn_testing import import_torch

@@ -552,14 +552,14 @@ def test_tensor_module_functions_match_torch():
 
 COVERED_AUTOGRAD = {"add", "subtract", "multiply", "matmul", "reduce_sum", "Variable"}
 ENGINE = {  # the engine and its tools, tested in test_autograd.py
-    "Node", "backpropagate", "topological_order", "unbroadcast", "no_grad", "is_grad_enabled",
+    "Node", "backpropagate", "topological_order", "unbroadcast", "no_grad", "is_grad_enabled", "record",
 }
 COVERED_OPERATIONS = {
     "divide", "negative", "power", "exponential_of", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "reduce_mean",
     "reduce_max", "reduce_min", "variance", "logsumexp", "softmax", "log_softmax", "reshape", "permute", "transpose",
     "expand", "flip", "getitem", "absolute", "clamp", "maximum", "minimum",
 }
-TOOLS = {"gradcheck", "draw_graph", "GraphDrawing"}  # they check and draw gradients, tested in test_operations.py
+TOOLS = {"gradcheck", "draw_graph", "GraphDrawing", "Parameter"}  # tools and layers' trainable Parameter: test_operations.py
 COVERED_TENSOR = {"Tensor", "elementwise", "matmul", "reduce", "reshape", "permute", "zeros", "ones", "randn",
                   "as_array", "as_shape"}
 TENSOR_HELPERS = {  # shape and dtype helpers, exercised above through the methods that use them

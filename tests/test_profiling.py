@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 
-from tinytorch.core import attention, autograd, convolutions, operations, transformer
+from tinytorch.core import acceleration, attention, autograd, convolutions, operations, quantization, transformer
 from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import Variable, no_grad
 from tinytorch.core.convolutions import Conv2d, MaxPool2d
@@ -24,9 +24,9 @@ pytestmark = pytest.mark.module("profiling")
 
 def engine_functions() -> dict:
     """Every function the profiler swaps while it is on, as found now."""
-    return {"autograd._result": autograd._result, "operations._result": operations._result,
-            "convolutions._result": convolutions._result, "attention.graph_op": attention.graph_op,
-            "transformer.graph_op": transformer.graph_op, "Module.__call__": Module.__call__,
+    return {f"{module.__name__}.record": module.record for module in (autograd, operations, convolutions, attention,
+                                                                       transformer, acceleration, quantization)} | {
+            "Module.__call__": Module.__call__,
             "Variable.backward": Variable.backward}
 
 

@@ -469,10 +469,10 @@ def test_prerequisites_are_the_earlier_modules_a_lesson_imports():
     names = lambda module: [other.name for other in prerequisites(course, course.module(module))]
     assert names("01") == []
     assert names("02") == ["01_tensor"], "module 02 only peeks at autograd, which comes later"
-    assert names("05") == ["01_tensor"], "module 05 loads module 06's operations when they exist, which come later"
-    assert names("06") == ["01_tensor", "05_autograd"]
+    assert names("05") == ["01_tensor"], "module 05 imports no later module"
+    assert names("06") == ["01_tensor", "02_activations", "03_layers", "05_autograd"], "06 gives 03's layers their Parameter"
     assert names("08")[:2] == ["01_tensor", "02_activations"] and "05_autograd" in names("08")
-    assert "06_operations" in names("10"), "module 10 imports only autograd, which loads module 06's operations"
+    assert "06_operations" in names("10"), "module 10 imports module 06's Parameter"
     assert prerequisite_problem(course, course.module("05")) == "", "the course's own package is complete"
 
 

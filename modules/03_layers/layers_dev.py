@@ -48,13 +48,6 @@ import numpy as np
 
 from tinytorch.core.tensor import Tensor
 
-try:
-    from tinytorch.core.autograd import Variable
-    from tinytorch.core.operations import exp
-    exp(Variable(0.0))  # modules 05 and 06 still to be written (a student's stubs) raise NotImplementedError here
-except (ImportError, NotImplementedError):  # no working autograd yet: parameters are plain Tensors until there is
-    Variable = None
-
 # %%
 # Module 02's activations, for the examples and tests below (the exported layers do not need them), and its
 # `Traced` probe, with which the tests check that each forward pass stays in the graph.
@@ -68,13 +61,13 @@ from tinytorch.core.activations import ReLU, Traced, assert_in_graph
 # *are*: to be trained, a weight must be a leaf `Variable(array, requires_grad=True)`, so that
 # `loss.backward()` leaves a gradient in `weight.grad`.
 #
-# So a parameter is an instance of `Parameter`, a class whose base is chosen when this file is
-# imported:
+# So a layer makes its weights with `Parameter`, and only that class changes:
 #
-# - until autograd (modules 05 and 06) is complete, `Parameter` is a `Tensor`: the layers compute their
-#   forward math and the tests in this module run;
-# - then `Parameter` is a `Variable` with `requires_grad=True`: the same layers now build a graph, and
-#   an optimizer (module 07) can update them.
+# - here, `Parameter` is a `Tensor`: the layers compute their forward math and the tests in this
+#   module run, with no autograd at all;
+# - module 06, once autograd is complete, gives this module a `Parameter` that is a `Variable` with
+#   `requires_grad=True`, in one cell: the same layers, made after that, build a graph, and an optimizer
+#   (module 07) can update them. This module never looks ahead to find out.
 #
 # There is never a second copy of a layer. `Parameter` also marks which attributes of a module are
 # trainable (a mask or a cached input is a Tensor too, but not a parameter), exactly as
@@ -87,26 +80,14 @@ from tinytorch.core.activations import ReLU, Traced, assert_in_graph
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "layers-parameter", "locked": false, "solution": true}
 #| export
-ParameterBase = Tensor if Variable is None else Variable
-
-
-class Parameter(ParameterBase):
-    """A trainable array: a Tensor until modules 05 and 06 are complete, a `Variable(requires_grad=True)` after.
+class Parameter(Tensor):
+    """A trainable array: a Tensor here; module 06 replaces this class by a `Variable(requires_grad=True)`.
 
     >>> Parameter(np.zeros((2, 3))).shape
     (2, 3)
     """
 
-    __slots__ = ()  # no per-instance dict: a Parameter is exactly as lean as its base (Variable uses slots)
-
-    def __init__(self, data):
-        """Initialise the base with `data`; as a Variable, also with requires_grad=True."""
-        ### BEGIN SOLUTION
-        if Variable is None:
-            super().__init__(data)
-        else:
-            super().__init__(data, requires_grad=True)
-        ### END SOLUTION
+    __slots__ = ()  # no per-instance dict: a Parameter is exactly as lean as a Tensor
 
 
 def array_of(value) -> np.ndarray:
@@ -122,10 +103,8 @@ def array_of(value) -> np.ndarray:
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-layers-parameter", "locked": true, "points": 1, "solution": false}
 def test_unit_parameter():
     weight = Parameter(np.ones((2, 3), dtype=np.float32))
-    assert isinstance(weight, ParameterBase), f"a Parameter should be a {ParameterBase.__name__}, got {type(weight).__mro__}"
+    assert isinstance(weight, Tensor), f"a Parameter should be a Tensor, got {type(weight).__mro__}"
     assert weight.shape == (2, 3) and weight.dtype == np.float32, f"expected a (2, 3) float32 parameter, got {weight.shape}, {weight.dtype}"
-    if Variable is not None:
-        assert weight.requires_grad, "with autograd exported, a Parameter must require gradients"
     array_of(weight)[0, 0] = 5.0
     assert weight.numpy()[0, 0] == 5.0, "array_of should return the parameter's own array, not a copy"
 
@@ -623,14 +602,21 @@ print("test_unit_dropout: passed")
 # %% [markdown]
 # ## 6. Looking ahead: the same layers, trained
 #
-# With modules 05 and 06 complete, the weights of every layer above are Variables, so a loss computed from an
-# MLP's output can be differentiated with respect to all of them. This cell shows it when it can.
+# With modules 05 and 06 complete, the package's layers (`tinytorch.core.layers`, exported from this notebook) make
+# their weights with module 06's `Parameter`, a Variable, so a loss computed from an MLP's output can be
+# differentiated with respect to all of them. This cell shows it when it can.
 
 # %%
-if Variable is None:
+import tinytorch.core.layers as package_layers
+
+try:
+    from tinytorch.core.operations import Parameter as TrainableParameter
+    TrainableParameter(np.zeros(1)).exp()  # modules 05 and 06 still to be written (stubs) raise NotImplementedError
+except (ImportError, NotImplementedError):
     print("autograd (modules 05 and 06) is not complete yet: parameters are Tensors; come back after module 06.")
 else:
-    mlp = Sequential(Linear(4, 8, rng=np.random.default_rng(0)), ReLU(), Linear(8, 1, rng=np.random.default_rng(1)))
+    mlp = package_layers.Sequential(package_layers.Linear(4, 8, rng=np.random.default_rng(0)), ReLU(),
+                                    package_layers.Linear(8, 1, rng=np.random.default_rng(1)))
     (mlp(Tensor(np.ones((3, 4), dtype=np.float32))) ** 2).mean().backward()
     for name, parameter in mlp.named_parameters():
         print(f"{name:9} {type(parameter).__name__:9} grad shape {parameter.grad.shape}")

@@ -312,9 +312,11 @@ print("test_unit_variable: passed")
 # and applies module 01's `promote_integers` for integer Variables; `_make(value, requires_grad, grad_fn)` builds the
 # result without re-validating an array just computed.
 #
-# You write `_result(value, name, *edges)`: **while recording is on (`_GRAD_ENABLED`, switched off by `no_grad` in
-# Section 7) and `_graph_edges` keeps an edge, the result gets a `Node(name, kept)` and requires grad; otherwise it
-# is a constant** (`requires_grad` False, `grad_fn` None). Then the first rules: $z = a + b$ sends $g$ to both;
+# You write `record(value, name, *edges)`, the one way every operation of the course records itself (module 06's, and
+# the convolutions, attention and fused kernels of later modules): **while recording is on (`_GRAD_ENABLED`, switched
+# off by `no_grad` in Section 7) and `_graph_edges` keeps an edge, the result gets a `Node(name, kept)` and requires
+# grad; otherwise it is a constant** (`requires_grad` False, `grad_fn` None), **or a plain `Tensor` when no input is a
+# Variable**, so that a function written for Variables works on Tensors too. Then the first rules: $z = a + b$ sends $g$ to both;
 # $z = a - b$ sends $-g$ to $b$; $z = ab$ sends $g b$ to $a$ and $g a$ to $b$. **Node names are `Add`, `Sub`, `Mul`**
 # (module 06's `draw_graph` shows them). A rule returns the gradient for the *result's* shape (the engine sums
 # broadcast axes away, Section 4), and **never changes `g` in place**: one array may be handed to several inputs.
@@ -368,14 +370,19 @@ def _make(value, requires_grad: bool, grad_fn: Node | None) -> Variable:
         grad_fn.shape, grad_fn.dtype = value.shape, value.dtype
     return result
 
-def _result(value, name: str, *edges) -> Variable:
-    """The output Variable of operation `name`: with a Node holding the recorded edges, or a constant."""
+def record(value, name: str, *edges):
+    """The result of operation `name`, with `edges` its (input, rule) pairs: a Variable whose Node keeps the edges
+    that lead to an input needing grad, while recording is on; else a constant Variable; a Tensor if no input is a
+    Variable. Every operation of the course, in this module and later ones, ends here."""
     ### BEGIN SOLUTION
     if _GRAD_ENABLED:
         kept = _graph_edges(edges)
         if kept:
             return _make(value, True, Node(name, kept))
-    return _make(value, False, None)
+    for source, _ in edges:
+        if isinstance(source, Variable):
+            return _make(value, False, None)
+    return Tensor(value)
     ### END SOLUTION
 
 def _same(g):  # the rule of an input that receives the gradient unchanged (shared: no closure to create)
@@ -385,21 +392,21 @@ def add(a, b) -> Variable:
     """a + b with broadcasting; both inputs receive the output's gradient unchanged."""
     av, bv = _operands(a, b)
     ### BEGIN SOLUTION
-    return _result(av + bv, "Add", (a, _same), (b, _same))
+    return record(av + bv, "Add", (a, _same), (b, _same))
     ### END SOLUTION
 
 def subtract(a, b) -> Variable:
     """a - b; a receives g, b receives -g."""
     av, bv = _operands(a, b)
     ### BEGIN SOLUTION
-    return _result(av - bv, "Sub", (a, _same), (b, np.negative))
+    return record(av - bv, "Sub", (a, _same), (b, np.negative))
     ### END SOLUTION
 
 def multiply(a, b) -> Variable:
     """a * b; a receives g * b, b receives g * a."""
     av, bv = _operands(a, b)
     ### BEGIN SOLUTION
-    return _result(av * bv, "Mul", (a, lambda g: g * bv), (b, lambda g: g * av))
+    return record(av * bv, "Mul", (a, lambda g: g * bv), (b, lambda g: g * av))
     ### END SOLUTION
 
 # %% [markdown]
@@ -436,6 +443,8 @@ def test_unit_record_operations():
     assert not off.requires_grad and off.grad_fn is None, "with _GRAD_ENABLED False the result must be a constant"
     assert (x * 2.0).dtype == np.float32 and (x * np.array([2])).dtype == np.float32, "float32 times a number stays float32"
     assert (2.0 - x).numpy().tolist() == [0.0] and isinstance(Tensor([1.0]) + x, Variable), "2.0 - x, Tensor + x: Variables"
+    plain = add(Tensor([1.0]), 2.0)
+    assert type(plain) is Tensor and plain.numpy().tolist() == [3.0], f"no Variable in, a Tensor out: got {plain!r}"
 
 test_unit_record_operations()
 print("test_unit_record_operations: passed")
@@ -924,7 +933,7 @@ def matmul(a, b) -> Variable:
         raise ValueError(f"matmul shape mismatch: {av.shape} @ {bv.shape}") from None
     ### BEGIN SOLUTION
     if av.ndim >= 2 and bv.ndim >= 2:
-        return _result(out, "MatMul", (a, lambda g: g @ bv.swapaxes(-1, -2)), (b, lambda g: av.swapaxes(-1, -2) @ g))
+        return record(out, "MatMul", (a, lambda g: g @ bv.swapaxes(-1, -2)), (b, lambda g: av.swapaxes(-1, -2) @ g))
     left = av if av.ndim >= 2 else av[None, :]    # (k,) on the left is a (1, k) row
     right = bv if bv.ndim >= 2 else bv[:, None]   # (k,) on the right is a (k, 1) column
 
@@ -940,7 +949,7 @@ def matmul(a, b) -> Variable:
         full = left.swapaxes(-1, -2) @ as_matrix(g)
         return full if bv.ndim >= 2 else full[..., 0]
 
-    return _result(out, "MatMul", (a, grad_a), (b, grad_b))
+    return record(out, "MatMul", (a, grad_a), (b, grad_b))
     ### END SOLUTION
 
 # %% [markdown]
@@ -999,7 +1008,7 @@ def reduce_sum(x, axis=None, keepdims: bool = False) -> Variable:
     xv = np.asarray(_value(x))
     axis = reduction_axes(axis, xv.ndim)
     ### BEGIN SOLUTION
-    return _result(xv.sum(axis=axis, keepdims=keepdims), "Sum",
+    return record(xv.sum(axis=axis, keepdims=keepdims), "Sum",
                    (x, lambda g: np.broadcast_to(_expand(g, axis, keepdims), xv.shape).copy()))
     ### END SOLUTION
 
@@ -1037,24 +1046,9 @@ print("test_unit_sum: passed")
 
 # %% [markdown]
 # The engine is complete. Module 06 writes the rest of the operations on it (division, powers, `exp`, `mean`,
-# indexing, ...) in `tinytorch.core.operations`, and gives `Variable` their operators and methods. The cell below
-# (given) loads them whenever this module is imported, so that `tinytorch.core.autograd` always offers the whole
-# `Variable`, and finds module 06's names too (`from tinytorch.core.autograd import exp`).
-
-# %%
-#| export
-try:  # module 06 imports this module, which is complete at this point
-    import tinytorch.core.operations as _operations
-except ModuleNotFoundError as error:
-    if error.name != "tinytorch.core.operations":
-        raise
-    _operations = None  # module 06 has not been exported yet
-
-def __getattr__(name: str):
-    """Module 06's public names, found here too."""
-    if _operations is not None and name in _operations.__all__:
-        return getattr(_operations, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# indexing, ...) in `tinytorch.core.operations`, and gives `Variable` their operators and methods there, in one cell:
+# code that uses them (`x / 2`, `x.exp()`, `x[i]`) imports `tinytorch.core.operations`. This module never refers to
+# module 06: it reads, and works, on its own.
 
 # %% [markdown]
 # ## 9. Everything together: a model learns

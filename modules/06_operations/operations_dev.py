@@ -16,7 +16,7 @@
 #
 # Module 05 built the engine and enough operations for a linear model. A network needs more: division and powers,
 # the exponential and logarithm behind softmax and cross-entropy, activation functions, means and maxima, reshaping
-# and indexing. Each is a forward computation in NumPy plus one backward rule recorded through module 05's `_result`;
+# and indexing. Each is a forward computation in NumPy plus one backward rule recorded through module 05's `record`;
 # the engine does the rest. Because a wrong rule trains badly instead of crashing, this module starts with the tool
 # that catches wrong rules: a numerical gradient checker.
 #
@@ -45,8 +45,9 @@ from typing import Callable
 
 import numpy as np
 
-from tinytorch.core.autograd import Node, Variable, _expand, _operands, _reduction, _result, _same, _value, _wrap
-from tinytorch.core.autograd import add, matmul, multiply, no_grad, subtract, topological_order
+from tinytorch.core import layers
+from tinytorch.core.autograd import Node, Variable, _expand, _operands, _reduction, _same, _value, _wrap
+from tinytorch.core.autograd import add, matmul, multiply, no_grad, record, subtract, topological_order
 from tinytorch.core.tensor import Tensor, as_shape, correction_of, expanded_shape, normalized_axes, reduction_axes
 from tinytorch.core.tensor import squeezed_shape, swapped_axes, unsqueezed_shape
 from tinytorch.core.tensor import permute as tensor_permute
@@ -130,6 +131,31 @@ class _VariableMethods:
 for _name, _method in vars(_VariableMethods).items():
     if callable(_method) or isinstance(_method, property):  # not the class's own __doc__, __module__, ...
         setattr(Variable, _name, _method)
+
+# %% [markdown]
+# Module 03's layers make their weights with `Parameter`, a Tensor there: module 03 comes before autograd and never
+# looks ahead. With this module `Variable` has every operation a layer, an activation or a loss uses, so the given
+# cell below hands module 03 a `Parameter` that is a leaf Variable requiring grad. Every layer made once this module
+# is imported (`Linear`, and the layers of modules 09 and 10) builds a graph and can be trained; code that trains
+# imports this module (module 07's optimizers do). A name taken from `tinytorch.core.layers` before this module was
+# imported still means module 03's Tensor class: later modules take `Parameter` from here.
+
+# %%
+#| export
+class Parameter(Variable):
+    """A trainable array: a leaf Variable that requires grad (module 03's `Parameter`, once autograd is complete).
+
+    >>> Parameter(np.zeros(2)).requires_grad
+    True
+    """
+
+    __slots__ = ()  # as lean as a Variable
+
+    def __init__(self, data):
+        super().__init__(data, requires_grad=True)
+
+
+layers.Parameter = Parameter  # module 03's layers, and Module.parameters(), use this class from now on
 
 # %% [markdown]
 # ## 2. Checking gradients numerically
@@ -226,7 +252,7 @@ def test_unit_gradcheck():
 
         def fn(p, q):
             pv, qv = p.numpy(), q.numpy()
-            return _result(pv * qv, name, (p, lambda g: rule_a(g, pv, qv)), (q, lambda g: rule_b(g, pv, qv)))
+            return record(pv * qv, name, (p, lambda g: rule_a(g, pv, qv)), (q, lambda g: rule_b(g, pv, qv)))
 
         fn.__name__ = name
         return fn
@@ -318,13 +344,13 @@ def divide(a, b) -> Variable:
     av, bv = _operands(a, b, division=True)
     ### BEGIN SOLUTION
     out = av / bv
-    return _result(out, "Div", (a, lambda g: g / bv), (b, lambda g: -g * out / bv))
+    return record(out, "Div", (a, lambda g: g / bv), (b, lambda g: -g * out / bv))
     ### END SOLUTION
 
 def negative(a) -> Variable:
     """-a; a receives -g."""
     ### BEGIN SOLUTION
-    return _result(-_value(a), "Neg", (a, np.negative))
+    return record(-_value(a), "Neg", (a, np.negative))
     ### END SOLUTION
 
 def _number(value, what: str):  # a Python or NumPy number, or TypeError saying `what` it must be
@@ -340,7 +366,7 @@ def power(a, exponent) -> Variable:
         return _variable_power(a, exponent)
     av, p = _operands(a, _number(exponent, "the exponent of ** must be a number or a Variable"))
     ### BEGIN SOLUTION
-    return _result(av ** p, "Pow", (a, (lambda g: g * (p * av ** (p - 1))) if p != 0 else np.zeros_like))
+    return record(av ** p, "Pow", (a, (lambda g: g * (p * av ** (p - 1))) if p != 0 else np.zeros_like))
     ### END SOLUTION
 
 def _variable_power(a, b) -> Variable:
@@ -357,7 +383,7 @@ def _variable_power(a, b) -> Variable:
         with np.errstate(divide="ignore", invalid="ignore"):  # ln 0 = -inf, ln of a negative base is nan
             return g * np.where((av == 0) & (bv >= 0), 0, out * np.log(av))
 
-    return _result(out, "Pow", (a, base_rule), (b, exponent_rule))
+    return record(out, "Pow", (a, base_rule), (b, exponent_rule))
     ### END SOLUTION
 
 # %% [markdown]
@@ -406,42 +432,42 @@ def exp(x) -> Variable:
     """e ** x; x receives g * e ** x."""
     ### BEGIN SOLUTION
     out = np.exp(_value(x))
-    return _result(out, "Exp", (x, lambda g: g * out))
+    return record(out, "Exp", (x, lambda g: g * out))
     ### END SOLUTION
 
 def log(x) -> Variable:
     """Natural logarithm; x receives g / x."""
     ### BEGIN SOLUTION
     xv = _value(x)
-    return _result(np.log(xv), "Log", (x, lambda g: g / xv))
+    return record(np.log(xv), "Log", (x, lambda g: g / xv))
     ### END SOLUTION
 
 def sqrt(x) -> Variable:
     """Square root; x receives g / (2 sqrt(x))."""
     ### BEGIN SOLUTION
     out = np.sqrt(_value(x))
-    return _result(out, "Sqrt", (x, lambda g: g / (2 * out)))
+    return record(out, "Sqrt", (x, lambda g: g / (2 * out)))
     ### END SOLUTION
 
 def tanh(x) -> Variable:
     """Hyperbolic tangent; x receives g * (1 - tanh(x) ** 2)."""
     ### BEGIN SOLUTION
     out = np.tanh(_value(x))
-    return _result(out, "Tanh", (x, lambda g: g * (1 - out * out)))
+    return record(out, "Tanh", (x, lambda g: g * (1 - out * out)))
     ### END SOLUTION
 
 def sigmoid(x) -> Variable:
     """1 / (1 + e ** -x), computed stably; x receives g * s * (1 - s)."""
     ### BEGIN SOLUTION
     out = np.exp(-np.logaddexp(0, -_value(x)))
-    return _result(out, "Sigmoid", (x, lambda g: g * out * (1 - out)))
+    return record(out, "Sigmoid", (x, lambda g: g * out * (1 - out)))
     ### END SOLUTION
 
 def relu(x) -> Variable:
     """max(x, 0); x receives g where x > 0, else 0."""
     ### BEGIN SOLUTION
     out = np.maximum(_value(x), 0)
-    return _result(out, "ReLU", (x, lambda g: g * (out > 0)))
+    return record(out, "ReLU", (x, lambda g: g * (out > 0)))
     ### END SOLUTION
 
 # %% [markdown]
@@ -522,7 +548,7 @@ def reduce_mean(x, axis=None, keepdims: bool = False) -> Variable:
     ### BEGIN SOLUTION
     total = xv.sum(axis=axis, keepdims=keepdims)  # then divide: xv.mean() costs three times as much on small arrays
     count = xv.size // max(np.size(total), 1)
-    return _result(total / count, "Mean", (x, lambda g: np.broadcast_to(_expand(g, axis, keepdims) / count, xv.shape).copy()))
+    return record(total / count, "Mean", (x, lambda g: np.broadcast_to(_expand(g, axis, keepdims) / count, xv.shape).copy()))
     ### END SOLUTION
 
 def reduce_max(x, axis=None, keepdims: bool = False) -> Variable:
@@ -531,7 +557,7 @@ def reduce_max(x, axis=None, keepdims: bool = False) -> Variable:
     axis = reduction_axes(axis, xv.ndim)
     ### BEGIN SOLUTION
     top = xv.max(axis=axis, keepdims=True)
-    return _result(_drop(top, axis, keepdims), "Max",
+    return record(_drop(top, axis, keepdims), "Max",
                    (x, lambda g: _tie_share(xv == top, axis, xv.dtype) * _expand(g, axis, keepdims)))
     ### END SOLUTION
 
@@ -593,7 +619,7 @@ def reshape(x, *shape) -> Variable:
     xv = np.asarray(_value(x))
     out = tensor_reshape(_wrap(xv), *shape).data  # module 01 checks the shape and names it in its error
     ### BEGIN SOLUTION
-    return _result(out, "Reshape", (x, lambda g: g.reshape(xv.shape)))
+    return record(out, "Reshape", (x, lambda g: g.reshape(xv.shape)))
     ### END SOLUTION
 
 def permute(x, *dims) -> Variable:
@@ -603,7 +629,7 @@ def permute(x, *dims) -> Variable:
     out = tensor_permute(_wrap(xv), *dims).data
     ### BEGIN SOLUTION
     inverse = tuple(np.argsort(dims)) if dims else None  # reversing the axes undoes itself
-    return _result(out, "Permute", (x, lambda g: g.transpose(inverse)))
+    return record(out, "Permute", (x, lambda g: g.transpose(inverse)))
     ### END SOLUTION
 
 def _index_part(part):
@@ -637,7 +663,7 @@ def getitem(x, index) -> Variable:
             full[parts] = g
         return full
 
-    return _result(out, "Index", (x, rule))
+    return record(out, "Index", (x, rule))
     ### END SOLUTION
 
 # %% [markdown]
@@ -665,7 +691,7 @@ print("test_unit_shapes_indexing: passed")
 # ## 7. Given: the rest of PyTorch's vocabulary
 #
 # Nothing to write here: these complete the names you will meet in PyTorch (`docs/pytorch.md` lists each with its
-# PyTorch spelling), each with the shape you know: the value, next to it the rule, recorded through `_result`. Worth
+# PyTorch spelling), each with the shape you know: the value, next to it the rule, recorded through `record`. Worth
 # reading: `log_softmax` subtracts the row maximum before exponentiating ($e^{1000}$ would overflow), and its rule is
 # $g - \mathrm{softmax}(x)\sum_j g_j$; `expand`'s rule is just $g$, because `unbroadcast` sums it back.
 
@@ -678,16 +704,16 @@ def exponential_of(base, a) -> Variable:
         out = c ** av
     if c == 0:
         slope = np.where(av >= 0, 0, -np.inf).astype(out.dtype)
-        return _result(out, "RPow", (a, lambda g: g * slope))
+        return record(out, "RPow", (a, lambda g: g * slope))
     log_c = math.log(c) if c > 0 else math.nan
-    return _result(out, "RPow", (a, lambda g: g * out * log_c))
+    return record(out, "RPow", (a, lambda g: g * out * log_c))
 
 def log_softmax(x, axis: int = -1) -> Variable:
     """log(softmax(x)) along `axis`, stable for large inputs; x receives g - softmax(x) * g.sum(axis)."""
     xv = np.asarray(_value(x))
     shifted = xv - xv.max(axis=axis, keepdims=True)
     out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-    return _result(out, "LogSoftmax", (x, lambda g: g - np.exp(out) * g.sum(axis=axis, keepdims=True)))
+    return record(out, "LogSoftmax", (x, lambda g: g - np.exp(out) * g.sum(axis=axis, keepdims=True)))
 
 def transpose(x, dim0: int, dim1: int) -> Variable:
     """Swap axes `dim0` and `dim1`, as PyTorch's `transpose` does (`.T` reverses all, `permute` reorders)."""
@@ -696,18 +722,18 @@ def transpose(x, dim0: int, dim1: int) -> Variable:
 def expand(x, *sizes) -> Variable:
     """Broadcast to `sizes` (-1 keeps a size) without copying; the engine sums the gradient back."""
     xv = np.asarray(_value(x))
-    return _result(np.broadcast_to(xv, expanded_shape(xv.shape, as_shape(sizes))), "Expand", (x, _same))
+    return record(np.broadcast_to(xv, expanded_shape(xv.shape, as_shape(sizes))), "Expand", (x, _same))
 
 def flip(x, *dims) -> Variable:
     """Reverse the order of the entries along `dims` (all axes when none are given)."""
     xv = np.asarray(_value(x))
     axes = normalized_axes(as_shape(dims), xv.ndim) if as_shape(dims) else None
-    return _result(np.flip(xv, axes), "Flip", (x, lambda g: np.flip(g, axes)))
+    return record(np.flip(xv, axes), "Flip", (x, lambda g: np.flip(g, axes)))
 
 def absolute(x) -> Variable:
     """|x|; x receives g * sign(x), which is 0 at 0 as in PyTorch."""
     xv = _value(x)
-    return _result(np.abs(xv), "Abs", (x, lambda g: g * np.sign(xv)))
+    return record(np.abs(xv), "Abs", (x, lambda g: g * np.sign(xv)))
 
 def clamp(x, min=None, max=None) -> Variable:
     """x limited to [min, max] (either may be None); x receives g where min <= x <= max, else 0."""
@@ -716,14 +742,14 @@ def clamp(x, min=None, max=None) -> Variable:
     xv = _value(x)
     low, high = -np.inf if min is None else _value(min), np.inf if max is None else _value(max)
     inside = (xv >= low) & (xv <= high)
-    return _result(np.clip(xv, low, high).astype(xv.dtype, copy=False), "Clamp", (x, lambda g: g * inside))
+    return record(np.clip(xv, low, high).astype(xv.dtype, copy=False), "Clamp", (x, lambda g: g * inside))
 
 def _pick_larger_or_smaller(a, b, choose, wins, name: str) -> Variable:
     """maximum or minimum: `choose` computes it, `wins(a, b)` says where a wins; ties give each input half."""
     av, bv = _operands(a, b)
     out = choose(av, bv)
     to_a = (wins(av, bv) + 0.5 * (av == bv)).astype(out.dtype)
-    return _result(out, name, (a, lambda g: g * to_a), (b, lambda g: g * (1 - to_a)))
+    return record(out, name, (a, lambda g: g * to_a), (b, lambda g: g * (1 - to_a)))
 
 def maximum(a, b) -> Variable:
     """The larger of a and b, elementwise with broadcasting; g goes to the larger (half each on a tie)."""
@@ -738,7 +764,7 @@ def reduce_min(x, axis=None, keepdims: bool = False) -> Variable:
     xv = np.asarray(_value(x))
     axis = reduction_axes(axis, xv.ndim)
     bottom = xv.min(axis=axis, keepdims=True)
-    return _result(_drop(bottom, axis, keepdims), "Min",
+    return record(_drop(bottom, axis, keepdims), "Min",
                    (x, lambda g: _tie_share(xv == bottom, axis, xv.dtype) * _expand(g, axis, keepdims)))
 
 def variance(x, axis=None, keepdims: bool = False, correction: int = 1) -> Variable:
@@ -749,7 +775,7 @@ def variance(x, axis=None, keepdims: bool = False, correction: int = 1) -> Varia
     centered = xv - xv.mean(axis=axis, keepdims=True)
     divisor = xv.dtype.type(count - correction)  # a NumPy number: 0 gives inf or nan with a warning, as in PyTorch
     out = (centered * centered).sum(axis=axis, keepdims=keepdims) / divisor
-    return _result(out, "Var", (x, lambda g: _expand(g, axis, keepdims) * (2 / divisor) * centered))
+    return record(out, "Var", (x, lambda g: _expand(g, axis, keepdims) * (2 / divisor) * centered))
 
 def _finite_max(xv: np.ndarray, axis) -> np.ndarray:  # the max over `axis` (kept), infinite maxima replaced by 0
     top = xv.max(axis=axis, keepdims=True)
@@ -761,14 +787,14 @@ def logsumexp(x, axis=None, keepdims: bool = False) -> Variable:
     axis = reduction_axes(axis, xv.ndim)
     top = _finite_max(xv, axis)
     kept = top + np.log(np.exp(xv - top).sum(axis=axis, keepdims=True))
-    return _result(_drop(kept, axis, keepdims), "LogSumExp", (x, lambda g: _expand(g, axis, keepdims) * np.exp(xv - kept)))
+    return record(_drop(kept, axis, keepdims), "LogSumExp", (x, lambda g: _expand(g, axis, keepdims) * np.exp(xv - kept)))
 
 def softmax(x, axis: int = -1) -> Variable:
     """exp(x) / sum(exp(x)) along `axis`, shifted by the max; x receives s * (g - sum(g * s))."""
     xv = np.asarray(_value(x))
     exps = np.exp(xv - _finite_max(xv, axis))
     out = exps / exps.sum(axis=axis, keepdims=True)
-    return _result(out, "Softmax", (x, lambda g: out * (g - (g * out).sum(axis=axis, keepdims=True))))
+    return record(out, "Softmax", (x, lambda g: out * (g - (g * out).sum(axis=axis, keepdims=True))))
 
 # %% [markdown]
 # ## 8. Seeing the graph (given)

@@ -59,12 +59,12 @@ import numpy as np
 
 from tinytorch.core.autograd import Variable
 from tinytorch.core.layers import array_of
+import tinytorch.core.operations  # noqa: F401 (module 06: Variable's operators, and module 03's layers trainable)
 
 # %%
-# Trainable parameters for the tests and examples below: leaf Variables with requires_grad=True (module 03).
-# The examples also index them and use `**`, and the losses use `exp` and `log`: module 06's operations.
-import tinytorch.core.operations  # noqa: F401 (imported for what it gives Variable)
-from tinytorch.core.layers import Parameter
+# Trainable parameters for the tests and examples below: leaf Variables with requires_grad=True (module 06's
+# `Parameter`). The examples also index them and use `**`, and the losses use `exp` and `log`.
+from tinytorch.core.operations import Parameter
 
 # %% [markdown]
 # ## 1. The optimizer's frame, and plain gradient descent

@@ -53,9 +53,9 @@ import math
 
 import numpy as np
 
-from tinytorch.core.autograd import Variable, _result, _value
-from tinytorch.core.layers import Module, Parameter
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.autograd import _value, record
+from tinytorch.core.layers import Module
+from tinytorch.core.operations import Parameter
 
 # %%
 # The rest of the stack, for the examples and tests below (the exported code does not need it).
@@ -65,10 +65,10 @@ import time
 from pathlib import Path
 
 from tinytorch.core.activations import ReLU
-from tinytorch.core.autograd import no_grad
+from tinytorch.core.autograd import Variable, no_grad
 from tinytorch.core.layers import Flatten, Linear, Sequential
 from tinytorch.core.operations import gradcheck
-from tinytorch.core.tensor import best_time
+from tinytorch.core.tensor import Tensor, best_time
 
 try:
     from threadpoolctl import threadpool_limits
@@ -418,10 +418,9 @@ print("test_unit_col2im: passed")
 # ## 4. `conv2d`, a graph operation, and the `Conv2d` layer
 #
 # Now the convolution becomes one operation of module 05's graph, recorded like every operation
-# there: the forward value and, side by side, one backward rule per input. Module 05 records through
-# its helper `_result(value, name, *edges)`; `record` below adds one thing, the course's one code
-# path: when no input is a Variable (plain Tensors in, for example a pooling layer on a Tensor), the
-# result is a plain Tensor, as module 03's layers return for Tensor inputs.
+# there: the forward value and, side by side, one backward rule per input, handed to module 05's
+# `record(value, name, *edges)`. When no input is a Variable (plain Tensors in, for example a pooling
+# layer on a Tensor), `record` returns a plain Tensor, as module 03's layers do for Tensor inputs.
 #
 # The three rules, with `as_columns(g)` putting the output gradient into column form
 # $(O, H_{out} W_{out} N)$ and $W$ the weight as a matrix $(O, C k_h k_w)$:
@@ -442,14 +441,6 @@ print("test_unit_col2im: passed")
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "convolutions-conv2d", "locked": false, "solution": true}
 #| export
-def record(value: np.ndarray, name: str, *edges):
-    """Operation `name`'s result: through module 05's `_result` (a graph node, or a constant under no_grad)
-    when an input is a Variable; a plain Tensor when none is."""
-    if any(isinstance(source, Variable) for source, _ in edges):
-        return _result(value, name, *edges)
-    return Tensor(value)
-
-
 def _array(x) -> np.ndarray:
     return np.asarray(_value(x))
 

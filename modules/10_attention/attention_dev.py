@@ -45,9 +45,9 @@ import math
 
 import numpy as np
 
-from tinytorch.core.autograd import Node, Variable, is_grad_enabled
-from tinytorch.core.layers import Linear, Module, Parameter
-from tinytorch.core.tensor import Tensor
+from tinytorch.core.autograd import record
+from tinytorch.core.layers import Linear, Module
+from tinytorch.core.operations import Parameter
 
 # %%
 # For the examples and tests below (the exported code does not need them).
@@ -55,8 +55,9 @@ import contextlib
 import time
 import tracemalloc
 
-from tinytorch.core.autograd import no_grad
+from tinytorch.core.autograd import Variable, no_grad
 from tinytorch.core.operations import gradcheck
+from tinytorch.core.tensor import Tensor
 
 try:
     from threadpoolctl import threadpool_limits
@@ -73,22 +74,12 @@ def one_blas_thread():
 # ## 0. Operations of our own
 #
 # Module 05 differentiates any operation recorded as a `Node`: a name and, for each input, a rule
-# mapping the output's gradient to that input's gradient. The helper below records one, with the
-# course's conventions: no graph under `no_grad()` or when no input needs a gradient, and a plain
-# `Tensor` when no input is a Variable. Given code: the rules are what you write.
+# mapping the output's gradient to that input's gradient. Module 05's `record(value, name, *edges)`
+# records one, with the course's conventions: no graph under `no_grad()` or when no input needs a
+# gradient, and a plain `Tensor` when no input is a Variable. The rules are what you write.
 
 # %%
 #| export
-def graph_op(value: np.ndarray, name: str, *edges):
-    """The result of operation `name`: a Variable whose Node holds `edges`, (input, rule) pairs with
-    `rule(g)` the input's gradient, when gradients are on and an input needs one; else a constant."""
-    if not any(isinstance(source, Variable) for source, _ in edges):
-        return Tensor(value)
-    if is_grad_enabled() and any(isinstance(source, Variable) and source.requires_grad for source, _ in edges):
-        return Variable(value, grad_fn=Node(name, list(edges)))
-    return Variable(value)
-
-
 def token_ids(ids, vocabulary: int) -> np.ndarray:
     """`ids` (a Tensor, Variable, array or list of whole numbers) as an int64 array, each checked to be in
     [0, vocabulary); a ValueError names the first bad one."""
@@ -146,7 +137,7 @@ def embedding(weight, ids):
         np.add.at(grad, index, g)  # grad[index] = g would keep only the last use of a repeated id
         return grad
 
-    return graph_op(table[index], "Embedding", (weight, rule))
+    return record(table[index], "Embedding", (weight, rule))
     ### END SOLUTION
 
 
@@ -283,7 +274,7 @@ def layer_norm(x, weight=None, bias=None, eps: float = 1e-5):
         return inv_std * (scaled - scaled.mean(axis=-1, keepdims=True)
                           - normalized * (scaled * normalized).mean(axis=-1, keepdims=True))
 
-    return graph_op(out, "LayerNorm", (x, grad_x), (weight, lambda g: g * normalized), (bias, lambda g: g))
+    return record(out, "LayerNorm", (x, grad_x), (weight, lambda g: g * normalized), (bias, lambda g: g))
     ### END SOLUTION
 
 

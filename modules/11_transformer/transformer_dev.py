@@ -45,8 +45,8 @@ import math
 import numpy as np
 
 from tinytorch.core.attention import Embedding, LayerNorm, MultiHeadAttention, PositionalEmbedding, generator
-from tinytorch.core.attention import graph_op, token_ids
-from tinytorch.core.autograd import no_grad
+from tinytorch.core.attention import token_ids
+from tinytorch.core.autograd import no_grad, record
 from tinytorch.core.layers import Linear, Module, array_of
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.optimizers import LRScheduler, clip_grad_norm
@@ -88,7 +88,7 @@ def one_blas_thread():
 #
 # $$\frac{d}{dx}\mathrm{GELU}(x) = \tfrac12\,(1 + \tanh u) + \tfrac12\,x\,(1 - \tanh^2 u)\,\sqrt{2/\pi}\,\bigl(1 + 3 \cdot 0.044715\,x^2\bigr).$$
 #
-# Module 10's `graph_op(value, name, (x, rule))` records it.
+# Module 05's `record(value, name, (x, rule))` records it.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "transformer-gelu", "locked": false, "solution": true}
 #| export
@@ -127,7 +127,7 @@ def gelu(x):
         slope *= g
         return slope
 
-    return graph_op(out, "GELU", (x, rule))
+    return record(out, "GELU", (x, rule))
     ### END SOLUTION
 
 # %% [markdown]

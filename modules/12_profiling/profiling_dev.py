@@ -52,7 +52,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tinytorch.core import attention as _attention
 from tinytorch.core import autograd as _autograd
 from tinytorch.core.autograd import Variable
 from tinytorch.core.layers import Module
@@ -342,13 +341,12 @@ test_unit_saved()
 # %% [markdown]
 # ## 5. A profiler that hooks the engine
 #
-# Every operation of the course ends in one of two recording functions: module 05's `_result(value, name,
-# *edges)` (module 06's operations and module 09's `record` call it) and module 10's `graph_op(value, name,
-# *edges)` (attention, LayerNorm, GELU). They receive the finished result, the operation's name and its
-# `(input, rule)` edges: everything a profiler needs.
+# Every operation of the course ends in one function: module 05's `record(value, name, *edges)`, called by
+# module 05's and 06's operations, convolutions, attention, LayerNorm, GELU and the fused kernels alike. It
+# receives the finished result, the operation's name and its `(input, rule)` edges: everything a profiler needs.
 #
 # **The hook.** Python looks a global name up each time a function runs. So while the profiler is on, it
-# replaces `_result` and `graph_op` in every module that holds them with a *recording* version that notes
+# replaces `record` in every module that holds it with a *recording* version that notes
 # the operation, wraps each rule in a timed one and calls the original; on exit it puts the originals
 # back. When the profiler is off nothing is different: the engine's hot path runs exactly the code it ran
 # before (`benchmarks/profiling.md` measures it). The same trick wraps `Module.__call__` (a range per
@@ -394,7 +392,7 @@ def nbytes_of(value) -> int:
     return np.asarray(value).nbytes
 
 
-RECORDERS = {"_result": _autograd._result, "graph_op": _attention.graph_op}
+RECORD = _autograd.record  # the one function every operation is recorded through
 _MODULE_CALL = Module.__call__
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "profiling-profiler", "locked": false, "solution": true}
@@ -415,10 +413,8 @@ class Profiler:
         if Module.__call__ is not _MODULE_CALL:
             raise RuntimeError("a Profiler is already on: profilers do not nest, measure with the outer one")
         for module in list(sys.modules.values()):
-            names = getattr(module, "__dict__", {})
-            for attribute, original in RECORDERS.items():
-                if names.get(attribute) is original:
-                    self._swap(module, attribute, self._recording(original))
+            if getattr(module, "__dict__", {}).get("record") is RECORD:
+                self._swap(module, "record", self._recording(RECORD))
         self._swap(Module, "__call__", self._ranged(Module.__call__, lambda module: type(module).__name__ + "()"))
         self._swap(Variable, "backward", self._ranged(Variable.backward, lambda variable: "backward()"))
         self._active = True
@@ -437,7 +433,7 @@ class Profiler:
         setattr(owner, attribute, replacement)
 
     def _recording(self, record):
-        """`record` (module 05's `_result` or module 10's `graph_op`), noting each operation and timing its rules."""
+        """Module 05's `record`, noting each operation and timing its rules."""
         def recorded(value, name, *edges):
             stop = time.perf_counter()  # the operation's arithmetic is done
             shapes = [np.shape(source) for source, _ in edges]
@@ -511,11 +507,11 @@ def test_unit_profiler():
     rng = np.random.default_rng(0)
     layer = Linear(6, 4, rng=rng)
     x = Tensor(rng.standard_normal((5, 6)).astype(np.float32))
-    original = _autograd._result
+    original = _autograd.record
     with Profiler() as prof:
         loss = layer(x).sum()
         loss.backward()
-    assert _autograd._result is original, "after the profiler, module 05's _result must be the original again"
+    assert _autograd.record is original, "after the profiler, module 05's record must be the original again"
     names = [(event.kind, event.name) for event in prof.events]
     for expected in [("forward", "MatMul"), ("forward", "Add"), ("range", "Linear()"), ("forward", "Sum"),
                      ("backward", "MatMulBackward"), ("backward", "SumBackward"), ("range", "backward()")]:

@@ -48,7 +48,8 @@ import math
 
 import numpy as np
 
-from tinytorch.core.attention import MultiHeadAttention, causal_mask, graph_op, token_ids
+from tinytorch.core.attention import MultiHeadAttention, causal_mask, token_ids
+from tinytorch.core.autograd import record
 from tinytorch.core.losses import Loss, flatten_positions, values_of
 
 # %%
@@ -93,7 +94,7 @@ def float64(*shape, seed=0):
 # subtraction at the targets and one scaling by $g/N$.
 #
 # Write `softmax_cross_entropy(logits, targets)`: the mean loss as **one** graph node named
-# `"SoftmaxCrossEntropy"` (made with module 10's `graph_op`), stable for large logits (shift each row by
+# `"SoftmaxCrossEntropy"` (recorded with module 05's `record`), stable for large logits (shift each row by
 # its maximum), of the logits' dtype (a float32 model stays float32: no float64 drift), whose rule gives
 # `g * (p - onehot) / N`. Targets are checked with module 10's `token_ids` (whole numbers in `[0, C)`).
 
@@ -125,7 +126,7 @@ def softmax_cross_entropy(logits, targets):
         grad *= g / x.shape[0]
         return grad
 
-    return graph_op(np.asarray(loss, dtype=x.dtype), "SoftmaxCrossEntropy", (logits, rule))
+    return record(np.asarray(loss, dtype=x.dtype), "SoftmaxCrossEntropy", (logits, rule))
     ### END SOLUTION
 
 # %% [markdown]
@@ -291,7 +292,7 @@ def causal_attention(q, k, v):
             last["g"], last["grads"] = g, causal_attention_backward(g, qv, kv, vv, weights)
         return last["grads"]
 
-    return graph_op(out, "CausalAttention", (q, lambda g: gradients(g)[0]), (k, lambda g: gradients(g)[1]),
+    return record(out, "CausalAttention", (q, lambda g: gradients(g)[0]), (k, lambda g: gradients(g)[1]),
                     (v, lambda g: gradients(g)[2]))
 
 # %% [markdown]

@@ -56,8 +56,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinytorch.core.activations import ReLU
-from tinytorch.core.autograd import _value, no_grad
-from tinytorch.core.convolutions import Conv2d, MaxPool2d, _geometry, im2col, record
+from tinytorch.core.autograd import _value, no_grad, record
+from tinytorch.core.convolutions import Conv2d, MaxPool2d, _geometry, im2col
 from tinytorch.core.layers import Flatten, Linear, Module, Sequential
 from tinytorch.core.tensor import Tensor
 
@@ -70,9 +70,8 @@ from pathlib import Path
 
 from tinytorch.core.autograd import Variable
 from tinytorch.core.convolutions import conv2d
-from tinytorch.core.layers import Parameter
 from tinytorch.core.losses import CrossEntropyLoss
-from tinytorch.core.operations import gradcheck
+from tinytorch.core.operations import Parameter, gradcheck
 from tinytorch.core.optimizers import Adam
 from tinytorch.core.tensor import best_time
 from tinytorch.core.training import DataLoader, Standardizer, Trainer, load_digits_dataset, save_checkpoint
@@ -445,7 +444,7 @@ print("test_unit_calibration: passed")
 # $$\frac{\partial \hat w}{\partial w} \approx \begin{cases} 1 & \text{if } -128 \le \mathrm{round}(w/s + z) \le 127 \\
 #   0 & \text{otherwise (clipped: moving } w \text{ changes nothing)} \end{cases}$$
 #
-# `fake_quantize` is one operation of module 05's graph, recorded through module 09's `record` (a
+# `fake_quantize` is one operation of module 05's graph, recorded through module 05's `record` (a
 # graph node when the input is a Variable, a plain Tensor otherwise), with its forward value and its
 # backward rule side by side. The scale and zero point are constants here, as in PyTorch's
 # `torch.fake_quantize_per_tensor_affine` and `..._per_channel_affine` (which add the zero point

@@ -2,9 +2,6 @@
 from mutations import Mistake
 
 MISTAKES = [
-    Mistake(name="Parameter does not require gradients", cell="layers-parameter",
-            find="super().__init__(data, requires_grad=True)", replace="super().__init__(data)",
-            caught_by="test-layers-parameter", message=r"must require gradients"),
     Mistake(name="array_of returns a copy", cell="layers-parameter",
             find="data = value.data", replace="data = value.numpy().copy()",
             caught_by="test-layers-parameter", message=r"not a copy"),

@@ -12,8 +12,8 @@ import numpy as np
 from .tensor import Tensor, axes_and_keepdims, promote_integers, reduction_axes, single_value
 
 # %% auto #0
-__all__ = ['Node', 'Variable', 'add', 'subtract', 'multiply', 'unbroadcast', 'topological_order', 'backpropagate', 'no_grad',
-           'is_grad_enabled', 'matmul', 'reduce_sum']
+__all__ = ['Node', 'Variable', 'record', 'add', 'subtract', 'multiply', 'unbroadcast', 'topological_order', 'backpropagate',
+           'no_grad', 'is_grad_enabled', 'matmul', 'reduce_sum']
 
 # %% ../../modules/05_autograd/autograd_dev.py #9687e019
 class Node:
@@ -115,7 +115,7 @@ def _wrap(array: np.ndarray) -> Tensor:  # a Tensor around an array we made: no 
     tensor.data = array
     return tensor
 
-# %% ../../modules/05_autograd/autograd_dev.py #293d25e2
+# %% ../../modules/05_autograd/autograd_dev.py #c21a4e4d
 _GRAD_ENABLED = True  # switched off inside `no_grad()`
 
 def _value(x):
@@ -163,13 +163,18 @@ def _make(value, requires_grad: bool, grad_fn: Node | None) -> Variable:
         grad_fn.shape, grad_fn.dtype = value.shape, value.dtype
     return result
 
-def _result(value, name: str, *edges) -> Variable:
-    """The output Variable of operation `name`: with a Node holding the recorded edges, or a constant."""
+def record(value, name: str, *edges):
+    """The result of operation `name`, with `edges` its (input, rule) pairs: a Variable whose Node keeps the edges
+    that lead to an input needing grad, while recording is on; else a constant Variable; a Tensor if no input is a
+    Variable. Every operation of the course, in this module and later ones, ends here."""
     if _GRAD_ENABLED:
         kept = _graph_edges(edges)
         if kept:
             return _make(value, True, Node(name, kept))
-    return _make(value, False, None)
+    for source, _ in edges:
+        if isinstance(source, Variable):
+            return _make(value, False, None)
+    return Tensor(value)
 
 def _same(g):  # the rule of an input that receives the gradient unchanged (shared: no closure to create)
     return g
@@ -177,17 +182,17 @@ def _same(g):  # the rule of an input that receives the gradient unchanged (shar
 def add(a, b) -> Variable:
     """a + b with broadcasting; both inputs receive the output's gradient unchanged."""
     av, bv = _operands(a, b)
-    return _result(av + bv, "Add", (a, _same), (b, _same))
+    return record(av + bv, "Add", (a, _same), (b, _same))
 
 def subtract(a, b) -> Variable:
     """a - b; a receives g, b receives -g."""
     av, bv = _operands(a, b)
-    return _result(av - bv, "Sub", (a, _same), (b, np.negative))
+    return record(av - bv, "Sub", (a, _same), (b, np.negative))
 
 def multiply(a, b) -> Variable:
     """a * b; a receives g * b, b receives g * a."""
     av, bv = _operands(a, b)
-    return _result(av * bv, "Mul", (a, lambda g: g * bv), (b, lambda g: g * av))
+    return record(av * bv, "Mul", (a, lambda g: g * bv), (b, lambda g: g * av))
 
 # %% ../../modules/05_autograd/autograd_dev.py #ad081231
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
@@ -318,7 +323,7 @@ def is_grad_enabled() -> bool:
     """Whether operations are being recorded right now."""
     return _GRAD_ENABLED
 
-# %% ../../modules/05_autograd/autograd_dev.py #ea82b946
+# %% ../../modules/05_autograd/autograd_dev.py #5c3997c0
 def matmul(a, b) -> Variable:
     """a @ b (matrices, stacks of matrices, or vectors); a receives g @ b.T, b receives a.T @ g."""
     av, bv = np.asarray(_value(a)), np.asarray(_value(b))
@@ -327,7 +332,7 @@ def matmul(a, b) -> Variable:
     except ValueError:
         raise ValueError(f"matmul shape mismatch: {av.shape} @ {bv.shape}") from None
     if av.ndim >= 2 and bv.ndim >= 2:
-        return _result(out, "MatMul", (a, lambda g: g @ bv.swapaxes(-1, -2)), (b, lambda g: av.swapaxes(-1, -2) @ g))
+        return record(out, "MatMul", (a, lambda g: g @ bv.swapaxes(-1, -2)), (b, lambda g: av.swapaxes(-1, -2) @ g))
     left = av if av.ndim >= 2 else av[None, :]    # (k,) on the left is a (1, k) row
     right = bv if bv.ndim >= 2 else bv[:, None]   # (k,) on the right is a (k, 1) column
 
@@ -343,9 +348,9 @@ def matmul(a, b) -> Variable:
         full = left.swapaxes(-1, -2) @ as_matrix(g)
         return full if bv.ndim >= 2 else full[..., 0]
 
-    return _result(out, "MatMul", (a, grad_a), (b, grad_b))
+    return record(out, "MatMul", (a, grad_a), (b, grad_b))
 
-# %% ../../modules/05_autograd/autograd_dev.py #8e39289a
+# %% ../../modules/05_autograd/autograd_dev.py #c52a2ba8
 def _expand(g: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     """Put back the axes a reduction removed, so `g` broadcasts against the reduction's input."""
     return g if keepdims or axis is None else np.expand_dims(g, axis)
@@ -354,19 +359,5 @@ def reduce_sum(x, axis=None, keepdims: bool = False) -> Variable:
     """Sum over `axis` (all axes by default); every entry receives the gradient of its sum."""
     xv = np.asarray(_value(x))
     axis = reduction_axes(axis, xv.ndim)
-    return _result(xv.sum(axis=axis, keepdims=keepdims), "Sum",
+    return record(xv.sum(axis=axis, keepdims=keepdims), "Sum",
                    (x, lambda g: np.broadcast_to(_expand(g, axis, keepdims), xv.shape).copy()))
-
-# %% ../../modules/05_autograd/autograd_dev.py #701817b2
-try:  # module 06 imports this module, which is complete at this point
-    import tinytorch.core.operations as _operations
-except ModuleNotFoundError as error:
-    if error.name != "tinytorch.core.operations":
-        raise
-    _operations = None  # module 06 has not been exported yet
-
-def __getattr__(name: str):
-    """Module 06's public names, found here too."""
-    if _operations is not None and name in _operations.__all__:
-        return getattr(_operations, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
