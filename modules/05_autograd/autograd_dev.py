@@ -310,7 +310,8 @@ print("test_unit_variable: passed")
 # per such input. Given helpers: `_value(x)` is the array behind an operand (a Python number stays a number, so
 # `float32_array * 2.0` stays float32; integer constants become float32, as in PyTorch); `_operands(a, b)` does both
 # and applies module 01's `promote_integers` for integer Variables; `_make(value, requires_grad, grad_fn)` builds the
-# result without re-validating an array just computed.
+# result. The two are given in their plainest form below; every operation calls both, and Section 10 measures what
+# that costs and gives the engine faster versions.
 #
 # You write `record(value, name, *edges)`, the one way every operation of the course records itself (module 06's, and
 # the convolutions, attention and fused kernels of later modules): **while recording is on (`_GRAD_ENABLED`, switched
@@ -320,6 +321,23 @@ print("test_unit_variable: passed")
 # $z = a - b$ sends $-g$ to $b$; $z = ab$ sends $g b$ to $a$ and $g a$ to $b$. **Node names are `Add`, `Sub`, `Mul`**
 # (module 06's `draw_graph` shows them). A rule returns the gradient for the *result's* shape (the engine sums
 # broadcast axes away, Section 4), and **never changes `g` in place**: one array may be handed to several inputs.
+
+# %%
+# Given: the plainest form of two helpers every operation calls (Section 10 gives the engine faster ones).
+def _operands(a, b, division: bool = False) -> tuple:
+    """The numbers behind two operands, with PyTorch's promotion if either is an integer Variable."""
+    av, bv = _value(a), _value(b)
+    if any(isinstance(x, Variable) and x.dtype.kind != "f" for x in (a, b)):
+        return promote_integers(av, bv, division)
+    return av, bv
+
+def _make(value, requires_grad: bool, grad_fn: Node | None) -> Variable:
+    """A Variable around a value an operation just computed."""
+    result = Variable(value)
+    result.requires_grad, result.grad_fn = requires_grad, grad_fn
+    if grad_fn is not None:
+        grad_fn.shape, grad_fn.dtype = result.shape, result.dtype
+    return result
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-record-operations", "locked": false, "solution": true}
 #| export
@@ -340,35 +358,6 @@ def _value(x):
         raise TypeError("expected a Variable, Tensor, array or number, got None")
     array = x.data if isinstance(x, Tensor) else Tensor(x).data
     return array.astype(np.float32) if array.dtype.kind in "iu" else array
-
-def _operands(a, b, division: bool = False) -> tuple:
-    """The numbers behind two operands, with PyTorch's promotion if either is an integer Variable."""
-    # Every operation starts here, so each operand's type is asked once and the usual operands (a Variable, a
-    # Python float as in `x * 2.0`) are read without calling `_value`: 2% fewer instructions per one-element
-    # operation (callgrind).
-    a_type, b_type = type(a), type(b)
-    av = a.data.data if a_type is Variable else a if a_type is float else _value(a)
-    bv = b.data.data if b_type is Variable else b if b_type is float else _value(b)
-    # Only a constant can hold integers (requires_grad needs floats): most operands skip the dtype test.
-    if (a_type is Variable and not a.requires_grad and av.dtype.kind != "f"
-            or b_type is Variable and not b.requires_grad and bv.dtype.kind != "f"):
-        return promote_integers(av, bv, division)
-    return av, bv
-
-def _make(value, requires_grad: bool, grad_fn: Node | None) -> Variable:
-    """A Variable around a value an operation just computed (no validation needed)."""
-    if type(value) is not np.ndarray:  # NumPy returns scalars (np.float32(5.0)) for 0-d results
-        value = Tensor(value).data
-    tensor = _new(Tensor)  # _wrap(value) without the call: every operation comes through here
-    tensor.data = value
-    result = _new(Variable)
-    result.data = tensor
-    result.grad = None
-    result.requires_grad = requires_grad
-    result.grad_fn = grad_fn
-    if grad_fn is not None:
-        grad_fn.shape, grad_fn.dtype = value.shape, value.dtype
-    return result
 
 def record(value, name: str, *edges):
     """The result of operation `name`, with `edges` its (input, rule) pairs: a Variable whose Node keeps the edges
@@ -1187,6 +1176,64 @@ print(f"every Variable kept: {rows[1][1] / rows[0][1]:.1f}x the graph's memory; 
       f"{rows[2][1] - rows[3][1]:.2f} MB")
 
 # %% [markdown]
+# **(c) The fast paths.** Every operation calls `_operands` and `_make`, so on one-element arrays they are a large
+# part of what an operation costs. Section 3 gave them in their plainest form: `_value` for each operand, and
+# `Variable(value)`, which checks and converts an array the operation has just computed. The engine's versions below
+# (given; these are the ones the package exports) ask each operand's type once and read the usual operands (a
+# Variable, a Python float) directly, and build the result with `object.__new__`, skipping checks in `__init__` that
+# cannot fail there. The same results, tested by every test above; the table times the chain of (a) with each pair.
+
+# %%
+plain_helpers = {"_operands": _operands, "_make": _make}  # Section 3's, before the cell below replaces them
+
+# %%
+#| export
+def _operands(a, b, division: bool = False) -> tuple:
+    """The numbers behind two operands, with PyTorch's promotion if either is an integer Variable."""
+    # Every operation starts here, so each operand's type is asked once and the usual operands (a Variable, a
+    # Python float as in `x * 2.0`) are read without calling `_value`: 2% fewer instructions per one-element
+    # operation (callgrind).
+    a_type, b_type = type(a), type(b)
+    av = a.data.data if a_type is Variable else a if a_type is float else _value(a)
+    bv = b.data.data if b_type is Variable else b if b_type is float else _value(b)
+    # Only a constant can hold integers (requires_grad needs floats): most operands skip the dtype test.
+    if (a_type is Variable and not a.requires_grad and av.dtype.kind != "f"
+            or b_type is Variable and not b.requires_grad and bv.dtype.kind != "f"):
+        return promote_integers(av, bv, division)
+    return av, bv
+
+def _make(value, requires_grad: bool, grad_fn: Node | None) -> Variable:
+    """A Variable around a value an operation just computed (no validation needed)."""
+    if type(value) is not np.ndarray:  # NumPy returns scalars (np.float32(5.0)) for 0-d results
+        value = Tensor(value).data
+    tensor = _new(Tensor)  # _wrap(value) without the call: every operation comes through here
+    tensor.data = value
+    result = _new(Variable)
+    result.data = tensor
+    result.grad = None
+    result.requires_grad = requires_grad
+    result.grad_fn = grad_fn
+    if grad_fn is not None:
+        grad_fn.shape, grad_fn.dtype = value.shape, value.dtype
+    return result
+
+# %%
+engine_helpers = {"_operands": _operands, "_make": _make}
+
+def chain_us_per_operation(helpers: dict, n: int = 200) -> float:  # forward and backward of chain(n), per operation
+    globals().update(helpers)
+    try:
+        return per_call_us(lambda: chain(n).backward(), 20) / n
+    finally:
+        globals().update(engine_helpers)
+
+rounds = [(chain_us_per_operation(plain_helpers), chain_us_per_operation(engine_helpers)) for _ in range(3)]
+plain_us, engine_us = min(plain for plain, _ in rounds), min(engine for _, engine in rounds)
+print(f"{'helpers':<22} {'us/op (forward + backward)':>27}")
+print(f"{'plain (Section 3)':<22} {plain_us:>27.2f}\n{'engine (exported)':<22} {engine_us:>27.2f}")
+print(f"the engine's helpers take {1 - engine_us / plain_us:.0%} off each operation of a one-element chain")
+
+# %% [markdown]
 # Reading the tables:
 # - (a) The work is linear, one visit per node, and depth is no problem. The time per operation is what the line under
 #   the table says: it may grow on a long chain although the visits do not multiply, because two costs grow with the
@@ -1202,6 +1249,10 @@ print(f"every Variable kept: {rows[1][1] / rows[0][1]:.1f}x the graph's memory; 
 #   saves. A plain `backward()` frees the saved arrays while `loss` is alive (the `.grad` arrays remain);
 #   `retain_graph=True` keeps them until `loss` is dropped; `no_grad` keeps nothing. Hence evaluation under
 #   `no_grad`, and gradient checkpointing (recomputing activations) for very deep models.
+# - (c) The fast paths change no result, only the bookkeeping around it: on one-element arrays, where bookkeeping is
+#   all there is, they are worth the fraction printed (`benchmarks/autograd_bench.py` holds the engine to a per-operation
+#   target against PyTorch); on large arrays the arithmetic hides them. They come after the plain versions because
+#   they are only worth their obscurity once the plain ones are known to be right.
 #
 # ## 11. Reflection
 #

@@ -115,7 +115,7 @@ def _wrap(array: np.ndarray) -> Tensor:  # a Tensor around an array we made: no 
     tensor.data = array
     return tensor
 
-# %% ../../modules/05_autograd/autograd_dev.py #c21a4e4d
+# %% ../../modules/05_autograd/autograd_dev.py #784743bb
 _GRAD_ENABLED = True  # switched off inside `no_grad()`
 
 def _value(x):
@@ -133,35 +133,6 @@ def _value(x):
         raise TypeError("expected a Variable, Tensor, array or number, got None")
     array = x.data if isinstance(x, Tensor) else Tensor(x).data
     return array.astype(np.float32) if array.dtype.kind in "iu" else array
-
-def _operands(a, b, division: bool = False) -> tuple:
-    """The numbers behind two operands, with PyTorch's promotion if either is an integer Variable."""
-    # Every operation starts here, so each operand's type is asked once and the usual operands (a Variable, a
-    # Python float as in `x * 2.0`) are read without calling `_value`: 2% fewer instructions per one-element
-    # operation (callgrind).
-    a_type, b_type = type(a), type(b)
-    av = a.data.data if a_type is Variable else a if a_type is float else _value(a)
-    bv = b.data.data if b_type is Variable else b if b_type is float else _value(b)
-    # Only a constant can hold integers (requires_grad needs floats): most operands skip the dtype test.
-    if (a_type is Variable and not a.requires_grad and av.dtype.kind != "f"
-            or b_type is Variable and not b.requires_grad and bv.dtype.kind != "f"):
-        return promote_integers(av, bv, division)
-    return av, bv
-
-def _make(value, requires_grad: bool, grad_fn: Node | None) -> Variable:
-    """A Variable around a value an operation just computed (no validation needed)."""
-    if type(value) is not np.ndarray:  # NumPy returns scalars (np.float32(5.0)) for 0-d results
-        value = Tensor(value).data
-    tensor = _new(Tensor)  # _wrap(value) without the call: every operation comes through here
-    tensor.data = value
-    result = _new(Variable)
-    result.data = tensor
-    result.grad = None
-    result.requires_grad = requires_grad
-    result.grad_fn = grad_fn
-    if grad_fn is not None:
-        grad_fn.shape, grad_fn.dtype = value.shape, value.dtype
-    return result
 
 def record(value, name: str, *edges):
     """The result of operation `name`, with `edges` its (input, rule) pairs: a Variable whose Node keeps the edges
@@ -361,3 +332,33 @@ def reduce_sum(x, axis=None, keepdims: bool = False) -> Variable:
     axis = reduction_axes(axis, xv.ndim)
     return record(xv.sum(axis=axis, keepdims=keepdims), "Sum",
                    (x, lambda g: np.broadcast_to(_expand(g, axis, keepdims), xv.shape).copy()))
+
+# %% ../../modules/05_autograd/autograd_dev.py #b3886642
+def _operands(a, b, division: bool = False) -> tuple:
+    """The numbers behind two operands, with PyTorch's promotion if either is an integer Variable."""
+    # Every operation starts here, so each operand's type is asked once and the usual operands (a Variable, a
+    # Python float as in `x * 2.0`) are read without calling `_value`: 2% fewer instructions per one-element
+    # operation (callgrind).
+    a_type, b_type = type(a), type(b)
+    av = a.data.data if a_type is Variable else a if a_type is float else _value(a)
+    bv = b.data.data if b_type is Variable else b if b_type is float else _value(b)
+    # Only a constant can hold integers (requires_grad needs floats): most operands skip the dtype test.
+    if (a_type is Variable and not a.requires_grad and av.dtype.kind != "f"
+            or b_type is Variable and not b.requires_grad and bv.dtype.kind != "f"):
+        return promote_integers(av, bv, division)
+    return av, bv
+
+def _make(value, requires_grad: bool, grad_fn: Node | None) -> Variable:
+    """A Variable around a value an operation just computed (no validation needed)."""
+    if type(value) is not np.ndarray:  # NumPy returns scalars (np.float32(5.0)) for 0-d results
+        value = Tensor(value).data
+    tensor = _new(Tensor)  # _wrap(value) without the call: every operation comes through here
+    tensor.data = value
+    result = _new(Variable)
+    result.data = tensor
+    result.grad = None
+    result.requires_grad = requires_grad
+    result.grad_fn = grad_fn
+    if grad_fn is not None:
+        grad_fn.shape, grad_fn.dtype = value.shape, value.dtype
+    return result
