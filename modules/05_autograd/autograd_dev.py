@@ -998,7 +998,7 @@ def reduce_sum(x, axis=None, keepdims: bool = False) -> Variable:
     axis = reduction_axes(axis, xv.ndim)
     ### BEGIN SOLUTION
     return record(xv.sum(axis=axis, keepdims=keepdims), "Sum",
-                   (x, lambda g: np.broadcast_to(_expand(g, axis, keepdims), xv.shape).copy()))
+                  (x, lambda g: np.broadcast_to(_expand(g, axis, keepdims), xv.shape).copy()))
     ### END SOLUTION
 
 # %% [markdown]

@@ -558,7 +558,7 @@ def reduce_max(x, axis=None, keepdims: bool = False) -> Variable:
     ### BEGIN SOLUTION
     top = xv.max(axis=axis, keepdims=True)
     return record(_drop(top, axis, keepdims), "Max",
-                   (x, lambda g: _tie_share(xv == top, axis, xv.dtype) * _expand(g, axis, keepdims)))
+                  (x, lambda g: _tie_share(xv == top, axis, xv.dtype) * _expand(g, axis, keepdims)))
     ### END SOLUTION
 
 # %% [markdown]
@@ -765,7 +765,7 @@ def reduce_min(x, axis=None, keepdims: bool = False) -> Variable:
     axis = reduction_axes(axis, xv.ndim)
     bottom = xv.min(axis=axis, keepdims=True)
     return record(_drop(bottom, axis, keepdims), "Min",
-                   (x, lambda g: _tie_share(xv == bottom, axis, xv.dtype) * _expand(g, axis, keepdims)))
+                  (x, lambda g: _tie_share(xv == bottom, axis, xv.dtype) * _expand(g, axis, keepdims)))
 
 def variance(x, axis=None, keepdims: bool = False, correction: int = 1) -> Variable:
     """Sum of squared deviations from the mean over `axis`, divided by n - correction (PyTorch's `var`)."""

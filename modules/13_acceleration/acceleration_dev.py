@@ -293,7 +293,7 @@ def causal_attention(q, k, v):
         return last["grads"]
 
     return record(out, "CausalAttention", (q, lambda g: gradients(g)[0]), (k, lambda g: gradients(g)[1]),
-                    (v, lambda g: gradients(g)[2]))
+                  (v, lambda g: gradients(g)[2]))
 
 # %% [markdown]
 # ### Test: attention backward

@@ -69,7 +69,7 @@ def causal_attention_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> tup
     weights = np.swapaxes(weights_t, -1, -2)
     return weights @ v, weights
 
-# %% ../../modules/13_acceleration/acceleration_dev.py #4fe4b715
+# %% ../../modules/13_acceleration/acceleration_dev.py #0eecfab3
 def causal_attention_backward(g: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarray,
                               weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The gradients (dq, dk, dv) of causal attention for the output's gradient g (..., T, Dv), with
@@ -101,7 +101,7 @@ def causal_attention(q, k, v):
         return last["grads"]
 
     return record(out, "CausalAttention", (q, lambda g: gradients(g)[0]), (k, lambda g: gradients(g)[1]),
-                    (v, lambda g: gradients(g)[2]))
+                  (v, lambda g: gradients(g)[2]))
 
 # %% ../../modules/13_acceleration/acceleration_dev.py #0bb23cd3
 class FusedMultiHeadAttention(MultiHeadAttention):

@@ -321,7 +321,7 @@ def matmul(a, b) -> Variable:
 
     return record(out, "MatMul", (a, grad_a), (b, grad_b))
 
-# %% ../../modules/05_autograd/autograd_dev.py #c52a2ba8
+# %% ../../modules/05_autograd/autograd_dev.py #44e0d697
 def _expand(g: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     """Put back the axes a reduction removed, so `g` broadcasts against the reduction's input."""
     return g if keepdims or axis is None else np.expand_dims(g, axis)
@@ -331,7 +331,7 @@ def reduce_sum(x, axis=None, keepdims: bool = False) -> Variable:
     xv = np.asarray(_value(x))
     axis = reduction_axes(axis, xv.ndim)
     return record(xv.sum(axis=axis, keepdims=keepdims), "Sum",
-                   (x, lambda g: np.broadcast_to(_expand(g, axis, keepdims), xv.shape).copy()))
+                  (x, lambda g: np.broadcast_to(_expand(g, axis, keepdims), xv.shape).copy()))
 
 # %% ../../modules/05_autograd/autograd_dev.py #b3886642
 def _operands(a, b, division: bool = False) -> tuple:

@@ -224,7 +224,7 @@ def relu(x) -> Variable:
     out = np.maximum(_value(x), 0)
     return record(out, "ReLU", (x, lambda g: g * (out > 0)))
 
-# %% ../../modules/06_operations/operations_dev.py #739b0d22
+# %% ../../modules/06_operations/operations_dev.py #d46b4595
 def _drop(kept: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     """A reduction's result computed with keepdims=True, without the reduced axes unless `keepdims`."""
     return kept if keepdims else (kept.reshape(()) if axis is None else np.squeeze(kept, axis))
@@ -250,7 +250,7 @@ def reduce_max(x, axis=None, keepdims: bool = False) -> Variable:
     axis = reduction_axes(axis, xv.ndim)
     top = xv.max(axis=axis, keepdims=True)
     return record(_drop(top, axis, keepdims), "Max",
-                   (x, lambda g: _tie_share(xv == top, axis, xv.dtype) * _expand(g, axis, keepdims)))
+                  (x, lambda g: _tie_share(xv == top, axis, xv.dtype) * _expand(g, axis, keepdims)))
 
 # %% ../../modules/06_operations/operations_dev.py #aef4423f
 def reshape(x, *shape) -> Variable:
@@ -299,7 +299,7 @@ def getitem(x, index) -> Variable:
 
     return record(out, "Index", (x, rule))
 
-# %% ../../modules/06_operations/operations_dev.py #6f3cec34
+# %% ../../modules/06_operations/operations_dev.py #ff809629
 def exponential_of(base, a) -> Variable:
     """base ** a for a number base (`2.0 ** x`); a receives g * out * ln(base); base 0 as PyTorch (0, or -inf where a < 0)."""
     c, av = _operands(_number(base, "the base of ** must be a number"), a)
@@ -368,7 +368,7 @@ def reduce_min(x, axis=None, keepdims: bool = False) -> Variable:
     axis = reduction_axes(axis, xv.ndim)
     bottom = xv.min(axis=axis, keepdims=True)
     return record(_drop(bottom, axis, keepdims), "Min",
-                   (x, lambda g: _tie_share(xv == bottom, axis, xv.dtype) * _expand(g, axis, keepdims)))
+                  (x, lambda g: _tie_share(xv == bottom, axis, xv.dtype) * _expand(g, axis, keepdims)))
 
 def variance(x, axis=None, keepdims: bool = False, correction: int = 1) -> Variable:
     """Sum of squared deviations from the mean over `axis`, divided by n - correction (PyTorch's `var`)."""
