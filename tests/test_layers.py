@@ -141,16 +141,32 @@ class Variable:
 """
 
 
-@pytest.mark.parametrize("autograd", ["missing", "a student's unfinished stub"])
+UNWRITTEN = """
+def _unwritten(*args, **kwargs):
+    raise NotImplementedError("{module} is not complete: write your code in {name}")
+{name} = _unwritten
+"""
+
+
+@pytest.mark.parametrize("autograd", ["missing", "a student's unfinished stub", "05 and 06 unwritten, probed by the tests"])
 def test_without_autograd_parameters_are_tensors_and_layers_still_compute(tmp_path, autograd):
     """A student on modules 02-04 has no working tinytorch.core.autograd (nor module 06's operations on it): the
-    same layers must work on Tensors."""
+    same layers must work on Tensors. In a workspace both modules are there, unwritten: the package tests' helper
+    (nn_testing) finds that out without importing module 06, which would give the layers Variable parameters."""
     package = tmp_path / "tinytorch"
     shutil.copytree(ROOT / "tinytorch", package, ignore=shutil.ignore_patterns("__pycache__", "autograd.py", "operations.py"))
-    if autograd != "missing":
+    probe = ""
+    if autograd == "a student's unfinished stub":
         (package / "core" / "autograd.py").write_text(STUB_AUTOGRAD)
+    elif autograd != "missing":
+        for module, name in [("autograd", "Variable.__init__"), ("operations", "exp")]:
+            text = (ROOT / "tinytorch" / "core" / f"{module}.py").read_text()
+            (package / "core" / f"{module}.py").write_text(text + UNWRITTEN.format(module=module, name=name))
+        shutil.copy(ROOT / "tests" / "nn_testing.py", tmp_path)
+        probe = "import nn_testing; assert nn_testing.Variable is None"
     script = textwrap.dedent("""
         import numpy as np
+        {probe}
         from tinytorch.core.tensor import Tensor
         from tinytorch.core.activations import ReLU
         from tinytorch.core.layers import Linear, Parameter, Sequential
@@ -168,7 +184,7 @@ def test_without_autograd_parameters_are_tensors_and_layers_still_compute(tmp_pa
             assert type(loss) is Tensor and loss.shape == ()
         model.load_state_dict(model.state_dict())
         print("ok")
-    """)
+    """).format(probe=probe)
     result = run_with_package_from(tmp_path, script)
     assert result.stdout.strip() == "ok", result.stderr
 
