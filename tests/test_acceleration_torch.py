@@ -8,8 +8,9 @@ import pytest
 
 from tinytorch.core.acceleration import causal_attention, softmax_cross_entropy
 from tinytorch.core.transformer import GPT, PerPositionLogits
-from torch_gpt import build_torch_gpt, torch_gradients
-from torch_oracle import assert_close, compare, torch
+from nn_testing import as_function_of_parameters
+from torch_gpt import build_torch_gpt, logits_from
+from torch_oracle import compare, torch
 
 F = torch.nn.functional
 
@@ -37,11 +38,8 @@ def test_a_fused_gpt_computes_torchs_loss_and_gradients():
     model = GPT(13, 8, d_model=16, num_heads=4, num_layers=2, rng=np.random.default_rng(0), dtype=np.float64, fused=True)
     net = build_torch_gpt(torch, model)
     ids, targets = np.random.default_rng(1).integers(0, 13, (2, 3, 8))
-    loss = model.loss_function()(PerPositionLogits(model)(ids), targets)
-    expected = F.cross_entropy(net(torch.tensor(ids)).transpose(1, 2), torch.tensor(targets))
-    assert_close(loss.numpy(), expected, "loss")
-    loss.backward()
-    expected.backward()
-    reference = torch_gradients(net)
-    for name, parameter in model.named_parameters():
-        assert_close(parameter.grad, reference[name], f"gradient of {name}", dict(rtol=1e-9, atol=1e-11))
+    names = [name for name, _ in model.named_parameters()]
+    weights = [parameter.numpy().copy() for _, parameter in model.named_parameters()]
+    compare(as_function_of_parameters(model, lambda gpt: gpt.loss_function()(PerPositionLogits(gpt)(ids), targets)),
+            lambda *w: F.cross_entropy(logits_from(torch, net, names, w, ids).transpose(1, 2), torch.tensor(targets)),
+            weights, "a fused GPT's loss", tolerance=dict(rtol=1e-9, atol=1e-11), names=names)

@@ -82,4 +82,4 @@ def test_multihead_attention_matches_pytorch(heads, dtype):
         mixed = F.scaled_dot_product_attention(project("query"), project("key"), project("value"), is_causal=True)
         return mixed.transpose(1, 2).reshape(3, 5, 8) @ weights["out.weight"] + weights["out.bias"]
 
-    compare(ours, theirs, [x, *parameters], f"{heads} heads: x, then {', '.join(names)}", tolerance=TOLERANCE[dtype])
+    compare(ours, theirs, [x, *parameters], f"{heads} heads", tolerance=TOLERANCE[dtype], names=["x", *names])

@@ -43,11 +43,12 @@ def tinytorch_leaves(arrays, differentiable: bool) -> list:
 
 
 def compare(ours, theirs, arrays, what: str = "", *, differentiable: bool = True, seed: int = 7,
-            tolerance: dict | None = None) -> list:
+            tolerance: dict | None = None, names: list[str] | None = None) -> list:
     """Apply `ours` to tinytorch leaves and `theirs` to torch leaves holding copies of `arrays`; compare the output's
     value and dtype and, if `differentiable`, every input's gradient under the same random weighting of the
     output (an input without a gradient counts as zeros, as in PyTorch's `.grad` after `torch.zeros_like`).
-    `tolerance` replaces the dtype's default for computations long enough to round more. Returns our leaves."""
+    `tolerance` replaces the dtype's default for computations long enough to round more; `names` name the inputs in
+    messages (else "input 0", "input 1", ...). Returns our leaves."""
     arrays = [np.asarray(array) for array in arrays]
     mine = tinytorch_leaves(arrays, differentiable)
     reference = [torch.tensor(array.copy(), requires_grad=differentiable and array.dtype.kind == "f") for array in arrays]
@@ -66,10 +67,11 @@ def compare(ours, theirs, arrays, what: str = "", *, differentiable: bool = True
     for index, (leaf, theirs_leaf) in enumerate(zip(mine, reference)):
         if not theirs_leaf.requires_grad:
             continue
+        name = names[index] if names else f"input {index}"
         got = leaf.grad if leaf.grad is not None else np.zeros(leaf.shape, leaf.dtype)
-        assert got.dtype == leaf.dtype, f"{what}: the gradient of input {index} has dtype {got.dtype}, its input {leaf.dtype}"
+        assert got.dtype == leaf.dtype, f"{what}: the gradient of {name} has dtype {got.dtype}, its input {leaf.dtype}"
         wanted = theirs_leaf.grad if theirs_leaf.grad is not None else torch.zeros_like(theirs_leaf)
-        assert_close(got, wanted, f"{what}: gradient of input {index}", tolerance)
+        assert_close(got, wanted, f"{what}: gradient of {name}", tolerance)
     return mine
 
 
