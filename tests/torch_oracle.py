@@ -46,7 +46,7 @@ def compare(ours, theirs, arrays, what: str = "", *, differentiable: bool = True
             tolerance: dict | None = None, names: list[str] | None = None) -> list:
     """Apply `ours` to tinytorch leaves and `theirs` to torch leaves holding copies of `arrays`; compare the output's
     value and dtype and, if `differentiable`, every input's gradient under the same random weighting of the
-    output (an input without a gradient counts as zeros, as in PyTorch's `.grad` after `torch.zeros_like`).
+    output (a leaf left without a gradient, on either side, counts as zeros).
     `tolerance` replaces the dtype's default for computations long enough to round more; `names` name the inputs in
     messages (else "input 0", "input 1", ...). Returns our leaves."""
     arrays = [np.asarray(array) for array in arrays]
