@@ -2,7 +2,7 @@
 
 The opening is the lesson's first markdown cell: a title `# Name: what it is for`, the objectives (three to
 five items), then the table `You write here | It becomes | Used by` whose first row is this notebook and its
-package module. The closing is a systems analysis that prints what it measures, a reflection (questions
+package module; the first code cell is `#| default_exp core.<short>`. The closing is a systems analysis that prints what it measures, a reflection (questions
 answered in manually graded markdown cells) and a summary that ends the lesson with
 `tito module complete NN_name`, in that order. A lesson that misses a part fails with one line naming the
 lesson and the part.
@@ -59,6 +59,14 @@ def opening_problem(module: Module, cell) -> str | None:
     if header + 2 >= len(lines) or not table_row(module).match(lines[header + 2]):
         return (f"the table's first row must be `| this notebook, `{module.short}.ipynb` | "
                 f"`tinytorch.core.{module.short}` | ... |`")
+    return None
+
+
+def package_problem(module: Module, cells) -> str | None:
+    """The first code cell names the package module: `#| default_exp core.<short>`."""
+    first = next((cell for cell in cells if cell.cell_type == "code"), None)
+    if first is None or first.source.strip() != f"#| default_exp core.{module.short}":
+        return f"the first code cell must be `#| default_exp core.{module.short}`, right after the opening"
     return None
 
 
@@ -138,7 +146,8 @@ def form_problem(module: Module) -> str | None:
     if not module.dev_file.exists():
         return f"{module.name}: no lesson file {module.dev_file.relative_to(ROOT)}"
     cells = read_notebook(module.dev_file).cells
-    problem = opening_problem(module, cells[0] if cells else None) or closing_problem(module, cells)
+    problem = (opening_problem(module, cells[0] if cells else None) or package_problem(module, cells)
+               or closing_problem(module, cells))
     return f"{module.name}: {problem}" if problem else None
 
 
