@@ -21,10 +21,6 @@ needs_autograd = pytest.mark.skipif(Variable is None, reason="needs modules 05 a
                                                                "tinytorch.core.operations) completed")
 
 
-def import_torch():
-    return pytest.importorskip("torch", reason="PyTorch comparisons need PyTorch: `pip install torch==2.13.0`")
-
-
 def leaf(array) -> "Variable":
     """A float64 leaf Variable that requires a gradient."""
     return Variable(np.asarray(array, dtype=np.float64), requires_grad=True)

@@ -503,3 +503,29 @@ def test_the_engine_works_without_module_06(tmp_path):
     result = run_with_package_from(tmp_path, script)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["[6.0, 8.0]", "module 'tinytorch.core.autograd' has no attribute 'exp'"]
+
+
+def test_backward_through_a_shared_part_of_a_released_graph_raises():
+    x = Variable([1.0, 2.0], requires_grad=True)
+    hidden = x * x
+    (hidden * 2.0).sum().backward()
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        (hidden * 3.0).sum().backward()
+
+
+def test_release_frees_the_saved_arrays():
+    class Saved(np.ndarray):  # a weak reference tells us whether the graph still holds the array
+        pass
+
+    x = Variable(np.ones(3), requires_grad=True)
+    activation = x * 2.0
+    probe = activation.numpy().view(Saved)
+    activation.data.data = probe
+    alive = weakref.ref(probe)
+    loss = (activation * activation).sum()
+    del activation, probe
+    gc.collect()
+    assert alive() is not None, "before backward the multiply's rule holds the activation"
+    loss.backward()
+    gc.collect()
+    assert alive() is None, "after backward (no retain_graph) the saved activation should be freed while loss lives"

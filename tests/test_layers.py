@@ -12,7 +12,7 @@ from tinytorch.core.layers import Dropout, Flatten, Linear, Module, Sequential, 
 from tinytorch.core.tensor import Tensor
 
 from conftest import ROOT, run_with_package_from
-from nn_testing import Variable, as_function_of_parameters, gradcheck, import_torch, leaf, needs_autograd, operation_count
+from nn_testing import Variable, as_function_of_parameters, gradcheck, leaf, needs_autograd, operation_count
 
 
 def mlp(rng=None, dtype=np.float32):
@@ -235,23 +235,3 @@ def test_gradcheck_flatten_dropout_and_sequential():
                        Linear(5, 2, rng=np.random.default_rng(5), dtype=np.float64))
     assert gradcheck(model, x, name="Sequential input")
     assert gradcheck(as_function_of_parameters(model, lambda m: m(x)), *model.parameters(), name="Sequential parameters")
-
-
-@needs_autograd
-def test_linear_matches_pytorch():
-    """Tolerance: float64, rtol 1e-12 on output and on the gradients of input, weight and bias."""
-    torch = import_torch()
-    layer = Linear(4, 3, rng=np.random.default_rng(0), dtype=np.float64)
-    x_np, upstream = np.random.default_rng(1).standard_normal((5, 4)), np.random.default_rng(2).standard_normal((5, 3))
-    x = leaf(x_np)
-    out = layer(x)
-    out.backward(upstream)
-    xt = torch.tensor(x_np, requires_grad=True)
-    wt = torch.tensor(layer.weight.numpy().T.copy(), requires_grad=True)  # PyTorch stores (out, in)
-    bt = torch.tensor(layer.bias.numpy().copy(), requires_grad=True)
-    out_t = torch.nn.functional.linear(xt, wt, bt)
-    out_t.backward(torch.tensor(upstream))
-    np.testing.assert_allclose(out.numpy(), out_t.detach().numpy(), rtol=1e-12)
-    np.testing.assert_allclose(x.grad, xt.grad.numpy(), rtol=1e-12)
-    np.testing.assert_allclose(layer.weight.grad, wt.grad.numpy().T, rtol=1e-12)
-    np.testing.assert_allclose(layer.bias.grad, bt.grad.numpy(), rtol=1e-12)

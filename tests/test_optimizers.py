@@ -1,4 +1,5 @@
-"""Module 07, tinytorch.core.optimizers: PyTorch's update rules step for step, clipping, schedules, checkpoints."""
+"""Module 07, tinytorch.core.optimizers: checkpoints of the optimizers and schedules, and their errors (PyTorch's update
+rules step for step, clipping and schedules are compared in test_optimizers_torch.py)."""
 import math
 
 import numpy as np
@@ -7,9 +8,7 @@ import pytest
 from tinytorch.core.autograd import Variable
 from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.operations import Parameter
-from tinytorch.core.optimizers import SGD, Adam, AdamW, CosineAnnealingLR, StepLR, clip_grad_norm
-
-from nn_testing import import_torch
+from tinytorch.core.optimizers import SGD, Adam, AdamW, CosineAnnealingLR, StepLR
 
 SHAPES = [(3, 4), (4,), (1,)]
 STEPS = 20
@@ -46,92 +45,6 @@ def gradient_sequence(seed=0, dtype=np.float64):
 def starting_parameters(dtype=np.float64):
     rng = np.random.default_rng(42)
     return [rng.standard_normal(shape).astype(dtype) for shape in SHAPES]
-
-
-def run_ours(optimizer_class, kwargs, dtype=np.float64):
-    params = [Parameter(values) for values in starting_parameters(dtype)]
-    optimizer = optimizer_class(params, **kwargs)
-    for grads in gradient_sequence(dtype=dtype):
-        optimizer.zero_grad()
-        for param, grad in zip(params, grads):
-            param.grad = grad
-        optimizer.step()
-    return [param.numpy() for param in params]
-
-
-def run_torch(torch, optimizer_class, kwargs, dtype=np.float64):
-    params = [torch.tensor(values, requires_grad=True) for values in starting_parameters(dtype)]
-    optimizer = getattr(torch.optim, optimizer_class.__name__)(params, **kwargs)
-    for grads in gradient_sequence(dtype=dtype):
-        optimizer.zero_grad()
-        for param, grad in zip(params, grads):
-            param.grad = None if grad is None else torch.tensor(grad)
-        optimizer.step()
-    return [param.detach().numpy() for param in params]
-
-
-@pytest.mark.parametrize("config", CONFIGS)
-def test_twenty_steps_match_pytorch_float64(config):
-    """Tolerance: float64, rtol 1e-12 and atol 1e-14 on every parameter after 20 steps (seen: at most 1e-14)."""
-    torch = import_torch()
-    optimizer_class, kwargs = CONFIGS[config]
-    for ours, theirs in zip(run_ours(optimizer_class, kwargs), run_torch(torch, optimizer_class, kwargs)):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-14)
-
-
-@pytest.mark.parametrize("config", ["sgd-nesterov-weight-decay", "adam-defaults", "adamw"])
-def test_twenty_steps_match_pytorch_float32(config):
-    """Tolerance: float32, rtol 1e-5 and atol 1e-6 after 20 steps (rounding order differs slightly)."""
-    torch = import_torch()
-    optimizer_class, kwargs = CONFIGS[config]
-    for ours, theirs in zip(run_ours(optimizer_class, kwargs, np.float32), run_torch(torch, optimizer_class, kwargs, np.float32)):
-        assert ours.dtype == np.float32
-        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
-
-
-def test_defaults_are_pytorchs():
-    torch = import_torch()
-    p = [Parameter(np.zeros(1))]
-    t = [torch.zeros(1, requires_grad=True)]
-    for ours, theirs, names in [(SGD(p), torch.optim.SGD(t), ["lr", "momentum", "dampening", "weight_decay", "nesterov"]),
-                                (Adam(p), torch.optim.Adam(t), ["lr", "betas", "eps", "weight_decay", "amsgrad"]),
-                                (AdamW(p), torch.optim.AdamW(t), ["lr", "betas", "eps", "weight_decay", "amsgrad"])]:
-        for name in names:
-            assert getattr(ours, name) == theirs.defaults[name], (type(ours).__name__, name)
-
-
-@pytest.mark.parametrize("max_norm", [0.5, 3.0, 1000.0])
-def test_clip_grad_norm_matches_pytorch(max_norm):
-    """Tolerance: float64, rtol 1e-12 on the returned norm and on the clipped gradients."""
-    torch = import_torch()
-    grads = gradient_sequence()[0]
-    ours = [Parameter(np.zeros(shape)) for shape in SHAPES]
-    theirs = [torch.zeros(shape, dtype=torch.float64, requires_grad=True) for shape in SHAPES]
-    for a, b, grad in zip(ours, theirs, grads):
-        a.grad, b.grad = grad.copy(), torch.tensor(grad)
-    norm = clip_grad_norm(ours, max_norm)
-    norm_t = torch.nn.utils.clip_grad_norm_(theirs, max_norm)
-    assert norm == pytest.approx(norm_t.item(), rel=1e-12)
-    for a, b in zip(ours, theirs):
-        np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=1e-12)
-
-
-@pytest.mark.parametrize("make, make_torch", [
-    (lambda o: StepLR(o, step_size=3, gamma=0.5), lambda torch, o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5)),
-    (lambda o: CosineAnnealingLR(o, T_max=10, eta_min=0.001),
-     lambda torch, o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=10, eta_min=0.001)),
-], ids=["step", "cosine"])
-def test_schedules_match_pytorch_for_25_epochs(make, make_torch):
-    """Tolerance: rtol 1e-9, atol 1e-12 on the learning rate at each epoch (PyTorch updates cosine recursively)."""
-    torch = import_torch()
-    ours = make(SGD([Parameter(np.zeros(1))], lr=0.1))
-    optimizer_t = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    theirs = make_torch(torch, optimizer_t)
-    for _ in range(25):
-        optimizer_t.step()
-        theirs.step()
-        ours.step()
-        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr()[0], rel=1e-9, abs=1e-12)
 
 
 @pytest.mark.parametrize("config", ["sgd-momentum", "adam-amsgrad", "adamw"])

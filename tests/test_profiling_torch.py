@@ -20,9 +20,8 @@ from tinytorch.core.profiling import Profiler, count_parameters
 from tinytorch.core.tensor import Tensor
 from tinytorch.core.transformer import GPT, PerPositionLogits
 from torch_gpt import build_torch_gpt
-
-torch = pytest.importorskip("torch", reason="PyTorch is the oracle here; install it with `pip install torch==2.13.0`")
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+from torch_oracle import torch
+from torch.utils.flop_counter import FlopCounterMode  # after torch_oracle, which skips this file without PyTorch
 
 pytestmark = pytest.mark.module("profiling")
 PRODUCTS = ("MatMul", "Conv2d")

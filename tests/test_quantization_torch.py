@@ -9,14 +9,15 @@ import warnings
 import numpy as np
 import pytest
 
-from tinytorch.core.autograd import Variable, no_grad
+from tinytorch.core.autograd import no_grad
 from tinytorch.core.convolutions import Conv2d
-from tinytorch.core.layers import Linear, Parameter
+from tinytorch.core.layers import Linear
+from tinytorch.core.operations import Parameter
 from tinytorch.core.quantization import (QuantizedConv2d, QuantizedLinear, choose_qparams, dequantize, fake_quantize,
                                          quantize, tensor_range)
 from tinytorch.core.tensor import Tensor
+from torch_oracle import compare, torch
 
-torch = pytest.importorskip("torch", reason="PyTorch is the oracle here; install it with `pip install torch==2.13.0`")
 observers = pytest.importorskip("torch.ao.quantization")
 
 pytestmark = [
@@ -28,6 +29,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:.*quantiz.*deprecated:FutureWarning"),
 ]
 
+ONE_MILLIONTH = dict(rtol=0, atol=1e-6)
 SCHEMES = {False: (torch.per_tensor_affine, torch.per_channel_affine),
            True: (torch.per_tensor_symmetric, torch.per_channel_symmetric)}
 
@@ -96,30 +98,20 @@ def test_fake_quantize_values_and_straight_through_gradients_equal_pytorch(case)
     x = sample(rng, (7, 5), case)
     low, high = tensor_range(x)
     scale, zero_point = choose_qparams(low * 0.6, high * 0.6)  # a narrow range: some values are clipped
-    ours = Variable(x, requires_grad=True)
-    out = fake_quantize(ours, scale, zero_point)
-    theirs = torch.tensor(x, requires_grad=True)
     # torch's fake quantization adds the zero point after rounding, its quantize_per_tensor (and ours) before: they
-    # differ only at an exact half with an odd zero point, which random values do not hit.
-    expected = torch.fake_quantize_per_tensor_affine(theirs, float(scale), int(zero_point), -128, 127)
-    np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=0, atol=1e-6)
-    upstream = rng.standard_normal(x.shape).astype(np.float32)
-    out.backward(upstream)
-    expected.backward(torch.from_numpy(upstream))
-    np.testing.assert_array_equal(ours.grad, theirs.grad.numpy())
+    # differ only at an exact half with an odd zero point, which random values do not hit. The gradients pass
+    # through (1) or stop (0) exactly: compared with a tolerance far below any upstream value.
+    (ours,) = compare(lambda v: fake_quantize(v, scale, zero_point),
+                      lambda t: torch.fake_quantize_per_tensor_affine(t, float(scale), int(zero_point), -128, 127),
+                      [x], "per tensor", tolerance=ONE_MILLIONTH)
     assert np.any(ours.grad == 0) and np.any(ours.grad != 0)  # both sides of the clipping are exercised
 
     weight = sample(rng, (6, 4), case)
     scales, zeros = choose_qparams(*tensor_range(weight, axis=1), symmetric=True)
     scales = scales * np.float32(0.7)  # clip each column's largest weights
-    ours = Variable(weight, requires_grad=True)
-    out = fake_quantize(ours, scales, zeros, axis=1)
-    theirs = torch.tensor(weight, requires_grad=True)
-    expected = torch.fake_quantize_per_channel_affine(theirs, torch.from_numpy(scales), torch.from_numpy(zeros), 1, -128, 127)
-    np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=0, atol=1e-6)
-    out.sum().backward()
-    expected.sum().backward()
-    np.testing.assert_array_equal(ours.grad, theirs.grad.numpy())
+    compare(lambda v: fake_quantize(v, scales, zeros, axis=1),
+            lambda t: torch.fake_quantize_per_channel_affine(t, torch.from_numpy(scales), torch.from_numpy(zeros), 1, -128, 127),
+            [weight], "per channel", tolerance=ONE_MILLIONTH)
 
 
 def reference_output(float_op, layer, x, weight):

@@ -87,7 +87,8 @@ def test_init_releases_then_makes_a_workspace_of_release_notebooks_stubs_and_tes
             [cell.metadata.get("nbgrader", {}).get("grade_id") for cell in released.cells], "the release's cells, in order"
         assert (workspace / "tinytorch" / "core" / f"{short}.py").exists()
     assert {path.name for path in (workspace / "tests").iterdir()} == {
-        "conftest.py", "test_tensor.py", "test_autograd.py", "test_autograd_torch.py", "autograd_testing.py"}
+        "conftest.py", "test_tensor.py", "test_tensor_torch.py", "test_autograd.py", "test_autograd_torch.py",
+        "autograd_testing.py", "torch_oracle.py"}
     settings = (workspace / "settings.ini").read_text()
     assert "[workspace]" in settings and f"student = {STUDENT}" in settings
     assert "no leak: no solution line" in result.stdout

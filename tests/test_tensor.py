@@ -145,3 +145,14 @@ def test_incompatible_shapes_name_both(first, second):
         with pytest.raises(ValueError) as error:
             Tensor(np.ones(first)) + Tensor(np.ones(second))
         assert str(first) in str(error.value) and str(second) in str(error.value)
+
+
+@pytest.mark.parametrize("dtype", [object, "str", "U3", np.str_])
+def test_non_numeric_dtypes_are_refused_with_their_name(dtype):
+    with pytest.raises(TypeError, match="dtype"):
+        Tensor([1.0, 2.0], dtype=dtype)
+
+
+def test_numpy_asarray_of_a_tensor_is_its_array():
+    t = Tensor([[1.0, 2.0]])
+    assert np.asarray(t) is t.data and np.asarray(t, dtype=np.float64).dtype == np.float64

@@ -1,4 +1,5 @@
-"""Module 08, as exported to tinytorch.core.training: data, IDX files, DataLoader, training, checkpoints."""
+"""Module 08, as exported to tinytorch.core.training: data, IDX files, DataLoader, training, checkpoints (an epoch
+against PyTorch's: test_training_torch.py)."""
 from __future__ import annotations
 
 import gzip
@@ -312,34 +313,6 @@ def test_without_patience_training_runs_every_epoch_and_keeps_the_last_weights()
     history = Trainer(model, SGD(model.parameters(), lr=0.1), CrossEntropyLoss()).fit(DataLoader(x, y, batch_size=8), epochs=4)
     assert history.epochs == 4 and not history.stopped_early and history.val_loss == []
     assert history.best_epoch == int(np.argmin(history.train_loss)) + 1
-
-
-def test_one_epoch_matches_pytorch():
-    torch = pytest.importorskip("torch", reason="PyTorch comparisons need PyTorch: `pip install torch==2.13.0`")
-    rng = np.random.default_rng(0)
-    x, y = rng.standard_normal((50, 6)).astype(np.float32), rng.integers(0, 3, 50)
-    model = mlp(hidden=8)
-    reference = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
-    with torch.no_grad():
-        for ours, theirs in zip(model.parameters(), reference.parameters()):
-            theirs.copy_(torch.from_numpy(values(ours).T.copy() if ours.ndim == 2 else values(ours)))
-    loss, acc = Trainer(model, SGD(model.parameters(), lr=0.1, momentum=0.9), CrossEntropyLoss()).train_epoch(
-        DataLoader(x, y, batch_size=16, shuffle=True, seed=5))
-    optimizer = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
-    total, correct = 0.0, 0
-    for begin in range(0, 50, 16):
-        batch = np.random.default_rng(5).permutation(50)[begin:begin + 16]
-        optimizer.zero_grad()
-        logits = reference(torch.from_numpy(x[batch]))
-        batch_loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y[batch]))
-        batch_loss.backward()
-        optimizer.step()
-        total += batch_loss.item() * len(batch)
-        correct += int((logits.argmax(1).numpy() == y[batch]).sum())
-    assert loss == pytest.approx(total / 50, rel=1e-5) and acc == correct / 50
-    for ours, theirs in zip(model.parameters(), reference.parameters()):
-        expected = theirs.detach().numpy()
-        assert np.allclose(values(ours), expected.T if ours.ndim == 2 else expected, atol=1e-5)
 
 
 # --- checkpoints -----------------------------------------------------------------------------------------

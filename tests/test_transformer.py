@@ -1,5 +1,5 @@
-"""Module 11: GELU, the pre-norm block and the GPT against the same model in PyTorch (logits and every parameter's
-gradient), sampling, the text pipeline, the warm-up schedule, clipping, and training with module 08's Trainer."""
+"""Module 11: the pre-norm block and the GPT, sampling, the text pipeline, the warm-up schedule, clipping, and training
+with module 08's Trainer (the PyTorch comparisons are in test_transformer_torch.py)."""
 from __future__ import annotations
 
 import math
@@ -14,61 +14,15 @@ from tinytorch.core.optimizers import SGD, AdamW
 from tinytorch.core.tensor import Tensor
 from tinytorch.core.training import DataLoader, Trainer, load_checkpoint, save_checkpoint
 from tinytorch.core.transformer import (GPT, Block, CharTokenizer, ClippedSchedule, PerPositionLogits, WarmupCosineLR,
-                                        bits_per_character, generate, gelu, next_character_windows, next_distribution,
+                                        bits_per_character, generate, next_character_windows, next_distribution,
                                         split_text)
-from torch_gpt import build_torch_gpt, torch_gradients
 
 pytestmark = pytest.mark.module("transformer")
-
-
-def import_torch():
-    return pytest.importorskip("torch", reason="PyTorch is the oracle here; install it with `pip install torch==2.13.0`")
 
 
 def small_gpt(seed=0, tied=False, dtype=np.float64, layers=2):
     return GPT(vocab_size=13, context=8, d_model=16, num_heads=4, num_layers=layers, tied=tied,
                rng=np.random.default_rng(seed), dtype=dtype)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gelu_matches_pytorchs_tanh_gelu(dtype):
-    torch = import_torch()
-    x = np.linspace(-8, 8, 101).astype(dtype)
-    mine = Variable(x, requires_grad=True)
-    theirs = torch.tensor(x, requires_grad=True)
-    out, expected = gelu(mine), torch.nn.functional.gelu(theirs, approximate="tanh")
-    tolerance = dict(rtol=1e-5, atol=5e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
-    np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), **tolerance)
-    out.sum().backward()
-    expected.sum().backward()
-    np.testing.assert_allclose(mine.grad, theirs.grad.numpy(), **tolerance)
-    assert out.dtype == mine.grad.dtype == dtype
-
-
-@pytest.mark.parametrize("tied", [False, True])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gpt_logits_and_every_gradient_match_pytorch(tied, dtype):
-    torch = import_torch()
-    model = small_gpt(tied=tied, dtype=dtype)
-    rng = np.random.default_rng(1)
-    for parameter in model.parameters():  # away from the initial values (zero biases, unit norms hide mistakes)
-        parameter.numpy()[...] += (0.1 * rng.standard_normal(parameter.shape)).astype(dtype)
-    net = build_torch_gpt(torch, model)
-    ids = rng.integers(0, 13, (3, 8))
-    targets = rng.integers(0, 13, (3, 8))
-    logits = model(ids)
-    expected = net(torch.tensor(ids))
-    tolerance = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-11)
-    np.testing.assert_allclose(logits.numpy(), expected.detach().numpy(), **tolerance)
-    loss = CrossEntropyLoss()(PerPositionLogits(model)(ids), targets)
-    torch_loss = torch.nn.functional.cross_entropy(expected.transpose(1, 2), torch.tensor(targets))
-    np.testing.assert_allclose(loss.item(), torch_loss.item(), **tolerance)
-    loss.backward()
-    torch_loss.backward()
-    reference = torch_gradients(net)
-    for name, parameter in model.named_parameters():
-        assert parameter.grad is not None and parameter.grad.dtype == dtype, name
-        np.testing.assert_allclose(parameter.grad, reference[name], **tolerance, err_msg=name)
 
 
 def test_a_block_is_gradchecked_in_its_input_and_keeps_a_clean_residual_path():

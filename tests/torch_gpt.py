@@ -1,5 +1,5 @@
 """The GPT of module 11 written in PyTorch, holding copies of a tinytorch model's weights: the oracle of
-tests/test_transformer.py and the other side of benchmarks/gpt_bench.py.
+tests/test_transformer_torch.py (and of modules 12, 13 and 16's) and the other side of benchmarks/gpt_bench.py.
 
 Written from PyTorch's own functions (F.embedding, F.layer_norm, F.scaled_dot_product_attention, F.gelu with
 the tanh approximation, F.cross_entropy), not from the lesson's code, so that the two agree only if both
@@ -63,6 +63,8 @@ def build_torch_gpt(torch, model, dtype=None):
     return TorchGPT()
 
 
-def torch_gradients(net) -> dict:
-    """{tinytorch parameter name: its gradient as a NumPy array} of a TorchGPT after backward()."""
-    return {key.replace("__", "."): value.grad.numpy() for key, value in net.weights.items()}
+def logits_from(torch, net, names, weights, ids):
+    """`net`'s logits for `ids` computed from `weights` (torch tensors in the order of the tinytorch parameter `names`)
+    in place of its own copies, so that they receive the gradients: what torch_oracle.compare differentiates."""
+    replaced = {f"weights.{parameter_key(name)}": weight for name, weight in zip(names, weights)}
+    return torch.func.functional_call(net, replaced, (torch.tensor(ids),))

@@ -30,6 +30,15 @@
 # small GPT. The systems analysis (§5) measures why the scale is $1/\sqrt{D}$, what the mask does to
 # the gradient, and how the memory of attention grows with the square of the context.
 #
+# **Objectives.** By the end of this module you can:
+#
+# - turn ids into learned vectors with an `Embedding` whose gradient adds up over repeated ids, and give
+#   every position a learned vector of its own;
+# - normalize each vector over its features with `LayerNorm`, one graph operation with its own backward rule;
+# - compute scaled dot-product attention with a causal mask, and say why the scores are divided by $\sqrt{D}$;
+# - run several heads in one batched matrix product with `MultiHeadAttention`, and measure how the memory of
+#   attention grows with the context.
+#
 # | You write here | It becomes | Used by |
 # |---|---|---|
 # | this notebook, `attention.ipynb` | `tinytorch.core.attention` | module 11, `tito milestone gpt` |

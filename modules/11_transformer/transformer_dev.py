@@ -29,6 +29,16 @@
 # learning-rate schedule, and makes it write. Everything below, down to the matrix products'
 # gradients, is code you wrote.
 #
+# **Objectives.** By the end of this module you can:
+#
+# - write GELU as one operation with its own backward rule;
+# - build a pre-norm transformer block (attention, then an MLP, each on a normalized copy added back to the
+#   residual stream) and stack blocks into a GPT;
+# - sample text from it one character at a time, with a temperature and top-k;
+# - cut a text into windows of ids and targets, and train the GPT with module 08's `Trainer`, `AdamW`, gradient
+#   clipping and a warm-up;
+# - say, from measurements, where the parameters and the time of a training step go.
+#
 # | You write here | It becomes | Used by |
 # |---|---|---|
 # | this notebook, `transformer.ipynb` | `tinytorch.core.transformer` | `tito milestone gpt` |

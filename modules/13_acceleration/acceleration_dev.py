@@ -35,7 +35,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/13_acceleration/acceleration_dev.py` | `tinytorch.core.acceleration` | module 11's `GPT`, `tito milestone gpt` |
+# | this notebook, `acceleration.ipynb` | `tinytorch.core.acceleration` | module 11's `GPT`, `tito milestone gpt` |
 
 # %%
 #| default_exp core.acceleration

@@ -33,7 +33,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | `modules/16_generation/generation_dev.py` | `tinytorch.core.generation` | `tito milestone gpt --tokenizer bpe`, `--sample` |
+# | this notebook, `generation.ipynb` | `tinytorch.core.generation` | `tito milestone gpt --tokenizer bpe`, `--sample` |
 
 # %%
 #| default_exp core.generation
