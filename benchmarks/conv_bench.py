@@ -36,7 +36,7 @@ from tinytorch.core.losses import CrossEntropyLoss  # noqa: E402
 from tinytorch.core.optimizers import Adam  # noqa: E402
 from tinytorch.core.training import DataLoader, Standardizer, Trainer, load_digits_dataset  # noqa: E402
 
-# Targets from issue 13: tinytorch's time over PyTorch's, and the loop form's time over tinytorch's.
+# Targets: tinytorch's time over PyTorch's, and the loop form's time over tinytorch's.
 TARGET_VS_TORCH = 1.5
 TARGET_VS_LOOPS = 50.0
 LENET_LAYERS = [("LeNet conv1: 1->6, 5x5, 28x28", 1, 6, 5, 28), ("LeNet conv2: 6->16, 5x5, 12x12", 6, 16, 5, 12)]

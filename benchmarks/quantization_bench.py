@@ -38,7 +38,7 @@ from tinytorch.core.quantization import QuantizedLayer, quantize_model, to_onnx 
 from tinytorch.core.tensor import Tensor  # noqa: E402
 from tinytorch.core.training import DataLoader, Standardizer, Trainer, load_digits_dataset, save_checkpoint  # noqa: E402
 
-# Targets from issue 25: held-out accuracy within 0.5 points of float, weights 4x smaller.
+# Targets: held-out accuracy within 0.5 points of float, weights 4x smaller.
 TARGET_ACCURACY_DROP = 0.005
 TARGET_WEIGHT_RATIO = 4.0
 

@@ -35,7 +35,7 @@ from tinytorch.core.optimizers import Adam  # noqa: E402
 from tinytorch.core.tensor import Tensor  # noqa: E402
 from tinytorch.core.training import DataLoader, Standardizer, Trainer, evaluate, load_digits_dataset  # noqa: E402
 
-# Targets from issue 7: tinytorch's time per epoch over the others', per batch size.
+# Targets: tinytorch's time per epoch over the others', per batch size.
 TARGET_VS_TORCH = 1.0
 TARGET_VS_NUMPY = {64: 2.0, 1024: 1.25}
 
