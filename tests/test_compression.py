@@ -93,8 +93,7 @@ def masked_reference(model, fraction):
         out_axis = 0 if isinstance(layer, Conv2d) else 1
         weight = layer.weight.numpy()
         norms = np.abs(np.moveaxis(weight, out_axis, 0)).reshape(weight.shape[out_axis], -1).sum(axis=1)
-        keep = max(1, round((1 - fraction) * len(norms)))
-        dropped = np.argsort(-norms, kind="stable")[keep:]
+        dropped = np.argsort(-norms, kind="stable")[max(1, round(len(norms) * (1 - fraction))):]
         np.moveaxis(weight, out_axis, 0)[dropped] = 0
         layer.bias.numpy()[dropped] = 0
     return Sequential(*layers)
