@@ -417,7 +417,8 @@ print("test_unit_channels: passed")
 # whose weight loses the matching slices along its *input* axis (axis 1). The layers in between
 # (ReLU, pooling) work per channel and need no change. After a `Flatten`, channel $c$ of an
 # $(N, C, H, W)$ map becomes the $H W$ consecutive features $cHW, \dots, cHW + HW - 1$ of the
-# `Linear` that follows: keep those rows of its `(in, out)` weight.
+# `Linear` that follows: keep those rows of its `(in, out)` weight. The number of positions $HW$ is
+# that `Linear`'s `in_features` divided by the channels the convolution had before pruning.
 #
 # ```
 # Conv2d(1 -> 8) -> ReLU -> MaxPool -> Conv2d(8 -> 16) -> ReLU -> MaxPool -> Flatten -> Linear(64 -> 10)
