@@ -64,13 +64,12 @@ from tinytorch.core.operations import log_softmax
 # %%
 # The rest of the stack, for the examples and tests below (the exported code does not need it).
 import io
-import time
 
 from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import Variable
 from tinytorch.core.convolutions import MaxPool2d
 from tinytorch.core.losses import CrossEntropyLoss
-from tinytorch.core.optimizers import SGD, Adam
+from tinytorch.core.optimizers import Adam
 from tinytorch.core.tensor import Tensor, best_time
 from tinytorch.core.training import DataLoader, Standardizer, Trainer, load_digits_dataset
 
