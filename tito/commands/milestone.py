@@ -1,5 +1,5 @@
-"""`tito milestone digits|cnn|gpt`: train a network made of the student's own modules on real data: handwritten
-digits, or text for the GPT."""
+"""`tito milestone digits|cnn|gpt|compress`: train a network made of the student's own modules on real data: handwritten
+digits, or text for the GPT; or make the trained digits CNN smaller."""
 from __future__ import annotations
 
 import math
@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from ..milestone import (CHECKPOINT_NAME, CNN_CHECKPOINT_NAME, CNN_OUT, CNN_PLOT_NAME, DEFAULT_OUT, PLOT_NAME,
                          CnnOptions, DigitsOptions, EpochProgress, run_cnn, run_digits)
+from ..milestone_compress import COMPRESS_OUT, SPARSITY_PLOT_NAME, CompressOptions, run_compress
 from ..milestone_gpt import GPT_CHECKPOINT_NAME, GPT_OUT, GPT_PLOT_NAME, PROFILE_STEPS, TOKENIZERS, GptOptions, \
     StepProgress, run_gpt, sample_from_checkpoint
 from ..ui import console
@@ -43,6 +44,7 @@ def register(commands) -> None:
                      help=f"units in a hidden Linear layer before the output, 0 for none (default {defaults.hidden})")
     cnn.set_defaults(handler=run)
     _register_gpt(milestones)
+    _register_compress(milestones)
 
 
 def _register_gpt(milestones) -> None:
@@ -120,6 +122,63 @@ def _print_profile(profile) -> None:
     console.print(f"table: {escape(str(profile.table_path))}")
     console.print(f"trace: {escape(str(profile.trace))} (open it at https://ui.perfetto.dev or with `vizviewer`)")
     console.print(f"roofline: {escape(str(profile.roofline))}")
+
+
+def _register_compress(milestones) -> None:
+    defaults = CompressOptions()
+    compress = milestones.add_parser(
+        "compress", help="quantize (module 14) and prune (module 15) the trained digits CNN; a table, a plot, .onnx files",
+        description="Make the CNN of `tito milestone cnn` smaller (trained first if its folder has no checkpoint): "
+                    "INT8, structured pruning of channels, and both. Prints accuracy, bytes and inference time per image "
+                    f"of each, plots accuracy against unstructured sparsity ({SPARSITY_PLOT_NAME}) and exports each "
+                    "version to ONNX.")
+    compress.add_argument("--cnn", type=Path, metavar="FOLDER",
+                          help=f"the folder of a `tito milestone cnn` run (default: {CNN_OUT} in the course)")
+    compress.add_argument("--prune-channels", type=float, default=defaults.prune_channels,
+                          help=f"fraction of each hidden layer's channels removed (default {defaults.prune_channels})")
+    compress.add_argument("--finetune-epochs", type=int, default=defaults.finetune_epochs,
+                          help=f"epochs of fine-tuning after each pruning (default {defaults.finetune_epochs})")
+    compress.add_argument("--seed", type=int, default=defaults.seed, help="seeds the fine-tuning's shuffling (default 0)")
+    compress.add_argument("--data", type=Path, metavar="PATH", help="the --data the CNN was trained with (default: "
+                                                                    "scikit-learn's bundled digits)")
+    compress.add_argument("--out", type=Path, metavar="FOLDER",
+                          help=f"where {SPARSITY_PLOT_NAME} and the .onnx files go (default: {COMPRESS_OUT} in the course)")
+    compress.set_defaults(handler=run_compress_command)
+
+
+def run_compress_command(args) -> int:
+    from rich.table import Table
+
+    options = CompressOptions(cnn=args.cnn, prune_channels=args.prune_channels, finetune_epochs=args.finetune_epochs,
+                              seed=args.seed, data=args.data, out=args.out)
+    result = run_compress(options, EpochProgress(console, "cnn"))
+    if result.trained:
+        console.print(f"no checkpoint was there: trained the CNN first ({escape(str(result.checkpoint))})")
+    table = Table(title=f"the digits CNN on {result.test_size} held-out images")
+    for column in ("version", "accuracy", "bytes", "smaller", ".onnx bytes", "µs per image", "speed-up"):
+        table.add_column(column, justify="left" if column == "version" else "right")
+    base = result.versions[0]
+    for version in result.versions:
+        table.add_row(version.name, f"{version.accuracy:.2%}", f"{version.parameter_bytes:,}",
+                      f"{base.parameter_bytes / version.parameter_bytes:.1f}x",
+                      "-" if version.onnx is None else f"{version.onnx.stat().st_size:,}",
+                      f"{version.seconds_per_image * 1e6:.1f}", f"{base.seconds_per_image / version.seconds_per_image:.2f}x")
+    console.print(table)
+    console.print(f"pruned: {options.prune_channels:.0%} of each hidden layer's channels removed (structured), then "
+                  f"{options.finetune_epochs} epochs of fine-tuning. bytes: the arrays inference needs (weights, biases; "
+                  "for INT8 also scales and zero points). INT8 runs in NumPy's integer loops, which have no fast path: "
+                  "its time is not what int8 hardware gives.")
+    console.print("[bold]unstructured (global magnitude) pruning[/], accuracy right after pruning -> after "
+                  f"{options.finetune_epochs} epochs of fine-tuning with the masks kept:")
+    for sparsity, before, tuned in result.curve:
+        console.print(f"  {sparsity:>4.0%} of the weights pruned: {before:6.2%} -> {tuned:6.2%}")
+    console.print(f"plot: {escape(str(result.plot))}")
+    if result.onnx_missing:
+        console.print("[yellow]note[/]: no .onnx files: exporting them needs the onnx package (`pip install onnx`)")
+    for version in result.versions:
+        if version.onnx is not None:
+            console.print(f"onnx ({escape(version.name)}): {escape(str(version.onnx))}")
+    return 0
 
 
 def _add_common(parser, defaults: DigitsOptions, plot_name: str, checkpoint_name: str, default_out: Path) -> None:
