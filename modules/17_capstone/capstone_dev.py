@@ -512,7 +512,7 @@ def environment() -> dict[str, str | int]:
     return {"cpu": _cpu_name(), "cores": os.cpu_count() or 1, "usable cores": usable, "numpy": np.__version__,
             "blas": _blas(), "python": platform.python_version(), "system": platform.platform()}
 
-
+# %%
 for key, value in environment().items():
     print(f"{key:>13}: {value}")
 

@@ -126,7 +126,7 @@ def benchmark(name: str, model: Module, inputs: np.ndarray, labels: np.ndarray, 
                   len(inputs) / percentile(passes, 50), memory, parameters, size)
     ### END SOLUTION
 
-# %% ../../modules/17_capstone/capstone_dev.py #1ceacf3a
+# %% ../../modules/17_capstone/capstone_dev.py #dda3a21c
 def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:
@@ -160,10 +160,6 @@ def environment() -> dict[str, str | int]:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"cpu": _cpu_name(), "cores": os.cpu_count() or 1, "usable cores": usable, "numpy": np.__version__,
             "blas": _blas(), "python": platform.python_version(), "system": platform.platform()}
-
-
-for key, value in environment().items():
-    print(f"{key:>13}: {value}")
 
 # %% ../../modules/17_capstone/capstone_dev.py #c799428f
 def dominates(a, b, cost: str) -> bool:
