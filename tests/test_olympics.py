@@ -321,3 +321,71 @@ def test_other_events_and_broken_zips_are_listed_invalid(scored):
     scores, _, _ = scored
     assert "entered for digits-smallest" in scores["other-event"].reason
     assert "not a zip file" in scores["junk"].reason
+
+
+# ---------------------------------------------------------------------------------- the page in Chromium
+
+def hostile_scores() -> list[Score]:
+    """Entries whose texts carry script, as if a name or a reason had slipped past the checks."""
+    from hostile_outputs import MARKER, BAIT_PORT
+
+    def script(name: str) -> str:
+        return f"window.{MARKER}_{name} = 1; fetch('http://127.0.0.1:{BAIT_PORT}/{name}')"
+
+    return [Score(f"<script>{script('name')}</script>", "a.zip", True, accuracy=0.99, speed_ratio=1.0),
+            Score(f"<img src=x onerror=\"{script('onerror')}\">", "b.zip", True, accuracy=0.99, speed_ratio=2.0),
+            Score("c", f"<iframe src=\"javascript:{script('iframe')}\"></iframe>.zip", False,
+                  reason=f"<a href=\"javascript:{script('link')}\">x</a><img src=\"http://127.0.0.1:{BAIT_PORT}/img\">")]
+
+
+def open_in_chromium(page_path: Path, scratch: Path) -> tuple[list[str], list[str], str]:
+    """(window markers set, requests that left the page, the visible text) of the page in headless Chromium."""
+    from hostile_outputs import MARKER
+    from test_browser_hostile import watched_page
+
+    with watched_page(scratch, page_path.as_uri()) as (page, foreign):
+        page.goto(page_path.as_uri())
+        page.wait_for_load_state("load")
+        page.wait_for_timeout(1000)
+        ran = page.evaluate(f"Object.keys(window).filter(name => name.startsWith('{MARKER}'))")
+        return ran, foreign, page.inner_text("body")
+
+
+@pytest.mark.slow
+def test_the_leaderboard_page_shows_hostile_text_and_runs_none_of_it(tmp_path):
+    from tito.olympics import write_leaderboard
+
+    _, page_path = write_leaderboard(tmp_path / "board", "digits-fastest", hostile_scores(), {"cpu": "<b>x</b>"}, "now")
+    ran, foreign, text = open_in_chromium(page_path, tmp_path)
+    assert ran == [] and foreign == [], (ran, foreign)
+    assert "<script>window.titoPwned_name" in text and "onerror=" in text, "the names are shown as text"
+
+
+@pytest.mark.slow
+def test_the_pages_policy_stops_script_that_escaping_missed(tmp_path):
+    from hostile_outputs import MARKER, BAIT_PORT
+    from tito.olympics import leaderboard_html
+
+    page = leaderboard_html("digits-fastest", [], {}, "now")
+    planted = (f"<script>window.{MARKER}_planted = 1</script><img src=\"http://127.0.0.1:{BAIT_PORT}/planted\">"
+               f"<img src=x onerror=\"window.{MARKER}_handler = 1\">")
+    page_path = tmp_path / "planted.html"
+    page_path.write_text(page.replace("<h1>", planted + "<h1>"), encoding="utf-8")
+    ran, foreign, _ = open_in_chromium(page_path, tmp_path)
+    assert ran == [] and foreign == [], (ran, foreign)
+
+
+@pytest.mark.slow
+@needs_sandbox
+def test_tito_olympics_score_writes_the_leaderboard(tmp_path):
+    entry(tmp_path, "dee", trained=True, widths=(64, 64, 10))
+    board = tmp_path / "board"
+    done = run_tito("olympics", "score", "digits-fastest", str(tmp_path / "entries"), "--out", str(board),
+                    "--repeats", "3", cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 of 1 entries valid" in done.stdout
+    table = list(csv.reader(io.StringIO((board / "digits-fastest.csv").read_text())))
+    assert table[1][1] == "dee" and float(table[1][4]) > 0
+    assert "<td>dee</td>" in (board / "digits-fastest.html").read_text()
+    refused = run_tito("olympics", "score", "digits-fastest", str(tmp_path / "entries"), "--repeats", "1", cwd=ROOT)
+    assert refused.returncode == 2 and "at least 3 timed rounds" in refused.stdout + refused.stderr
