@@ -191,12 +191,14 @@ def test_page_escapes_everything_and_allows_no_script():
 # ------------------------------------------------------------------------- scoring in the grading sandbox
 
 CHEATS = {
-    # patches every clock it can reach and sleeps 2 ms per query: tito's own clock still sees the time
+    # patches every clock it can reach and works 2 ms more per query: the kernel's accounting still sees the time
     "clockpatcher": """
 import time as _time
-_sleep, _forward = _time.sleep, Sequential.forward
+_clock, _forward = _time.perf_counter, Sequential.forward
 def _slow_forward(self, x):
-    _sleep(0.002)
+    start = _clock()
+    while _clock() - start < 0.002:
+        pass
     return _forward(self, x)
 Sequential.forward = _slow_forward
 _time.perf_counter = _time.monotonic = _time.time = lambda: 0.0
@@ -286,7 +288,7 @@ def test_a_patched_clock_gains_nothing(scored):
     patched = scores["clockpatcher"]
     assert patched.valid, patched.reason
     assert patched.speed_ratio > 3 * scores["honest"].speed_ratio, (patched, scores["honest"])
-    assert patched.entry_ms > 359 * 2, "tito's clock sees the 2 ms the entry sleeps per query"
+    assert patched.entry_ms > 359 * 2 * 0.9, "tito sees the 2 ms of CPU the entry spends on each query"
 
 
 @pytest.mark.slow

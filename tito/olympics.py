@@ -8,8 +8,10 @@ How an entry is scored, one session each:
   - the labels never enter the sandbox, and the accuracy is that of the entry's weights, computed by tito with NumPy
     outside it: an entry that finds the labels anyway (scikit-learn's digits are public) and answers them is
     invalid, as its answers then differ from its own weights' classes;
-  - the clock is tito's: a round is timed from tito's first byte sent to the answer's last byte received, so an
-    entry that patches its own clock, or prints a fake time or score, changes nothing;
+  - the clock is the kernel's, read by tito: a round costs the CPU time that every process and thread of the
+    entry's sandbox spent from tito's first byte sent to the answer's last byte received (/proc's accounting),
+    so an entry that patches its own clock, or prints a fake time or score, changes nothing, and time spent
+    waiting for a core while other work runs on the shared machine is not counted;
   - each timed round sends images it has never seen (test images with fresh noise, in a fresh order), one query
     at a time as the lesson's latency, so answers cannot be cached; every answer must agree with what the entry's
     own weights compute (tito computes them with NumPy) on at least AGREEMENT of the images, or the entry is invalid;
@@ -21,6 +23,7 @@ no script, a Content-Security-Policy that allows none).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import html
@@ -40,13 +43,14 @@ import numpy as np
 
 from .errors import TitoError
 from .olympics_entry import EVENTS, Entry, package_files, read_entry
-from .sandbox import Limits, require_bwrap, sandboxed_python
+from .sandbox import Limits, _descendants, require_bwrap, sandboxed_python
 
 AGREEMENT = 0.99            # share of a round's answers that must equal the weights' own classes
 NOISE = 0.05                # standard deviation of the noise on each timed round's images (standardized pixels)
 ROUND_SECONDS = 30          # one round, answered
 START_SECONDS = 60          # the runner's start: imports, building the model, loading the weights
 REFERENCE_WIDTHS = (64, 64, 10)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 RUNNER = r'''"""tito's olympics runner: builds the entry's MLP with the entry's own tinytorch and answers tito's rounds."""
 import json
@@ -111,7 +115,7 @@ class Score:
     parameters: int = 0
     size_bytes: int = 0
     speed_ratio: float = float("nan")   # entry's median round / reference's, same session
-    entry_ms: float = float("nan")      # medians of the timed rounds, in tito's clock
+    entry_ms: float = float("nan")      # medians of the timed rounds, CPU milliseconds
     reference_ms: float = float("nan")
 
 
@@ -206,15 +210,30 @@ class Channel:
                     raise Invalid(f"{self.who} stopped reading its input (it ended)") from None
 
     def round(self, images: np.ndarray) -> tuple[np.ndarray, float]:
-        """(classes, seconds by tito's clock) of one round."""
+        """(classes, CPU seconds the sandbox spent on them) of one round."""
         message = f"{len(images)} {images.shape[1]}\n".encode() + np.ascontiguousarray(images, dtype=np.float32).tobytes()
-        start = time.perf_counter()
-        self.send(message, start + ROUND_SECONDS)
+        before = cpu_seconds(self.process.pid)
+        self.send(message, time.perf_counter() + ROUND_SECONDS)
         answer = self.line(ROUND_SECONDS, len(images) + 2)
-        seconds = time.perf_counter() - start
+        seconds = cpu_seconds(self.process.pid) - before
         if len(answer) != len(images) or not answer.isdigit():
             raise Invalid(f"{self.who} answered {len(answer)} characters, not one digit for each of {len(images)} images")
         return np.frombuffer(answer, dtype=np.uint8) - 48, seconds
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every process and thread under `pid` (a sandbox), from the kernel's accounting in /proc: what
+    the entry computed, in nanoseconds per thread, whatever it does to its own clocks, and not the time it waited
+    for a core while others ran; plus the children it ended and waited for (in clock ticks)."""
+    total = 0.0
+    for process in [pid, *_descendants(pid)]:
+        for task in Path(f"/proc/{process}/task").glob("*/schedstat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int(task.read_text().split()[0]) / 1e9
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[13]) + int(fields[14])) / CLOCK_TICKS  # cutime, cstime
+    return total
 
 
 def check_agreement(answer: np.ndarray, expected: np.ndarray, what: str) -> None:

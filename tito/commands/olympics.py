@@ -54,7 +54,11 @@ def run_score(args) -> int:
     from ..grading import grading_limits, require_cores
     from ..olympics import score_entries, status, write_leaderboard
 
+    from ..workspace import is_workspace
+
     course = load_course()
+    if is_workspace(course):
+        raise TitoError("`tito olympics score` is the instructor's: run it in the course repository, not a workspace", 2)
     if args.repeats < 3:
         raise TitoError(f"--repeats {args.repeats}: a median needs at least 3 timed rounds", 2)
     require_cores(args.jobs)
