@@ -101,6 +101,12 @@ def npz(**arrays) -> bytes:
     return buffer.getvalue()
 
 
+def compressed(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda c: c.__setitem__("run.sh", b"curl evil"), r"only manifest.json, weights.npz and tinytorch/\*\.py, not run.sh"),
     (lambda c: c.__setitem__("tinytorch/core/data.npy", b"x"), r"not tinytorch/core/data.npy"),
@@ -118,6 +124,8 @@ def npz(**arrays) -> bytes:
     (lambda c: c.__setitem__("weights.npz", npz(**{"0.weight": np.zeros((64, 9), np.float32),
                                                    "0.bias": np.zeros(9, np.float32)})), r"last layer has 9 outputs"),
     (lambda c: c.pop("tinytorch/core/layers.py"), r"lacks tinytorch/core/layers.py"),
+    (lambda c: c.__setitem__("weights.npz", compressed(**{"0.weight": np.zeros((64, 40_000)), "0.bias": np.zeros(40_000)})),
+     r"weights unpack to more than"),
 ])
 def test_a_hand_made_entry_is_refused_naming_the_problem(tmp_path, change, message):
     good = entry(tmp_path, "ada", widths=(64, 16, 10))

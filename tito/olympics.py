@@ -182,7 +182,7 @@ class Channel:
             remaining = deadline - time.perf_counter()
             if remaining <= 0 or not self.selector.select(remaining):
                 raise Invalid(f"{self.who} did not answer within {seconds:.0f} s")
-            chunk = self.process.stdout.read1(65536)
+            chunk = os.read(self.process.stdout.fileno(), 65536)  # unbuffered: what select saw is all there is
             if not chunk:
                 raise Invalid(f"{self.who} ended before answering (a crash, exit() or a sandbox limit)")
             self.pending += chunk
@@ -257,7 +257,7 @@ def session(entry: Entry, reference: Entry, data, limits: Limits, slots: tuple[i
     warmup, test_images, labels = data
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="tito-olympics-") as scratch:
-        runners = [unpack(e, Path(scratch) / e_name) for e, e_name in ((entry, "entry"), (reference, "reference"))]
+        runners = [unpack(entry, Path(scratch) / "entry"), unpack(reference, Path(scratch) / "reference")]
         with sandboxed_python(runners[0], runners[0].parent, limits, slots[0]) as entry_process, \
                 sandboxed_python(runners[1], runners[1].parent, limits, slots[1]) as reference_process:
             ours = Channel(entry_process, "the entry")

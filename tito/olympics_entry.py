@@ -83,6 +83,9 @@ def read_weights(data: bytes, where: str) -> dict[str, np.ndarray]:
     if len(data) > MAX_WEIGHTS_BYTES:
         raise TitoError(f"{where}: {len(data):,} bytes of weights, at most {MAX_WEIGHTS_BYTES:,} are allowed", 2)
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as arrays_zip:  # a compressed .npz could unpack to far more
+            if sum(info.file_size for info in arrays_zip.infolist()) > MAX_WEIGHTS_BYTES:
+                raise TitoError(f"{where}: the weights unpack to more than {MAX_WEIGHTS_BYTES:,} bytes", 2)
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
