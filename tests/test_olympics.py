@@ -199,14 +199,20 @@ def test_page_escapes_everything_and_allows_no_script():
 # ------------------------------------------------------------------------- scoring in the grading sandbox
 
 CHEATS = {
-    # patches every clock it can reach and works 2 ms more per query: the kernel's accounting still sees the time
+    # patches every clock it can reach and works 2 ms more per query, in a thread that ends: the kernel's clock
+    # of the process still counts it
     "clockpatcher": """
+import threading as _threading
 import time as _time
 _clock, _forward = _time.perf_counter, Sequential.forward
-def _slow_forward(self, x):
+def _burn():
     start = _clock()
     while _clock() - start < 0.002:
         pass
+def _slow_forward(self, x):
+    worker = _threading.Thread(target=_burn)
+    worker.start()
+    worker.join()
     return _forward(self, x)
 Sequential.forward = _slow_forward
 _time.perf_counter = _time.monotonic = _time.time = lambda: 0.0
@@ -235,6 +241,18 @@ def _answer_labels(self, x):
         out[row, _all.target[int(distances.argmin())]] = 1e9
     return Tensor(out)
 Sequential.forward = _answer_labels
+""",
+    # hides work in a child process, whose time the kernel reports only in 10 ms ticks
+    "forker": """
+import os as _os
+_forward = Sequential.forward
+def _forked_forward(self, x):
+    child = _os.fork()
+    if child == 0:
+        _os._exit(0)
+    _os.waitpid(child, 0)
+    return _forward(self, x)
+Sequential.forward = _forked_forward
 """,
     # prints a fake result, then writes a fake answer line to every descriptor it holds
     "faker": """
@@ -305,6 +323,13 @@ def test_answering_the_labels_is_invalid(scored):
     scores, _, _ = scored
     cheat = scores["labelreader"]
     assert not cheat.valid and "not its model's" in cheat.reason, cheat
+
+
+@pytest.mark.slow
+@needs_sandbox
+def test_starting_another_process_is_invalid(scored):
+    scores, _, _ = scored
+    assert not scores["forker"].valid and "started another process" in scores["forker"].reason, scores["forker"]
 
 
 @pytest.mark.slow

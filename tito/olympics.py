@@ -8,10 +8,11 @@ How an entry is scored, one session each:
   - the labels never enter the sandbox, and the accuracy is that of the entry's weights, computed by tito with NumPy
     outside it: an entry that finds the labels anyway (scikit-learn's digits are public) and answers them is
     invalid, as its answers then differ from its own weights' classes;
-  - the clock is the kernel's, read by tito: a round costs the CPU time that every process and thread of the
-    entry's sandbox spent from tito's first byte sent to the answer's last byte received (/proc's accounting),
-    so an entry that patches its own clock, or prints a fake time or score, changes nothing, and time spent
-    waiting for a core while other work runs on the shared machine is not counted;
+  - the clock is the kernel's, read by tito: a round costs the CPU time that the entry's sandbox (every thread,
+    ended ones included) spent from tito's first byte sent to the answer's last byte received, so an entry that
+    patches its own clock, or prints a fake time or score, changes nothing, and time spent waiting for a core
+    while other work runs on the shared machine is not counted; an entry that starts another process (whose
+    time the kernel reports only coarsely) is invalid;
   - each timed round sends images it has never seen (test images with fresh noise, in a fresh order), one query
     at a time as the lesson's latency, so answers cannot be cached; every answer must agree with what the entry's
     own weights compute (tito computes them with NumPy) on at least AGREEMENT of the images, or the entry is invalid;
@@ -50,7 +51,7 @@ NOISE = 0.05                # standard deviation of the noise on each timed roun
 ROUND_SECONDS = 30          # one round, answered
 START_SECONDS = 60          # the runner's start: imports, building the model, loading the weights
 REFERENCE_WIDTHS = (64, 64, 10)
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CPUCLOCK_SCHED = 2  # Linux's per-process CPU clock ids: (~pid << 3) | 2, as clock_getcpuclockid(pid) makes them
 
 RUNNER = r'''"""tito's olympics runner: builds the entry's MLP with the entry's own tinytorch and answers tito's rounds."""
 import json
@@ -172,6 +173,7 @@ class Channel:
 
     def __init__(self, process, who: str):
         self.process, self.who = process, who
+        self.processes = (0, 0)  # processes_started once the runner is ready: it must not change
         self.selector = selectors.DefaultSelector()
         self.selector.register(process.stdout, selectors.EVENT_READ)
         self.pending = b""
@@ -216,24 +218,34 @@ class Channel:
         self.send(message, time.perf_counter() + ROUND_SECONDS)
         answer = self.line(ROUND_SECONDS, len(images) + 2)
         seconds = cpu_seconds(self.process.pid) - before
+        if processes_started(self.process.pid) != self.processes:
+            raise Invalid(f"{self.who} started another process: an entry runs as one process (threads are fine)")
         if len(answer) != len(images) or not answer.isdigit():
             raise Invalid(f"{self.who} answered {len(answer)} characters, not one digit for each of {len(images)} images")
         return np.frombuffer(answer, dtype=np.uint8) - 48, seconds
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time of every process and thread under `pid` (a sandbox), from the kernel's accounting in /proc: what
-    the entry computed, in nanoseconds per thread, whatever it does to its own clocks, and not the time it waited
-    for a core while others ran; plus the children it ended and waited for (in clock ticks)."""
+    """CPU time of every process under `pid` (a sandbox), threads included, ended ones too: the kernel's clock of
+    each process (clock_getcpuclockid's, nanoseconds), read by tito. It is what the entry computed, whatever it
+    does to its own clocks, and not the time it waited for a core while others ran."""
     total = 0.0
     for process in [pid, *_descendants(pid)]:
-        for task in Path(f"/proc/{process}/task").glob("*/schedstat"):
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                total += int(task.read_text().split()[0]) / 1e9
+        with contextlib.suppress(OSError):  # the process ended
+            total += time.clock_gettime(((~process) << 3) | CPUCLOCK_SCHED)
+    return total
+
+
+def processes_started(pid: int) -> tuple[int, int]:
+    """(processes now under `pid`, page faults of the ones that ended): either grows when an entry starts another
+    process, whose CPU time the kernel would report to tito only in 10 ms ticks, so an entry must not."""
+    faults = 0
+    under = _descendants(pid)
+    for process in [pid, *under]:
         with contextlib.suppress(OSError, ValueError, IndexError):
             fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[13]) + int(fields[14])) / CLOCK_TICKS  # cutime, cstime
-    return total
+            faults += int(fields[8]) + int(fields[10])  # cminflt, cmajflt: children waited for
+    return len(under), faults
 
 
 def check_agreement(answer: np.ndarray, expected: np.ndarray, what: str) -> None:
@@ -265,6 +277,7 @@ def session(entry: Entry, reference: Entry, data, limits: Limits, slots: tuple[i
             for channel in (ours, theirs):
                 if channel.line(START_SECONDS, 64) != b"ready":
                     raise Invalid(f"{channel.who} did not start: it must build its MLP with its own tinytorch")
+                channel.processes = processes_started(channel.process.pid)
             for channel in (ours, theirs):
                 channel.round(warmup)
             answer, _ = ours.round(test_images)
