@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, needs_sandbox, run_tito
 from tito.errors import TitoError
-from tito.olympics import Score, leaderboard_csv, leaderboard_html, score_entries, standings
+from tito.olympics import COLUMNS, Score, leaderboard_csv, leaderboard_html, score_entries, standings
 from tito.olympics_entry import pack_entry, read_entry
 from tito.sandbox import Limits
 
@@ -184,7 +184,7 @@ def test_standings_rank_valid_entries_above_the_floor_by_speed_ratio():
 def test_csv_keeps_every_entry_and_defuses_formulas():
     table = list(csv.reader(io.StringIO(leaderboard_csv("digits-fastest", scores_for_the_board()))))
     assert table[0][:3] == ["place", "name", "status"] and len(table) == 5
-    assert table[1][1] == "fast" and table[1][4] == "0.500"
+    assert table[1][1] == "fast" and table[1][COLUMNS.index("speed ratio")] == "0.500"
     hostile_row = next(row for row in table if row[1] == HOSTILE)
     assert hostile_row[-1].startswith("'="), "a cell starting with = is quoted so a spreadsheet shows it as text"
     assert hostile_row[2].startswith("invalid: did not start")
@@ -420,7 +420,84 @@ def test_tito_olympics_score_writes_the_leaderboard(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 of 1 entries valid" in done.stdout
     table = list(csv.reader(io.StringIO((board / "digits-fastest.csv").read_text())))
-    assert table[1][1] == "dee" and float(table[1][4]) > 0
+    assert table[1][1] == "dee" and float(table[1][COLUMNS.index("speed ratio")]) > 0
     assert "<td>dee</td>" in (board / "digits-fastest.html").read_text()
     refused = run_tito("olympics", "score", "digits-fastest", str(tmp_path / "entries"), "--repeats", "1", cwd=ROOT)
     assert refused.returncode == 2 and "at least 3 timed rounds" in refused.stdout + refused.stderr
+
+
+# ------------------------------------------------------------------------------------------- the GPT event
+
+def gpt_checkpoint(tmp_path: Path, width=16, layers=1) -> Path:
+    """A checkpoint as `tito milestone gpt` writes it: a character GPT and its shape and characters in `extra`."""
+    from tito.milestone_gpt import read_corpus
+    from tinytorch.core.training import save_checkpoint
+    from tinytorch.core.transformer import GPT, CharTokenizer
+
+    characters = CharTokenizer(read_corpus(None)[0]).characters
+    model = GPT(len(characters), 16, d_model=width, num_heads=2, num_layers=layers, rng=np.random.default_rng(1))
+    shape = {"tokenizer": "char", "characters": characters, "layers": layers, "heads": 2, "width": width, "context": 16}
+    return save_checkpoint(tmp_path / f"gpt-{width}.npz", model, extra=shape)
+
+
+PEEKER = """
+import numpy as _np
+from tinytorch.core.tensor import Tensor as _Tensor
+_forward = GPT.forward
+def _peek(self, ids):
+    logits = _forward(self, ids)
+    ids = _np.asarray(ids.numpy() if hasattr(ids, "numpy") else ids)
+    cheat = _np.full(logits.shape, -1e9, dtype=_np.float32)
+    for row in range(ids.shape[0]):
+        for position in range(ids.shape[1] - 1):
+            cheat[row, position, ids[row, position + 1]] = 1e9  # the next character, read from the input
+    return _Tensor(cheat)
+GPT.forward = _peek
+"""
+
+
+def test_a_gpt_entry_needs_a_milestone_checkpoint(tmp_path):
+    packed = pack_entry("gpt-bpc", "gia", gpt_checkpoint(tmp_path), ROOT / "tinytorch", tmp_path / "zips")
+    checked = read_entry(packed)
+    assert checked.gpt["width"] == 16 and checked.widths == () and checked.parameters > 0
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, **mlp_weights())
+    with pytest.raises(TitoError, match="not a checkpoint of `tito milestone gpt`"):
+        pack_entry("gpt-bpc", "gia", plain, ROOT / "tinytorch", tmp_path / "zips")
+
+    def bigger(contents):
+        manifest = json.loads(contents["manifest.json"])
+        manifest["gpt"]["width"] = 32
+        contents["manifest.json"] = json.dumps(manifest).encode()
+
+    with pytest.raises(TitoError, match="not those of the manifest's GPT"):
+        read_entry(rewritten(packed, tmp_path, bigger))
+
+
+@pytest.mark.slow
+@needs_sandbox
+def test_gpt_entries_are_scored_from_their_weights_and_a_peeking_package_is_invalid(tmp_path):
+    from tinytorch.core.capstone import language_benchmark
+    from tinytorch.core.transformer import GPT, CharTokenizer
+    from tito.olympics import validation_text
+
+    checkpoint = gpt_checkpoint(tmp_path)
+    pack_entry("gpt-bpc", "honest", checkpoint, ROOT / "tinytorch", tmp_path / "entries")
+    peeking = tmp_path / "peeking" / "tinytorch"
+    shutil.copytree(ROOT / "tinytorch", peeking, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(peeking / "core" / "transformer.py", "a", encoding="utf-8") as transformer:
+        transformer.write(PEEKER)
+    pack_entry("gpt-bpc", "peeker", checkpoint, peeking, tmp_path / "entries")
+    scores = {s.name: s for s in score_entries(tmp_path / "entries", "gpt-bpc", ROOT / "tinytorch", LIMITS, jobs=2)}
+    honest = scores["honest"]
+    assert honest.valid, honest.reason
+    entry_weights = read_entry(tmp_path / "entries" / "honest-gpt-bpc.zip")
+    model = GPT(len(entry_weights.gpt["characters"]), 16, d_model=16, num_heads=2, num_layers=1)
+    model.load_state_dict(entry_weights.weights)
+    tokenizer = CharTokenizer(entry_weights.gpt["characters"])
+    expected = language_benchmark("honest", model, np.array(tokenizer.encode(validation_text())))
+    assert honest.bits_per_character == pytest.approx(expected.bits_per_character, rel=1e-6)
+    assert honest.bits_per_character == pytest.approx(np.log2(len(tokenizer.characters)), rel=0.05), "untrained: near uniform"
+    assert not scores["peeker"].valid and "not its model's" in scores["peeker"].reason, scores["peeker"]
+    placed = standings("gpt-bpc", list(scores.values()))
+    assert [(place, s.name) for place, s in placed] == [("1", "honest"), ("-", "peeker")]

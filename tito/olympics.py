@@ -19,6 +19,9 @@ How an entry is scored, one session each:
   - a reference MLP, run by the course's own package in a sandbox of its own, answers the same rounds in the same
     session, alternating with the entry; the speed score is the entry's median round over the reference's:
     load that slows both cancels out, and the median drops a burst that hits one round.
+The GPT event (gpt-bpc) has no timing: tito computes the bits per character from the weights with the course's
+package, and the entry's package must first answer a few validation windows (its likeliest next character at every
+position) as its weights do, so a package that reads the next character from its input is invalid.
 In: a folder of entry zips, an event. Out: one Score per entry, a leaderboard as CSV and as an HTML page (escaped,
 no script, a Content-Security-Policy that allows none).
 """
@@ -43,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TitoError
-from .olympics_entry import EVENTS, Entry, package_files, read_entry
+from .olympics_entry import EVENTS, GPT_EVENT, Entry, build_gpt, package_files, read_entry
 from .sandbox import Limits, _descendants, require_bwrap, sandboxed_python
 
 AGREEMENT = 0.99            # share of a round's answers that must equal the weights' own classes
@@ -66,16 +69,26 @@ for descriptor in (0, 1):  # whatever the entry prints goes nowhere, not into th
     os.dup2(quiet, descriptor)
 folder = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(folder, "manifest.json"), encoding="utf-8") as manifest:
-    widths = json.load(manifest)["widths"]
+    described = json.load(manifest)
 
-from tinytorch.core.activations import ReLU
-from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.tensor import Tensor
 
-stack = []
-for fan_in, fan_out in zip(widths, widths[1:]):
-    stack += [Linear(fan_in, fan_out), ReLU()]
-network = Sequential(*stack[:-1])
+if "gpt" in described:  # a character GPT: rounds of windows of ids, answered with each position's likeliest next id
+    from tinytorch.core.transformer import GPT
+
+    shape = described["gpt"]
+    network = GPT(len(shape["characters"]), shape["context"], d_model=shape["width"], num_heads=shape["heads"],
+                  num_layers=shape["layers"])
+    kind = np.int32
+else:  # a digits MLP: rounds of images, answered one query at a time with each image's class
+    from tinytorch.core.activations import ReLU
+    from tinytorch.core.layers import Linear, Sequential
+
+    widths, stack = described["widths"], []
+    for fan_in, fan_out in zip(widths, widths[1:]):
+        stack += [Linear(fan_in, fan_out), ReLU()]
+    network = Sequential(*stack[:-1])
+    kind = np.float32
 with np.load(os.path.join(folder, "weights.npz"), allow_pickle=False) as saved:
     network.load_state_dict({key: saved[key] for key in saved.files})
 network.train(False)
@@ -98,9 +111,13 @@ while True:
     if not header:
         break
     rows, columns = (int(word) for word in header.split())
-    images = np.frombuffer(read_exactly(rows * columns * 4), dtype=np.float32).reshape(rows, columns)
-    classes = [int(np.argmax(np.asarray(network(Tensor(images[i:i + 1])).numpy()))) for i in range(rows)]
-    to_tito.write(bytes(48 + c for c in classes) + b"\n")
+    inputs = np.frombuffer(read_exactly(rows * columns * 4), dtype=kind).reshape(rows, columns)
+    if kind is np.int32:
+        likeliest = np.asarray(network(inputs).numpy()).argmax(axis=-1).ravel()
+        to_tito.write(" ".join(str(int(i)) for i in likeliest).encode() + b"\n")
+    else:
+        classes = [int(np.argmax(np.asarray(network(Tensor(inputs[i:i + 1])).numpy()))) for i in range(rows)]
+        to_tito.write(bytes(48 + c for c in classes) + b"\n")
 '''
 
 
@@ -115,6 +132,7 @@ class Score:
     accuracy: float = float("nan")
     parameters: int = 0
     size_bytes: int = 0
+    bits_per_character: float = float("nan")  # gpt-bpc: on the milestone's validation text
     speed_ratio: float = float("nan")   # entry's median round / reference's, same session
     entry_ms: float = float("nan")      # medians of the timed rounds, CPU milliseconds
     reference_ms: float = float("nan")
@@ -161,7 +179,8 @@ def unpack(entry: Entry, folder: Path) -> Path:
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
         (folder / relative).write_bytes(data)
     np.savez(folder / "weights.npz", **entry.weights)
-    (folder / "manifest.json").write_text(json.dumps({"widths": list(entry.widths)}), encoding="utf-8")
+    described = {"gpt": entry.gpt} if entry.gpt else {"widths": list(entry.widths)}
+    (folder / "manifest.json").write_text(json.dumps(described), encoding="utf-8")
     (folder / "runner.py").write_text(RUNNER, encoding="utf-8")
     for path in [folder, *folder.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
@@ -211,15 +230,28 @@ class Channel:
                 except OSError:
                     raise Invalid(f"{self.who} stopped reading its input (it ended)") from None
 
-    def round(self, images: np.ndarray) -> tuple[np.ndarray, float]:
-        """(classes, CPU seconds the sandbox spent on them) of one round."""
-        message = f"{len(images)} {images.shape[1]}\n".encode() + np.ascontiguousarray(images, dtype=np.float32).tobytes()
+    def exchange(self, inputs: np.ndarray, longest: int) -> tuple[bytes, float]:
+        """(answer line, CPU seconds the sandbox spent on it) of one round of `inputs` (float32 or int32 rows)."""
+        message = f"{len(inputs)} {inputs.shape[1]}\n".encode() + np.ascontiguousarray(inputs).tobytes()
         before = cpu_seconds(self.process.pid)
         self.send(message, time.perf_counter() + ROUND_SECONDS)
-        answer = self.line(ROUND_SECONDS, len(images) + 2)
+        answer = self.line(ROUND_SECONDS, longest)
         seconds = cpu_seconds(self.process.pid) - before
         if processes_started(self.process.pid) != self.processes:
             raise Invalid(f"{self.who} started another process: an entry runs as one process (threads are fine)")
+        return answer, seconds
+
+    def next_ids(self, windows: np.ndarray, vocabulary: int) -> np.ndarray:
+        """A GPT's likeliest next id at every position of `windows` (int32, rows x context)."""
+        answer, _ = self.exchange(windows.astype(np.int32), windows.size * 12)
+        words = answer.split()
+        if len(words) != windows.size or not all(word.isdigit() and int(word) < vocabulary for word in words):
+            raise Invalid(f"{self.who} did not answer one id below {vocabulary} for each of {windows.size} positions")
+        return np.array([int(word) for word in words])
+
+    def round(self, images: np.ndarray) -> tuple[np.ndarray, float]:
+        """(classes, CPU seconds the sandbox spent on them) of one round of digits."""
+        answer, seconds = self.exchange(images.astype(np.float32), len(images) + 2)
         if len(answer) != len(images) or not answer.isdigit():
             raise Invalid(f"{self.who} answered {len(answer)} characters, not one digit for each of {len(images)} images")
         return np.frombuffer(answer, dtype=np.uint8) - 48, seconds
@@ -251,7 +283,7 @@ def processes_started(pid: int) -> tuple[int, int]:
 def check_agreement(answer: np.ndarray, expected: np.ndarray, what: str) -> None:
     agreement = float(np.mean(answer == expected))
     if agreement < AGREEMENT:
-        raise Invalid(f"on {what} the entry's answers match its own weights' classes on {agreement:.1%} of the images "
+        raise Invalid(f"on {what} the entry's answers match what its own weights compute on {agreement:.1%} of them "
                       f"(at least {AGREEMENT:.0%} needed): the answers are not its model's")
 
 
@@ -296,6 +328,51 @@ def session(entry: Entry, reference: Entry, data, limits: Limits, slots: tuple[i
     return dict(accuracy=accuracy, entry_ms=entry_ms, reference_ms=reference_ms, speed_ratio=entry_ms / reference_ms)
 
 
+GPT_CHECK_WINDOWS = 4  # validation windows the entry's own package must answer as its weights do
+
+
+def validation_text() -> str:
+    """The held-out part of `tito milestone gpt`'s default text, as the milestone splits it."""
+    from tinytorch.core.transformer import split_text
+
+    from .milestone_gpt import SPLIT_BLOCK, SPLIT_EVERY, read_corpus
+
+    return split_text(read_corpus(None)[0], SPLIT_BLOCK, SPLIT_EVERY)[1]
+
+
+def gpt_session(entry: Entry, limits: Limits, slot: int) -> dict:
+    """A GPT entry's package answers a few validation windows in the sandbox as its weights do (or Invalid); its bits
+    per character are then computed by tito, from the weights, with the course's package (the lesson's benchmark)."""
+    from tinytorch.core.autograd import no_grad
+    from tinytorch.core.capstone import language_benchmark
+    from tinytorch.core.transformer import next_character_windows
+
+    characters = entry.gpt["characters"]
+    index = {character: i for i, character in enumerate(characters)}
+    text = validation_text()
+    missing = sorted(set(text) - set(index))
+    if missing:
+        raise Invalid(f"the entry's characters lack {len(missing)} of the validation text's, e.g. {missing[0]!r}")
+    ids = np.array([index[character] for character in text])
+    model = build_gpt(entry.gpt)
+    model.load_state_dict(entry.weights)
+    windows = next_character_windows(ids, model.context)[0][:GPT_CHECK_WINDOWS]
+    with tempfile.TemporaryDirectory(prefix="tito-olympics-") as scratch:
+        runner = unpack(entry, Path(scratch) / "entry")
+        with sandboxed_python(runner, runner.parent, limits, slot) as process:
+            channel = Channel(process, "the entry")
+            if channel.line(START_SECONDS, 64) != b"ready":
+                raise Invalid("the entry did not start: it must build its GPT with its own tinytorch")
+            channel.processes = processes_started(process.pid)
+            answer = channel.next_ids(windows, len(characters))
+    model.train(False)
+    with no_grad():
+        expected = np.asarray(model(windows).numpy()).argmax(axis=-1).ravel()
+    check_agreement(answer, expected, "the validation windows")
+    measured = language_benchmark(entry.name, model, ids)
+    return dict(bits_per_character=measured.bits_per_character)
+
+
 def score_entry(path: Path, event: str, reference: Entry, data, limits: Limits, slots, repeats: int, seed: int) -> Score:
     try:
         entry = read_entry(path)
@@ -305,6 +382,8 @@ def score_entry(path: Path, event: str, reference: Entry, data, limits: Limits, 
         return Score(entry.name, path.name, False, f"entered for {entry.event}, not {event}")
     base = dict(name=entry.name, file=path.name, parameters=entry.parameters, size_bytes=entry.size_bytes)
     try:
+        if event == GPT_EVENT:
+            return Score(valid=True, **base, **gpt_session(entry, limits, slots[0]))
         return Score(valid=True, **base, **session(entry, reference, data, limits, slots, repeats, seed))
     except Invalid as error:
         return Score(valid=False, reason=str(error), **base)
@@ -319,7 +398,7 @@ def score_entries(folder: Path, event: str, package: Path, limits: Limits, jobs:
     if not paths:
         raise TitoError(f"no entries (*.zip) in {folder}", 2)
     require_bwrap()
-    reference, data = reference_entry(package), digits_data()
+    reference, data = reference_entry(package), None if event == GPT_EVENT else digits_data()
     slots: queue.Queue[tuple[int, int]] = queue.Queue()
     for job in range(max(1, jobs)):
         slots.put((2 * job, 2 * job + 1))
@@ -365,14 +444,16 @@ def status(event: str, score: Score) -> str:
     return "ranked" if olympic_event(event).qualifies(score) else f"below the floor ({field} {relation} {bound:g})"
 
 
-COLUMNS = ("place", "name", "status", "accuracy", "speed ratio", "entry ms", "reference ms", "parameters", "size bytes", "file")
+COLUMNS = ("place", "name", "status", "accuracy", "bits/char", "speed ratio", "entry ms", "reference ms", "parameters",
+           "size bytes", "file")
 
 
 def rows(event: str, scores: list[Score]) -> list[list[str]]:
     def number(value: float, form: str) -> str:
         return "" if value != value else format(value, form)  # NaN: not measured
 
-    return [[place, s.name, status(event, s), number(s.accuracy * 100, ".2f"), number(s.speed_ratio, ".3f"),
+    return [[place, s.name, status(event, s), number(s.accuracy * 100, ".2f"), number(s.bits_per_character, ".3f"),
+             number(s.speed_ratio, ".3f"),
              number(s.entry_ms, ".2f"), number(s.reference_ms, ".2f"), str(s.parameters), str(s.size_bytes), s.file]
             for place, s in standings(event, scores)]
 
@@ -395,6 +476,11 @@ STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}
          "padding:.3em .6em;text-align:left}tr.invalid{color:#999}")
 
 
+MEASURED = ("Speed is each entry's median CPU time per round over the reference model's, measured alternately in the "
+            "same session; accuracy is that of the entry's weights.",
+            "Bits per character on the held-out text of `tito milestone gpt`, computed by tito from the entry's weights.")
+
+
 def leaderboard_html(event: str, scores: list[Score], environment: dict, when: str) -> str:
     """The page: every text escaped, no script, a policy that would refuse one anyway."""
     rules = olympic_event(event)
@@ -405,8 +491,8 @@ def leaderboard_html(event: str, scores: list[Score], environment: dict, when: s
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\n"
             f"<title>{html.escape(event)} leaderboard</title><style>{STYLE}</style></head><body>\n"
-            f"<h1>{html.escape(event)}</h1>\n<p>{html.escape(rules.description)}. Speed is each entry's median time over "
-            f"the reference model's, measured alternately in the same session; scored {html.escape(when)}.</p>\n"
+            f"<h1>{html.escape(event)}</h1>\n<p>{html.escape(rules.description)}. {MEASURED[event == GPT_EVENT]} "
+            f"Scored {html.escape(when)}.</p>\n"
             f"<table><thead><tr>{''.join(f'<th>{html.escape(c)}</th>' for c in COLUMNS)}</tr></thead><tbody>\n"
             f"{body}</tbody></table>\n<p>Machine: {html.escape(machine)}</p>\n</body></html>\n")
 

@@ -1,8 +1,9 @@
 """A class-competition entry (`tito olympics submit EVENT`): the student's own tinytorch package, the weights of a
-digits MLP and a small manifest, in one zip; nothing else may be in it.
+digits MLP or a character GPT, and a small manifest, in one zip; nothing else may be in it.
 
-In: an event name, a module-08 checkpoint (or any .npz) of a `Sequential(Linear, ReLU, ..., Linear)` from 64
-inputs to 10 classes, the student's `tinytorch/` folder. Out: `<name>-<event>.zip`. `read_entry` checks a zip the
+In: an event name, the weights (digits: a module-08 checkpoint, or any .npz, of a `Sequential(Linear, ReLU, ...,
+Linear)` from 64 inputs to 10 classes; gpt-bpc: the checkpoint of `tito milestone gpt`, whose shape and characters
+go into the manifest), the student's `tinytorch/` folder. Out: `<name>-<event>.zip`. `read_entry` checks a zip the
 same way again (the instructor's side never trusts that the student's tito packed it), so a hand-made zip with
 another file, another layout or arrays that are not plain numbers is refused with one line naming the problem.
 """
@@ -19,7 +20,10 @@ import numpy as np
 
 from .errors import TitoError
 
-EVENTS = ("digits-smallest", "digits-fastest")  # the events an MLP entry can enter (descriptions: tinytorch.core.capstone)
+DIGITS_EVENTS = ("digits-smallest", "digits-fastest")  # a digits MLP (the events' rules: tinytorch.core.capstone)
+GPT_EVENT = "gpt-bpc"                                  # a character GPT of `tito milestone gpt`
+EVENTS = (*DIGITS_EVENTS, GPT_EVENT)
+GPT_BOUNDS = {"context": 4096, "width": 2048, "heads": 64, "layers": 32}  # what a manifest may ask tito to build
 FORMAT = 1
 INPUTS, CLASSES = 64, 10  # 8 x 8 digits, ten classes
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
@@ -31,13 +35,15 @@ MAX_WIDTH = 4096
 
 @dataclass(frozen=True)
 class Entry:
-    """A checked entry: who, which event, the MLP's widths (64, ..., 10), its arrays and the package's files."""
+    """A checked entry: who, which event, the MLP's widths (64, ..., 10) or the GPT's shape, its arrays and the
+    package's files."""
 
     name: str
     event: str
-    widths: tuple[int, ...]
-    weights: dict[str, np.ndarray]   # "0.weight", "0.bias", "2.weight", ...: Sequential's state_dict names
+    widths: tuple[int, ...]          # an MLP's; () for a GPT
+    weights: dict[str, np.ndarray]   # the model's state_dict names: "0.weight", ... or "token.weight", ...
     package: dict[str, bytes]        # "tinytorch/core/layers.py" -> source
+    gpt: dict | None = None          # a GPT's shape: characters, context, width, heads, layers
 
     @property
     def parameters(self) -> int:
@@ -67,6 +73,44 @@ def mlp_widths(weights: dict[str, np.ndarray], where: str) -> tuple[int, ...]:
     if widths[-1] != CLASSES:
         raise TitoError(f"{where}: the last layer has {widths[-1]} outputs, a digits classifier needs {CLASSES}", 2)
     return tuple(widths)
+
+
+def gpt_shape(described: dict, where: str) -> dict:
+    """The GPT shape of a manifest or of a `tito milestone gpt` checkpoint's description, checked."""
+    try:
+        shape = {key: int(described[key]) for key in GPT_BOUNDS}
+        shape["characters"] = str(described["characters"])
+    except (KeyError, TypeError, ValueError):
+        raise TitoError(f"{where}: a GPT entry needs characters, context, width, heads and layers (a checkpoint of "
+                        "`tito milestone gpt` with the character tokenizer has them)", 2) from None
+    if described.get("tokenizer", "char") != "char":
+        raise TitoError(f"{where}: the gpt-bpc event takes character models (`tito milestone gpt --tokenizer char`)", 2)
+    for key, bound in GPT_BOUNDS.items():
+        if not 0 < shape[key] <= bound:
+            raise TitoError(f"{where}: the GPT's {key} is {shape[key]}, it must be 1 to {bound}", 2)
+    if shape["width"] % shape["heads"] or not 0 < len(set(shape["characters"])) == len(shape["characters"]) <= 1000:
+        raise TitoError(f"{where}: the width must divide into the heads and the characters be 1 to 1,000 distinct", 2)
+    return shape
+
+
+def build_gpt(shape: dict):
+    """The GPT of this shape, from the tinytorch importable here (composed operations: the names are the same)."""
+    from tinytorch.core.transformer import GPT
+
+    return GPT(len(shape["characters"]), shape["context"], d_model=shape["width"], num_heads=shape["heads"],
+               num_layers=shape["layers"], rng=np.random.default_rng(0), fused=False)
+
+
+def check_gpt_weights(weights: dict[str, np.ndarray], shape: dict, where: str) -> None:
+    width, layers, vocabulary = shape["width"], shape["layers"], len(shape["characters"])
+    least = layers * 12 * width * width + (vocabulary + shape["context"]) * width  # parameters, at the least
+    if least * 4 > 2 * MAX_WEIGHTS_BYTES:  # refused before building it
+        raise TitoError(f"{where}: the manifest's GPT has over {least:,} parameters, more than an entry may hold", 2)
+    expected = {name: array.shape for name, array in build_gpt(shape).state_dict().items()}
+    shapes = {name: array.shape for name, array in weights.items()}
+    if shapes != expected:
+        wrong = sorted(set(shapes) ^ set(expected)) or sorted(n for n in shapes if shapes[n] != expected[n])
+        raise TitoError(f"{where}: the weights are not those of the manifest's GPT (first difference: {wrong[0]})", 2)
 
 
 def _numeric(arrays, where: str) -> dict[str, np.ndarray]:
@@ -129,11 +173,15 @@ def pack_entry(event: str, name: str, weights_path: Path, package: Path, out_fol
     if not weights_path.is_file():
         raise TitoError(f"no weights file {weights_path}: save your model with save_checkpoint(path, model)", 2)
     weights = read_weights(weights_path.read_bytes(), str(weights_path))
-    widths = mlp_widths(weights, str(weights_path))
     files = package_files(package)
+    manifest = {"format": FORMAT, "event": event, "name": name}
+    if event == GPT_EVENT:
+        manifest["gpt"] = gpt_shape(_description(weights_path), str(weights_path))
+        check_gpt_weights(weights, manifest["gpt"], str(weights_path))
+    else:
+        manifest["widths"] = list(mlp_widths(weights, str(weights_path)))
     buffer = io.BytesIO()
     np.savez(buffer, **weights)
-    manifest = {"format": FORMAT, "event": event, "name": name, "widths": list(widths)}
     out_folder.mkdir(parents=True, exist_ok=True)
     target = out_folder / f"{name}-{event}.zip"
     temporary = target.with_name(f".{target.name}.tmp")
@@ -144,6 +192,15 @@ def pack_entry(event: str, name: str, weights_path: Path, package: Path, out_fol
             archive.writestr(relative, data)
     temporary.replace(target)
     return target
+
+
+def _description(path: Path) -> dict:
+    from .milestone_gpt import checkpoint_description
+
+    try:
+        return checkpoint_description(path)
+    except (KeyError, ValueError, TypeError, OSError):
+        raise TitoError(f"{path} is not a checkpoint of `tito milestone gpt`: the gpt-bpc event needs one", 2) from None
 
 
 def read_entry(path: Path) -> Entry:
@@ -170,8 +227,12 @@ def read_entry(path: Path) -> Entry:
         raise TitoError(f"{where}: manifest.json is not an entry manifest of format {FORMAT}", 2)
     _check_name_and_event(manifest.get("name"), manifest.get("event"), where)
     weights = read_weights(contents.pop("weights.npz"), where)
+    _check_package(contents, where)
+    if manifest["event"] == GPT_EVENT:
+        shape = gpt_shape(manifest.get("gpt") if isinstance(manifest.get("gpt"), dict) else {}, where)
+        check_gpt_weights(weights, shape, where)
+        return Entry(manifest["name"], manifest["event"], (), weights, contents, shape)
     widths = mlp_widths(weights, where)
     if list(widths) != manifest.get("widths"):
         raise TitoError(f"{where}: the manifest's widths {manifest.get('widths')} are not the weights' {list(widths)}", 2)
-    _check_package(contents, where)
     return Entry(manifest["name"], manifest["event"], widths, weights, contents)

@@ -20,12 +20,14 @@ def register(commands) -> None:
                     "--weights mlp.npz --name ada`; the instructor: `tito olympics score digits-fastest entries/`.")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     submit = actions.add_parser(
-        "submit", help="pack your digits MLP and your own tinytorch package into an entry zip",
+        "submit", help="pack your model and your own tinytorch package into an entry zip",
         description="Pack an entry: the weights of a Sequential(Linear, ReLU, ..., Linear) from 64 inputs to 10 "
-                    "classes (a save_checkpoint file), your tinytorch/ package (it runs your model when scored) and a "
-                    "manifest; nothing else goes in. Hand the zip in as your instructor says.")
+                    "classes (a save_checkpoint file) for the digits events, or the checkpoint of `tito milestone gpt` "
+                    "for gpt-bpc; your tinytorch/ package (it runs your model when scored) and a manifest; nothing "
+                    "else goes in. Hand the zip in as your instructor says.")
     submit.add_argument("event", choices=EVENTS)
-    submit.add_argument("--weights", type=Path, required=True, metavar="NPZ", help="your model's checkpoint (.npz)")
+    submit.add_argument("--weights", type=Path, required=True, metavar="NPZ",
+                        help="your model's checkpoint (.npz; gpt-bpc: runs/gpt/gpt.npz of `tito milestone gpt`)")
     submit.add_argument("--name", required=True, help="your name on the leaderboard (letters, digits, . _ -)")
     submit.add_argument("--package", type=Path, metavar="DIR", help="your tinytorch package (default: ./tinytorch of this project)")
     submit.add_argument("--out", type=Path, default=Path("olympics"), help="folder for the zip (default: olympics/)")
@@ -33,8 +35,9 @@ def register(commands) -> None:
 
     score = actions.add_parser(
         "score", help="score every entry zip of a folder in the grading sandbox; write the leaderboard",
-        description="Run every entry of EVENT in the grading sandbox beside a reference model, alternating, with "
-                    "repeats; write EVENT.csv and EVENT.html (docs/instructor.md: how the ranking stays fair).")
+        description="Run every entry of EVENT in the grading sandbox (digits: beside a reference model, alternating, "
+                    "with repeats; gpt-bpc: a check that its package computes what its weights do); write EVENT.csv "
+                    "and EVENT.html (docs/instructor.md: how the ranking stays fair).")
     score.add_argument("event", choices=EVENTS)
     score.add_argument("entries", type=Path, help="the folder of entry zips")
     score.add_argument("--out", type=Path, default=Path("olympics"), help="folder for the leaderboard (default: olympics/)")
