@@ -108,7 +108,8 @@ def one_blas_thread():
 # ```
 #
 # Compute the rank as `math.ceil(q * n / 100)`, multiplying first: `q / 100 * n` rounds in floating
-# point, and `7 / 100 * 100` is 7.000000000000001, whose ceiling is 8.
+# point, and `7 / 100 * 100` is 7.000000000000001, whose ceiling is 8. Sort a copy (`sorted`): the
+# caller's list of timings stays in the order they were measured.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "capstone-percentile", "locked": false, "solution": true}
 #| export
