@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.slow, needs_sandbox]
 
 # The modules graded end to end (when settings.ini lists them), plus a small lesson made here.
 GRADED = ["01_tensor", "05_autograd", "06_operations", "09_convolutions", "10_attention", "11_transformer", "12_profiling",
-          "13_acceleration", "14_quantization", "15_compression", "16_generation"]
+          "13_acceleration", "14_quantization", "15_compression", "16_generation", "17_capstone"]
 TIMEOUT = 8  # seconds a cell may run while grading: short, so the endless loop costs little
 
 # A lesson that exercises what the course's own modules may not: a hidden test, a method stub inside a

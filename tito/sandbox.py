@@ -21,6 +21,7 @@ grading kernel saw run to their last line, and why the run stopped early (if it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -360,6 +361,31 @@ def run_notebook(notebook: nbformat.NotebookNode, grader: Path, limits: Limits, 
         executed.cells[index].source = source
         completed[grade_id] = _verdict(executed.cells[index], token)
     return Run(executed, completed, stopped, time.monotonic() - started)
+
+
+@contextlib.contextmanager
+def sandboxed_python(script: Path, folder: Path, limits: Limits, slot: int = 0):
+    """A Popen of Python running `script` in the sandbox (the kernel's isolation and limits), with `folder` (which
+    holds the script) read-only and importable; its stdin and stdout are pipes to tito, its stderr is discarded.
+    It is killed, with everything it started, when the block ends (`olympics` scores entries this way)."""
+    with tempfile.TemporaryDirectory(prefix="tito-sandbox-") as scratch:
+        connection = Path(scratch) / "connection"
+        connection.mkdir()
+        connection.chmod(0o755)
+        uid = FIRST_SANDBOX_UID + slot if os.geteuid() == 0 else None
+        environment = _kernel_environment(folder, SCRATCH, [])
+        command = sandbox_command([sys.executable, "-P", str(script)], folder, connection, limits, uid, environment)
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            yield process
+        finally:
+            process.kill()
+            process.wait()
+            for pipe in (process.stdin, process.stdout):
+                with contextlib.suppress(OSError):
+                    pipe.close()
+            if uid is not None:
+                _wait_until_gone(uid)
 
 
 def _wait_until_gone(uid: int, seconds: float = 10) -> None:
