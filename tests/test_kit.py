@@ -19,7 +19,7 @@ from conftest import ROOT, TITO, _plain_env, needs_sandbox, run_tito
 from student_helpers import small_course, write_solutions
 from tito.course import load_course
 from tito.leaks import find_leaks, leaks_in_file, secret_lines
-from tito.workspace import workspace_leaks
+from tito.student.workspace import workspace_leaks
 
 pytestmark = [pytest.mark.slow, needs_sandbox]
 STUDENT = "alice"
@@ -122,7 +122,7 @@ def install_command(readme: str) -> list[str]:
 
 
 def test_a_student_installs_the_kit_completes_01_submits_and_gets_full_marks(course, kit, tmp_path):
-    from tito.grading import read_grade
+    from tito.grading.autograde import read_grade
 
     clone = tmp_path / "alice" / "my-tinytorch"
     subprocess.run(["git", "clone", "--quiet", str(kit), str(clone)], check=True)

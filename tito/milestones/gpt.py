@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TitoError
-from .milestone import MLP_LESSONS, _course_root, _make_folder, _one_blas_thread, _ordinary_permissions, \
+from ..errors import TitoError
+from .common import MLP_LESSONS, _course_root, _make_folder, _one_blas_thread, _ordinary_permissions, \
     _require_finished, tinytorch_modules, write_figure
 
 GPT_LESSONS = MLP_LESSONS + (("attention", "10_attention"), ("transformer", "11_transformer"))
