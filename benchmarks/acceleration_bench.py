@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from gpt_bench import TinytorchRun, TorchRun, report_targets  # noqa: E402
 from training_bench import environment  # noqa: E402
-from tito.milestone import tinytorch_modules  # noqa: E402
-from tito.milestone_gpt import GPT_LESSONS, GptOptions, TextData, batch_orders, read_corpus  # noqa: E402
+from tito.milestones.common import tinytorch_modules  # noqa: E402
+from tito.milestones.gpt import GPT_LESSONS, GptOptions, TextData, batch_orders, read_corpus  # noqa: E402
 
 # Target: the fused step at most 1.0x PyTorch's; the validation loss within gpt_bench's TARGET_LOSS_GAP of PyTorch's.
 TARGET_TIME_VS_TORCH = 1.0

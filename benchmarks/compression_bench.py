@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from training_bench import environment  # noqa: E402
 from tito.milestone import CNN_CHECKPOINT_NAME, CnnOptions, run_cnn, tinytorch_modules  # noqa: E402
-from tito.milestone_compress import COMPRESS_LESSONS, CompressOptions, load_cnn, run_compress  # noqa: E402
+from tito.milestones.compress import COMPRESS_LESSONS, CompressOptions, load_cnn, run_compress  # noqa: E402
 
 # Targets from issue 25: at 80% unstructured sparsity, after fine-tuning, within 1 point of float; half the
 # channels removed, inference at least 1.5x faster.

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))  # this checkout's tinytorch and tito, whatever is
 from tinytorch.core.autograd import no_grad  # noqa: E402
 from tinytorch.core.generation import BPETokenizer, KVCache, forward_with_cache, generate_cached  # noqa: E402
 from tinytorch.core.transformer import GPT, generate, split_text  # noqa: E402
-from tito.milestone import _one_blas_thread  # noqa: E402
-from tito.milestone_gpt import SPLIT_BLOCK, SPLIT_EVERY, GptOptions, read_corpus, run_gpt  # noqa: E402
+from tito.milestones.common import _one_blas_thread  # noqa: E402
+from tito.milestones.gpt import SPLIT_BLOCK, SPLIT_EVERY, GptOptions, read_corpus, run_gpt  # noqa: E402
 
 # Targets: at least 5x faster per token at context 1,024 with the cache, at most 0.5 tokens per character.
 TARGET_SPEEDUP_AT_1024 = 5.0

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from torch_gpt import build_torch_gpt  # noqa: E402
 from training_bench import environment  # noqa: E402
-from tito.milestone import tinytorch_modules  # noqa: E402
-from tito.milestone_gpt import GPT_LESSONS, GptOptions, TextData, batch_orders, build_gpt, read_corpus  # noqa: E402
+from tito.milestones.common import tinytorch_modules  # noqa: E402
+from tito.milestones.gpt import GPT_LESSONS, GptOptions, TextData, batch_orders, build_gpt, read_corpus  # noqa: E402
 
 # Targets: time per step at most 1.5x PyTorch's, validation loss within 2% of PyTorch's.
 TARGET_TIME_VS_TORCH = 1.5

@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import copy_course  # noqa: E402
 from tito.course import load_course  # noqa: E402
 from tito.coursefolder import course_folder  # noqa: E402
-from tito.grading import autograde, release  # noqa: E402
+from tito.grading.autograde import autograde  # noqa: E402
+from tito.grading.release import release  # noqa: E402
 
 MODULE = "01_tensor"
 CELL_SECONDS = 5

@@ -6,7 +6,7 @@
 The entries are MLPs of ten hidden widths (16 to 1,024) and one to three hidden layers, with seeded random
 weights (speed does not depend on training), each packed with the course's own tinytorch package by
 `tito.olympics_entry.pack_entry`, as a student's `tito olympics submit` packs it. The whole folder is scored twice
-by `tito.olympics.score_entries` in the grading sandbox, `--jobs` sessions side by side, and the script prints the
+by `tito.grading.olympics.score_entries` in the grading sandbox, `--jobs` sessions side by side, and the script prints the
 wall time, the time per entry, and the Spearman rank correlation of the two scorings' speed ratios (and, for
 comparison, of the raw median times). It is a script, not a test: timings on a shared machine are too noisy to
 assert on. It exits 1 when the target is missed.
@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tito.course import load_course  # noqa: E402
-from tito.grading import grading_limits  # noqa: E402
-from tito.olympics import score_entries  # noqa: E402
+from tito.grading.autograde import grading_limits  # noqa: E402
+from tito.grading.olympics import score_entries  # noqa: E402
 from tito.olympics_entry import pack_entry  # noqa: E402
 
 WIDTHS = (16, 32, 64, 128, 192, 256, 384, 512, 768, 1024)

@@ -41,7 +41,8 @@ sys.path[:0] = [folder for folder in (str(ROOT), str(CATALOGUES.parent)) if fold
 from mutations import Mistake  # noqa: E402
 from tito.course import Module, load_course  # noqa: E402
 from tito.errors import TitoError  # noqa: E402
-from tito.notebook import cell_results, execute, grade_id, is_test_cell, module_notebook  # noqa: E402
+from tito.notebook import TEST, cell_role, execute, grade_id, module_notebook  # noqa: E402
+from tito.testing import cell_results  # noqa: E402
 
 # Per cell, in seconds. Generous on purpose: an endless loop must be stopped by the lesson's own test (a step
 # budget and a message); running into this timer counts as not caught.
@@ -50,7 +51,7 @@ UNMUTATED = "(the lesson as written)"
 UNCHANGED = "(its mistakes)"
 VERIFIED = CATALOGUES / "verified.json"
 # The code that turns a mistake into a verdict: a change here can change any lesson's outcome.
-HARNESS = ("tests/mutation.py", "tests/mutations/__init__.py", "tito/notebook.py")
+HARNESS = ("tests/mutation.py", "tests/mutations/__init__.py", "tito/notebook.py", "tito/testing.py", "tito/stubs.py")
 # Run after the lesson's last test: the package files its kernel imported (they go into its fingerprint).
 LIST_PACKAGE_FILES = ("import sys\n"
                       "print(*sorted({module.__file__ for name, module in list(sys.modules.items())\n"
@@ -143,7 +144,7 @@ def fingerprint(module: Module, package_files: list[Path]) -> str:
 
 def check_unmutated(module: Module) -> Outcome:
     notebook = module_notebook(module)
-    last_test = max((index for index, cell in enumerate(notebook.cells) if is_test_cell(cell)), default=-1)
+    last_test = max((index for index, cell in enumerate(notebook.cells) if cell_role(cell) == TEST), default=-1)
     notebook.cells = notebook.cells[:last_test + 1] + [nbformat.v4.new_code_cell(LIST_PACKAGE_FILES)]
     try:
         executed = execute(notebook, cwd=ROOT, timeout=CELL_TIMEOUT, stop_at_error=True)

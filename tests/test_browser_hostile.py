@@ -28,7 +28,9 @@ from hostile_outputs import BAIT_PORT, MARKER, hostile_submission
 from test_browser import CHROMIUM_ARGS, CHROMIUM, free_port, stop_group, sync_playwright, wait_until_answering
 from tito.course import load_course
 from tito.coursefolder import course_folder
-from tito.grading import autograde, feedback, release
+from tito.grading.autograde import autograde
+from tito.grading.feedback import feedback
+from tito.grading.release import release
 
 pytestmark = [pytest.mark.slow, needs_sandbox]
 

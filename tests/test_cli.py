@@ -136,7 +136,7 @@ def test_formgrader_runs_jupyterlab_in_the_course_folder_ready_for_a_headless_se
 
     from tito.course import load_course
     from tito.coursefolder import course_folder
-    from tito.workspace import formgrader_command
+    from tito.grading.formgrader import formgrader_command
 
     course = load_course(course_copy)
     command, env = formgrader_command(course, "127.0.0.1", 9000, False, ["--IdentityProvider.token=x"])

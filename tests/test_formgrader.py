@@ -13,7 +13,7 @@ import pytest
 from conftest import run_tito
 from tito.course import load_course
 from tito.coursefolder import course_folder, write_config
-from tito.workspace import formgrader_command, free_port
+from tito.grading.formgrader import formgrader_command, free_port
 
 SYSTEM_EXCHANGE = Path("/usr/local/share/nbgrader/exchange")
 

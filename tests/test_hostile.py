@@ -23,7 +23,9 @@ import pytest
 from conftest import ROOT, copy_course, needs_sandbox
 from tito.course import load_course
 from tito.coursefolder import course_folder
-from tito.grading import all_solution_lines, autograde, feedback, release
+from tito.grading.autograde import autograde
+from tito.grading.feedback import feedback
+from tito.grading.release import all_solution_lines, release
 
 pytestmark = [pytest.mark.slow, needs_sandbox]
 
@@ -244,7 +246,7 @@ def test_nobody_elses_grade_or_file_changes(graded, course):
     after = _fingerprint(folder, exclude=set(attacks) - {"honest"})
     assert after == before
     assert grades["honest"].score == 10
-    from tito.grading import read_grade
+    from tito.grading.autograde import read_grade
     assert read_grade(course, course.module(MODULE), "honest").score == 10
     assert (ROOT / "modules" / MODULE / "tensor_dev.py").stat().st_size > 0
 
@@ -385,7 +387,7 @@ def test_tito_stays_small_while_submissions_flood(graded, course):
     assert process.returncode == 0, output
     print(f"tito peaked at {peak_kb // 1024} MB")  # shown with -rP
     assert 0 < peak_kb < 300 * 1024, f"tito peaked at {peak_kb // 1024} MB"
-    from tito.grading import read_grade
+    from tito.grading.autograde import read_grade
     for student in ("updater", "widgeteer"):
         assert read_grade(course, course.module(MODULE), student).score == FIRST_TWO
 

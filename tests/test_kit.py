@@ -1,6 +1,7 @@
 """The student kit end to end: an instructor makes it, a student clones it into an empty folder, installs it with
 its README's command in a fresh virtual environment (no system site packages, so the course's reference
-`tinytorch` cannot be imported), completes module 01 and hands it in; the instructor autogrades it.
+`tinytorch` cannot be imported), completes module 01 and hands it in with the kit's own tito (which has no
+grading wing); the instructor autogrades it.
 
 Slow: the fresh environment installs JupyterLab, nbdev and the rest (about two minutes on 2 cores).
 """
@@ -19,7 +20,7 @@ from conftest import ROOT, TITO, _plain_env, needs_sandbox, run_tito
 from student_helpers import small_course, write_solutions
 from tito.course import load_course
 from tito.leaks import find_leaks, leaks_in_file, secret_lines
-from tito.workspace import workspace_leaks
+from tito.student.workspace import workspace_leaks
 
 pytestmark = [pytest.mark.slow, needs_sandbox]
 STUDENT = "alice"
@@ -53,6 +54,9 @@ def test_the_kit_is_one_commit_of_releases_stubs_tests_and_the_tool_with_no_solu
     assert {"README.md", "pyproject.toml", "settings.ini", "modules/01_tensor/tensor.ipynb", "tito/main.py",
             "tinytorch/core/tensor.py", "tests/test_tensor.py"} <= files
     assert not [name for name in files if name.endswith("_dev.py") or name.startswith(("course/", "docs/"))]
+    # tito without its grading wing: a student's tito has the student's commands and no instructor's ones.
+    assert {"tito/student/workspace.py", "tito/commands/student.py", "tito/commands/module.py"} <= files
+    assert [name for name in files if name.startswith("tito/grading/") or name == "tito/commands/nbgrader.py"] == []
     assert "01_tensor is not complete" in (kit / "tinytorch" / "core" / "tensor.py").read_text()
     leaks, checked = workspace_leaks(load_course(course), kit)
     assert checked > len(files) - 1 and leaks == []  # every committed file read (git's own objects aside)
@@ -122,7 +126,7 @@ def install_command(readme: str) -> list[str]:
 
 
 def test_a_student_installs_the_kit_completes_01_submits_and_gets_full_marks(course, kit, tmp_path):
-    from tito.grading import read_grade
+    from tito.grading.autograde import read_grade
 
     clone = tmp_path / "alice" / "my-tinytorch"
     subprocess.run(["git", "clone", "--quiet", str(kit), str(clone)], check=True)
@@ -162,6 +166,14 @@ def test_a_student_installs_the_kit_completes_01_submits_and_gets_full_marks(cou
     assert installed_files and not [leak for path in installed_files if path.suffix != ".pyc"
                                     for leak in leaks_in_file(secrets, path)]
     assert find_leaks(secrets, clone / "tinytorch") == [] and workspace_leaks(load_course(course), clone)[0] == []
+
+    # The kit's tito has no grading wing, so no `tito nbgrader` (argparse knows no such command); the rest is there.
+    shown = student("tito", "--help", cwd=clone)
+    groups = set(re.findall(r"^    (\w+)", shown.stdout, flags=re.MULTILINE))  # the command groups, one a line
+    assert shown.returncode == 0 and {"student", "module", "milestone", "lab", "status"} <= groups, shown.stdout
+    assert "nbgrader" not in groups, shown.stdout
+    instructor = student("tito", "nbgrader", "release", "01_tensor", cwd=clone)
+    assert instructor.returncode == 2 and "invalid choice: 'nbgrader'" in instructor.stderr, instructor.stderr
 
     # The student writes module 01 (the reference solution, cell by cell) and completes it from a subfolder.
     assert write_solutions(clone, "01_tensor", course) > 0

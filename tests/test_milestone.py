@@ -9,8 +9,9 @@ import pytest
 
 from conftest import ROOT, run_tito
 from tito.errors import TitoError
-from tito.milestone import (CHECKPOINT_NAME, CNN_CHECKPOINT_NAME, CNN_LESSONS, CNN_PLOT_NAME, PLOT_NAME, CnnOptions,
-                            DigitsOptions, build_cnn, build_mlp, run_cnn, run_digits, tinytorch_modules)
+from tito.milestones.cnn import CNN_CHECKPOINT_NAME, CNN_LESSONS, CNN_PLOT_NAME, CnnOptions, build_cnn, run_cnn
+from tito.milestones.common import DigitsOptions, tinytorch_modules
+from tito.milestones.digits import CHECKPOINT_NAME, PLOT_NAME, build_mlp, run_digits
 from tinytorch.core.training import load_checkpoint, values, write_idx
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

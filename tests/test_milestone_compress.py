@@ -7,9 +7,9 @@ import pytest
 
 from conftest import ROOT, run_tito
 from tito.milestone import CNN_CHECKPOINT_NAME, CnnOptions, run_cnn, tinytorch_modules
-from tito.milestone_compress import (COMPRESS_LESSONS, SPARSITIES, SPARSITY_PLOT_NAME, CompressOptions, load_cnn,
-                                     run_compress)
 from tito.errors import TitoError
+from tito.milestones.compress import (COMPRESS_LESSONS, SPARSITIES, SPARSITY_PLOT_NAME, CompressOptions, load_cnn,
+                                      run_compress)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NAMES = ["float", "INT8", "pruned", "pruned + INT8"]

@@ -7,8 +7,8 @@ import pytest
 
 from conftest import ROOT, run_tito
 from tito.errors import TitoError
-from tito.milestone import tinytorch_modules
-from tito.milestone_gpt import (DEFAULT_CORPUS, GPT_CHECKPOINT_NAME, GPT_LESSONS, GPT_PLOT_NAME, MIN_CHARACTERS,
+from tito.milestones.common import tinytorch_modules
+from tito.milestones.gpt import (DEFAULT_CORPUS, GPT_CHECKPOINT_NAME, GPT_LESSONS, GPT_PLOT_NAME, MIN_CHARACTERS,
                                 GptOptions, TextData, batch_orders, build_gpt, checkpoint_description, read_corpus,
                                 run_gpt, sample_from_checkpoint)
 

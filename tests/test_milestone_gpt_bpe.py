@@ -8,8 +8,8 @@ import pytest
 
 from conftest import ROOT, run_tito
 from tito.errors import TitoError
-from tito.milestone import tinytorch_modules
-from tito.milestone_gpt import (GENERATION_LESSON, GPT_LESSONS, MIN_CHARACTERS, GptOptions, TextData,
+from tito.milestones.common import tinytorch_modules
+from tito.milestones.gpt import (GENERATION_LESSON, GPT_LESSONS, MIN_CHARACTERS, GptOptions, TextData,
                                 checkpoint_description, checked_prompt, sampler)
 
 FOX = "".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(600))

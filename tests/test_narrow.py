@@ -10,7 +10,7 @@ from rich.console import Console
 
 from conftest import run_tito
 from tinytorch.core.training import History
-from tito.milestone import EpochProgress
+from tito.milestones.common import EpochProgress
 from tito.ui import table
 
 WIDTH = 80
@@ -170,7 +170,8 @@ def test_a_release_at_80_columns_keeps_paths_and_cell_names_whole(tmp_path):
     from student_helpers import small_course
 
     from tito.course import load_course
-    from tito.coursefolder import graded_cells, source_notebook
+    from tito.coursefolder import source_notebook
+    from tito.notebook import graded_cells
 
     course = small_course(tmp_path / "course", ["01_tensor", "09_convolutions"])
     result = run_tito("nbgrader", "release", "01", "09", cwd=course, columns=80)

@@ -20,12 +20,15 @@ import pytest
 
 from conftest import ROOT, copy_course, needs_sandbox, run_tito
 from tito.course import Course, Module, load_course
-from tito.coursefolder import course_folder, graded_cells
+from tito.coursefolder import course_folder
 from tito.errors import TitoError
-from tito.grading import Grade, autograde, check_no_leaks, feedback, generate, release
+from tito.grading.autograde import Grade, autograde
+from tito.grading.feedback import feedback
+from tito.grading.release import check_no_leaks, generate, release
 from tito.leaks import find_leaks, secret_lines
-from tito.notebook import cell_results, execute
-from tito.scores import collect_scores, write_csv
+from tito.notebook import execute, graded_cells
+from tito.grading.scores import collect_scores, write_csv
+from tito.testing import cell_results
 
 pytestmark = [pytest.mark.slow, needs_sandbox]
 

@@ -2,7 +2,8 @@
 import pytest
 
 from tito.course import load_course
-from tito.notebook import execute, module_notebook, cell_results
+from tito.notebook import execute, module_notebook
+from tito.testing import cell_results
 
 from conftest import ROOT
 

@@ -15,9 +15,9 @@ import pytest
 
 from conftest import ROOT, needs_sandbox, run_tito
 from tito.errors import TitoError
-from tito.olympics import COLUMNS, Score, leaderboard_csv, leaderboard_html, score_entries, standings
+from tito.grading.olympics import COLUMNS, Score, leaderboard_csv, leaderboard_html, score_entries, standings
 from tito.olympics_entry import pack_entry, read_entry
-from tito.sandbox import Limits
+from tito.grading.sandbox import Limits
 
 LIMITS = Limits(cell_seconds=60, notebook_seconds=120, memory_mb=2048)
 
@@ -30,7 +30,7 @@ def mlp_weights(widths=(64, 32, 10), seed=0, trained=False) -> dict[str, np.ndar
         weights[f"{2 * index}.weight"] = (rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)).astype(np.float32)
         weights[f"{2 * index}.bias"] = np.zeros(fan_out, dtype=np.float32)
     if trained:
-        from tito.olympics import digits_data
+        from tito.grading.olympics import digits_data
         from tinytorch.core.training import Standardizer, load_digits_dataset
 
         digits = load_digits_dataset(seed=0)
@@ -294,7 +294,7 @@ for _target in ({str(escape)!r}, _os.path.join(_os.path.dirname(__file__), "esca
 @pytest.mark.slow
 @needs_sandbox
 def test_honest_entries_are_scored_with_their_weights_accuracy(scored):
-    from tito.olympics import classes_of, digits_data
+    from tito.grading.olympics import classes_of, digits_data
 
     scores, _, tmp_path = scored
     honest = scores["honest"]
@@ -388,7 +388,7 @@ def open_in_chromium(page_path: Path, scratch: Path) -> tuple[list[str], list[st
 
 @pytest.mark.slow
 def test_the_leaderboard_page_shows_hostile_text_and_runs_none_of_it(tmp_path):
-    from tito.olympics import write_leaderboard
+    from tito.grading.olympics import write_leaderboard
 
     _, page_path = write_leaderboard(tmp_path / "board", "digits-fastest", hostile_scores(), {"cpu": "<b>x</b>"}, "now")
     ran, foreign, text = open_in_chromium(page_path, tmp_path)
@@ -399,7 +399,7 @@ def test_the_leaderboard_page_shows_hostile_text_and_runs_none_of_it(tmp_path):
 @pytest.mark.slow
 def test_the_pages_policy_stops_script_that_escaping_missed(tmp_path):
     from hostile_outputs import MARKER, BAIT_PORT
-    from tito.olympics import leaderboard_html
+    from tito.grading.olympics import leaderboard_html
 
     page = leaderboard_html("digits-fastest", [], {}, "now")
     planted = (f"<script>window.{MARKER}_planted = 1</script><img src=\"http://127.0.0.1:{BAIT_PORT}/planted\">"
@@ -430,7 +430,7 @@ def test_tito_olympics_score_writes_the_leaderboard(tmp_path):
 
 def gpt_checkpoint(tmp_path: Path, width=16, layers=1) -> Path:
     """A checkpoint as `tito milestone gpt` writes it: a character GPT and its shape and characters in `extra`."""
-    from tito.milestone_gpt import read_corpus
+    from tito.milestones.gpt import read_corpus
     from tinytorch.core.training import save_checkpoint
     from tinytorch.core.transformer import GPT, CharTokenizer
 
@@ -479,7 +479,7 @@ def test_a_gpt_entry_needs_a_milestone_checkpoint(tmp_path):
 def test_gpt_entries_are_scored_from_their_weights_and_a_peeking_package_is_invalid(tmp_path):
     from tinytorch.core.capstone import language_benchmark
     from tinytorch.core.transformer import GPT, CharTokenizer
-    from tito.olympics import validation_text
+    from tito.milestones.gpt import held_out_text
 
     checkpoint = gpt_checkpoint(tmp_path)
     pack_entry("gpt-bpc", "honest", checkpoint, ROOT / "tinytorch", tmp_path / "entries")
@@ -488,14 +488,15 @@ def test_gpt_entries_are_scored_from_their_weights_and_a_peeking_package_is_inva
     with open(peeking / "core" / "transformer.py", "a", encoding="utf-8") as transformer:
         transformer.write(PEEKER)
     pack_entry("gpt-bpc", "peeker", checkpoint, peeking, tmp_path / "entries")
-    scores = {s.name: s for s in score_entries(tmp_path / "entries", "gpt-bpc", ROOT / "tinytorch", LIMITS, jobs=2)}
+    scores = {s.name: s for s in score_entries(tmp_path / "entries", "gpt-bpc", ROOT / "tinytorch", LIMITS, jobs=2,
+                                                    validation_text=held_out_text())}
     honest = scores["honest"]
     assert honest.valid, honest.reason
     entry_weights = read_entry(tmp_path / "entries" / "honest-gpt-bpc.zip")
     model = GPT(len(entry_weights.gpt["characters"]), 16, d_model=16, num_heads=2, num_layers=1)
     model.load_state_dict(entry_weights.weights)
     tokenizer = CharTokenizer(entry_weights.gpt["characters"])
-    expected = language_benchmark("honest", model, np.array(tokenizer.encode(validation_text())))
+    expected = language_benchmark("honest", model, np.array(tokenizer.encode(held_out_text())))
     assert honest.bits_per_character == pytest.approx(expected.bits_per_character, rel=1e-6)
     assert honest.bits_per_character == pytest.approx(np.log2(len(tokenizer.characters)), rel=0.05), "untrained: near uniform"
     assert not scores["peeker"].valid and "not its model's" in scores["peeker"].reason, scores["peeker"]

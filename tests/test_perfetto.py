@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ROOT, run_tito
 from test_browser import chromium_page, free_port, stop_group, wait_until_answering
-from tito.milestone_gpt import PROFILE_STEPS, PROFILE_TABLE_NAME, PROFILE_TRACE_NAME, ROOFLINE_PLOT_NAME
+from tito.milestones.gpt import PROFILE_STEPS, PROFILE_TABLE_NAME, PROFILE_TRACE_NAME, ROOFLINE_PLOT_NAME
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT, needs_sandbox
-from tito.sandbox import Limits, make_grader_folder, run_notebook
+from tito.grading.sandbox import Limits, make_grader_folder, run_notebook
 
 pytestmark = [pytest.mark.slow, needs_sandbox]
 

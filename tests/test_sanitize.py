@@ -1,4 +1,4 @@
-"""tito/outputs.py: what of a submission may reach a browser. Each attack form is dropped; honest output is kept."""
+"""tito/grading/outputs.py: what of a submission may reach a browser. Each attack form is dropped; honest output is kept."""
 from __future__ import annotations
 
 import base64
@@ -9,7 +9,7 @@ import re
 import nbformat
 import pytest
 
-from tito.outputs import clean_html, clean_markdown, safe_notebook
+from tito.grading.outputs import clean_html, clean_markdown, safe_notebook
 from conftest import ROOT
 
 ACTIVE = re.compile(r"<script|<iframe|<object|<embed|<form|<style|\bon\w+\s*=|javascript:|srcdoc|data:text|svg\+xml",
@@ -151,17 +151,17 @@ def test_every_lessons_markdown_is_left_as_written():
 
 @pytest.mark.parametrize("handler", ["toggle_name(true);", "toggle_name(false);"])
 def test_the_formgrader_policy_allows_exactly_nbgraders_name_buttons(handler):
-    policy = (ROOT / "tito" / "templates" / "jupyter" / "nbconvert" / "templates" / "formgrade" / "mathjax.html.j2").read_text()
+    policy = (ROOT / "tito" / "grading" / "templates" / "jupyter" / "nbconvert" / "templates" / "formgrade" / "mathjax.html.j2").read_text()
     digest = base64.b64encode(hashlib.sha256(handler.encode()).digest()).decode()
     assert f"'sha256-{digest}'" in policy
     assert "unsafe-inline'; img" not in policy.split("script-src")[1].split(";")[0]
 
 
 def test_a_failed_tests_traceback_loses_the_graders_end_marker():
-    """The grading kernel appends a call to each test to see it finish (tito/grading_kernel.py); IPython shows it
+    """The grading kernel appends a call to each test to see it finish (tito/grading/kernel.py); IPython shows it
     among a failing test's lines, and the feedback page must not."""
-    from tito.grading import mark_test_results
-    from tito.sandbox import Run
+    from tito.grading.autograde import mark_test_results
+    from tito.grading.sandbox import Run
 
     test = nbformat.v4.new_code_cell("assert 1 == 2, 'one is not two'")
     test.metadata["nbgrader"] = {"grade": True, "locked": True, "grade_id": "test-one", "points": 1, "solution": False}

@@ -20,8 +20,10 @@ import pytest
 from conftest import ROOT, needs_sandbox, run_tito
 from student_helpers import MODULES, edit_notebook, small_course, write_solutions
 from tito.course import load_course
-from tito.workspace import (enclosing_name, find_stubs, lab_command, prerequisite_problem, prerequisites,
-                            workspace_leaks, workspace_test_files)
+from tito.prerequisites import prerequisite_problem, prerequisites
+from tito.student.lab import lab_command
+from tito.student.workspace import workspace_leaks, workspace_test_files
+from tito.stubs import enclosing_name, find_stubs
 
 STUDENT = "alice"
 
@@ -287,7 +289,7 @@ def test_the_students_own_package_runs_the_lessons_examples_in_a_fresh_process(f
 @pytest.mark.slow
 @needs_sandbox
 def test_submit_and_autograde_give_full_marks(course, finished):
-    from tito.grading import read_grade
+    from tito.grading.autograde import read_grade
 
     for module in MODULES:
         result = run_tito("student", "submit", module, cwd=finished)
@@ -499,7 +501,7 @@ def test_lab_shows_no_news_toast_and_leaves_the_users_jupyter_settings_alone(cou
     import urllib.request
 
     from conftest import TITO, _plain_env
-    from tito.workspace import NEWS_PLUGIN
+    from tito.jupyterlab import NEWS_PLUGIN
 
     own = tmp_path / "user-jupyter"
     env = dict(_plain_env(), JUPYTER_CONFIG_DIR=str(own / "config"), JUPYTER_DATA_DIR=str(own / "data"),

@@ -13,7 +13,7 @@ import pytest
 from conftest import copy_course, needs_sandbox, run_tito
 from student_helpers import write_solutions
 from tito.course import load_course
-from tito.workspace import workspace_leaks
+from tito.student.workspace import workspace_leaks
 
 pytestmark = [pytest.mark.slow, needs_sandbox]
 STUDENT = "alice"
@@ -43,7 +43,7 @@ def test_the_workspace_holds_the_new_lessons_their_stubs_and_tests_and_no_soluti
 
 
 def test_a_student_completes_10_and_11_runs_the_milestone_and_gets_full_marks(course, workspace):
-    from tito.grading import read_grade
+    from tito.grading.autograde import read_grade
 
     for module in load_course(course).modules:
         assert write_solutions(workspace, module.name, course) > 0

@@ -1,4 +1,5 @@
-"""The course as settings.ini describes it: where it lives and which modules it teaches, in order."""
+"""The course as settings.ini describes it: where it lives and which modules it teaches, in order; and whether
+this folder is the course repository or a student's workspace (a `[workspace]` section)."""
 from __future__ import annotations
 
 import configparser
@@ -10,6 +11,7 @@ from .errors import TitoError
 
 SETTINGS = "settings.ini"
 PACKAGE = "tinytorch"
+SECTION = "workspace"  # settings.ini's section of a student workspace (or kit): where it came from, whose it is
 
 
 @dataclass(frozen=True)
@@ -113,3 +115,27 @@ def load_course(root: Path | None = None) -> Course:
         )
     except (configparser.Error, ValueError) as error:
         raise TitoError(f"{root / SETTINGS} is not a valid course file: {error}".replace("\n", " "), 2) from None
+
+
+
+def is_workspace(course: Course) -> bool:
+    return bool(workspace_settings(course))
+
+
+def workspace_settings(course: Course) -> dict[str, str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(course.root / SETTINGS, encoding="utf-8")
+    return dict(parser[SECTION]) if parser.has_section(SECTION) else {}
+
+
+def require_course_repository(course: Course, command: str) -> None:
+    """Instructor commands work on the course's lessons and reference package, which a workspace does not have."""
+    if is_workspace(course):
+        raise TitoError(f"{course.root} is a student workspace, not the course repository: `{command}` is an "
+                        f"instructor's command (run it in the course repository)", 2)
+
+
+def require_workspace(course: Course, command: str) -> None:
+    if not is_workspace(course):
+        raise TitoError(f"{course.root} is the course repository, not a student workspace: make one with "
+                        f"`tito student init DIR`, then run `{command}` inside it", 2)

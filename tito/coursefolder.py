@@ -1,4 +1,5 @@
-"""nbgrader's course folder as tito builds it from settings.ini, and what it reads from the lessons.
+"""nbgrader's course folder as tito builds it from settings.ini: the contract between the grading wing, which
+writes it, and the student wing, which builds workspaces from its releases and hands work in to it.
 
 The folder is nbgrader's standard layout at settings.ini's `[nbgrader] course_dir` (default `course/`):
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,10 @@ from .notebook import read_notebook
 DEFAULT_STUB_MESSAGE = "{module} is not complete: replace this line with your code"
 # Where a stub names the module it stands in (read by the generated nbgrader_config.py).
 MODULE_VARIABLE = "TITO_MODULE"
+# A student id is a folder name, and nbgrader reads it as a file glob: no wildcards, spaces or slashes.
+STUDENT_ID = re.compile(r"[A-Za-z0-9][\w.@-]*")
+# Files nbgrader's exchange writes beside a handed-in notebook; they travel with it to the course folder and back.
+EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")
 # Cell metadata that only jupytext reads (how to write the cell back to a percent file).
 JUPYTEXT_CELL_KEYS = ("lines_to_next_cell", "lines_to_end_of_cell_marker", "cell_marker")
 
@@ -50,7 +56,7 @@ c.ClearSolutions.end_solution_delimeter = {end_solution!r}
 c.ClearHiddenTests.begin_test_delimeter = {begin_hidden_tests!r}
 c.ClearHiddenTests.end_test_delimeter = {end_hidden_tests!r}
 
-# Grading runs in tito's sandbox (tito/sandbox.py), which applies settings.ini's limits; this is the
+# Grading runs in tito's sandbox (tito/grading/sandbox.py), which applies settings.ini's limits; this is the
 # limit nbgrader's own validate uses.
 c.Execute.timeout = {timeout}
 # A locked test cell a student edited is restored by checksum (nbgrader's default); one deleted is put back.
@@ -65,11 +71,12 @@ c.Exchange.root = {root!r}
 
 NO_EXCHANGE = """
 # settings.ini names no [nbgrader] exchange: a course on one machine. nbgrader's exchange steps (the formgrader's
-# Release, Collect and Return) say so instead of creating nbgrader's default folder system-wide (tito/no_exchange.py).
-c.ExchangeFactory.list = "tito.no_exchange.NoExchangeList"
-c.ExchangeFactory.release_assignment = "tito.no_exchange.NoReleaseAssignment"
-c.ExchangeFactory.collect = "tito.no_exchange.NoCollect"
-c.ExchangeFactory.release_feedback = "tito.no_exchange.NoReleaseFeedback"
+# Release, Collect and Return) say so instead of creating nbgrader's default folder system-wide
+# (tito/grading/no_exchange.py).
+c.ExchangeFactory.list = "tito.grading.no_exchange.NoExchangeList"
+c.ExchangeFactory.release_assignment = "tito.grading.no_exchange.NoReleaseAssignment"
+c.ExchangeFactory.collect = "tito.grading.no_exchange.NoCollect"
+c.ExchangeFactory.release_feedback = "tito.grading.no_exchange.NoReleaseFeedback"
 """
 
 
@@ -180,6 +187,13 @@ def course_folder(course: Course) -> CourseFolder:
     return CourseFolder(course.course_dir.resolve())
 
 
+def require_release(course: Course, module: Module) -> None:
+    """The module's release (with its source and the gradebook nbgrader made beside it) is in the course folder."""
+    folder = course_folder(course)
+    if not (folder.release(module).exists() and folder.source(module).exists() and folder.gradebook.exists()):
+        raise TitoError(f"{module.name} has not been released yet: run `tito nbgrader release {module.name}` first", 2)
+
+
 def write_config(course: Course) -> Path:
     """(Re)write nbgrader_config.py from settings.ini; untouched when already up to date."""
     settings, folder = grading_settings(course), course_folder(course)
@@ -192,49 +206,6 @@ def write_config(course: Course) -> Path:
     if not folder.config.exists() or folder.config.read_text(encoding="utf-8") != text:
         write_atomically(folder.config, text.encode())
     return folder.config
-
-
-# ----------------------------------------------------------------------------------------- graded cells
-
-@dataclass(frozen=True)
-class GradedCell:
-    """A cell that earns points: a locked test (graded by running it) or a written answer (graded by hand)."""
-
-    grade_id: str
-    points: float
-    is_test: bool
-
-
-def graded_cells(notebook: nbformat.NotebookNode) -> list[GradedCell]:
-    cells = []
-    for cell in notebook.cells:
-        info = cell.get("metadata", {}).get("nbgrader", {})
-        if info.get("grade"):
-            cells.append(GradedCell(info.get("grade_id", "?"), float(info.get("points", 0)), cell.cell_type == "code"))
-    return cells
-
-
-def metadata_problems(notebook: nbformat.NotebookNode) -> list[str]:
-    """nbgrader's rules for cell metadata, checked up front so that a mistake is named (nbgrader only says
-    "the nbgrader metadata may be corrupted")."""
-    problems, seen = [], {}
-    for index, cell in enumerate(notebook.cells, start=1):
-        info = cell.get("metadata", {}).get("nbgrader")
-        if not info or not (info.get("grade") or info.get("solution") or info.get("locked")):
-            continue
-        name = info.get("grade_id") or f"cell {index}"
-        if not info.get("grade_id"):
-            problems.append(f"cell {index} has no grade_id")
-        elif info["grade_id"] in seen:
-            problems.append(f"grade_id '{name}' is used by cells {seen[info['grade_id']]} and {index}")
-        seen.setdefault(info.get("grade_id"), index)
-        if info.get("schema_version") != 3:
-            problems.append(f"{name} lacks \"schema_version\": 3")
-        if info.get("grade") and not isinstance(info.get("points"), (int, float)):
-            problems.append(f"{name} is graded but has no points")
-        if info.get("grade") and cell.cell_type == "markdown" and not info.get("solution"):
-            problems.append(f"{name} is a graded markdown cell, so it must also be a solution (answer) cell")
-    return problems
 
 
 def source_notebook(module: Module) -> nbformat.NotebookNode:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import nbformat
 
+from .notebook import grade_id, is_student_work
+
 # Lines the same in every program, so they reveal nothing: punctuation and bare keywords (`else:`, `)`, `raise`),
 # or a statement keyword with one bare name and nothing else (`return self`, `except ValueError:`, `if done:`).
 _TRIVIAL = re.compile(r"[\W_]*(?:\b(?:else|try|finally|pass|return|raise|break|continue|None|True|False)\b[\W_]*)*"
@@ -82,12 +84,11 @@ def secret_lines(notebook: nbformat.NotebookNode, name: str, delimiters: Delimit
     secret: dict[str, str] = {}
     given: set[str] = set()
     for index, cell in enumerate(notebook.cells):
-        info = cell.get("metadata", {}).get("nbgrader", {})
-        origin = f"{name} cell {info.get('grade_id') or index + 1}"
+        origin = f"{name} cell {grade_id(cell) or index + 1}"
         lines = cell.source.splitlines()
         regions = _in_regions(lines, delimiters)
         # nbgrader replaces a solution cell without a solution region whole (every markdown answer cell).
-        whole_cell_is_secret = info.get("solution") and not any(delimiters.begin_solution in line for line in lines)
+        whole_cell_is_secret = is_student_work(cell) and not any(delimiters.begin_solution in line for line in lines)
         for line, inside in zip(lines, regions):
             stripped = line.strip()
             if any(marker in line for marker in delimiters.markers):

@@ -1,11 +1,11 @@
-"""Reading a module as a notebook, and running it in a real Jupyter kernel."""
+"""Reading a module as a notebook, running it in a real Jupyter kernel, and what part each cell plays in
+nbgrader's grading (`cell_role`: every other file of tito asks here, none reads nbgrader's metadata itself)."""
 from __future__ import annotations
 
 import copy
 import functools
 import hashlib
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,25 +61,82 @@ def module_notebook(module: Module) -> nbformat.NotebookNode:
     return read_notebook(module.source)
 
 
+# A cell's part in grading, from its nbgrader metadata (nbgrader's own names in brackets):
+SOLUTION = "solution"  # code the student writes, graded through the tests ("Autograded answer")
+TEST = "test"          # code with points, graded by running it; locked ("Autograder tests")
+ANSWER = "answer"      # a written answer with points, graded by hand ("Manually graded answer")
+LOCKED = "locked"      # given code or text that nbgrader restores if a student changes it ("Read-only")
+PLAIN = "plain"        # nbgrader ignores it
+
+
+def nbgrader_metadata(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader") or {}
+
+
+def cell_role(cell) -> str:
+    info = nbgrader_metadata(cell)
+    if info.get("grade"):
+        if info.get("solution"):
+            return ANSWER
+        return TEST if cell.get("cell_type") == "code" else LOCKED  # a graded task text: metadata_problems names it
+    if info.get("solution"):
+        return SOLUTION
+    return LOCKED if info.get("locked") else PLAIN
+
+
+def is_locked(cell) -> bool:
+    """Whether nbgrader restores the cell from the lesson (a test, or given code or text)."""
+    return bool(nbgrader_metadata(cell).get("locked"))
+
+
+def is_student_work(cell) -> bool:
+    """Whether the student writes in the cell: code (a solution) or a written answer."""
+    return cell_role(cell) in (SOLUTION, ANSWER)
+
+
 def grade_id(cell) -> str | None:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    return nbgrader_metadata(cell).get("grade_id")
 
 
-def is_test_cell(cell) -> bool:
-    info = cell.get("metadata", {}).get("nbgrader", {})
-    return cell.cell_type == "code" and bool(info.get("grade")) and not info.get("solution")
+def points(cell) -> float:
+    return float(nbgrader_metadata(cell).get("points", 0))
 
 
-@dataclass
-class CellResult:
-    """What one code cell did when run: a named unit test, or any other cell that raised."""
+@dataclass(frozen=True)
+class GradedCell:
+    """A cell that earns points: a locked test (graded by running it) or a written answer (graded by hand)."""
 
-    name: str
+    grade_id: str
+    points: float
     is_test: bool
-    passed: bool
-    message: str = ""
-    unwritten: str = ""     # the part not written yet (a workspace stub) that stopped it
-    knock_on: bool = False  # stopped by a name that an earlier failing cell would have defined
+
+
+def graded_cells(notebook: nbformat.NotebookNode) -> list[GradedCell]:
+    return [GradedCell(grade_id(cell) or "?", points(cell), cell_role(cell) == TEST) for cell in notebook.cells
+            if cell_role(cell) in (TEST, ANSWER)]
+
+
+def metadata_problems(notebook: nbformat.NotebookNode) -> list[str]:
+    """nbgrader's rules for cell metadata, checked up front so that a mistake is named (nbgrader only says
+    "the nbgrader metadata may be corrupted")."""
+    problems, seen = [], {}
+    for index, cell in enumerate(notebook.cells, start=1):
+        info = nbgrader_metadata(cell)
+        if cell_role(cell) == PLAIN:
+            continue
+        name = info.get("grade_id") or f"cell {index}"
+        if not info.get("grade_id"):
+            problems.append(f"cell {index} has no grade_id")
+        elif info["grade_id"] in seen:
+            problems.append(f"grade_id '{name}' is used by cells {seen[info['grade_id']]} and {index}")
+        seen.setdefault(info.get("grade_id"), index)
+        if info.get("schema_version") != 3:
+            problems.append(f"{name} lacks \"schema_version\": 3")
+        if info.get("grade") and not isinstance(info.get("points"), (int, float)):
+            problems.append(f"{name} is graded but has no points")
+        if info.get("grade") and cell.cell_type == "markdown" and not info.get("solution"):
+            problems.append(f"{name} is a graded markdown cell, so it must also be a solution (answer) cell")
+    return problems
 
 
 def execute(notebook: nbformat.NotebookNode, cwd: Path, timeout: int = 600,
@@ -107,28 +164,3 @@ def execute(notebook: nbformat.NotebookNode, cwd: Path, timeout: int = 600,
     except DeadKernelError as error:
         raise TitoError(f"the Jupyter kernel died while running the notebook: {error}") from None
     return notebook
-
-
-def cell_results(notebook: nbformat.NotebookNode) -> list[CellResult]:
-    """Every test cell (passed or not), plus every other code cell that raised an error; a cell stopped by a stub
-    says which part is not written yet, and a NameError for a name an earlier failing cell defines is a knock-on."""
-    from .workspace import unwritten_part
-
-    results, failed_sources = [], []
-    for index, cell in enumerate(notebook.cells):
-        if cell.cell_type != "code":
-            continue
-        error = next((output for output in cell.get("outputs", []) if output.output_type == "error"), None)
-        test = is_test_cell(cell)
-        if not test and error is None:
-            continue
-        name = grade_id(cell) or f"cell {index + 1}"
-        if error is None:
-            results.append(CellResult(name, test, True))
-            continue
-        unwritten = unwritten_part(error.evalue) if error.ename == "NotImplementedError" else ""
-        missing = re.fullmatch(r"name '(\w+)' is not defined", error.evalue) if error.ename == "NameError" else None
-        knock_on = bool(missing) and any(re.search(rf"\b{missing.group(1)}\b", source) for source in failed_sources)
-        results.append(CellResult(name, test, False, f"{error.ename}: {error.evalue}", unwritten, knock_on))
-        failed_sources.append(cell.source)
-    return results

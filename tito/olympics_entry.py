@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoints import checkpoint_description
 from .errors import TitoError
 
 DIGITS_EVENTS = ("digits-smallest", "digits-fastest")  # a digits MLP (the events' rules: tinytorch.core.capstone)
@@ -195,7 +196,6 @@ def pack_entry(event: str, name: str, weights_path: Path, package: Path, out_fol
 
 
 def _description(path: Path) -> dict:
-    from .milestone_gpt import checkpoint_description
 
     try:
         return checkpoint_description(path)

@@ -8,7 +8,7 @@ from rich.markup import escape
 
 from ..course import load_course
 from ..ui import console
-from ..workspace import lab_command
+from ..student.lab import lab_command
 
 
 def register(commands) -> None:

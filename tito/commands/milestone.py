@@ -8,10 +8,11 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from ..milestone import (CHECKPOINT_NAME, CNN_CHECKPOINT_NAME, CNN_OUT, CNN_PLOT_NAME, DEFAULT_OUT, PLOT_NAME,
-                         CnnOptions, DigitsOptions, EpochProgress, run_cnn, run_digits)
-from ..milestone_compress import COMPRESS_OUT, SPARSITY_PLOT_NAME, CompressOptions, run_compress
-from ..milestone_gpt import GPT_CHECKPOINT_NAME, GPT_OUT, GPT_PLOT_NAME, PROFILE_STEPS, TOKENIZERS, GptOptions, \
+from ..milestones.cnn import CNN_CHECKPOINT_NAME, CNN_OUT, CNN_PLOT_NAME, CnnOptions, run_cnn
+from ..milestones.common import DigitsOptions, EpochProgress
+from ..milestones.compress import COMPRESS_OUT, SPARSITY_PLOT_NAME, CompressOptions, run_compress
+from ..milestones.digits import CHECKPOINT_NAME, DEFAULT_OUT, PLOT_NAME, run_digits
+from ..milestones.gpt import GPT_CHECKPOINT_NAME, GPT_OUT, GPT_PLOT_NAME, PROFILE_STEPS, TOKENIZERS, GptOptions, \
     StepProgress, run_gpt, sample_from_checkpoint
 from ..ui import console
 

@@ -11,7 +11,7 @@ from ..errors import TitoError
 from ..exporter import install, render, restore, snapshot
 from ..testing import run_module_tests, run_package_tests
 from ..ui import console, mark, table
-from ..workspace import prerequisite_problem
+from ..prerequisites import prerequisite_problem
 
 
 def register(commands) -> None:

@@ -12,15 +12,19 @@ import nbformat
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..course import Course, Module, load_course
+from ..course import Course, Module, load_course, require_course_repository
+from ..coursefolder import course_folder, require_release
 from ..errors import TitoError
-from ..exchange import collect, publish, require_exchange, return_feedback
-from ..coursefolder import course_folder, graded_cells
-from ..grading import autograde, autograded_students, feedback, generate, release, require_release, submissions
-from ..scores import collect_scores, points, write_csv
+from ..grading.autograde import autograde, submissions
+from ..grading.exchange import collect, publish, require_exchange, return_feedback
+from ..grading.feedback import autograded_students, feedback
+from ..grading.formgrader import formgrader_command, free_port
+from ..grading.release import generate, release, release_stale
+from ..grading.scores import collect_scores, points, write_csv
+from ..notebook import graded_cells
+from ..student.kit import build_kit
+from ..student.workspace import require_new_folder
 from ..ui import console, table
-from ..kit import build_kit
-from ..workspace import formgrader_command, free_port, require_course_repository
 
 STEPS = [
     ("generate", "lesson -> course source notebook, checked: every test passes on the solution"),
@@ -91,9 +95,12 @@ def _in_course_repository(handler):
 
 def run_kit(args) -> int:
     course = load_course()
-    kit = build_kit(course, args.out, say=lambda text: console.print(f"  {escape(text)}"))
-    if kit.released:
-        console.print(f"released first (missing or older than the lesson): {', '.join(kit.released)}")
+    say = lambda text: console.print(f"  {escape(text)}")  # noqa: E731
+    require_new_folder(args.out, "kit")  # before releasing, which takes minutes
+    released = release_stale(course, say)
+    kit = build_kit(course, args.out, say=say)
+    if released:
+        console.print(f"released first (missing or older than the lesson): {', '.join(released)}")
     console.print(f"kit: {_count(kit.modules, 'module')} ({', '.join(kit.modules)}), {_count(kit.files, 'file')}, "
                   f"no solution line in any of them")
     console.print(f"[green]ready[/]: {escape(str(kit.root))} is a git repository (commit {kit.commit[:10]}): push "

@@ -3,11 +3,12 @@ scores every entry in the grading sandbox and writes the leaderboard (CSV and an
 from __future__ import annotations
 
 import datetime
+from importlib.util import find_spec
 from pathlib import Path
 
 from rich.markup import escape
 
-from ..course import load_course
+from ..course import is_workspace, load_course
 from ..errors import TitoError
 from ..olympics_entry import EVENTS, pack_entry
 from ..ui import console
@@ -32,7 +33,11 @@ def register(commands) -> None:
     submit.add_argument("--package", type=Path, metavar="DIR", help="your tinytorch package (default: ./tinytorch of this project)")
     submit.add_argument("--out", type=Path, default=Path("olympics"), help="folder for the zip (default: olympics/)")
     submit.set_defaults(handler=run_submit)
+    if find_spec("tito.grading"):  # the instructor's half: a student's kit ships no grading wing
+        _register_score(actions)
 
+
+def _register_score(actions) -> None:
     score = actions.add_parser(
         "score", help="score every entry zip of a folder in the grading sandbox; write the leaderboard",
         description="Run every entry of EVENT in the grading sandbox (digits: beside a reference model, alternating, "
@@ -54,10 +59,10 @@ def run_submit(args) -> int:
 
 
 def run_score(args) -> int:
-    from ..grading import grading_limits, require_cores
-    from ..olympics import score_entries, status, write_leaderboard
-
-    from ..workspace import is_workspace
+    from ..grading.autograde import grading_limits, require_cores
+    from ..grading.olympics import score_entries, status, write_leaderboard
+    from ..milestones.gpt import held_out_text
+    from ..olympics_entry import GPT_EVENT
 
     course = load_course()
     if is_workspace(course):
@@ -71,8 +76,9 @@ def run_score(args) -> int:
     def report(score) -> None:
         console.print(f"{escape(score.file)}: {escape(status(args.event, score))}")
 
+    text = held_out_text() if args.event == GPT_EVENT else ""
     scores = score_entries(args.entries, args.event, course.root / "tinytorch", grading_limits(course), args.jobs,
-                           args.repeats, on_score=report)
+                           args.repeats, on_score=report, validation_text=text)
     from tinytorch.core.capstone import environment
 
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -2,11 +2,11 @@
 from rich.markup import escape
 
 from .. import results
-from ..course import load_course
+from ..course import is_workspace, load_course
 from ..errors import TitoError
 from ..exporter import render
 from ..ui import console, mark, table
-from ..workspace import is_workspace, progress
+from ..stubs import progress
 
 
 def register(commands) -> None:

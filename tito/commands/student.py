@@ -10,12 +10,13 @@ import nbformat
 from rich.markup import escape
 from rich.prompt import Confirm
 
-from ..course import load_course
+from ..course import is_workspace, load_course
 from ..errors import TitoError
-from ..exchange import fetch, fetch_feedback, published_module, student_side
+from ..student.exchange import fetch, fetch_feedback, published_module, student_side
+from ..student.submit import nothing_answered, submit
+from ..student.update import update_workspace
+from ..student.workspace import absolute_path, check_new_workspace, init_workspace
 from ..ui import console, table
-from ..update import update_workspace
-from ..workspace import absolute_path, init_workspace, is_workspace, nothing_answered, submit
 
 
 def register(commands) -> None:
@@ -63,8 +64,13 @@ def register(commands) -> None:
 
 def run_init(args) -> int:
     course = load_course()
-    made = init_workspace(course, args.directory, args.release, args.student,
-                          say=lambda text: console.print(f"  {escape(text)}"))
+    say = lambda text: console.print(f"  {escape(text)}")  # noqa: E731
+    if args.release is None:  # the course folder's release/: the grading wing first releases what is missing or stale
+        check_new_workspace(course, args.directory, args.student)  # refused before releasing, which takes minutes
+        from ..grading.release import release_stale  # here, not at the top: a kit (a workspace) has no grading wing
+
+        release_stale(course, say)
+    made = init_workspace(course, args.directory, args.release, args.student, say=say)
     rows = [[module.name, escape(f"modules/{module.name}/{module.short}.ipynb"), str(made.stubs[module.name])]
             for module in made.modules]
     console.print(table(f"Workspace {made.root}", ["module", "your notebook", "parts to write"], rows))
@@ -118,7 +124,7 @@ def run_feedback(args) -> int:
 
 
 def run_exchange_submit(args) -> int:
-    from ..exchange import submit as submit_to_exchange
+    from ..student.exchange import submit as submit_to_exchange
 
     side, _ = _student_side(args)
     module = published_module(side, args.module)

@@ -3,7 +3,7 @@
 Built on bubblewrap (Debian's `bubblewrap`, /usr/bin/bwrap). What the kernel sees, and may do:
   - the system's and Python's files, read-only; a tinytorch or tito installed there is hidden;
   - the grader folder, read-only: the reference tinytorch holding only the graded module's prerequisites,
-    the grading kernel (tito/grading_kernel.py) and the lesson's locked cells;
+    the grading kernel (tito/grading/kernel.py) and the lesson's locked cells;
   - a private scratch file system of its own (a tmpfs of `scratch_mb`), the only place it may write: its working
     folder, HOME and TMPDIR, and its kernel's sockets, which tito reaches through /proc/<pid>/root; nothing
     it writes lands on the real disk or where another sandbox could see it, and a full scratch costs only it;
@@ -39,12 +39,14 @@ from pathlib import Path
 
 import nbformat
 
-from .errors import TitoError
+from ..errors import TitoError
+from ..notebook import grade_id, is_locked
 
-KERNEL_FILE = Path(__file__).with_name("grading_kernel.py")
-LOCKED_PREFIX = "#tito-locked "  # as in grading_kernel.py, which imports nothing from tito
+KERNEL_FILE = Path(__file__).with_name("kernel.py")
+KERNEL_MODULE = "grading_kernel"  # the kernel's name in the grader folder, where the sandbox's Python imports it
+LOCKED_PREFIX = "#tito-locked "  # as in kernel.py, which imports nothing from tito
 VERDICT_MIME = "application/vnd.tito.verdict+json"
-END_MARKER = "_tito_reached_end_"  # as in grading_kernel.py: the call that ends each test, cut from tracebacks
+END_MARKER = "_tito_reached_end_"  # as in kernel.py: the call that ends each test, cut from tracebacks
 FIRST_SANDBOX_UID = 61000
 SCRATCH = Path("/sandbox")  # inside the sandbox: the kernel's private tmpfs (working folder, HOME, TMPDIR, sockets)
 KERNEL_SOCKETS = str(SCRATCH / ".kernel")
@@ -91,7 +93,7 @@ def make_grader_folder(destination: Path, reference_files: dict[str, Path], lock
         target = destination / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
-    shutil.copyfile(KERNEL_FILE, destination / KERNEL_FILE.name)
+    shutil.copyfile(KERNEL_FILE, destination / f"{KERNEL_MODULE}.py")
     (destination / "locked_cells.json").write_text(json.dumps(locked_sources), encoding="utf-8")
     for path in [destination, *destination.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
@@ -238,7 +240,7 @@ async def _sandbox_pid(provisioner, seconds: float = 60) -> int:
     ours = os.stat("/")
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and await provisioner.poll() is None:
-        for pid in _descendants(provisioner.pid):
+        for pid in descendants(provisioner.pid):
             try:
                 root = os.stat(f"/proc/{pid}/root/")
             except OSError:  # gone, or not ours to look into
@@ -249,7 +251,7 @@ async def _sandbox_pid(provisioner, seconds: float = 60) -> int:
     raise RuntimeError("the sandbox did not start")
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     found, pending = [], [pid]
     while pending:
         parent = pending.pop()
@@ -341,7 +343,7 @@ def run_notebook(notebook: nbformat.NotebookNode, grader: Path, limits: Limits, 
         work = SCRATCH if sandboxed else connection  # without the sandbox, the kernel writes beside its connection
         environment = _kernel_environment(grader, work, reference_modules)
         kernel = [sys.executable, "-P", "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                  "--IPKernelApp.kernel_class=grading_kernel.GradingKernel", "--HistoryManager.enabled=False"]
+                  f"--IPKernelApp.kernel_class={KERNEL_MODULE}.GradingKernel", "--HistoryManager.enabled=False"]
         argv = sandbox_command(kernel, grader, connection, limits, uid, environment) if sandboxed else kernel
         sockets = KERNEL_SOCKETS if sandboxed else str(connection / "kernel")
         manager = _kernel_manager_class()(argv, uid, sandboxed, transport="ipc", ip=sockets,
@@ -357,9 +359,9 @@ def run_notebook(notebook: nbformat.NotebookNode, grader: Path, limits: Limits, 
             if uid is not None:
                 _wait_until_gone(uid)
     completed = {}
-    for index, (grade_id, token, source) in tokens.items():
+    for index, (name, token, source) in tokens.items():
         executed.cells[index].source = source
-        completed[grade_id] = _verdict(executed.cells[index], token)
+        completed[name] = _verdict(executed.cells[index], token)
     return Run(executed, completed, stopped, time.monotonic() - started)
 
 
@@ -430,11 +432,11 @@ def _hand_locked_cells_to_kernel(notebook: nbformat.NotebookNode) -> dict[int, t
     """
     tokens = {}
     for index, cell in enumerate(notebook.cells):
-        info = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type == "code" and info.get("locked") and info.get("grade_id"):
+        name = grade_id(cell)
+        if cell.cell_type == "code" and is_locked(cell) and name:
             token = secrets.token_hex(8)
-            tokens[index] = (info["grade_id"], token, cell.source)
-            cell.source = f"{LOCKED_PREFIX}{info['grade_id']} {token}"
+            tokens[index] = (name, token, cell.source)
+            cell.source = f"{LOCKED_PREFIX}{name} {token}"
     return tokens
 
 
@@ -485,5 +487,4 @@ async def _each_cell(client, notebook, limits: Limits, deadline: float) -> str:
 
 
 def _name(cell, index: int) -> str:
-    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-    return grade_id or f"cell {index + 1}"
+    return grade_id(cell) or f"cell {index + 1}"

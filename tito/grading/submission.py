@@ -15,12 +15,9 @@ from dataclasses import dataclass, field
 
 import nbformat
 
-from .course import Module
-from .coursefolder import CourseFolder, graded_cells
-from .exchange import EXCHANGE_FILES
-
-# A student id is a folder name, and nbgrader reads it as a file glob: no wildcards, spaces or slashes.
-STUDENT_ID = re.compile(r"[A-Za-z0-9][\w.@-]*")
+from ..course import Module
+from ..coursefolder import EXCHANGE_FILES, STUDENT_ID, CourseFolder
+from ..notebook import PLAIN, cell_role, grade_id, graded_cells, is_locked
 MAX_FILE_MB = 200      # a handed-in file, saved outputs included (they are dropped: not what is graded)
 MAX_NOTEBOOK_MB = 20   # what is graded: the cells' text
 MAX_DEPTH = 64         # nesting of the notebook's JSON (a real one nests about 10 deep)
@@ -103,12 +100,12 @@ def _drop_duplicate_grade_ids(notebook: nbformat.NotebookNode) -> list[str]:
     fails on them, their nbgrader metadata is removed whole."""
     seen, notes = set(), []
     for cell in reversed(notebook.cells):
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id in seen:
+        name = grade_id(cell)
+        if name in seen:
             del cell.metadata["nbgrader"]
-            notes.append(f"{grade_id} was in the notebook twice: the last copy was graded")
-        elif grade_id:
-            seen.add(grade_id)
+            notes.append(f"{name} was in the notebook twice: the last copy was graded")
+        elif name:
+            seen.add(name)
     return list(dict.fromkeys(reversed(notes)))
 
 
@@ -119,8 +116,7 @@ def _unrestorable_cells(source: nbformat.NotebookNode, submitted: nbformat.Noteb
     the source; when that cell is gone too (and is not graded, so not re-inserted itself), nbgrader crashes.
     """
     def ids(notebook) -> list[str]:
-        return [info["grade_id"] for info in (cell.get("metadata", {}).get("nbgrader", {}) for cell in notebook.cells)
-                if info.get("grade_id") and (info.get("grade") or info.get("solution") or info.get("locked"))]
+        return [grade_id(cell) for cell in notebook.cells if grade_id(cell) and cell_role(cell) != PLAIN]
 
     order, present = ids(source), set(ids(submitted))
     graded = {cell.grade_id for cell in graded_cells(source)}
@@ -155,12 +151,11 @@ def suspicious_code(notebook: nbformat.NotebookNode, *lessons: nbformat.Notebook
     given = {cell.source.strip() for lesson in lessons for cell in lesson.cells}
     flags = []
     for index, cell in enumerate(notebook.cells, start=1):
-        info = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type != "code" or info.get("locked") or cell.source.strip() in given:
+        if cell.cell_type != "code" or is_locked(cell) or cell.source.strip() in given:
             continue
         found = sorted({_REACHING[name] for name in _names_used(cell.source) if name in _REACHING})
         if found:
-            flags.append(f"{info.get('grade_id') or f'cell {index}'}: {', '.join(found)}")
+            flags.append(f"{grade_id(cell) or f'cell {index}'}: {', '.join(found)}")
     return flags
 
 

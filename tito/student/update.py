@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .course import SETTINGS, Course, load_course
-from .errors import TitoError
-from .workspace import IGNORED, init_workspace, require_workspace, workspace_settings
+from ..course import SETTINGS, Course, load_course, require_workspace, workspace_settings
+from ..errors import TitoError
+from .workspace import IGNORED, init_workspace
 
 _MODULES = re.compile(r"^modules\s*=(?:[ \t]*\n[ \t]+\S+)+", re.MULTILINE)
 

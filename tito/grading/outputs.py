@@ -16,6 +16,8 @@ from html.parser import HTMLParser
 import nbformat
 import nh3
 
+from ..notebook import grade_id, nbgrader_metadata
+
 KEPT_AS_IS = ("text/plain", "image/png", "image/jpeg")
 SANITIZED = ("text/html", "image/svg+xml", "text/markdown")
 # Keys of cell and notebook metadata that nbgrader, nbformat and the renderers read; the rest is dropped.
@@ -82,10 +84,10 @@ def safe_notebook(notebook: nbformat.NotebookNode) -> tuple[nbformat.NotebookNod
         cell.metadata = nbformat.from_dict({key: cell.metadata[key] for key in CELL_METADATA
                                             if key in cell.get("metadata", {})})
         removed = cell.cell_type != "markdown" and bool(cell.pop("attachments", None))
-        if not _plain_values(cell.metadata.get("nbgrader", {})):  # the formgrader's templates show them unescaped
+        if not _plain_values(nbgrader_metadata(cell)):  # the formgrader's templates show them unescaped
             del cell.metadata["nbgrader"]
             removed = True
-        name = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"
+        name = grade_id(cell) or f"cell {index}"
         if cell.cell_type == "markdown":
             removed |= _safe_markdown(cell)
         elif cell.cell_type == "code":

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TitoError
-from .milestone import MLP_LESSONS, _course_root, _make_folder, _one_blas_thread, _ordinary_permissions, \
+from ..checkpoints import checkpoint_description
+from ..errors import TitoError
+from .common import MLP_LESSONS, _course_root, _make_folder, _one_blas_thread, _ordinary_permissions, \
     _require_finished, tinytorch_modules, write_figure
 
 GPT_LESSONS = MLP_LESSONS + (("attention", "10_attention"), ("transformer", "11_transformer"))
@@ -110,6 +111,13 @@ class GptResult:
     @property
     def final_bits(self) -> float:
         return self.validation_bits[-1]
+
+
+def held_out_text() -> str:
+    """The validation part of the default text, as the milestone splits it (the olympics' GPT event scores on it)."""
+    from tinytorch.core.transformer import split_text
+
+    return split_text(read_corpus(None)[0], SPLIT_BLOCK, SPLIT_EVERY)[1]
 
 
 def read_corpus(data: Path | None) -> tuple[str, str]:
@@ -354,16 +362,6 @@ def sample_from_checkpoint(options: GptOptions) -> tuple[str, dict]:
         raise TitoError(f"{path} is not a checkpoint of `tito milestone gpt`: {error}") from None
     prompt = checked_prompt(tokenizer, options.prompt, described.get("opening") or DEFAULT_PROMPT)
     return write_sample(sampler(modules["transformer"], generation), model, tokenizer, prompt, options), described
-
-
-def checkpoint_description(path: Path) -> dict:
-    """The plain values the milestone stored in a checkpoint's `extra` (vocabulary, model shape, ...), read before
-    a model exists to load it into: module 08 keeps them as JSON in the archive's `__meta__` entry."""
-    import json
-
-    with np.load(path, allow_pickle=False) as archive:
-        meta = json.loads(str(archive["__meta__"]))
-    return {key["value"]: value.get("value") for key, value in meta["extra"]["dict"]}
 
 
 def save_gpt_plot(path: Path, result: GptResult) -> Path:

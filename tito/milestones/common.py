@@ -1,9 +1,8 @@
-"""Milestones: whole-stack runs that prove the student's modules work together on real data.
+"""Milestones: whole-stack runs that prove the student's modules work together on real data; what they share.
 
-`digits` trains an MLP built only from tinytorch (Tensor, autograd, layers, losses, optimizers,
-training) on handwritten digits, `cnn` a small convolutional network (module 09 too); each shows a
-progress bar per epoch and leaves a plot and a checkpoint. The work is in plain functions;
-`tito/commands/milestone.py` only parses options.
+`digits` (digits.py) and `cnn` (cnn.py) train on handwritten digits through `run`, `gpt` (gpt.py) on text; each
+loads the student's modules (`tinytorch_modules`, after `_require_finished` in a workspace), shows progress and
+leaves a plot and a checkpoint. The work is in plain functions; `tito/commands/milestone.py` only parses options.
 """
 from __future__ import annotations
 
@@ -19,15 +18,10 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from .course import find_root
-from .errors import TitoError
+from ..course import find_root, is_workspace, load_course
+from ..errors import TitoError
+from ..stubs import package_stubs
 
-DEFAULT_OUT = Path("runs") / "digits"
-PLOT_NAME = "digits_training.png"
-CHECKPOINT_NAME = "digits_mlp.npz"
-CNN_OUT = Path("runs") / "cnn"
-CNN_PLOT_NAME = "cnn_training.png"
-CNN_CHECKPOINT_NAME = "digits_cnn.npz"
 # The held-out 20% is the same for every --seed, so runs with different seeds are compared on the same images.
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
@@ -55,25 +49,6 @@ class DigitsOptions:
             raise TitoError(f"--seed must be 0 or more, got {self.seed}", exit_code=2)
 
 
-@dataclass(frozen=True)
-class CnnOptions(DigitsOptions):
-    """Two 3x3 convolutions (`channels`, then twice as many), each followed by ReLU and 2x2 max pooling,
-    then one Linear layer; `hidden` > 0 puts a hidden Linear layer of that size before it."""
-
-    epochs: int = 20
-    lr: float = 2e-3
-    batch_size: int = 32
-    hidden: int = 0
-    channels: int = 16
-
-    min_hidden: ClassVar[int] = 0
-
-    def check(self) -> None:
-        super().check()
-        if self.channels < 1:
-            raise TitoError(f"--channels must be at least 1, got {self.channels}", exit_code=2)
-
-
 @dataclass
 class DigitsResult:
     dataset: str
@@ -92,7 +67,6 @@ class DigitsResult:
 MLP_LESSONS = (("tensor", "01_tensor"), ("activations", "02_activations"), ("layers", "03_layers"),
                ("losses", "04_losses"), ("autograd", "05_autograd"), ("operations", "06_operations"),
                ("optimizers", "07_optimizers"), ("training", "08_training"))
-CNN_LESSONS = MLP_LESSONS + (("convolutions", "09_convolutions"),)
 
 
 def tinytorch_modules(root: Path | None, lessons: tuple = MLP_LESSONS) -> dict:
@@ -124,31 +98,6 @@ def load_dataset(training, data: Path | None):
         raise TitoError(str(error)) from None
 
 
-def build_mlp(modules: dict, inputs: int, hidden: int, classes: int, seed: int):
-    layers, activations = modules["layers"], modules["activations"]
-    rng = np.random.default_rng(seed)
-    return layers.Sequential(layers.Linear(inputs, hidden, rng=rng), activations.ReLU(),
-                             layers.Linear(hidden, classes, rng=rng))
-
-
-def build_cnn(modules: dict, image_shape: tuple, channels: int, hidden: int, classes: int, seed: int):
-    """conv 3x3 (channels) -> ReLU -> max pool 2 -> conv 3x3 (2 * channels) -> ReLU -> max pool 2 -> Linear,
-    with a hidden Linear layer and ReLU before the last one if `hidden` > 0. Padding 1 keeps each conv's size."""
-    layers, activations, convolutions = modules["layers"], modules["activations"], modules["convolutions"]
-    rng = np.random.default_rng(seed)
-    height, width = (size // 2 // 2 for size in image_shape)
-    features = 2 * channels * height * width
-    if features == 0:
-        raise TitoError(f"images of {image_shape[0]}x{image_shape[1]} are too small for two 2x2 poolings")
-    features_layers = [
-        convolutions.Conv2d(1, channels, 3, padding=1, rng=rng), activations.ReLU(), convolutions.MaxPool2d(2),
-        convolutions.Conv2d(channels, 2 * channels, 3, padding=1, rng=rng), activations.ReLU(), convolutions.MaxPool2d(2),
-        layers.Flatten()]
-    head = ([layers.Linear(features, hidden, rng=rng), activations.ReLU(), layers.Linear(hidden, classes, rng=rng)]
-            if hidden else [layers.Linear(features, classes, rng=rng)])
-    return layers.Sequential(*features_layers, *head)
-
-
 @dataclass(frozen=True)
 class Milestone:
     """What differs between the milestones; `run` does the rest the same way for each."""
@@ -162,15 +111,6 @@ class Milestone:
     images: bool  # True: inputs (N, 1, H, W); False: flat vectors (N, H * W)
 
 
-MLP = Milestone(MLP_LESSONS, DEFAULT_OUT, PLOT_NAME, CHECKPOINT_NAME,
-                lambda modules, shape, classes, o: build_mlp(modules, shape[0] * shape[1], o.hidden, classes, o.seed),
-                lambda o, shape, classes: f"{shape[0] * shape[1]}-{o.hidden}-{classes} MLP", images=False)
-CNN = Milestone(CNN_LESSONS, CNN_OUT, CNN_PLOT_NAME, CNN_CHECKPOINT_NAME,
-                lambda modules, shape, classes, o: build_cnn(modules, shape, o.channels, o.hidden, classes, o.seed),
-                lambda o, shape, classes: (f"CNN conv{o.channels}-pool-conv{2 * o.channels}-pool-"
-                                           + (f"{o.hidden}-" if o.hidden else "") + f"{classes}"), images=True)
-
-
 def predictions(modules: dict, model, loader) -> np.ndarray:
     """The predicted class of every example of `loader`, in order, in eval mode and without building a graph."""
     model.eval()
@@ -178,16 +118,6 @@ def predictions(modules: dict, model, loader) -> np.ndarray:
         found = [modules["training"].values(model(inputs)).argmax(axis=1) for inputs, _ in loader]
     model.train()
     return np.concatenate(found)
-
-
-def run_digits(options: DigitsOptions, progress=None) -> DigitsResult:
-    """Train the MLP, evaluate, plot and checkpoint. `progress` is an optional `EpochProgress`-like object."""
-    return run(MLP, options, progress)
-
-
-def run_cnn(options: CnnOptions, progress=None) -> DigitsResult:
-    """The same for the convolutional network of module 09."""
-    return run(CNN, options, progress)
 
 
 def run(milestone: Milestone, options: DigitsOptions, progress=None) -> DigitsResult:
@@ -355,9 +285,6 @@ class EpochProgress:
 def _require_finished(root: Path | None, lessons: list[str]) -> None:
     """In a student workspace, the milestone runs on the student's modules: each of `lessons`, and every module
     before them, must be complete first."""
-    from .course import load_course
-    from .workspace import is_workspace, package_stubs
-
     if root is None or not is_workspace(course := load_course(root)):
         return
     names = [module.name for module in course.modules]

@@ -5,15 +5,16 @@ push as a classroom template:
 
     OUT/README.md            the student's two commands: install, open the lab
     OUT/pyproject.toml       `pip install -e .` installs the course tool and the student's own `tinytorch`
-    OUT/settings.ini         a student workspace (see tito/workspace.py): modules, notebooks, stubs, tests
+    OUT/settings.ini         a student workspace (see tito/student/workspace.py): modules, notebooks, stubs, tests
     OUT/modules/...          the release notebooks
     OUT/tinytorch/...        the student's package: every part a student writes is a stub
     OUT/tests/...            the package tests students may see
-    OUT/tito/...             the course tool, without the reference package or the lessons
+    OUT/tito/...             the course tool without its grading wing (tito/grading/, and the `tito nbgrader`
+                             commands that need it): a student's tito has no `nbgrader` command
 
-What goes in: a course repository with its lessons (released first where the release is missing or stale).
-What comes out: OUT, written only when the whole kit is made and the no-leak check finds no solution line
-of any module in any of its files; otherwise nothing.
+What goes in: a course repository whose course folder holds every module's release (`tito nbgrader kit`
+releases what is missing or stale first). What comes out: OUT, written only when the whole kit is made and
+the no-leak check finds no solution line of any module in any of its files; otherwise nothing.
 """
 from __future__ import annotations
 
@@ -25,12 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .course import Course
-from .errors import TitoError
-from .workspace import (COMMANDS, IGNORED, absolute_path, init_workspace, pytest_settings,
-                        require_course_repository, scratch_folder, workspace_leaks)
+from ..course import Course, require_course_repository
+from ..errors import TitoError
+from .workspace import (COMMANDS, IGNORED, init_workspace, pytest_settings, require_new_folder, scratch_folder,
+                        workspace_leaks)
 
-TOOL = Path(__file__).resolve().parent  # the `tito` package, copied into the kit as it is
+TOOL = Path(__file__).resolve().parent.parent  # the `tito` package, copied into the kit
+# What of tito only an instructor runs: the grading wing, and the commands that compose it.
+GRADING_ONLY = ("grading", "nbgrader.py")
 # Course dependencies only an instructor or the course's own tests need.
 INSTRUCTOR_ONLY = ("nbgrader", "playwright")
 
@@ -56,23 +59,20 @@ or notebook you are in. Start with `modules/{first.name}/{first.short}.ipynb`: w
 class Kit:
     root: Path
     modules: list[str]
-    released: list[str]   # modules released first
     files: int            # files in the kit (and read by the no-leak check)
     commit: str
 
 
 def build_kit(course: Course, out: Path, say: Callable[[str], None] = lambda text: None) -> Kit:
-    """Make the student kit in `out` (absent or empty); all or nothing."""
+    """Make the student kit in `out` (absent or empty) from the course folder's releases; all or nothing."""
     require_course_repository(course, "tito nbgrader kit")
-    out = absolute_path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise TitoError(f"{out} is not an empty folder: choose a new folder for the kit", 2)
+    out = require_new_folder(out, "kit")
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = scratch_folder(out)
     try:
         made = init_workspace(course, scratch / "kit", record_origin=False, say=say)
         root = made.root
-        shutil.copytree(TOOL, root / "tito", ignore=IGNORED)
+        shutil.copytree(TOOL, root / "tito", ignore=_without_grading)
         (root / "pyproject.toml").write_text(_pyproject(course), encoding="utf-8")
         (root / "README.md").write_text(README.format(title=course.title, first=made.modules[0]), encoding="utf-8")
         say("checking that no solution line is anywhere in the kit, the course tool included ...")
@@ -86,7 +86,15 @@ def build_kit(course: Course, out: Path, say: Callable[[str], None] = lambda tex
         os.replace(root, out)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return Kit(out, [module.name for module in made.modules], made.released, files, commit)
+    return Kit(out, [module.name for module in made.modules], files, commit)
+
+
+def _without_grading(folder: str, names: list[str]) -> set[str]:
+    """What `shutil.copytree` leaves out of the kit's tito: caches, and the grading wing with its commands."""
+    skipped = set(IGNORED(folder, names))
+    if Path(folder) in (TOOL, TOOL / "commands"):
+        skipped |= {name for name in names if name in GRADING_ONLY}
+    return skipped
 
 
 def _pyproject(course: Course) -> str:

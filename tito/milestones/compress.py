@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TitoError
-from .milestone import (CNN_CHECKPOINT_NAME, CNN_LESSONS, CNN_OUT, CnnOptions, _course_root, _make_folder,
-                        _one_blas_thread, _require_finished, build_cnn, load_dataset, run_cnn, tinytorch_modules,
-                        write_figure)
-from .milestone_gpt import checkpoint_description
+from ..checkpoints import checkpoint_description
+from ..errors import TitoError
+from .cnn import CNN_CHECKPOINT_NAME, CNN_LESSONS, CNN_OUT, CnnOptions, build_cnn, run_cnn
+from .common import (_course_root, _make_folder, _one_blas_thread, _require_finished, load_dataset, tinytorch_modules,
+                     write_figure)
 
 COMPRESS_OUT = Path("runs") / "compress"
 SPARSITY_PLOT_NAME = "sparsity_accuracy.png"

@@ -1,9 +1,6 @@
-"""`tito nbgrader`: each step an instructor takes in nbgrader's course folder (see tito/coursefolder.py).
-
-generate: lesson -> source notebook, checked by running the solution; release: source -> student version,
-checked (nothing passes without work, every cell compiles, no leak); autograde: each submission run in a
-sandbox (tito/sandbox.py) that sees only the module's prerequisites, several at once, recorded in nbgrader's
-gradebook by this process alone; feedback: an HTML page per student.
+"""autograde: each submission of a module run in a sandbox (tito/grading/sandbox.py) that sees only the module's
+prerequisites, several at once, and recorded in nbgrader's gradebook by this process alone; a submission that
+cannot run scores zero with the reason, and written answers already graded by hand keep their points.
 """
 from __future__ import annotations
 
@@ -22,118 +19,22 @@ from pathlib import Path
 from typing import Callable
 
 import nbformat
+from nbgrader.api import Gradebook
+from nbgrader.converters import Autograde
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import NbGraderPreprocessor
 
-from .course import Course, Module
-from .coursefolder import (CourseFolder, GradedCell, course_folder, grading_settings, graded_cells, metadata_problems,
-                           notebook_name, source_notebook, write_atomically)
-from .errors import TitoError
-from .leaks import Leak, find_leaks, normalized_secrets, secret_lines, shows_secret
-from .nbgrader_session import (Snapshot, all_or_nothing, failure_reason, nbgrader_session, one_line, quiet_warnings,
-                               run_converter)
+from ..course import Course, Module
+from ..coursefolder import CourseFolder, course_folder, grading_settings, require_release
+from ..errors import TitoError
+from ..leaks import normalized_secrets, shows_secret
+from ..nbgrader_steps import failure_reason, run_converter
+from ..notebook import ANSWER, TEST, cell_role, grade_id, is_locked, nbgrader_metadata
 from .outputs import safe_notebook
+from .release import all_solution_lines
 from .sandbox import END_MARKER, VERDICT_MIME, Limits, Run, make_grader_folder, require_bwrap, run_notebook
+from .session import Snapshot, nbgrader_session, one_line, quiet_warnings
 from .submission import read_submission, suspicious_code
-
-# ------------------------------------------------------------------------------------ generate / release
-
-@dataclass
-class Generated:
-    module: Module
-    path: Path
-    cells: list[GradedCell]
-
-
-@dataclass
-class Released:
-    module: Module
-    source: Generated
-    path: Path
-    checked_files: int
-
-
-def generate(course: Course, module: Module) -> Generated:
-    """modules/<m>/<short>_dev.py -> source/<m>/<short>.ipynb, written only when every test passes on the solution."""
-    folder = course_folder(course)
-    notebook = source_notebook(module)
-    problems = metadata_problems(notebook)
-    if problems:
-        raise TitoError(f"{module.dev_file.name} of {module.name} has bad nbgrader metadata: {'; '.join(problems)}")
-    cells = graded_cells(notebook)
-    if not any(cell.is_test for cell in cells):
-        raise TitoError(f"{module.name} has no graded test cells (nbgrader metadata with \"grade\": true and points)")
-    with tempfile.TemporaryDirectory(prefix="tito-generate-") as scratch:
-        candidate = Path(scratch) / notebook_name(module)
-        nbformat.write(notebook, candidate)
-        with nbgrader_session(course, module, folder.log(module, "generate")) as (config, _log):
-            from nbgrader.validator import Validator
-
-            try:
-                results = Validator(config=config).validate(str(candidate))
-            except Exception as error:  # bad metadata, a dead kernel, ...: nbgrader raises many kinds
-                raise TitoError(f"nbgrader could not run the solution of {module.name}: {one_line(error)}") from None
-        failed = [f"{_grade_id_of(entry['source'], notebook)} ({_last_line(entry.get('raw_error', ''))})"
-                  for entry in results.get("failed", [])]
-        if failed:
-            raise TitoError(f"the solution of {module.name} fails its own tests, so nothing was written: {'; '.join(failed)}")
-        write_atomically(folder.source(module), candidate.read_bytes())
-    return Generated(module, folder.source(module), cells)
-
-
-def release(course: Course, module: Module) -> Released:
-    """Generate the source, let nbgrader make the student version, and check it; on any failure undo it all.
-
-    Checks: every code cell of the release compiles; nbgrader's validate in inverted mode finds no test
-    that passes without work; no solution line reaches release/ (`check_no_leaks`).
-    """
-    from nbgrader.coursedir import CourseDirectory
-    from nbgrader.converters import GenerateAssignment
-    from nbgrader.validator import Validator
-
-    folder = course_folder(course)
-    touched = [folder.source(module).parent, folder.release(module).parent, folder.gradebook, folder.gradebook_journal]
-    with all_or_nothing(touched):
-        generated = generate(course, module)
-        with nbgrader_session(course, module, folder.log(module, "release")) as (config, log):
-            directory = CourseDirectory(config=config)
-            directory.assignment_id = module.name
-            generator = GenerateAssignment(coursedir=directory, config=config)
-            generator.force, generator.create_assignment = True, True
-            succeeded, text = run_converter(generator, log)
-            if not succeeded:
-                raise TitoError(f"nbgrader could not release {module.name}: {failure_reason(text)}")
-            released = nbformat.read(folder.release(module), as_version=4)
-            problems = _syntax_errors(released)
-            if "jupytext" in released.metadata:
-                problems.append("it still carries jupytext metadata, which could pair it with a solution file")
-            if problems:
-                raise TitoError(f"the release of {module.name} is broken: {'; '.join(problems)}")
-            try:
-                results = Validator(config=config, invert=True).validate(str(folder.release(module)))
-            except Exception as error:
-                raise TitoError(f"nbgrader could not run the release of {module.name}: {one_line(error)}") from None
-        passing = [_grade_id_of(entry["source"], released) for entry in results.get("passed", [])]
-        if passing or results.get("changed") or results.get("type_changed"):
-            raise TitoError(f"in the release of {module.name}, tests pass with no work done, so a student would get points "
-                            f"for nothing: {', '.join(passing) or 'checksums changed'}; fix the lesson's tests")
-        leaks = check_no_leaks(course)
-        if leaks:
-            raise TitoError(f"the release would leak solutions ({len(leaks)} lines), e.g. {leaks[0]}")
-    files = sum(1 for path in (folder.root / "release").rglob("*") if path.is_file())
-    return Released(module, generated, folder.release(module), files)
-
-
-def check_no_leaks(course: Course) -> list[Leak]:
-    """Every solution line of any generated source that appears in any file under release/.
-
-    Every module's solutions are checked against every release, earlier or later: a student workspace
-    hands out all the releases at once.
-    """
-    folder = course_folder(course)
-    release_folder = folder.root / "release"
-    return find_leaks(all_solution_lines(course), release_folder) if release_folder.is_dir() else []
-
-
-# ------------------------------------------------------------------------------------------- autograde
 
 @dataclass
 class Grade:
@@ -238,27 +139,10 @@ def require_cores(jobs: int) -> None:
                         f"wall-clock time, so honest work could run out of it; use --jobs {cores} or fewer", 2)
 
 
-def require_release(course: Course, module: Module) -> None:
-    folder = course_folder(course)
-    if not (folder.release(module).exists() and folder.source(module).exists() and folder.gradebook.exists()):
-        raise TitoError(f"{module.name} has not been released yet: run `tito nbgrader release {module.name}` first", 2)
-
-
 def grading_limits(course: Course) -> Limits:
     settings = grading_settings(course)
     return Limits(cell_seconds=settings.timeout, notebook_seconds=settings.notebook_seconds,
                   memory_mb=settings.memory_mb, output_kb=settings.output_kb, scratch_mb=settings.scratch_mb)
-
-
-def all_solution_lines(course: Course) -> dict[str, str]:
-    """Every module's secret lines (see tito/leaks.py), from the generated sources in the course folder."""
-    folder = course_folder(course)
-    settings = grading_settings(course)
-    secrets: dict[str, str] = {}
-    for source in sorted((folder.root / "source").glob("*/*.ipynb")):
-        notebook = nbformat.read(source, as_version=4)
-        secrets.update(secret_lines(notebook, source.parent.name, settings.delimiters))
-    return secrets
 
 
 def _reference_files(course: Course, module: Module) -> dict[str, Path]:
@@ -283,8 +167,7 @@ def _reference_modules(course: Course, module: Module) -> list[str]:
 def _locked_sources(source: nbformat.NotebookNode) -> dict[str, str]:
     """The text of every locked code cell of the lesson: what the grading kernel runs for it, whatever a
     submission holds."""
-    return {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in source.cells
-            if cell.cell_type == "code" and cell.get("metadata", {}).get("nbgrader", {}).get("locked")}
+    return {grade_id(cell): cell.source for cell in source.cells if cell.cell_type == "code" and is_locked(cell)}
 
 
 @dataclass
@@ -322,8 +205,6 @@ def _sanitized(notebook: nbformat.NotebookNode, module: Module, student: str, co
                folder: CourseFolder) -> tuple[nbformat.NotebookNode, list[str]]:
     """The submission after nbgrader's own sanitizing steps (those its Autograde runs before executing: clear
     outputs, restore locked and graded cells from the gradebook), and notes on the cells they restored."""
-    from nbgrader.converters import Autograde
-
     resources = {"nbgrader": {"notebook": module.short, "assignment": module.name, "student": student,
                               "db_url": f"sqlite:///{folder.gradebook}", "course_id": config.CourseDirectory.course_id}}
     said = io.StringIO()
@@ -345,9 +226,6 @@ def _record(course: Course, module: Module, prepared: _Prepared, run: Run, confi
 
     A failure puts the gradebook and the student's earlier results back as they were.
     """
-    from nbgrader.converters import Autograde
-    from nbgrader.coursedir import CourseDirectory
-
     folder = course_folder(course)
     problem = _malformed(run, prepared.notebook)
     if problem:  # nothing of it reaches the gradebook: the submission scores 0, with the reason
@@ -400,18 +278,17 @@ def mark_test_results(run: Run, solutions: dict[str, str]) -> list[str]:
     for index, cell in enumerate(run.notebook.cells, start=1):
         if cell.cell_type != "code":
             continue
-        info = cell.get("metadata", {}).get("nbgrader", {})
-        name = info.get("grade_id") or f"cell {index}"
+        name = grade_id(cell) or f"cell {index}"
         if _cut_solution_lines(cell, solutions):
             notes.append(f"cut the output of {name}: it showed a line of a lesson's solution")
         if _shorten_printed_text(cell):
             notes.append(f"shortened the printed text of {name} to {SHOWN_CHARACTERS} characters")
         cell.outputs = [output for output in cell.outputs if VERDICT_MIME not in output.get("data", {})]
-        if not (info.get("grade") and info.get("locked")):
+        if not (cell_role(cell) == TEST and is_locked(cell)):
             continue
         cell.outputs = [_without_end_marker(_as_stdout(output)) for output in cell.outputs
                         if output.output_type != "execute_result"]
-        if not run.completed.get(info["grade_id"]) and not any(o.output_type == "error" for o in cell.outputs):
+        if not run.completed.get(grade_id(cell)) and not any(o.output_type == "error" for o in cell.outputs):
             reason = run.stopped or "the test did not run to its last line"
             cell.outputs.append(nbformat.v4.new_output("error", ename="TestNotCompleted", evalue=reason,
                                                        traceback=[f"TestNotCompleted: {reason}"]))
@@ -425,7 +302,7 @@ def _as_stdout(output):
 
 
 def _without_end_marker(output):
-    """A traceback without the line the grading kernel appends to a test to see it finish (tito/grading_kernel.py)."""
+    """A traceback without the line the grading kernel appends to a test to see it finish (tito/grading/kernel.py)."""
     if output.output_type == "error":
         output.traceback = ["\n".join(line for line in entry.split("\n") if END_MARKER not in line)
                             for entry in output.traceback]
@@ -472,8 +349,6 @@ def _cut_solution_lines(cell, solutions: dict[str, str]) -> bool:
 def handed_over(notebook: nbformat.NotebookNode):
     """An nbgrader preprocessor that replaces the notebook nbgrader read by `notebook`: the submission as tito
     read it safely and sanitized, or as the sandbox ran it (standing in for nbgrader's Execute step)."""
-    from nbgrader.preprocessors import NbGraderPreprocessor
-
     class HandedOver(NbGraderPreprocessor):
         def preprocess(self, _, resources):
             return copy.deepcopy(notebook), resources
@@ -489,7 +364,7 @@ def _malformed(run: Run, sanitized: nbformat.NotebookNode) -> str:
         nbformat.validate(run.notebook)
     except nbformat.ValidationError as error:
         return f"not a valid notebook: {str(error).splitlines()[0][:200]}"
-    cells = lambda notebook: [(cell.cell_type, cell.source, cell.metadata.get("nbgrader")) for cell in notebook.cells]
+    cells = lambda notebook: [(cell.cell_type, cell.source, nbgrader_metadata(cell)) for cell in notebook.cells]
     if cells(run.notebook) != cells(sanitized):
         return "its cells are not the ones that were run"
     return ""
@@ -504,19 +379,12 @@ def _answers(path: Path) -> dict[str, str]:
 
 
 def _answers_of(notebook: nbformat.NotebookNode) -> dict[str, str]:
-    answers = {}
-    for cell in notebook.cells:
-        info = cell.get("metadata", {}).get("nbgrader", {})
-        if info.get("grade") and info.get("solution"):
-            answers[info.get("grade_id", "")] = cell.source
-    return answers
+    return {grade_id(cell) or "": cell.source for cell in notebook.cells if cell_role(cell) == ANSWER}
 
 
 def keep_hand_grades(course: Course, module: Module, student: str, before: dict[str, str], now: dict[str, str]) -> None:
     """nbgrader flags every hand-graded answer for review again on each autograde; unflag those whose text is the
     one the grader saw (the last autograded copy), so that only answers changed since then await a grader."""
-    from nbgrader.api import Gradebook
-
     folder = course_folder(course)
     with quiet_warnings(), Gradebook(f"sqlite:///{folder.gradebook}", grading_settings(course).course_id) as gradebook:
         notebook = gradebook.find_submission_notebook(module.short, module.name, student)
@@ -530,8 +398,6 @@ def keep_hand_grades(course: Course, module: Module, student: str, before: dict[
 def _record_zero(course: Course, module: Module, student: str) -> Grade:
     """Every autograded cell of `student`'s `module` scored 0, as nbgrader does for a notebook never handed in;
     earlier autograded results of it are removed, so no feedback shows work that was not graded."""
-    from nbgrader.api import Gradebook
-
     folder = course_folder(course)
     with quiet_warnings(), Gradebook(f"sqlite:///{folder.gradebook}", grading_settings(course).course_id) as gradebook:
         gradebook.update_or_create_student(student)
@@ -546,8 +412,6 @@ def _record_zero(course: Course, module: Module, student: str) -> Grade:
 
 def read_grade(course: Course, module: Module, student: str) -> Grade:
     """A student's autograded score on `module`, from the gradebook."""
-    from nbgrader.api import Gradebook
-
     folder = course_folder(course)
     grade = Grade(student, graded=True)
     with quiet_warnings(), Gradebook(f"sqlite:///{folder.gradebook}", grading_settings(course).course_id) as gradebook:
@@ -578,145 +442,7 @@ def _restored_cells(log_text: str) -> list[str]:
 
 # -------------------------------------------------------------------------------------------- feedback
 
-@dataclass
-class Feedback:
-    student: str
-    path: Path | None
-    error: str = ""
-    pending: list[str] = field(default_factory=list)  # written answers not graded yet (shown so on the page)
-
-
-TEMPLATES = Path(__file__).with_name("templates")
-
-
-def autograded_students(course: Course, module: Module) -> list[str]:
-    folder = course_folder(course)
-    pattern = f"*/{module.name}/{notebook_name(module)}"
-    return sorted(path.parent.parent.name for path in (folder.root / "autograded").glob(pattern))
-
-
-def feedback(course: Course, module: Module, students: list[str] | None = None,
-             on_result: Callable[[Feedback], None] | None = None) -> list[Feedback]:
-    """An HTML page per autograded student: their notebook with each test's result and the points.
-
-    A page shows only safe outputs (tito/outputs.py) and runs no script but MathJax, copied once into
-    feedback/mathjax/ (tito/templates/feedback/ holds the page's template and its Content-Security-Policy).
-    """
-    from nbgrader.converters import GenerateFeedback
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
-
-    folder = course_folder(course)
-    require_release(course, module)
-    graded = autograded_students(course, module)
-    for student in students or []:
-        if student not in graded:
-            raise TitoError(f"no autograded submission of {module.name} from student '{student}': run "
-                            f"`tito nbgrader autograde {module.name} --student {student}` first", 2)
-    bundle_mathjax(folder.root / "feedback" / "mathjax")
-    results = []
-    with nbgrader_session(course, module, folder.log(module, "feedback")) as (config, log):
-        html = Config()
-        html.HTMLExporter.template_name = "feedback"
-        html.HTMLExporter.template_file = "tito_feedback.html.j2"
-        # Searched first: tito's page and its mathjax macro in templates/feedback/, then nbgrader's feedback template.
-        html.HTMLExporter.extra_template_basedirs = [str(TEMPLATES), nbgrader_templates()]
-        config.merge(html)
-        for student in list(dict.fromkeys(students)) if students else graded:
-            directory = CourseDirectory(config=config)
-            directory.assignment_id, directory.student_id = module.name, student
-            generator = GenerateFeedback(coursedir=directory, config=config)
-            generator.force = True
-            pending = pending_answers(course, module, student)
-            generator.preprocessors = [*generator.preprocessors, _safe_page(pending)]
-            log.write(f"\n===== {student} =====\n")
-            succeeded, text = run_converter(generator, log)
-            result = (Feedback(student, folder.feedback(student, module), pending=pending) if succeeded
-                      else Feedback(student, None, f"no feedback: {failure_reason(text)}"))
-            results.append(result)
-            if on_result:
-                on_result(result)
-    return results
-
-
-def nbgrader_templates() -> str:
-    from nbgrader.server_extensions.formgrader import handlers
-
-    return handlers.template_path
-
-
-def pending_answers(course: Course, module: Module, student: str) -> list[str]:
-    """The grade ids of `student`'s written answers that await a grader in the formgrader."""
-    from nbgrader.api import Gradebook
-
-    with quiet_warnings(), Gradebook(f"sqlite:///{course_folder(course).gradebook}",
-                                     grading_settings(course).course_id) as gradebook:
-        notebook = gradebook.find_submission_notebook(module.short, module.name, student)
-        return [entry.name for entry in notebook.grades if entry.cell.cell_type != "code" and entry.needs_manual_grade]
-
-
-def _safe_page(pending: list[str]):
-    """An nbgrader preprocessor for a feedback page: only safe content (tito/outputs.py), pending answers marked."""
-    from nbgrader.preprocessors import NbGraderPreprocessor
-
-    class SafePage(NbGraderPreprocessor):
-        def preprocess(self, notebook, resources):
-            safe_notebook(notebook)
-            for cell in notebook.cells:
-                info = cell.metadata.get("nbgrader", {})
-                if info.get("grade_id") in pending:
-                    info["tito_pending"] = True
-            resources["tito_pending"] = bool(pending)
-            return notebook, resources
-
-    step = SafePage()
-    step.enabled = True
-    return step
-
-
-def bundle_mathjax(target: Path) -> None:
-    """MathJax (from jupyter_server_mathjax) and tito's settings for it in `target`, once: math on a feedback page
-    renders with no network and from the course's own files."""
-    import jupyter_server_mathjax
-
-    config = TEMPLATES / "static" / "tito-mathjax-config.js"
-    if not (target / "MathJax.js").exists():
-        partial = target.with_name(target.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(Path(jupyter_server_mathjax.__file__).with_name("static"), partial)
-        os.replace(partial, target)
-    if not (target / config.name).exists() or (target / config.name).read_bytes() != config.read_bytes():
-        shutil.copy2(config, target / config.name)
-
 
 # ------------------------------------------------------------------------------------------- helpers
 
-def _last_line(traceback_text: str) -> str:
-    from nbconvert.filters import strip_ansi
 
-    lines = [line.strip() for line in strip_ansi(traceback_text).splitlines() if line.strip()]
-    return lines[-1][:200] if lines else "no output"
-
-
-def _grade_id_of(source: str, notebook: nbformat.NotebookNode) -> str:
-    """nbgrader's validator reports cells by their source; name them by grade id instead."""
-    for cell in notebook.cells:
-        if cell.source.strip() == source.strip():
-            return cell.metadata.get("nbgrader", {}).get("grade_id", "a test cell")
-    return "a test cell"
-
-
-def _syntax_errors(notebook: nbformat.NotebookNode) -> list[str]:
-    """Code cells that would not even compile in a Jupyter kernel (IPython syntax such as %magics allowed)."""
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    transformer, problems = TransformerManager(), []
-    for index, cell in enumerate(notebook.cells, start=1):
-        if cell.cell_type != "code":
-            continue
-        try:
-            compile(transformer.transform_cell(cell.source), f"cell {index}", "exec")
-        except SyntaxError as error:
-            name = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"
-            problems.append(f"{name} line {error.lineno}: {type(error).__name__}: {error.msg}")
-    return problems

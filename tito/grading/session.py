@@ -6,18 +6,17 @@ course's nbgrader_config.py; kernels are its subprocesses. Their chatter goes to
 from __future__ import annotations
 
 import contextlib
-import io
-import logging
 import os
-import re
 import shutil
 import sys
 import tempfile
-import traceback
 from pathlib import Path
 
-from .course import Course, Module
-from .coursefolder import MODULE_VARIABLE, course_folder, write_config
+import nbgrader.api
+from traitlets.config.loader import PyFileConfigLoader
+
+from ..course import Course, Module
+from ..coursefolder import MODULE_VARIABLE, course_folder, write_config
 
 
 @contextlib.contextmanager
@@ -29,8 +28,6 @@ def nbgrader_session(course: Course, module: Module, log_path: Path):
     - TITO_MODULE names the module for the stub message in nbgrader_config.py;
     - what kernels and libraries print on stderr (warnings, mostly) goes to the log, not the screen.
     """
-    from traitlets.config.loader import PyFileConfigLoader
-
     folder = course_folder(course)
     write_config(course)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,29 +45,6 @@ def nbgrader_session(course: Course, module: Module, log_path: Path):
         os.environ.update(saved)
 
 
-def run_converter(converter, log) -> tuple[bool, str]:
-    """Start an nbgrader converter; whether it succeeded, and what it logged (also written to `log`)."""
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
-    logger, level = converter.log, converter.log.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        converter.start()
-        succeeded = True
-    except Exception:  # nbgrader's converters raise many kinds; the log and the traceback tell which
-        buffer.write(traceback.format_exc())
-        succeeded = False
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-    text = buffer.getvalue()
-    log.write(text)
-    log.flush()
-    return succeeded, text
-
-
 @contextlib.contextmanager
 def statements_kept():
     """For a while, nbgrader's Gradebooks of one database share one SQLAlchemy engine.
@@ -80,8 +54,6 @@ def statements_kept():
     engine keeps the compiled statements; it is disposed before each Gradebook gets it, so every Gradebook
     still starts on a fresh connection (the gradebook file may have been put back by a Snapshot meanwhile).
     """
-    import nbgrader.api
-
     original = nbgrader.api.create_engine
     engines = {}
 
@@ -125,19 +97,6 @@ def quiet_warnings():
         warnings.filterwarnings("ignore", module=r"nbgrader\..*")
         warnings.filterwarnings("ignore", message=r".*(relationship|SAWarning|missing an id field).*")
         yield
-
-
-_EXCEPTION = re.compile(r"^\s*(?:[\w.]+\.)?(\w+(?:Error|Exception|Interrupt|Exit)): (.+)$")
-
-
-def failure_reason(log_text: str) -> str:
-    """The most telling line of a failed nbgrader run: its last exception that says more than "see above"."""
-    found = [match for match in map(_EXCEPTION.match, log_text.splitlines())
-             if match and not match.group(2).startswith("Please see")]
-    if found:
-        return f"{found[-1].group(1)}: {found[-1].group(2)}"[:300]
-    errors = [line[len("[ERROR] "):] for line in log_text.splitlines() if line.startswith("[ERROR] ")]
-    return errors[0][:300] if errors else "nbgrader failed without a message"
 
 
 def one_line(error: BaseException) -> str:

@@ -6,10 +6,12 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from .course import Course
-from .errors import TitoError
-from .coursefolder import course_folder, grading_settings, write_atomically
-from .nbgrader_session import quiet_warnings
+from nbgrader.api import Gradebook, MissingEntry
+
+from ..course import Course
+from ..coursefolder import course_folder, grading_settings, write_atomically
+from ..errors import TitoError
+from .session import quiet_warnings
 
 COLUMNS = ["student", "module", "tests_score", "tests_max", "answers_score", "answers_max", "score", "max_score", "status"]
 
@@ -46,8 +48,6 @@ def points(value: float) -> str:
 def collect_scores(course: Course) -> list[Score]:
     """A row per student and released module, in course order: every student known to the gradebook or with a
     folder in submitted/, and every module released (known to the gradebook)."""
-    from nbgrader.api import Gradebook, MissingEntry
-
     folder = course_folder(course)
     if not folder.gradebook.exists():
         raise TitoError(f"no gradebook at {folder.show(folder.gradebook)} yet: release a module and autograde it first", 2)

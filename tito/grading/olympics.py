@@ -45,9 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TitoError
-from .olympics_entry import EVENTS, GPT_EVENT, Entry, build_gpt, package_files, read_entry
-from .sandbox import Limits, _descendants, require_bwrap, sandboxed_python
+from ..errors import TitoError
+from ..olympics_entry import EVENTS, GPT_EVENT, Entry, build_gpt, package_files, read_entry
+from .sandbox import Limits, descendants, require_bwrap, sandboxed_python
 
 AGREEMENT = 0.99            # share of a round's answers that must equal the weights' own classes
 NOISE = 0.05                # standard deviation of the noise on each timed round's images (standardized pixels)
@@ -262,7 +262,7 @@ def cpu_seconds(pid: int) -> float:
     each process (clock_getcpuclockid's, nanoseconds), read by tito. It is what the entry computed, whatever it
     does to its own clocks, and not the time it waited for a core while others ran."""
     total = 0.0
-    for process in [pid, *_descendants(pid)]:
+    for process in [pid, *descendants(pid)]:
         with contextlib.suppress(OSError):  # the process ended
             total += time.clock_gettime(((~process) << 3) | CPUCLOCK_SCHED)
     return total
@@ -272,7 +272,7 @@ def processes_started(pid: int) -> tuple[int, int]:
     """(processes now under `pid`, page faults of the ones that ended): either grows when an entry starts another
     process, whose CPU time the kernel would report to tito only in 10 ms ticks, so an entry must not."""
     faults = 0
-    under = _descendants(pid)
+    under = descendants(pid)
     for process in [pid, *under]:
         with contextlib.suppress(OSError, ValueError, IndexError):
             fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
@@ -331,16 +331,7 @@ def session(entry: Entry, reference: Entry, data, limits: Limits, slots: tuple[i
 GPT_CHECK_WINDOWS = 4  # validation windows the entry's own package must answer as its weights do
 
 
-def validation_text() -> str:
-    """The held-out part of `tito milestone gpt`'s default text, as the milestone splits it."""
-    from tinytorch.core.transformer import split_text
-
-    from .milestone_gpt import SPLIT_BLOCK, SPLIT_EVERY, read_corpus
-
-    return split_text(read_corpus(None)[0], SPLIT_BLOCK, SPLIT_EVERY)[1]
-
-
-def gpt_session(entry: Entry, limits: Limits, slot: int) -> dict:
+def gpt_session(entry: Entry, text: str, limits: Limits, slot: int) -> dict:
     """A GPT entry's package answers a few validation windows in the sandbox as its weights do (or Invalid); its bits
     per character are then computed by tito, from the weights, with the course's package (the lesson's benchmark)."""
     from tinytorch.core.autograd import no_grad
@@ -349,7 +340,6 @@ def gpt_session(entry: Entry, limits: Limits, slot: int) -> dict:
 
     characters = entry.gpt["characters"]
     index = {character: i for i, character in enumerate(characters)}
-    text = validation_text()
     missing = sorted(set(text) - set(index))
     if missing:
         raise Invalid(f"the entry's characters lack {len(missing)} of the validation text's, e.g. {missing[0]!r}")
@@ -373,7 +363,8 @@ def gpt_session(entry: Entry, limits: Limits, slot: int) -> dict:
     return dict(bits_per_character=measured.bits_per_character)
 
 
-def score_entry(path: Path, event: str, reference: Entry, data, limits: Limits, slots, repeats: int, seed: int) -> Score:
+def score_entry(path: Path, event: str, reference: Entry, data, limits: Limits, slots, repeats: int, seed: int,
+                validation_text: str) -> Score:
     try:
         entry = read_entry(path)
     except TitoError as error:
@@ -383,15 +374,16 @@ def score_entry(path: Path, event: str, reference: Entry, data, limits: Limits, 
     base = dict(name=entry.name, file=path.name, parameters=entry.parameters, size_bytes=entry.size_bytes)
     try:
         if event == GPT_EVENT:
-            return Score(valid=True, **base, **gpt_session(entry, limits, slots[0]))
+            return Score(valid=True, **base, **gpt_session(entry, validation_text, limits, slots[0]))
         return Score(valid=True, **base, **session(entry, reference, data, limits, slots, repeats, seed))
     except Invalid as error:
         return Score(valid=False, reason=str(error), **base)
 
 
 def score_entries(folder: Path, event: str, package: Path, limits: Limits, jobs: int = 1, repeats: int = 7,
-                  seed: int = 0, on_score=None) -> list[Score]:
-    """Score every `*.zip` in `folder` for `event`, `jobs` sessions side by side (each uses two sandboxes)."""
+                  seed: int = 0, on_score=None, validation_text: str = "") -> list[Score]:
+    """Score every `*.zip` in `folder` for `event`, `jobs` sessions side by side (each uses two sandboxes);
+    `validation_text` is the held-out text of the GPT event (`tito milestone gpt`'s)."""
     if event not in EVENTS:
         raise TitoError(f"no event {event!r}; the events are {', '.join(EVENTS)}", 2)
     paths = sorted(folder.glob("*.zip"))
@@ -406,7 +398,7 @@ def score_entries(folder: Path, event: str, package: Path, limits: Limits, jobs:
     def score(path: Path) -> Score:
         pair = slots.get()
         try:
-            result = score_entry(path, event, reference, data, limits, pair, repeats, seed)
+            result = score_entry(path, event, reference, data, limits, pair, repeats, seed, validation_text)
         finally:
             slots.put(pair)
         if on_score:
