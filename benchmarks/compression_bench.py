@@ -24,10 +24,11 @@ sys.path.insert(0, str(ROOT))  # this checkout's tinytorch and tito, whatever is
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from training_bench import environment  # noqa: E402
-from tito.milestone import CNN_CHECKPOINT_NAME, CnnOptions, run_cnn, tinytorch_modules  # noqa: E402
+from tito.milestones.cnn import CNN_CHECKPOINT_NAME, CnnOptions, run_cnn  # noqa: E402
+from tito.milestones.common import tinytorch_modules  # noqa: E402
 from tito.milestones.compress import COMPRESS_LESSONS, CompressOptions, load_cnn, run_compress  # noqa: E402
 
-# Targets from issue 25: at 80% unstructured sparsity, after fine-tuning, within 1 point of float; half the
+# The targets: at 80% unstructured sparsity, after fine-tuning, within 1 point of float; half the
 # channels removed, inference at least 1.5x faster.
 TARGET_SPARSITY, TARGET_ACCURACY_DROP, TARGET_SPEEDUP = 0.8, 0.01, 1.5
 

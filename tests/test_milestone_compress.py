@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_tito
-from tito.milestone import CNN_CHECKPOINT_NAME, CnnOptions, run_cnn, tinytorch_modules
 from tito.errors import TitoError
+from tito.milestones.cnn import CNN_CHECKPOINT_NAME, CnnOptions, run_cnn
+from tito.milestones.common import tinytorch_modules
 from tito.milestones.compress import (COMPRESS_LESSONS, SPARSITIES, SPARSITY_PLOT_NAME, CompressOptions, load_cnn,
                                       run_compress)
 

@@ -51,7 +51,7 @@ def test_every_mistake_is_caught_by_the_test_after_its_exercise():
 
 
 def test_the_catalogues_hold_at_least_80_mistakes():
-    """The course's target (issue 11): a catalogue large enough to say something about the tests."""
+    """The course's target: a catalogue large enough to say something about the tests."""
     total = sum(len(load_catalogue(module)) for module in catalogued())
     assert total >= 80, f"the catalogues hold {total} mistakes, fewer than 80"
 

@@ -57,9 +57,9 @@ import numpy as np
 
 from tinytorch.core.autograd import _value, no_grad
 from tinytorch.core.convolutions import Conv2d
-from tinytorch.core.layers import Flatten, Linear, Module, Parameter, Sequential, array_of
+from tinytorch.core.layers import Flatten, Linear, Module, Sequential, array_of
 from tinytorch.core.losses import cross_entropy
-from tinytorch.core.operations import log_softmax
+from tinytorch.core.operations import Parameter, log_softmax
 
 # %%
 # The rest of the stack, for the examples and tests below (the exported code does not need it).

@@ -71,8 +71,9 @@ from pydoc_data.topics import topics  # Python's reference documentation: module
 
 from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import is_grad_enabled
-from tinytorch.core.layers import Linear, Parameter, Sequential
+from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.losses import CrossEntropyLoss
+from tinytorch.core.operations import Parameter
 from tinytorch.core.optimizers import Adam
 from tinytorch.core.training import DataLoader, Standardizer, Trainer, load_digits_dataset
 from tinytorch.core.transformer import GPT, CharTokenizer, split_text

@@ -35,11 +35,9 @@ def percentile(samples, q: float) -> float:
         raise ValueError(f"a percentile needs 0 < q <= 100, got {q}")
     if len(samples) == 0:
         raise ValueError("a percentile of no samples is undefined")
-    ### BEGIN SOLUTION
     ordered = sorted(samples)
     rank = math.ceil(q * len(ordered) / 100)
     return float(ordered[rank - 1])
-    ### END SOLUTION
 
 # %% ../../modules/17_capstone/capstone_dev.py #17f8af3c
 def measure_latency(run, warmup: int = 3, repeats: int = 30, clock=time.perf_counter) -> list[float]:
@@ -51,7 +49,6 @@ def measure_latency(run, warmup: int = 3, repeats: int = 30, clock=time.perf_cou
     """
     if warmup < 0 or repeats < 1:
         raise ValueError(f"need warmup >= 0 and repeats >= 1, got warmup={warmup}, repeats={repeats}")
-    ### BEGIN SOLUTION
     for _ in range(warmup):
         run()
     seconds = []
@@ -60,7 +57,6 @@ def measure_latency(run, warmup: int = 3, repeats: int = 30, clock=time.perf_cou
         run()
         seconds.append(clock() - start)
     return seconds
-    ### END SOLUTION
 
 # %% ../../modules/17_capstone/capstone_dev.py #aa23a1cd
 def model_size(model: Module) -> tuple[int, int]:
@@ -69,23 +65,19 @@ def model_size(model: Module) -> tuple[int, int]:
     >>> model_size(Linear(3, 2))
     (8, 32)
     """
-    ### BEGIN SOLUTION
     arrays = [parameter.numpy() for parameter in model.parameters()]
     return sum(array.size for array in arrays), sum(array.nbytes for array in arrays)
-    ### END SOLUTION
 
 
 def peak_memory(run) -> int:
     """The most bytes Python held at once (traced by tracemalloc) while run() ran; tracing stops afterwards,
     also when run() raises."""
-    ### BEGIN SOLUTION
     tracemalloc.start()
     try:
         run()
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    ### END SOLUTION
 
 # %% ../../modules/17_capstone/capstone_dev.py #692dd1ac
 @dataclass(frozen=True)
@@ -114,7 +106,6 @@ def benchmark(name: str, model: Module, inputs: np.ndarray, labels: np.ndarray, 
     if len(inputs) != len(labels) or len(inputs) == 0:
         raise ValueError(f"benchmark needs as many labels as inputs (at least one), got {len(inputs)} and {len(labels)}")
     query, split = Tensor(inputs[:1]), Tensor(inputs)
-    ### BEGIN SOLUTION
     model.eval()
     with no_grad():
         accuracy = float(np.mean(_classes(model, split) == np.asarray(labels)))
@@ -124,7 +115,6 @@ def benchmark(name: str, model: Module, inputs: np.ndarray, labels: np.ndarray, 
     parameters, size = model_size(model)
     return Result(name, accuracy, percentile(latency, 50) * 1e3, percentile(latency, 99) * 1e3,
                   len(inputs) / percentile(passes, 50), memory, parameters, size)
-    ### END SOLUTION
 
 # %% ../../modules/17_capstone/capstone_dev.py #dda3a21c
 def _cpu_name() -> str:
@@ -164,19 +154,15 @@ def environment() -> dict[str, str | int]:
 # %% ../../modules/17_capstone/capstone_dev.py #c799428f
 def dominates(a, b, cost: str) -> bool:
     """Whether `a` is at least as accurate and at most as costly as `b` (field `cost`), and strictly better in one."""
-    ### BEGIN SOLUTION
     a_cost, b_cost = getattr(a, cost), getattr(b, cost)
     at_least_as_good = a.accuracy >= b.accuracy and a_cost <= b_cost
     return at_least_as_good and (a.accuracy > b.accuracy or a_cost < b_cost)
-    ### END SOLUTION
 
 
 def pareto_frontier(results: list, cost: str) -> list:
     """The results no other result dominates (accuracy up, `cost` down), sorted by increasing cost."""
-    ### BEGIN SOLUTION
     frontier = [r for r in results if not any(dominates(other, r, cost) for other in results)]
     return sorted(frontier, key=lambda r: getattr(r, cost))
-    ### END SOLUTION
 
 # %% ../../modules/17_capstone/capstone_dev.py #93d63e42
 def plot_frontier(results: list, cost: str, axes, scale: float = 1.0, label: str | None = None):
@@ -229,22 +215,18 @@ class Event:
         """Whether `result` meets the floor (inclusive)."""
         field, relation, bound = self.floor
         value = getattr(result, field)
-        ### BEGIN SOLUTION
         return value >= bound if relation == ">=" else value <= bound
-        ### END SOLUTION
 
 
 def leaderboard(event: Event, results: list) -> list[tuple[int, object]]:
     """(place, result) for every result that qualifies for `event`, by increasing score then name; equal scores
     share a place and the next place skips (1, 2, 2, 4)."""
-    ### BEGIN SOLUTION
     ranked = sorted((r for r in results if event.qualifies(r)), key=lambda r: (getattr(r, event.score), r.name))
     places = []
     for index, result in enumerate(ranked):
         tied = index > 0 and getattr(result, event.score) == getattr(ranked[index - 1], event.score)
         places.append((places[-1][0] if tied else index + 1, result))
     return places
-    ### END SOLUTION
 
 
 EVENTS = {event.name: event for event in [
