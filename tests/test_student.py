@@ -165,6 +165,21 @@ def test_init_refuses_a_folder_that_is_not_empty(course_copy, tmp_path):
     assert [path.name for path in target.iterdir()] == ["notes.txt"]
 
 
+def test_the_student_wing_releases_nothing_itself_it_names_the_missing_release_and_its_command(course_copy, tmp_path):
+    """Releasing is the grading wing's: `init_workspace` only takes the releases that exist (`tito student init`
+    releases first; a course folder without them is named, module and command)."""
+    from tito.errors import TitoError
+    from tito.student.workspace import init_workspace
+
+    course = load_course(course_copy)
+    with pytest.raises(TitoError) as refused:
+        init_workspace(course, tmp_path / "ws")
+    first = course.modules[0].name
+    assert str(refused.value) == f"{first} has not been released yet: run `tito nbgrader release {first}` first"
+    assert refused.value.exit_code == 2 and not (tmp_path / "ws").exists()
+    assert not (course_copy / "course" / "release").exists()  # nothing was released on the way
+
+
 @pytest.mark.slow
 def test_init_names_a_bad_release_folder_and_makes_nothing(course, made, tmp_path):
     missing = run_tito("student", "init", str(tmp_path / "a"), "--release", str(tmp_path / "nowhere"), cwd=course)

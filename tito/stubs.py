@@ -16,22 +16,13 @@ from .course import Course, Module
 from .errors import TitoError
 from .notebook import grade_id, is_student_work, module_notebook
 
-
 # The first line of nbgrader's code stub (tito's nbgrader_config.py and nbgrader's default both use it).
 STUB_COMMENT = "# YOUR CODE HERE"
-
-
 _RAISE = re.compile(r"^(?P<indent>\s*)raise NotImplementedError\((?P<message>.*)\)\s*$")
-
-
 # What a workspace stub says; parsed back to tell a student which part of which module is unfinished.
 _STUB_TEXT = re.compile(r"(?P<module>\d+_\w+) is not complete: write your code(?: in (?P<what>[\w.]+)\(\))? "
                         r"\(cell '(?P<cell>[^']+)'")
-
-
 _DEF = re.compile(r"^(?P<indent>\s*)(?:async\s+)?def\s+(?P<name>\w+)")
-
-
 _CLASS = re.compile(r"^(?P<indent>\s*)class\s+(?P<name>\w+)")
 
 

@@ -10,13 +10,9 @@ import numpy as np
 from ..errors import TitoError
 from .common import MLP_LESSONS, DigitsOptions, DigitsResult, Milestone, run
 
-
+CNN_LESSONS = MLP_LESSONS + (("convolutions", "09_convolutions"),)
 CNN_OUT = Path("runs") / "cnn"
-
-
 CNN_PLOT_NAME = "cnn_training.png"
-
-
 CNN_CHECKPOINT_NAME = "digits_cnn.npz"
 
 
@@ -37,9 +33,6 @@ class CnnOptions(DigitsOptions):
         super().check()
         if self.channels < 1:
             raise TitoError(f"--channels must be at least 1, got {self.channels}", exit_code=2)
-
-
-CNN_LESSONS = MLP_LESSONS + (("convolutions", "09_convolutions"),)
 
 
 def build_cnn(modules: dict, image_shape: tuple, channels: int, hidden: int, classes: int, seed: int):

@@ -8,13 +8,8 @@ import numpy as np
 
 from .common import MLP_LESSONS, DigitsOptions, DigitsResult, Milestone, run
 
-
 DEFAULT_OUT = Path("runs") / "digits"
-
-
 PLOT_NAME = "digits_training.png"
-
-
 CHECKPOINT_NAME = "digits_mlp.npz"
 
 

@@ -39,7 +39,6 @@ from ..stubs import name_the_stubs
 _TEST_IMPORT = re.compile(r"^\s*(?:from\s+(\w+)\s+import|import\s+(\w+))", re.MULTILINE)
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".hypothesis")
 
-
 # What git should not track in a workspace or kit: Python's and Jupyter's caches, tito's records, and what
 # docs/student.md's install makes inside it (the virtual environment, pip's egg-info).
 GITIGNORE = """\
