@@ -9,17 +9,12 @@ import pytest
 from tinytorch.core.losses import BCELoss, CrossEntropyLoss, MSELoss, cross_entropy
 
 from nn_testing import needs_autograd
+from test_losses import LABELS, LOGITS, P, PROBS, Y  # the inputs of the module's own tests
 from torch_oracle import compare, torch
 
 pytestmark = needs_autograd
 F = torch.nn.functional
 
-RNG = np.random.default_rng(0)
-LOGITS = RNG.standard_normal((6, 4)) * 2
-LABELS = np.array([0, 3, 1, 1, 2, 0])
-PROBS = RNG.dirichlet(np.ones(4), size=6)  # soft targets: rows of probabilities
-P = RNG.uniform(0.05, 0.95, (5, 3))
-Y = (RNG.random((5, 3)) > 0.5).astype(np.float64)
 TOLERANCE = {np.float64: dict(rtol=1e-10, atol=1e-14), np.float32: dict(rtol=1e-5, atol=1e-7)}
 
 CASES = {  # (ours, PyTorch's, prediction, target)
