@@ -656,11 +656,19 @@ print("test_unit_tensor_constructors: passed")
 #
 # Every systems analysis in the course times code the same way, with `best_time`: run it a few times
 # and keep the fastest run, the one least disturbed by whatever else the machine was doing. Later
-# modules import it from here.
+# modules import it from here, and `one_blas_thread` with it: the matrices of this course are small, and
+# NumPy's BLAS splitting one product over two threads costs more than it saves (on a busy machine the
+# second thread waits for a core and a product becomes many times slower), so timings are taken on one.
 
 # %%
 #| exporti
+import contextlib
 import time
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # comes with scikit-learn; without it, BLAS runs as configured
+    threadpool_limits = None
 
 
 def best_time(fn, repeat: int = 5) -> float:
@@ -671,6 +679,11 @@ def best_time(fn, repeat: int = 5) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def one_blas_thread():
+    """NumPy's BLAS held to one thread while timing (`with one_blas_thread(): ...`)."""
+    return threadpool_limits(1, "blas") if threadpool_limits else contextlib.nullcontext()
 
 # %%
 print(f"{'n':>6} {'float32 MB':>11} {'float64 MB':>11} {'add n*n (ms)':>13} {'matmul n*n (ms)':>16}")

@@ -59,7 +59,6 @@ from tinytorch.core.operations import Parameter
 
 # %%
 # The rest of the stack, for the examples and tests below (the exported code does not need it).
-import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -68,18 +67,7 @@ from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import Variable, no_grad
 from tinytorch.core.layers import Flatten, Linear, Sequential
 from tinytorch.core.operations import gradcheck
-from tinytorch.core.tensor import Tensor, best_time
-
-try:
-    from threadpoolctl import threadpool_limits
-except ImportError:  # comes with scikit-learn; without it, BLAS runs as configured
-    threadpool_limits = None
-
-
-def one_blas_thread():
-    """NumPy's BLAS held to one thread: for matrices this small a second thread costs more than it saves
-    (and on a busy machine it waits for a core), and timings are then per core."""
-    return threadpool_limits(1, "blas") if threadpool_limits else contextlib.nullcontext()
+from tinytorch.core.tensor import Tensor, best_time, one_blas_thread
 
 # %% [markdown]
 # ## 1. The definition: a filter slides over the image

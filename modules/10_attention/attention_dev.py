@@ -60,24 +60,12 @@ from tinytorch.core.operations import Parameter
 
 # %%
 # For the examples and tests below (the exported code does not need them).
-import contextlib
 import time
 import tracemalloc
 
 from tinytorch.core.autograd import Variable, no_grad
 from tinytorch.core.operations import gradcheck
-from tinytorch.core.tensor import Tensor
-
-try:
-    from threadpoolctl import threadpool_limits
-except ImportError:  # comes with scikit-learn; without it, BLAS runs as configured
-    threadpool_limits = None
-
-
-def one_blas_thread():
-    """NumPy's BLAS on one thread for the measurements: these matrices are small, and on a busy machine a
-    second BLAS thread waiting for a core can make a product a hundred times slower."""
-    return threadpool_limits(1, "blas") if threadpool_limits else contextlib.nullcontext()
+from tinytorch.core.tensor import Tensor, one_blas_thread
 
 # %% [markdown]
 # ## 0. Operations of our own

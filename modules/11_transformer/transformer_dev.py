@@ -63,26 +63,14 @@ from tinytorch.core.optimizers import LRScheduler, clip_grad_norm
 
 # %%
 # For the examples and tests below (the exported code does not need them).
-import contextlib
 import time
 
 from tinytorch.core.activations import GELU
 from tinytorch.core.autograd import Variable
 from tinytorch.core.operations import gradcheck
 from tinytorch.core.optimizers import AdamW
-from tinytorch.core.tensor import Tensor, best_time
+from tinytorch.core.tensor import Tensor, best_time, one_blas_thread
 from tinytorch.core.training import DataLoader, Trainer
-
-try:
-    from threadpoolctl import threadpool_limits
-except ImportError:  # comes with scikit-learn; without it, BLAS runs as configured
-    threadpool_limits = None
-
-
-def one_blas_thread():
-    """NumPy's BLAS on one thread while training and timing: the matrices are small, and on a busy machine a
-    second BLAS thread waiting for a core makes every product many times slower."""
-    return threadpool_limits(1, "blas") if threadpool_limits else contextlib.nullcontext()
 
 # %% [markdown]
 # ## 1. GELU, as one operation

@@ -55,27 +55,15 @@ from tinytorch.core.transformer import GPT, next_distribution
 
 # %%
 # For the examples and tests below (the exported code does not need them).
-import contextlib
 import time
 
-from tinytorch.core.tensor import best_time
+from tinytorch.core.tensor import best_time, one_blas_thread
 from tinytorch.core.transformer import generate
 
 try:
     import tiktoken  # OpenAI's tokenizer: the oracle of section 3, when installed
 except ImportError:
     tiktoken = None
-
-try:
-    from threadpoolctl import threadpool_limits
-except ImportError:  # comes with scikit-learn; without it, BLAS runs as configured
-    threadpool_limits = None
-
-
-def one_blas_thread():
-    """NumPy's BLAS on one thread while timing: the matrices are small, and on a busy machine a second BLAS
-    thread waiting for a core makes every product many times slower."""
-    return threadpool_limits(1, "blas") if threadpool_limits else contextlib.nullcontext()
 
 # %% [markdown]
 # ## 1. Bytes, chunks and pairs

@@ -65,8 +65,6 @@ from tinytorch.core.transformer import PerPositionLogits, bits_per_character, ne
 
 # %%
 # The rest of the stack, for the examples and tests below (the exported code does not need it).
-import contextlib
-
 from pydoc_data.topics import topics  # Python's reference documentation: module 11's text
 
 from tinytorch.core.activations import ReLU
@@ -75,19 +73,9 @@ from tinytorch.core.layers import Linear, Sequential
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.operations import Parameter
 from tinytorch.core.optimizers import Adam
+from tinytorch.core.tensor import one_blas_thread
 from tinytorch.core.training import DataLoader, Standardizer, Trainer, load_digits_dataset
 from tinytorch.core.transformer import GPT, CharTokenizer, split_text
-
-try:
-    from threadpoolctl import threadpool_limits
-except ImportError:  # comes with scikit-learn; without it, BLAS runs as configured
-    threadpool_limits = None
-
-
-def one_blas_thread():
-    """NumPy's BLAS on one thread while timing, as in modules 09 to 16: the matrices are small, and on a busy
-    machine a second BLAS thread waiting for a core makes a product many times slower."""
-    return threadpool_limits(1, "blas") if threadpool_limits else contextlib.nullcontext()
 
 # %% [markdown]
 # ## 1. Percentiles: the median and the tail

@@ -341,8 +341,14 @@ def randn(*shape, dtype=np.float32, rng: np.random.Generator | None = None) -> T
     rng = rng if rng is not None else np.random.default_rng()
     return Tensor(rng.standard_normal(as_shape(shape)).astype(dtype))
 
-# %% ../../modules/01_tensor/tensor_dev.py #82db53b6
+# %% ../../modules/01_tensor/tensor_dev.py #24274101
+import contextlib
 import time
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # comes with scikit-learn; without it, BLAS runs as configured
+    threadpool_limits = None
 
 
 def best_time(fn, repeat: int = 5) -> float:
@@ -353,3 +359,8 @@ def best_time(fn, repeat: int = 5) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def one_blas_thread():
+    """NumPy's BLAS held to one thread while timing (`with one_blas_thread(): ...`)."""
+    return threadpool_limits(1, "blas") if threadpool_limits else contextlib.nullcontext()
