@@ -1,7 +1,7 @@
 """The no-leak rule on small made-up notebooks and files (no kernels): which lines are secret, and where they are found."""
 import nbformat
 
-from tito.leaks import Delimiters, find_leaks, secret_lines
+from tito.leaks import Delimiters, course_secrets, find_leaks, secret_lines
 
 SOLUTION = {"nbgrader": {"solution": True, "grade": False, "grade_id": "f-cell"}}
 ANSWER = {"nbgrader": {"solution": True, "grade": True, "grade_id": "answer", "points": 1}}
@@ -21,6 +21,15 @@ def test_secret_lines_are_solutions_hidden_tests_and_answers_minus_given_and_tri
     # `else:`, `return self`, `if y:` and `raise` say nothing; `total = 0` is given code elsewhere, so it cannot leak anything.
     assert set(secrets) == {"y = x + 1", "return y * 2", "assert f(2) == 3", "A model answer.", "It has two lines."}
     assert secrets["y = x + 1"] == "01_x cell f-cell" and secrets["A model answer."] == "01_x cell answer"
+
+
+def test_a_line_an_earlier_lesson_gives_is_no_secret_of_a_later_one_but_never_the_reverse():
+    gives = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("y = x + 1\nprint(y)")])
+    secrets = course_secrets([("01_x", lesson()), ("02_gives", gives)])
+    assert "y = x + 1" in secrets, "a later lesson's given code shows the earlier answer: still a leak to report"
+    secrets = course_secrets([("01_gives", gives), ("02_x", lesson())])
+    assert set(secrets) == {"return y * 2", "assert f(2) == 3", "A model answer.", "It has two lines."}
+    assert secrets["return y * 2"] == "02_x cell f-cell"
 
 
 def test_custom_delimiters_are_respected():

@@ -111,9 +111,9 @@ def test_bool_of_one_value_and_of_many():
 
 COVERED = {"Tensor", "elementwise", "matmul", "reduce", "reshape", "permute", "zeros", "ones", "randn", "as_array",
            "as_shape"}
-HELPERS = {  # shape and dtype helpers, exercised above through the methods that use them
+HELPERS = {  # shape and dtype helpers, exercised above through the methods that use them; the timing helpers
     "axes_and_keepdims", "correction_of", "expanded_shape", "normalized_axes", "promote_integers", "reduction_axes",
-    "single_value", "squeezed_shape", "swapped_axes", "unsqueezed_shape", "best_time",
+    "single_value", "squeezed_shape", "swapped_axes", "unsqueezed_shape", "best_time", "one_blas_thread",
 }
 
 

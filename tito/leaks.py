@@ -5,9 +5,9 @@ region), or anywhere in a solution cell that has no region (nbgrader replaces su
 does every markdown answer cell). `find_leaks` reports each secret line found in any file of a folder
 given to students: `course/release/` here, a student workspace elsewhere.
 
-Matching is exact, on stripped lines, with two exclusions, each because the line then tells a student
+Matching is exact, on stripped lines, with three exclusions, each because the line then tells a student
 nothing: lines the source also shows outside every secret region (given code that happens to repeat a
-solution line), and lines that are the same in every program: punctuation and bare keywords (`else:`,
+solution line), lines an earlier lesson gives (`course_secrets`), and lines that are the same in every program: punctuation and bare keywords (`else:`,
 `)`, `pass`, `raise`), or one statement keyword with one bare name (`return self`, `except ValueError:`,
 `if done:`).
 
@@ -81,6 +81,29 @@ class Leak:
 
 def secret_lines(notebook: nbformat.NotebookNode, name: str, delimiters: Delimiters = Delimiters()) -> dict[str, str]:
     """Each secret line of a solution-bearing notebook (stripped) -> where it comes from, e.g. "01_tensor cell x"."""
+    secret, given = _secret_and_given(notebook, name, delimiters)
+    return {line: origin for line, origin in secret.items() if line not in given and not _TRIVIAL.fullmatch(line)}
+
+
+def course_secrets(lessons: list[tuple[str, nbformat.NotebookNode]],
+                   delimiters: Delimiters = Delimiters()) -> dict[str, str]:
+    """The secret lines of every lesson, given in teaching order. A line that an earlier lesson gives outside its
+    secret regions is no secret of a later one (`tracemalloc.start()` given in 02 and written in 17): the student
+    has read it before reaching the exercise. A later lesson's given code is never an excuse: it would show an
+    earlier exercise's answer."""
+    secrets: dict[str, str] = {}
+    shown: set[str] = set()
+    for name, notebook in lessons:
+        secret, given = _secret_and_given(notebook, name, delimiters)
+        secrets.update({line: origin for line, origin in secret.items()
+                        if line not in given and line not in shown and not _TRIVIAL.fullmatch(line)})
+        shown |= given
+    return secrets
+
+
+def _secret_and_given(notebook: nbformat.NotebookNode, name: str,
+                      delimiters: Delimiters) -> tuple[dict[str, str], set[str]]:
+    """The notebook's lines inside secret regions (-> their origin) and its other lines, stripped."""
     secret: dict[str, str] = {}
     given: set[str] = set()
     for index, cell in enumerate(notebook.cells):
@@ -97,7 +120,7 @@ def secret_lines(notebook: nbformat.NotebookNode, name: str, delimiters: Delimit
                 secret.setdefault(stripped, origin)
             else:
                 given.add(stripped)
-    return {line: origin for line, origin in secret.items() if line not in given and not _TRIVIAL.fullmatch(line)}
+    return secret, given
 
 
 def find_leaks(secrets: dict[str, str], folder: Path) -> list[Leak]:

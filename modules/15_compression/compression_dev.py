@@ -284,18 +284,13 @@ class MaskedOptimizer:
 
     def __init__(self, optimizer, pruning: Pruning):
         self.optimizer, self.pruning = optimizer, pruning
-
-    def zero_grad(self) -> None:
-        self.optimizer.zero_grad()
+        self.zero_grad, self.state_dict = optimizer.zero_grad, optimizer.state_dict  # the wrapped optimizer's own
 
     def step(self) -> None:
         ### BEGIN SOLUTION
         self.optimizer.step()
         self.pruning.apply()
         ### END SOLUTION
-
-    def state_dict(self) -> dict:
-        return self.optimizer.state_dict()
 
 # %% [markdown]
 # ### Test: fine-tuning keeps the zeros

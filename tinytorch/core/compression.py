@@ -58,7 +58,7 @@ def global_masks(weights: list, sparsity: float) -> list[np.ndarray]:
     pieces = np.split(mask, np.cumsum([array.size for array in arrays])[:-1])
     return [piece.reshape(array.shape) for piece, array in zip(pieces, arrays)]
 
-# %% ../../modules/15_compression/compression_dev.py #7f2694df
+# %% ../../modules/15_compression/compression_dev.py #ec7624a4
 SCOPES = ("global", "layer")
 
 
@@ -94,16 +94,11 @@ class MaskedOptimizer:
 
     def __init__(self, optimizer, pruning: Pruning):
         self.optimizer, self.pruning = optimizer, pruning
-
-    def zero_grad(self) -> None:
-        self.optimizer.zero_grad()
+        self.zero_grad, self.state_dict = optimizer.zero_grad, optimizer.state_dict  # the wrapped optimizer's own
 
     def step(self) -> None:
         self.optimizer.step()
         self.pruning.apply()
-
-    def state_dict(self) -> dict:
-        return self.optimizer.state_dict()
 
 # %% ../../modules/15_compression/compression_dev.py #0fd6ee4f
 def channels_to_keep(layer, fraction: float) -> np.ndarray:

@@ -19,7 +19,7 @@ from nbgrader.validator import Validator
 from ..course import Course, Module
 from ..coursefolder import course_folder, grading_settings, notebook_name, source_notebook, write_atomically
 from ..errors import TitoError
-from ..leaks import Leak, find_leaks, secret_lines
+from ..leaks import Leak, course_secrets, find_leaks
 from ..nbgrader_steps import failure_reason, run_converter
 from ..notebook import GradedCell, grade_id, graded_cells, metadata_problems, nbgrader_metadata
 from .session import all_or_nothing, nbgrader_session, one_line
@@ -120,11 +120,9 @@ def all_solution_lines(course: Course) -> dict[str, str]:
     """Every module's secret lines (see tito/leaks.py), from the generated sources in the course folder."""
     folder = course_folder(course)
     settings = grading_settings(course)
-    secrets: dict[str, str] = {}
-    for source in sorted((folder.root / "source").glob("*/*.ipynb")):
-        notebook = nbformat.read(source, as_version=4)
-        secrets.update(secret_lines(notebook, source.parent.name, settings.delimiters))
-    return secrets
+    sources = sorted((folder.root / "source").glob("*/*.ipynb"))  # NN_name folders: in teaching order
+    return course_secrets([(source.parent.name, nbformat.read(source, as_version=4)) for source in sources],
+                          settings.delimiters)
 
 
 def _last_line(traceback_text: str) -> str:

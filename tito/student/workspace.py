@@ -32,7 +32,7 @@ from ..coursefolder import (JUPYTEXT_CELL_KEYS, STUDENT_ID, course_folder, gradi
                             source_notebook)
 from ..errors import TitoError
 from ..exporter import install, render
-from ..leaks import Delimiters, Leak, leaks_in_file, secret_lines
+from ..leaks import Delimiters, Leak, course_secrets, leaks_in_file
 from ..prerequisites import prerequisites
 from ..stubs import name_the_stubs
 
@@ -337,10 +337,8 @@ def workspace_leaks(course: Course, folder: Path) -> tuple[list[Leak], int]:
     every module at once, so no file may show a solution line of any module.
     """
     delimiters = grading_settings(course).delimiters
-    secrets: dict[str, str] = {}
-    for module in course.modules:
-        if module.dev_file.exists():
-            secrets.update(secret_lines(source_notebook(module), module.name, delimiters))
+    lessons = [(module.name, source_notebook(module)) for module in course.modules if module.dev_file.exists()]
+    secrets = course_secrets(lessons, delimiters)
     files = sorted(path for path in folder.rglob("*") if path.is_file())
     return [leak for path in files for leak in leaks_in_file(secrets, path)], len(files)
 
