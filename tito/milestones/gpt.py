@@ -253,9 +253,9 @@ def run_gpt(options: GptOptions, progress=None) -> GptResult:
     validation = training.DataLoader(data.x_validation, data.y_validation, batch_size=256)
     result = GptResult(corpus, len(data.tokenizer), data.train_characters, data.validation_characters,
                        sum(parameter.size for parameter in model.parameters()), model=type(model).__name__)
-    kind = "FusedGPT (module 13's fused attention and loss)" if "acceleration" in modules else "GPT (module 11)"
     result.tokens_per_character = data.validation_ratio
     tokens = "characters" if options.tokenizer == "char" else f"BPE tokens ({options.merges} merges)"
+    kind = "FusedGPT (module 13's fused attention and loss)" if result.model == "FusedGPT" else "GPT (module 11)"
     description = (f"{kind}, {options.layers} layers, {options.heads} heads, width {options.width}, context {options.context} "
                    f"{tokens} ({result.parameters:,} parameters), AdamW lr {options.lr:g}, batch {options.batch_size}, "
                    f"seed {options.seed}: {corpus}, {result.train_characters:,} characters for training, "
