@@ -17,7 +17,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 
@@ -28,8 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from gpt_bench import TinytorchRun, TorchRun, report_targets  # noqa: E402
 from training_bench import environment  # noqa: E402
-from tito.milestones.common import tinytorch_modules  # noqa: E402
-from tito.milestones.gpt import GPT_LESSONS, GptOptions, TextData, batch_orders, read_corpus  # noqa: E402
+from tito.milestones.gpt import GptOptions, TextData, batch_orders, gpt_modules, read_corpus  # noqa: E402
 
 # Target: the fused step at most 1.0x PyTorch's; the validation loss within gpt_bench's TARGET_LOSS_GAP of PyTorch's.
 TARGET_TIME_VS_TORCH = 1.0
@@ -110,16 +108,14 @@ def linear_products(torch) -> dict:
 
 
 def train_three(torch, steps: int, chunk: int, seed: int) -> dict:
-    """The milestone's training run three times from the same weights on the same batches: tinytorch with the
-    fused operations (what the milestone runs), tinytorch without module 13, and PyTorch."""
+    """The milestone's training run three times from the same weights on the same batches: module 13's FusedGPT
+    (what the milestone runs once module 13 is complete), module 11's GPT (what it runs before), and PyTorch."""
     options = GptOptions(steps=steps, seed=seed)
-    modules = tinytorch_modules(ROOT, GPT_LESSONS)
-    transformer = modules["transformer"]
-    data = TextData(transformer, read_corpus(None)[0], options.context)
+    modules = gpt_modules(ROOT)
+    data = TextData(modules["transformer"], read_corpus(None)[0], options.context)
     fused = TinytorchRun(modules, data, options)
-    with mock.patch.object(transformer, "fused_operations", lambda: None):  # as for a student without module 13
-        composed = TinytorchRun(modules, data, options)
-    assert fused.model.fused and not composed.model.fused
+    composed = TinytorchRun({name: module for name, module in modules.items() if name != "acceleration"}, data, options)
+    assert type(fused.model).__name__ == "FusedGPT" and type(composed.model).__name__ == "GPT"
     runs = {"fused": fused, "composed": composed, "pytorch": TorchRun(torch, fused.model, fused.schedule, data, options)}
     seconds = dict.fromkeys(runs, 0.0)
     for windows in batch_orders(len(data.x_train), steps, options.batch_size, chunk, seed):

@@ -32,8 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from torch_gpt import build_torch_gpt  # noqa: E402
 from training_bench import environment  # noqa: E402
-from tito.milestones.common import tinytorch_modules  # noqa: E402
-from tito.milestones.gpt import GPT_LESSONS, GptOptions, TextData, batch_orders, build_gpt, read_corpus  # noqa: E402
+from tito.milestones.gpt import GptOptions, TextData, batch_orders, build_gpt, gpt_modules, read_corpus  # noqa: E402
 
 # Targets: time per step at most 1.5x PyTorch's, validation loss within 2% of PyTorch's.
 TARGET_TIME_VS_TORCH = 1.5
@@ -100,7 +99,7 @@ class TorchRun:
 
 def train_both(torch, steps: int, chunk: int, seed: int) -> dict:
     options = GptOptions(steps=steps, seed=seed)
-    modules = tinytorch_modules(ROOT, GPT_LESSONS)
+    modules = gpt_modules(ROOT)  # as the milestone: module 13's FusedGPT, since it is complete here
     data = TextData(modules["transformer"], read_corpus(None)[0], options.context)
     ours = TinytorchRun(modules, data, options)
     theirs = TorchRun(torch, ours.model, ours.schedule, data, options)

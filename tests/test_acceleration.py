@@ -1,13 +1,16 @@
 """Module 13: each fused operation is one graph node that computes what the composed operations compute (to 1e-6
-in float64, gradients included) and passes the reference gradient checker; module 11's GPT uses them once module 13
-runs, and the composed ones otherwise (PyTorch's side: tests/test_acceleration_torch.py)."""
+in float64, gradients included) and passes the reference gradient checker; FusedGPT is module 11's GPT with them, whose
+checkpoints load into GPT and back (PyTorch's side: tests/test_acceleration_torch.py)."""
 from __future__ import annotations
+
+import ast
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tinytorch.core import acceleration, transformer
-from tinytorch.core.acceleration import (FusedCrossEntropyLoss, FusedMultiHeadAttention, causal_attention,
+from tinytorch.core import transformer
+from tinytorch.core.acceleration import (FusedCrossEntropyLoss, FusedGPT, FusedMultiHeadAttention, causal_attention,
                                          softmax_cross_entropy)
 from tinytorch.core.attention import MultiHeadAttention, scaled_dot_product_attention
 from tinytorch.core.autograd import Variable, no_grad
@@ -113,42 +116,57 @@ def test_fused_multi_head_attention_is_module_10s_layer_with_one_attention_node(
     assert "CausalAttention" in graph_names(fused(x)) and "Softmax" not in graph_names(fused(x))
 
 
-def small_gpt(fused, seed=0):
-    return GPT(13, 8, d_model=16, num_heads=4, num_layers=2, rng=np.random.default_rng(seed), dtype=np.float64, fused=fused)
+def small_gpt(model_class, seed=0):
+    return model_class(13, 8, d_model=16, num_heads=4, num_layers=2, rng=np.random.default_rng(seed), dtype=np.float64)
 
 
-def test_gpt_uses_the_fused_operations_once_module_13_runs():
-    assert transformer.fused_operations() is acceleration
-    model, composed = small_gpt(None), small_gpt(False)
-    assert model.fused and not composed.fused
-    assert isinstance(model.loss_function(), FusedCrossEntropyLoss)
+def test_fused_gpt_is_module_11s_gpt_with_the_fused_attention_and_loss():
+    fused, composed = small_gpt(FusedGPT), small_gpt(GPT)
+    assert all(type(block.attention) is FusedMultiHeadAttention for block in fused.blocks)
+    assert all(type(block.attention) is MultiHeadAttention for block in composed.blocks)
+    assert isinstance(fused.loss_function(), FusedCrossEntropyLoss)
     assert type(composed.loss_function()) is CrossEntropyLoss
     ids = np.random.default_rng(1).integers(0, 13, (3, 8))
-    losses = [m.loss_function()(PerPositionLogits(m)(ids[:, :-1]), ids[:, 1:]) for m in (model, composed)]
+    losses = [m.loss_function()(PerPositionLogits(m)(ids[:, :-1]), ids[:, 1:]) for m in (fused, composed)]
     assert abs(losses[0].item() - losses[1].item()) < 1e-9
     assert {"CausalAttention", "SoftmaxCrossEntropy"} <= graph_names(losses[0])
     assert not {"CausalAttention", "SoftmaxCrossEntropy"} & graph_names(losses[1])
     for loss in losses:
         loss.backward()
-    for (name, mine), theirs in zip(model.named_parameters(), composed.parameters()):
+    for (name, mine), theirs in zip(fused.named_parameters(), composed.parameters()):
         np.testing.assert_allclose(mine.grad, theirs.grad, atol=1e-9, err_msg=name)
-    composed.load_state_dict(model.state_dict())  # the same parameter names: a checkpoint loads into either
 
 
-def test_a_student_who_has_not_done_module_13_trains_with_the_composed_operations(monkeypatch):
-    def stub(*args):
-        raise NotImplementedError("13_acceleration is not complete: replace this line with your code")
+@pytest.mark.parametrize("source, target", [(GPT, FusedGPT), (FusedGPT, GPT)])
+def test_a_checkpoint_of_either_gpt_loads_into_the_other(source, target):
+    trained, fresh = small_gpt(source, seed=0), small_gpt(target, seed=1)
+    assert list(trained.state_dict()) == list(fresh.state_dict())
+    fresh.load_state_dict(trained.state_dict())
+    ids = np.random.default_rng(2).integers(0, 13, (2, 8))
+    np.testing.assert_allclose(fresh(ids).numpy(), trained(ids).numpy(), atol=1e-9)
 
-    monkeypatch.setattr(acceleration, "causal_attention", stub)
-    assert transformer.fused_operations() is None
-    model = small_gpt(None)
-    assert not model.fused and type(model.blocks[0].attention) is MultiHeadAttention
-    with pytest.raises(ValueError, match="needs module 13"):
-        small_gpt(True)
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module name an import in the file names, function-local imports included ("tinytorch.core.x", ".x")."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_module_11_imports_nothing_of_module_13():
+    """Teaching order runs one way: module 11's GPT knows nothing of FusedGPT; the caller chooses between them."""
+    later = [name for name in imported_modules(Path(transformer.__file__)) if "acceleration" in name.split(".")]
+    assert not later, f"tinytorch/core/transformer.py imports module 13: {later}"
 
 
 def test_the_profiler_sees_the_fused_operations():
-    model = small_gpt(True)
+    model = small_gpt(FusedGPT)
     ids = np.random.default_rng(1).integers(0, 13, (2, 8))
     with Profiler() as prof:
         model.loss_function()(PerPositionLogits(model)(ids[:, :-1]), ids[:, 1:]).backward()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinytorch.core.acceleration import causal_attention, softmax_cross_entropy
-from tinytorch.core.transformer import GPT, PerPositionLogits
+from tinytorch.core.acceleration import FusedGPT, causal_attention, softmax_cross_entropy
+from tinytorch.core.transformer import PerPositionLogits
 from nn_testing import as_function_of_parameters
 from torch_gpt import build_torch_gpt, logits_from
 from torch_oracle import compare, torch
@@ -35,7 +35,7 @@ def test_causal_attention_equals_torchs_sdpa(dtype):
 
 
 def test_a_fused_gpt_computes_torchs_loss_and_gradients():
-    model = GPT(13, 8, d_model=16, num_heads=4, num_layers=2, rng=np.random.default_rng(0), dtype=np.float64, fused=True)
+    model = FusedGPT(13, 8, d_model=16, num_heads=4, num_layers=2, rng=np.random.default_rng(0), dtype=np.float64)
     net = build_torch_gpt(torch, model)
     ids, targets = np.random.default_rng(1).integers(0, 13, (2, 3, 8))
     names = [name for name, _ in model.named_parameters()]

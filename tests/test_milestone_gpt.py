@@ -2,15 +2,17 @@
 `--sample` from its checkpoint."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_tito
+from conftest import ROOT, copy_course, run_tito
 from tito.errors import TitoError
 from tito.milestones.common import tinytorch_modules
 from tito.milestones.gpt import (DEFAULT_CORPUS, GPT_CHECKPOINT_NAME, GPT_LESSONS, GPT_PLOT_NAME, MIN_CHARACTERS,
-                                GptOptions, TextData, batch_orders, build_gpt, checkpoint_description, read_corpus,
-                                run_gpt, sample_from_checkpoint)
+                                GptOptions, TextData, batch_orders, build_gpt, checkpoint_description, gpt_modules,
+                                read_corpus, run_gpt, sample_from_checkpoint)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -75,6 +77,7 @@ def test_a_short_run_learns_samples_plots_checkpoints_and_samples_again(tmp_path
     options = GptOptions(steps=40, eval_every=20, length=60, out=tmp_path)
     result = run_gpt(options)
     assert result.steps == [20, 40] and len(result.train_bits) == 40
+    assert result.model == "FusedGPT", "module 13 is complete in this repository: the milestone trains its FusedGPT"
     assert result.train_bits[0] > 6 and result.final_bits < 5.0, "40 steps take the loss well below the uniform guess"
     assert result.sample.startswith("The ") and len(result.sample) == 64
     assert result.plot == tmp_path / GPT_PLOT_NAME and result.plot.read_bytes().startswith(PNG_SIGNATURE)
@@ -101,7 +104,24 @@ def test_the_command_line_trains_on_a_text_file_and_prints_bits_per_character_an
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "Milestone gpt" in out and "fox.txt" in out and "trained 30 steps" in out
+    assert "FusedGPT (module 13's fused attention and loss)" in out
     assert "bits per character" in out and "sample" in out
     assert (tmp_path / "run" / GPT_PLOT_NAME).exists() and (tmp_path / "run" / GPT_CHECKPOINT_NAME).exists()
     model = build_gpt(tinytorch_modules(ROOT, GPT_LESSONS), len(set(text)), GptOptions())
     assert sum(p.size for p in model.parameters()) > 100_000
+
+
+def test_the_milestone_trains_module_13s_gpt_only_when_module_13_is_complete(tmp_path, monkeypatch):
+    """Complete is read from the student's package (a stub left in module 13 means module 11's GPT): no student
+    code runs to decide."""
+    monkeypatch.setattr(sys, "path", list(sys.path))  # tinytorch_modules puts the course first on it
+    course = copy_course(tmp_path / "workspace")
+    with open(course / "settings.ini", "a", encoding="utf-8") as settings:
+        settings.write("\n[workspace]\nstudent = alice\n")
+    complete = gpt_modules(course)
+    assert type(build_gpt(complete, 12, GptOptions(context=8))).__name__ == "FusedGPT"
+    package = course / "tinytorch" / "core" / "acceleration.py"
+    package.write_text(package.read_text() + "\n\ndef unfinished():\n    # YOUR CODE HERE\n    raise NotImplementedError()\n")
+    unfinished = gpt_modules(course)
+    assert "acceleration" not in unfinished
+    assert type(build_gpt(unfinished, 12, GptOptions(context=8))).__name__ == "GPT"

@@ -31,7 +31,7 @@ def engine_functions() -> dict:
 
 
 def small_gpt(seed: int = 0) -> GPT:
-    return GPT(12, 8, d_model=16, num_heads=2, num_layers=2, rng=np.random.default_rng(seed), fused=False)
+    return GPT(12, 8, d_model=16, num_heads=2, num_layers=2, rng=np.random.default_rng(seed))
 
 
 def gpt_step(model, rng) -> float:

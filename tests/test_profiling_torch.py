@@ -104,9 +104,9 @@ def explicit_attention(q, k, v, is_causal=True):
 def test_products_of_the_gpt_equal_pytorchs_counts(monkeypatch, tied):
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", explicit_attention)
     rng = np.random.default_rng(0)
-    # Composed attention (fused=False): its products are MatMul events, which the profiler counts as products;
+    # Module 11's composed attention: its products are MatMul events, which the profiler counts as products;
     # module 13's fused CausalAttention does its products inside one node, counted as elementwise work.
-    model = GPT(20, 16, d_model=32, num_heads=4, num_layers=2, tied=tied, rng=rng, fused=False)
+    model = GPT(20, 16, d_model=32, num_heads=4, num_layers=2, tied=tied, rng=rng)
     ids = rng.integers(0, 20, (4, 17))
     inputs, targets = ids[:, :-1], ids[:, 1:]
     with Profiler() as prof:

@@ -56,6 +56,7 @@ def test_a_student_completes_10_and_11_runs_the_milestone_and_gets_full_marks(co
     trained = run_tito("milestone", "gpt", "--steps", "20", "--length", "20", cwd=workspace)
     assert trained.returncode == 0, trained.stdout + trained.stderr
     assert "bits per character" in trained.stdout and (workspace / "runs" / "gpt" / "gpt.npz").exists()
+    assert "FusedGPT (module 13" in trained.stdout, "every module is written: the milestone trains module 13's model"
 
     for module in NEW:
         handed_in = run_tito("student", "submit", module, cwd=workspace)

@@ -95,11 +95,11 @@ def gpt_shape(described: dict, where: str) -> dict:
 
 
 def build_gpt(shape: dict):
-    """The GPT of this shape, from the tinytorch importable here (composed operations: the names are the same)."""
+    """Module 11's GPT of this shape, from the tinytorch importable here (module 13's FusedGPT has the same names)."""
     from tinytorch.core.transformer import GPT
 
     return GPT(len(shape["characters"]), shape["context"], d_model=shape["width"], num_heads=shape["heads"],
-               num_layers=shape["layers"], rng=np.random.default_rng(0), fused=False)
+               num_layers=shape["layers"], rng=np.random.default_rng(0))
 
 
 def check_gpt_weights(weights: dict[str, np.ndarray], shape: dict, where: str) -> None:

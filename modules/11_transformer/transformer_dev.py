@@ -246,22 +246,10 @@ test_unit_block()
 # zero, and the two projections that write into the residual stream (attention's `out`, the MLP's
 # `down`) scaled down by $\sqrt{2N}$, so the stream's variance does not grow with depth.
 #
-# Module 13 writes attention and the loss as fused operations. `fused_operations()` (given) is the one
-# place that decides whether they are there: module 13 exported and solved (its functions run; a
-# student's stubs raise `NotImplementedError`). A `GPT` uses them then (`fused=None`, the default), and
-# `model.loss_function()` is the loss to train it with; `fused=False` keeps the composed operations.
-
-# %%
-#| export
-def fused_operations():
-    """Module 13's `tinytorch.core.acceleration` when it is exported and solved, else None."""
-    try:
-        from tinytorch.core import acceleration
-        acceleration.causal_attention(*[np.zeros((1, 1, 1))] * 3)
-        acceleration.softmax_cross_entropy(np.zeros((1, 1)), [0])
-    except (ImportError, NotImplementedError):  # not exported yet, or a student's stubs
-        return None
-    return acceleration
+# `model.loss_function()` (given) is the loss to train a GPT with: module 04's cross-entropy, over the
+# logits laid out by `PerPositionLogits` (section 6). The blocks attend with the class in `attention_layer`,
+# module 10's `MultiHeadAttention`; a subclass may name another layer with the same parameters, and its
+# own loss, and is trained the same way.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "transformer-gpt", "locked": false, "solution": true}
 #| export
@@ -273,21 +261,17 @@ class GPT(Module):
     (1, 3, 10)
     """
 
+    attention_layer = MultiHeadAttention  # the layer every block attends with
+
     def __init__(self, vocab_size: int, context: int, d_model: int = 64, num_heads: int = 4, num_layers: int = 2,
-                 tied: bool = False, *, rng: np.random.Generator | None = None, dtype=np.float32,
-                 fused: bool | None = None):
+                 tied: bool = False, *, rng: np.random.Generator | None = None, dtype=np.float32):
         rng = generator(rng)
-        acceleration = fused_operations() if fused is not False else None
-        if fused and acceleration is None:
-            raise ValueError("GPT(fused=True) needs module 13: run `tito module complete 13_acceleration` first")
-        self.fused = acceleration is not None
-        attention = acceleration.FusedMultiHeadAttention if self.fused else MultiHeadAttention
-        self._loss = acceleration.FusedCrossEntropyLoss() if self.fused else CrossEntropyLoss()
         self.vocab_size, self.context, self.d_model = int(vocab_size), int(context), int(d_model)
         self.num_heads, self.num_layers, self.tied = int(num_heads), int(num_layers), bool(tied)
         self.token = Embedding(vocab_size, d_model, std=0.02, rng=rng, dtype=dtype)
         self.position = PositionalEmbedding(context, d_model, std=0.02, rng=rng, dtype=dtype)
-        self.blocks = [Block(d_model, num_heads, rng=rng, dtype=dtype, attention=attention) for _ in range(num_layers)]
+        self.blocks = [Block(d_model, num_heads, rng=rng, dtype=dtype, attention=self.attention_layer)
+                       for _ in range(num_layers)]
         self.norm = LayerNorm(d_model, dtype=dtype)
         self.head = None if tied else Linear(d_model, vocab_size, bias=False, rng=rng, dtype=dtype)
         self._initialize(rng)
@@ -318,8 +302,8 @@ class GPT(Module):
         ### END SOLUTION
 
     def loss_function(self):
-        """The loss to train this model with: module 13's fused cross-entropy if it uses fused operations."""
-        return self._loss
+        """The loss to train this model with: module 04's cross-entropy of its logits."""
+        return CrossEntropyLoss()
 
     def extra_repr(self) -> str:
         return (f"vocab_size={self.vocab_size}, context={self.context}, d_model={self.d_model}, "
@@ -679,7 +663,7 @@ validation_loader = DataLoader(*next_character_windows(tokenizer.encode(validati
 gpt = GPT(len(tokenizer), context, d_model=32, num_heads=4, num_layers=2, rng=np.random.default_rng(0))
 adamw = AdamW(gpt.parameters(), lr=1e-2, weight_decay=0.01)
 optimizer = ClippedSchedule(adamw, WarmupCosineLR(adamw, warmup=20, total=3 * len(train_loader)), max_norm=1.0)
-trainer = Trainer(PerPositionLogits(gpt), optimizer, CrossEntropyLoss())
+trainer = Trainer(PerPositionLogits(gpt), optimizer, gpt.loss_function())
 print(f"{sum(p.size for p in gpt.parameters())} parameters, vocabulary {len(tokenizer)}, {len(train_loader)} steps per epoch")
 
 
@@ -733,7 +717,7 @@ print(f"{'total':20} {total:>8}")
 rng = np.random.default_rng(0)
 batch_ids = rng.integers(0, 103, (32, 65))
 inputs, targets = Tensor(batch_ids[:, :-1].astype(np.float32)), batch_ids[:, 1:]
-wrapped, loss_fn = PerPositionLogits(milestone_model), CrossEntropyLoss()
+wrapped, loss_fn = PerPositionLogits(milestone_model), milestone_model.loss_function()
 step_optimizer = AdamW(milestone_model.parameters(), lr=1e-3)
 timings = {"forward + loss": [], "backward": [], "AdamW step": []}
 with one_blas_thread():

@@ -23,8 +23,10 @@
 #
 # A fused operation must compute the same numbers as the composed one. Every operation here is checked
 # against the composed form (to 1e-6 in float64), against PyTorch where it is installed, and with module
-# 06's locked gradient checker. Module 11's `GPT` and `tito milestone gpt` switch to these operations once
-# this module is complete.
+# 06's locked gradient checker. The module ends with `FusedGPT`: module 11's `GPT` with these operations,
+# the same parameters under the same names. Module 11 knows nothing of it; `tito milestone gpt` trains a
+# `FusedGPT` once this module is complete (tito reads that from your package: no part left to write) and
+# module 11's `GPT` before, and says which in its first line.
 #
 # **Objectives.** At the end you can
 # - derive the backward rule of softmax followed by cross-entropy, and write the pair as one operation;
@@ -35,7 +37,7 @@
 #
 # | You write here | It becomes | Used by |
 # |---|---|---|
-# | this notebook, `acceleration.ipynb` | `tinytorch.core.acceleration` | module 11's `GPT`, `tito milestone gpt` |
+# | this notebook, `acceleration.ipynb` | `tinytorch.core.acceleration` | `FusedGPT`, trained by `tito milestone gpt` |
 
 # %%
 #| default_exp core.acceleration
@@ -51,18 +53,17 @@ import numpy as np
 from tinytorch.core.attention import MultiHeadAttention, causal_mask, token_ids
 from tinytorch.core.autograd import record
 from tinytorch.core.losses import Loss, flatten_positions, values_of
+from tinytorch.core.transformer import GPT
 
 # %%
 # For the examples and tests below (the exported code does not need them).
-import copy
-
 from tinytorch.core.attention import scaled_dot_product_attention
 from tinytorch.core.autograd import Variable
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.operations import gradcheck
 from tinytorch.core.profiling import Profiler
 from tinytorch.core.tensor import Tensor, best_time
-from tinytorch.core.transformer import GPT, PerPositionLogits
+from tinytorch.core.transformer import PerPositionLogits
 
 try:
     from threadpoolctl import threadpool_limits
@@ -323,20 +324,8 @@ print("test_unit_attention_backward: passed")
 #
 # Module 10's `MultiHeadAttention` projects the input, splits the heads, attends and merges them back.
 # `FusedMultiHeadAttention` is the same layer (the same parameters, the same names, so a checkpoint loads
-# into either) whose attention step is your fused operation. Module 11's `GPT` builds its blocks with it
-# once this module is complete. Write its `forward`, reusing `split_heads` and `merge_heads`.
-#
-# Once this module is exported, `GPT(...)` builds its blocks with `FusedMultiHeadAttention` itself. Here,
-# before the export, `fused_copy` (given) will make a fused twin of a composed GPT: the same layers, the same
-# parameters, each attention layer turned into the fused class (which adds no state, only a `forward`).
-
-# %%
-def fused_copy(model):
-    """A copy of GPT `model` whose attention layers are this notebook's FusedMultiHeadAttention."""
-    twin = copy.deepcopy(model)
-    for block in twin.blocks:
-        block.attention.__class__ = FusedMultiHeadAttention
-    return twin
+# into either) whose attention step is your fused operation. Write its `forward`, reusing `split_heads` and
+# `merge_heads`.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "acceleration-multi-head", "locked": false, "solution": true}
 #| export
@@ -356,7 +345,7 @@ class FusedMultiHeadAttention(MultiHeadAttention):
         ### END SOLUTION
 
 # %% [markdown]
-# ### Test: the fused layer, and a GPT made with it
+# ### Test: the fused layer
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-acceleration-multi-head", "locked": true, "points": 3, "solution": false}
 def test_unit_multi_head():
@@ -371,11 +360,6 @@ def test_unit_multi_head():
     want.sum().backward()
     for (name, mine), theirs in zip(fused.named_parameters(), composed.parameters()):
         assert np.allclose(mine.grad, theirs.grad, atol=1e-6), f"the gradient of {name} should equal the composed layer's"
-    ids = np.random.default_rng(1).integers(0, 11, (2, 6))
-    model = GPT(11, 8, d_model=16, num_heads=2, num_layers=1, rng=np.random.default_rng(2), dtype=np.float64, fused=False)
-    want = CrossEntropyLoss()(PerPositionLogits(model)(ids[:, :-1]), ids[:, 1:])
-    got = FusedCrossEntropyLoss()(PerPositionLogits(fused_copy(model))(ids[:, :-1]), ids[:, 1:])
-    assert abs(got.item() - want.item()) < 1e-6, f"a fused GPT should give the composed GPT's loss {want.item():.6f}, got {got.item():.6f}"
 
 def _nodes(root):  # every graph node behind `root` (given)
     seen, stack = [], [root.grad_fn]
@@ -390,11 +374,42 @@ test_unit_multi_head()
 print("test_unit_multi_head: passed")
 
 # %% [markdown]
-# ## 5. Systems analysis: the GPT step, before and after
+# ## 5. The fused GPT
 #
-# Module 12's profiler on one training step of a small GPT, composed (module 10's attention, module 04's
-# loss) and fused (this module's), each measured on its second step. The table shows the operations each
-# records; the numbers are this machine's, now.
+# `FusedGPT` (given) is module 11's `GPT` with both fused operations: its blocks attend with
+# `FusedMultiHeadAttention` (GPT's `attention_layer`) and `loss_function()` is `FusedCrossEntropyLoss`, so a
+# caller trains either model the same way. The parameters and their names are GPT's, so a checkpoint of one
+# loads into the other. Module 11 does not refer to it: the caller chooses, as `tito milestone gpt` does.
+
+# %%
+#| export
+class FusedGPT(GPT):
+    """Module 11's GPT whose attention and loss are fused operations; the same parameters, under the same names."""
+
+    attention_layer = FusedMultiHeadAttention
+
+    def loss_function(self):
+        """The loss to train this model with: module 04's cross-entropy, as one fused operation."""
+        return FusedCrossEntropyLoss()
+
+# %% [markdown]
+# A checkpoint of module 11's GPT, loaded into a `FusedGPT`, gives the same loss:
+
+# %%
+ids = np.random.default_rng(1).integers(0, 11, (2, 6))
+composed_gpt = GPT(11, 8, d_model=16, num_heads=2, num_layers=1, rng=np.random.default_rng(2), dtype=np.float64)
+fused_gpt = FusedGPT(11, 8, d_model=16, num_heads=2, num_layers=1, dtype=np.float64)
+fused_gpt.load_state_dict(composed_gpt.state_dict())
+for model in (composed_gpt, fused_gpt):
+    loss = model.loss_function()(PerPositionLogits(model)(ids[:, :-1]), ids[:, 1:])
+    print(f"{type(model).__name__:<9} loss {loss.item():.9f}, {len(_nodes(loss))} operations recorded")
+
+# %% [markdown]
+# ## 6. Systems analysis: the GPT step, before and after
+#
+# Module 12's profiler on one training step of a small GPT, composed (module 11's `GPT`: module 10's
+# attention, module 04's loss) and fused (`FusedGPT`, with the same weights), each measured on its second
+# step. The table shows the operations each records; the numbers are this machine's, now.
 
 # %%
 rng = np.random.default_rng(0)
@@ -403,16 +418,14 @@ step_inputs, step_targets = Tensor(ids[:, :-1].astype(np.float32)), ids[:, 1:]
 
 
 def training_step(model):
-    loss_fn = FusedCrossEntropyLoss() if isinstance(model.blocks[0].attention, FusedMultiHeadAttention) else CrossEntropyLoss()
-    loss = loss_fn(PerPositionLogits(model)(step_inputs), step_targets)
+    loss = model.loss_function()(PerPositionLogits(model)(step_inputs), step_targets)
     loss.backward()
     model.zero_grad()
 
 
 profiles, times = {}, {}
-composed_gpt = GPT(40, 32, d_model=32, num_heads=4, num_layers=2, rng=np.random.default_rng(0), fused=False)
 for fused in (False, True):
-    model = fused_copy(composed_gpt) if fused else composed_gpt
+    model = (FusedGPT if fused else GPT)(40, 32, d_model=32, num_heads=4, num_layers=2, rng=np.random.default_rng(0))
     training_step(model)
     with Profiler() as prof:
         training_step(model)
@@ -473,5 +486,5 @@ else:
 # You replaced the two chains that module 12's profile showed costly by fused operations with hand-derived
 # backward rules: softmax + cross-entropy, and causal attention with the mask applied in place and the
 # softmax backward folded in, and checked each against the composed form and a numerical gradient.
-# Export with `tito module complete 13_acceleration`: module 11's `GPT` and `tito milestone gpt` then use
-# them.
+# `FusedGPT` is module 11's GPT with both; export with `tito module complete 13_acceleration`, and
+# `tito milestone gpt` trains it.

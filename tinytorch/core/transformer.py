@@ -15,9 +15,9 @@ from .losses import CrossEntropyLoss
 from .optimizers import LRScheduler, clip_grad_norm
 
 # %% auto #0
-__all__ = ['GELU_SCALE', 'GELU_CUBIC', 'gelu', 'FeedForward', 'Block', 'fused_operations', 'GPT', 'next_distribution', 'generate',
-           'CharTokenizer', 'split_text', 'next_character_windows', 'WarmupCosineLR', 'PerPositionLogits',
-           'ClippedSchedule', 'bits_per_character']
+__all__ = ['GELU_SCALE', 'GELU_CUBIC', 'gelu', 'FeedForward', 'Block', 'GPT', 'next_distribution', 'generate', 'CharTokenizer',
+           'split_text', 'next_character_windows', 'WarmupCosineLR', 'PerPositionLogits', 'ClippedSchedule',
+           'bits_per_character']
 
 # %% ../../modules/11_transformer/transformer_dev.py #bbeb72f1
 GELU_SCALE = math.sqrt(2.0 / math.pi)
@@ -84,18 +84,7 @@ class Block(Module):
         x = x + self.attention(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
-# %% ../../modules/11_transformer/transformer_dev.py #97327ac1
-def fused_operations():
-    """Module 13's `tinytorch.core.acceleration` when it is exported and solved, else None."""
-    try:
-        from tinytorch.core import acceleration
-        acceleration.causal_attention(*[np.zeros((1, 1, 1))] * 3)
-        acceleration.softmax_cross_entropy(np.zeros((1, 1)), [0])
-    except (ImportError, NotImplementedError):  # not exported yet, or a student's stubs
-        return None
-    return acceleration
-
-# %% ../../modules/11_transformer/transformer_dev.py #ece0212f
+# %% ../../modules/11_transformer/transformer_dev.py #01552e11
 class GPT(Module):
     """A character-level GPT: `num_layers` pre-norm blocks of width `d_model` with `num_heads` heads, over
     contexts of up to `context` positions; logits (B, T, vocab_size) for ids (B, T).
@@ -104,21 +93,17 @@ class GPT(Module):
     (1, 3, 10)
     """
 
+    attention_layer = MultiHeadAttention  # the layer every block attends with
+
     def __init__(self, vocab_size: int, context: int, d_model: int = 64, num_heads: int = 4, num_layers: int = 2,
-                 tied: bool = False, *, rng: np.random.Generator | None = None, dtype=np.float32,
-                 fused: bool | None = None):
+                 tied: bool = False, *, rng: np.random.Generator | None = None, dtype=np.float32):
         rng = generator(rng)
-        acceleration = fused_operations() if fused is not False else None
-        if fused and acceleration is None:
-            raise ValueError("GPT(fused=True) needs module 13: run `tito module complete 13_acceleration` first")
-        self.fused = acceleration is not None
-        attention = acceleration.FusedMultiHeadAttention if self.fused else MultiHeadAttention
-        self._loss = acceleration.FusedCrossEntropyLoss() if self.fused else CrossEntropyLoss()
         self.vocab_size, self.context, self.d_model = int(vocab_size), int(context), int(d_model)
         self.num_heads, self.num_layers, self.tied = int(num_heads), int(num_layers), bool(tied)
         self.token = Embedding(vocab_size, d_model, std=0.02, rng=rng, dtype=dtype)
         self.position = PositionalEmbedding(context, d_model, std=0.02, rng=rng, dtype=dtype)
-        self.blocks = [Block(d_model, num_heads, rng=rng, dtype=dtype, attention=attention) for _ in range(num_layers)]
+        self.blocks = [Block(d_model, num_heads, rng=rng, dtype=dtype, attention=self.attention_layer)
+                       for _ in range(num_layers)]
         self.norm = LayerNorm(d_model, dtype=dtype)
         self.head = None if tied else Linear(d_model, vocab_size, bias=False, rng=rng, dtype=dtype)
         self._initialize(rng)
@@ -147,8 +132,8 @@ class GPT(Module):
         return logits.reshape(batch, length, self.vocab_size)
 
     def loss_function(self):
-        """The loss to train this model with: module 13's fused cross-entropy if it uses fused operations."""
-        return self._loss
+        """The loss to train this model with: module 04's cross-entropy of its logits."""
+        return CrossEntropyLoss()
 
     def extra_repr(self) -> str:
         return (f"vocab_size={self.vocab_size}, context={self.context}, d_model={self.d_model}, "

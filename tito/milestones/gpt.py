@@ -1,6 +1,7 @@
 """`tito milestone gpt`: a character-level GPT made only of the course's modules (01-08, 10, 11) learns to
 write like a text that is on this machine: Python's own reference documentation (`pydoc_data.topics`, part
-of every CPython) by default, or any UTF-8 file.
+of every CPython) by default, or any UTF-8 file. The model is module 11's GPT, or module 13's FusedGPT (the same
+parameters, fused attention and loss) once module 13 is complete: read from the package's stubs, not by running it.
 
 What goes in: `GptOptions`. What comes out: a `GptResult` (bits per character on the held-out text, a
 sample), a plot of the learning curves and a checkpoint in the output folder; with `profile`, module 12's
@@ -23,6 +24,8 @@ from .common import MLP_LESSONS, _course_root, _make_folder, _one_blas_thread, _
 
 GPT_LESSONS = MLP_LESSONS + (("attention", "10_attention"), ("transformer", "11_transformer"))
 PROFILE_LESSONS = GPT_LESSONS + (("profiling", "12_profiling"),)
+# Module 13: the fused GPT (FusedGPT), trained instead of module 11's GPT once the lesson is complete.
+ACCELERATION_LESSON = ("acceleration", "13_acceleration")
 # Module 16: byte-pair encoding (`--tokenizer bpe`) and the KV cache that samples once the lesson is complete.
 GENERATION_LESSON = ("generation", "16_generation")
 TOKENIZERS = ("char", "bpe")
@@ -107,6 +110,7 @@ class GptResult:
     replaced: bool = False
     tokens_per_character: float = 1.0  # of the held-out text: bits per token x this = bits per character
     profile: GptProfile | None = None
+    model: str = "GPT"  # "FusedGPT" once module 13 is complete
 
     @property
     def final_bits(self) -> float:
@@ -183,10 +187,21 @@ def checked_prompt(tokenizer, prompt: str | None, opening: str = DEFAULT_PROMPT)
     return prompt
 
 
+def gpt_modules(root: Path | None, lessons: tuple = GPT_LESSONS) -> dict:
+    """The milestone's modules (`lessons`), and module 13 as "acceleration" when it is complete."""
+    modules = tinytorch_modules(root, lessons)
+    acceleration = module_if_complete(root, ACCELERATION_LESSON)
+    if acceleration is not None:
+        modules["acceleration"] = acceleration
+    return modules
+
+
 def build_gpt(modules: dict, vocabulary: int, options: GptOptions, seed: int | None = None):
+    """Module 13's FusedGPT when `modules` holds module 13, else module 11's GPT (the same parameters and names)."""
+    model_class = modules["acceleration"].FusedGPT if "acceleration" in modules else modules["transformer"].GPT
     rng = np.random.default_rng(options.seed if seed is None else seed)
-    return modules["transformer"].GPT(vocabulary, options.context, d_model=options.width, num_heads=options.heads,
-                                      num_layers=options.layers, rng=rng)
+    return model_class(vocabulary, options.context, d_model=options.width, num_heads=options.heads,
+                       num_layers=options.layers, rng=rng)
 
 
 def batch_orders(count: int, steps: int, batch_size: int, eval_every: int, seed: int) -> list[np.ndarray]:
@@ -199,12 +214,13 @@ def batch_orders(count: int, steps: int, batch_size: int, eval_every: int, seed:
     return [order[start:start + stretch] for start in range(0, len(order), stretch)]
 
 
-def generation_module(root: Path | None, required: bool):
-    """Module 16 (BPE and the KV cache) when it is complete; when it is not, a TitoError if `required`, else None
-    (samples then come from module 11's `generate`, without a cache)."""
+def module_if_complete(root: Path | None, lesson: tuple[str, str], required: bool = False):
+    """The package module of `lesson` (name, folder) when it is complete; when it is not, a TitoError if `required`,
+    else None. Complete is read from the package's stubs (`_require_finished`): no student code runs to decide."""
+    name, folder = lesson
     try:
-        _require_finished(root, [GENERATION_LESSON[1]])
-        return tinytorch_modules(root, (GENERATION_LESSON,))["generation"]
+        _require_finished(root, [folder])
+        return tinytorch_modules(root, (lesson,))[name]
     except TitoError:
         if required:
             raise
@@ -218,9 +234,10 @@ def run_gpt(options: GptOptions, progress=None) -> GptResult:
     root = _course_root()
     lessons = PROFILE_LESSONS if options.profile else GPT_LESSONS
     _require_finished(root, [lesson for _, lesson in lessons])
-    modules = tinytorch_modules(root, lessons)
+    modules = gpt_modules(root, lessons)
     transformer, training = modules["transformer"], modules["training"]
-    generation = generation_module(root, required=options.tokenizer == "bpe")
+    # Without module 16, samples come from module 11's `generate`, without a cache.
+    generation = module_if_complete(root, GENERATION_LESSON, required=options.tokenizer == "bpe")
     out = Path(options.out) if options.out is not None else (root or Path.cwd()) / GPT_OUT
     _make_folder(out)
 
@@ -232,13 +249,14 @@ def run_gpt(options: GptOptions, progress=None) -> GptResult:
     schedule = transformer.WarmupCosineLR(adamw, warmup=min(options.warmup, options.steps - 1), total=options.steps)
     trainer = training.Trainer(transformer.PerPositionLogits(model),
                                transformer.ClippedSchedule(adamw, schedule, options.max_norm),
-                               model.loss_function())  # fused once module 13 is complete
+                               model.loss_function())
     validation = training.DataLoader(data.x_validation, data.y_validation, batch_size=256)
     result = GptResult(corpus, len(data.tokenizer), data.train_characters, data.validation_characters,
-                       sum(parameter.size for parameter in model.parameters()))
+                       sum(parameter.size for parameter in model.parameters()), model=type(model).__name__)
     result.tokens_per_character = data.validation_ratio
     tokens = "characters" if options.tokenizer == "char" else f"BPE tokens ({options.merges} merges)"
-    description = (f"GPT {options.layers} layers, {options.heads} heads, width {options.width}, context {options.context} "
+    kind = "FusedGPT (module 13's fused attention and loss)" if result.model == "FusedGPT" else "GPT (module 11)"
+    description = (f"{kind}, {options.layers} layers, {options.heads} heads, width {options.width}, context {options.context} "
                    f"{tokens} ({result.parameters:,} parameters), AdamW lr {options.lr:g}, batch {options.batch_size}, "
                    f"seed {options.seed}: {corpus}, {result.train_characters:,} characters for training, "
                    f"{result.validation_characters:,} held out")
@@ -341,7 +359,7 @@ def sample_from_checkpoint(options: GptOptions) -> tuple[str, dict]:
     """(text, the checkpoint's description) from the checkpoint in the output folder, without training."""
     options.check()
     root = _course_root()
-    modules = tinytorch_modules(root, GPT_LESSONS)
+    modules = gpt_modules(root)
     path = (Path(options.out) if options.out is not None else (root or Path.cwd()) / GPT_OUT) / GPT_CHECKPOINT_NAME
     if not path.is_file():
         raise TitoError(f"no checkpoint at {path}: train one first with `tito milestone gpt`")
@@ -350,7 +368,7 @@ def sample_from_checkpoint(options: GptOptions) -> tuple[str, dict]:
         shape = GptOptions(layers=int(described["layers"]), heads=int(described["heads"]),
                            width=int(described["width"]), context=int(described["context"]))
         bpe = described.get("tokenizer") == "bpe"
-        generation = generation_module(root, required=bpe)
+        generation = module_if_complete(root, GENERATION_LESSON, required=bpe)
         if bpe:
             tokenizer = generation.BPETokenizer({bytes.fromhex(token): rank
                                                  for rank, token in enumerate(described["vocabulary"].split(" "))})
