@@ -5,11 +5,12 @@ it, and its grades are compared with tito's own scores of the same gradebook."""
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
 
-from conftest import copy_course, run_tito
+from conftest import copy_course, needs_sandbox, run_tito
 from test_narrow import _class_gradebook
 from tito.course import load_course
 from tito.errors import TitoError
@@ -229,3 +230,52 @@ def test_a_bad_roster_or_option_stops_with_one_line_and_writes_nothing(course_ro
     assert result.returncode == 2 and result.stdout.startswith(message), result.stdout + result.stderr
     assert result.stdout.count("\n") == 1 and result.stderr == "", "one line, no traceback"
     assert {path: path.read_bytes() for path in (course_root / "course").glob("scores*")} == before
+
+
+# ------------------------------------------------------------------------------- through a real autograded course
+
+@pytest.mark.slow
+@needs_sandbox
+def test_a_really_graded_module_exports_full_marks_zero_and_blanks(tmp_path):
+    """01_tensor released and autograded by tito: the solution (written answers then graded by hand) gets the
+    points possible, the untouched release 0, a roster student who handed in nothing a blank; both LMS files
+    import-validate."""
+    import nbformat
+    from nbgrader.api import Gradebook
+
+    from tito.coursefolder import course_folder
+    from tito.notebook import graded_cells
+
+    root = copy_course(tmp_path / "course")
+    settings = root / "settings.ini"
+    settings.write_text(re.sub(r"modules =\n(    .*\n)+", "modules =\n    01_tensor\n", settings.read_text()))
+    course = load_course(root)
+    module, folder = course.module("01_tensor"), course_folder(course)
+    assert run_tito("nbgrader", "release", "01_tensor", cwd=root).returncode == 0
+    source = nbformat.read(folder.source(module), as_version=4)
+    for student, notebook in [("solver", source), ("idle", nbformat.read(folder.release(module), as_version=4)),
+                              ("stranger", source)]:
+        folder.submitted(student, module).parent.mkdir(parents=True)
+        nbformat.write(notebook, folder.submitted(student, module))
+    graded = run_tito("nbgrader", "autograde", "01_tensor", cwd=root)
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+    answers = [cell for cell in graded_cells(source) if not cell.is_test]
+    with Gradebook(f"sqlite:///{folder.gradebook}", course.course_id) as gradebook:
+        for cell in answers:  # what the formgrader records when a grader gives full marks
+            grade = gradebook.find_grade(cell.grade_id, module.short, module.name, "solver")
+            grade.manual_score, grade.needs_manual_grade = cell.points, False
+        gradebook.db.commit()
+    full = sum(cell.points for cell in graded_cells(source))
+    (root / "roster.csv").write_text("tito_id,last_name,first_name,email,sis_id\nsolver,Solver,Sol,sol@x,S1\n"
+                                     "idle,Idle,Ida,ida@x,S2\nabsent,Absent,Abe,abe@x,S3\n", encoding="utf-8")
+    for lms in ("canvas", "moodle"):
+        result = run_tito("nbgrader", "report", "--format", lms, "--roster", "roster.csv", cwd=root)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "not on the roster, left out of the file (1): stranger" in result.stdout
+        assert "on the roster, never graded by tito, every grade blank (1): absent" in result.stdout
+    possible, grades = canvas_import(folder.root / "scores-canvas.csv")
+    assert possible == {"01_tensor": pytest.approx(full)} and full > 0
+    assert {sis: float(row["01_tensor"] or "nan") for sis, row in grades.items()} == \
+        pytest.approx({"S1": full, "S2": 0.0, "S3": float("nan")}, nan_ok=True)
+    assert moodle_import(folder.root / "scores-moodle.csv", "Email address") == \
+        {"sol@x": {"01_tensor": grades["S1"]["01_tensor"]}, "ida@x": {"01_tensor": "0"}, "abe@x": {"01_tensor": ""}}
