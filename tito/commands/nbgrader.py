@@ -19,6 +19,7 @@ from ..grading.autograde import autograde, submissions
 from ..grading.exchange import collect, publish, require_exchange, return_feedback
 from ..grading.feedback import autograded_students, feedback
 from ..grading.formgrader import formgrader_command, free_port
+from ..grading.lms import LMS, export_lms, read_roster
 from ..grading.release import generate, release, release_stale
 from ..grading.scores import collect_scores, points, write_csv
 from ..notebook import graded_cells
@@ -61,9 +62,16 @@ def register(commands) -> None:
     report = steps.add_parser(
         "report", help="scores per student per module: a CSV file and a table",
         description="Reads nbgrader's gradebook: a CSV row per student and released module (test points, written "
-                    "answer points, status) and a table of each student's test points per module. "
-                    "Example: `tito nbgrader report --output scores.csv`.")
-    report.add_argument("--output", type=Path, metavar="CSV", help="where to write the CSV (default: <course_dir>/scores.csv)")
+                    "answer points, status) and a table of each student's test points per module; or, with --format "
+                    "and --roster, the gradebook CSV that Canvas, Moodle or Blackboard imports (docs/instructor.md, "
+                    "'Moving grades to your LMS'). Example: `tito nbgrader report --format canvas --roster roster.csv`.")
+    report.add_argument("--output", type=Path, metavar="CSV",
+                        help="where to write the CSV (default: <course_dir>/scores.csv, or scores-FORMAT.csv)")
+    report.add_argument("--format", choices=["tito", *LMS], default="tito",
+                        help="tito: a row per student and module (the default); canvas, moodle, blackboard: that "
+                             "LMS's gradebook import, a row per roster student and a column per module")
+    report.add_argument("--roster", type=Path, metavar="CSV",
+                        help="with an LMS format: who each tito student is in the LMS (columns in docs/instructor.md)")
     report.set_defaults(handler=_in_course_repository(run_report))
     kit = steps.add_parser("kit", help="a student kit in OUT: a git repository of the releases, stubs, tests and tito, "
                                        "with no solution in it",
@@ -229,7 +237,7 @@ def run_report(args) -> int:
     course = load_course()
     folder = course_folder(course)
     rows = collect_scores(course)
-    path = write_csv(rows, args.output.resolve() if args.output else folder.report)
+    roster = _roster(args)  # before anything is printed or written: a bad roster stops the report
     modules = list(dict.fromkeys(row.module for row in rows))
     maximum = {row.module: points(row.tests_max) for row in rows}
     by_student: dict[str, dict[str, str]] = {}
@@ -246,9 +254,41 @@ def run_report(args) -> int:
     console.print(escape(f"max: a module's test points; {PENDING} written answers still to grade by hand (nbgrader's "
                          f"formgrader, docs/instructor.md); {NOT_GRADED} handed in, not graded yet; {MISSING} no "
                          f"submission"))
-    console.print(f"{_count(rows, 'row')} ({_count(len(by_student), 'student')} x {_count(modules, 'module')}) "
-                  f"-> {escape(folder.show(path))}")
+    if roster is None:
+        path = write_csv(rows, args.output.resolve() if args.output else folder.report)
+        console.print(f"{_count(rows, 'row')} ({_count(len(by_student), 'student')} x {_count(modules, 'module')}) "
+                      f"-> {escape(folder.show(path))}")
+        return 0
+    path = args.output.resolve() if args.output else folder.report.with_name(f"scores-{args.format}.csv")
+    _lms_summary(export_lms(rows, roster, args.format, path), folder)
     return 0
+
+
+def _roster(args):
+    if args.format == "tito":
+        if args.roster:
+            raise TitoError("--roster goes with --format canvas, moodle or blackboard", 2)
+        return None
+    if not args.roster:
+        raise TitoError(f"--format {args.format} needs --roster CSV: who each student is in {LMS[args.format].name} "
+                        f"(docs/instructor.md, 'Moving grades to your LMS')", 2)
+    return read_roster(args.roster, args.format)
+
+
+def _lms_summary(export, folder) -> None:
+    """The file, and every student or grade it leaves out or blank, by name: the instructor decides, not tito."""
+    console.print(escape("points possible: " + ", ".join(f"{module} {possible}" for module, possible
+                                                          in zip(export.modules, export.possible))))
+    if export.unknown:
+        console.print(f"[yellow]not on the roster, left out of the file ({len(export.unknown)}):[/yellow] "
+                      f"{escape(', '.join(export.unknown))}")
+    if export.missing:
+        console.print(f"[yellow]on the roster, never graded by tito, every grade blank ({len(export.missing)}):"
+                      f"[/yellow] {escape(', '.join(export.missing))}")
+    for status, cells in export.blank.items():
+        console.print(f"[yellow]blank, {escape(status)} ({len(cells)}):[/yellow] {escape(', '.join(cells))}")
+    console.print(f"{export.lms}: {_count(export.students, 'student')} x {_count(export.modules, 'module')} "
+                  f"-> {escape(folder.show(export.path))}")
 
 
 # The report's marks: after the test points when written answers await a grader; in place of them otherwise.
