@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import copy_course, needs_sandbox
+from conftest import copy_course, needs_sandbox, passable
 from tito.course import Course, load_course
 from tito.coursefolder import course_folder
 from tito.grading.autograde import autograde
@@ -41,7 +40,6 @@ from tito.notebook import graded_cells
 pytestmark = [pytest.mark.slow, needs_sandbox]
 
 MODULES = ["01_tensor", "05_autograd", "09_convolutions"]
-TIMEOUT = 20  # seconds a cell may run while grading
 
 HOSTILE = '''\
 import json, pathlib
@@ -57,10 +55,7 @@ for target in ("/autograder/results/results.json", "/autograder/source/run_autog
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory) -> Course:
-    root = copy_course(tmp_path_factory.mktemp("gradescope") / "repo")
-    settings = root / "settings.ini"
-    settings.write_text(re.sub(r"timeout = \d+", f"timeout = {TIMEOUT}", settings.read_text()))
-    loaded = load_course(root)
+    loaded = load_course(copy_course(tmp_path_factory.mktemp("gradescope") / "repo"))
     for name in MODULES:
         release(loaded, loaded.module(name))
     return loaded
@@ -68,8 +63,9 @@ def course(tmp_path_factory) -> Course:
 
 # ------------------------------------------------------------------------------------- emulated Gradescope
 
-def gradescope_command(tree: Path, script: str) -> list[str]:
-    """`script` run with `tree` bind-mounted at /autograder and the rest of the file system as it is."""
+def gradescope_command(tree: Path, script: str, without_bwrap: bool = False) -> list[str]:
+    """`script` run with `tree` bind-mounted at /autograder and the rest of the file system as it is; with
+    `without_bwrap`, in a container where bubblewrap cannot run (an empty file stands in for it)."""
     mounts = []
     for entry in sorted(Path("/").iterdir()):
         if entry.name in ("proc", "dev", "autograder"):
@@ -78,11 +74,14 @@ def gradescope_command(tree: Path, script: str) -> list[str]:
             mounts += ["--symlink", os.readlink(entry), str(entry)]
         elif entry.is_dir():
             mounts += ["--bind", str(entry), str(entry)]
+    if without_bwrap:
+        mounts += ["--ro-bind", "/dev/null", shutil.which("bwrap")]
     return ["bwrap", *mounts, "--dev-bind", "/dev", "/dev", "--proc", "/proc", "--bind", str(tree), "/autograder",
             "--chdir", "/autograder", "--die-with-parent", "--", script]
 
 
-def run_on_gradescope(zip_path: Path, upload: dict[str, bytes], tree: Path) -> tuple[dict, subprocess.CompletedProcess]:
+def run_on_gradescope(zip_path: Path, upload: dict[str, bytes], tree: Path,
+                      without_bwrap: bool = False) -> tuple[dict, subprocess.CompletedProcess]:
     """Unpack, set up and run the autograder on `upload` (file name -> content) in a fresh /autograder."""
     shutil.rmtree(tree, ignore_errors=True)
     for folder in ("source", "submission", "results"):
@@ -95,7 +94,7 @@ def run_on_gradescope(zip_path: Path, upload: dict[str, bytes], tree: Path) -> t
     shutil.copy2(tree / "source" / "run_autograder", tree / "run_autograder")
     for name, content in upload.items():
         (tree / "submission" / name).write_bytes(content)
-    run = subprocess.run(gradescope_command(tree, "/autograder/run_autograder"), env=environment,
+    run = subprocess.run(gradescope_command(tree, "/autograder/run_autograder", without_bwrap), env=environment,
                          capture_output=True, text=True, timeout=900)
     return json.loads((tree / "results" / "results.json").read_text()), run
 
@@ -111,7 +110,8 @@ TEST = {"score": (int, float), "max_score": (int, float), "status": str, "name":
 
 def schema_problems(results: dict) -> list[str]:
     problems = [f"unknown key {key}" for key in results if key not in TOP]
-    problems += [f"{key} is not {kind}" for key, kind in TOP.items() if key in results and not isinstance(results[key], kind)]
+    problems += [f"{key} is not {kind}" for key, kind in TOP.items()
+                 if key in results and not isinstance(results[key], kind)]
     if "score" not in results and not all("score" in test for test in results.get("tests", [])):
         problems.append("no score: neither overall nor on every test")
     for key in ("visibility", "stdout_visibility"):
@@ -119,7 +119,8 @@ def schema_problems(results: dict) -> list[str]:
             problems.append(f"{key} {results[key]!r}")
     for test in results.get("tests", []):
         problems += [f"test key {key}" for key in test if key not in TEST]
-        problems += [f"test {key} is not {kind}" for key, kind in TEST.items() if key in test and not isinstance(test[key], kind)]
+        problems += [f"test {key} is not {kind}" for key, kind in TEST.items()
+                     if key in test and not isinstance(test[key], kind)]
         if test.get("status", "passed") not in ("passed", "failed") or test.get("visibility", "visible") not in VISIBILITY:
             problems.append(f"test {test.get('name')}: status or visibility")
     return problems
@@ -214,3 +215,25 @@ def test_the_zip_holds_no_solution_of_the_module(course, tmp_path):
     planted = next(iter(secrets))
     (unpacked / "tito" / "notes.py").write_text(f"# {planted}\n{planted}\n")
     assert [leak.text.strip() for leak in withheld_leaks(course, module, unpacked)] == [planted]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the fallback switches to an unprivileged user: it needs root")
+def test_without_namespaces_the_upload_runs_as_an_unprivileged_user(course, tmp_path):
+    """Where bubblewrap cannot run, the same grading runs the kernel as a user of its own, and says so."""
+    module = course.module("01_tensor")
+    autograder = build_autograder(course, module, tmp_path / "zips")
+    source = nbformat.read(course_folder(course).source(module), as_version=4)
+    cell = next(cell for cell in source.cells if cell.metadata.get("nbgrader", {}).get("solution")
+                and cell.cell_type == "code")
+    cell.source += "\n" + HOSTILE + "import subprocess\nsubprocess.Popen(['sleep', '600'])\n"
+    with passable([Path(sys.executable)]):  # as /autograder/venv's Python is on Gradescope (not under /root)
+        results, run = run_on_gradescope(autograder.path, {f"{module.short}.ipynb": nbformat.writes(source).encode()},
+                                         tmp_path / "autograder", without_bwrap=True)
+    assert schema_problems(results) == []
+    assert "cannot create the namespaces" in results["output"] and "unprivileged user" in results["output"]
+    tests = [test for test in results["tests"] if "status" in test]
+    assert results["score"] == sum(test["max_score"] for test in tests), results["output"]
+    assert not (tmp_path / "autograder" / "hostile").exists()
+    assert json.loads((tmp_path / "autograder" / "results" / "results.json").read_text())["score"] != 999
+    left = subprocess.run(["pgrep", "-u", "61000", "sleep"], capture_output=True, text=True).stdout
+    assert left == "", "a process the submission started outlived its grading"
