@@ -138,8 +138,9 @@ def uploads(course: Course, name: str) -> dict[str, dict[str, bytes]]:
                  and cell.cell_type == "code"]
     for index in solutions[:len(solutions) // 2]:
         partial.cells[index].source = source.cells[index].source
-    hostile = copy.deepcopy(released)
-    hostile.cells[solutions[0]].source += "\n" + HOSTILE
+    hostile = copy.deepcopy(released)  # it also prints a line of the module's solution: the output must be cut
+    shown = next(line for line in secret_lines(source, module.name) if len(line) > 20)
+    hostile.cells[solutions[0]].source += "\n" + HOSTILE + f"print({shown!r})\n"
     notebook = f"{module.short}.ipynb"
     return {"full": {notebook: nbformat.writes(source).encode()},
             "partial": {notebook: nbformat.writes(partial).encode()},
@@ -195,6 +196,7 @@ def test_gradescope_grades_as_tito_does(course, name, tmp_path):
         if student == "broken":
             assert "not a Jupyter notebook" in results["output"]
         if student == "hostile":
+            assert "it showed a line of a lesson's solution" in results["output"]
             assert "999" not in json.dumps(results["score"])
             assert not (tmp_path / "autograder" / "hostile").exists()
             assert (tmp_path / "autograder" / "source" / "run_autograder").read_bytes() == (
