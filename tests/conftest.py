@@ -1,7 +1,10 @@
 """Shared fixtures: a private copy of the course, so tests that change files never touch the repository."""
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +29,23 @@ def copy_course(destination: Path) -> Path:
         else:
             shutil.copy2(source, destination / name)
     return destination
+
+
+@contextlib.contextmanager
+def passable(paths: list[Path]):
+    """Let every user through each folder above `paths` (o+x, nothing listed), as long as the block runs."""
+    changed: list[tuple[Path, int]] = []
+    try:
+        for path in paths:
+            for folder in [*reversed(path.resolve().parents), path.resolve()]:
+                mode = folder.stat().st_mode
+                if stat.S_ISDIR(mode) and not mode & stat.S_IXOTH:
+                    os.chmod(folder, stat.S_IMODE(mode) | stat.S_IXOTH)
+                    changed.append((folder, stat.S_IMODE(mode)))
+        yield
+    finally:
+        for folder, mode in reversed(changed):
+            os.chmod(folder, mode)
 
 
 @pytest.fixture

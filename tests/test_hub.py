@@ -39,7 +39,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import ROOT, TITO, _plain_env, needs_sandbox, run_tito
+from conftest import ROOT, TITO, _plain_env, needs_sandbox, passable, run_tito
 from student_helpers import small_course, solution_regions
 from test_browser import CHROMIUM_ARGS, CHROMIUM, free_port, stop_group, sync_playwright, wait_until_answering
 
@@ -67,23 +67,6 @@ def requirements() -> None:
 
 
 # ------------------------------------------------------------------------------------------ the machine
-
-@contextlib.contextmanager
-def passable(paths: list[Path]):
-    """Let every user through each folder above `paths` (o+x, nothing listed), as long as the block runs."""
-    changed: list[tuple[Path, int]] = []
-    try:
-        for path in paths:
-            for folder in [*reversed(path.resolve().parents), path.resolve()]:
-                mode = folder.stat().st_mode
-                if stat.S_ISDIR(mode) and not mode & stat.S_IXOTH:
-                    os.chmod(folder, stat.S_IMODE(mode) | stat.S_IXOTH)
-                    changed.append((folder, stat.S_IMODE(mode)))
-        yield
-    finally:
-        for folder, mode in reversed(changed):
-            os.chmod(folder, mode)
-
 
 def _made_here(name: str) -> bool:
     """Whether an account of that name exists and was made by this test (its home is in a folder of ours)."""

@@ -56,7 +56,8 @@ def test_the_kit_is_one_commit_of_releases_stubs_tests_and_the_tool_with_no_solu
     assert not [name for name in files if name.endswith("_dev.py") or name.startswith(("course/", "docs/"))]
     # tito without its grading wing: a student's tito has the student's commands and no instructor's ones.
     assert {"tito/student/workspace.py", "tito/commands/student.py", "tito/commands/module.py"} <= files
-    assert [name for name in files if name.startswith("tito/grading/") or name == "tito/commands/nbgrader.py"] == []
+    instructor_commands = ("tito/commands/nbgrader.py", "tito/commands/gradescope.py")
+    assert [name for name in files if name.startswith("tito/grading/") or name in instructor_commands] == []
     assert "01_tensor is not complete" in (kit / "tinytorch" / "core" / "tensor.py").read_text()
     leaks, checked = workspace_leaks(load_course(course), kit)
     assert checked > len(files) - 1 and leaks == []  # every committed file read (git's own objects aside)

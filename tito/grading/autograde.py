@@ -69,13 +69,17 @@ def submissions(course: Course, module: Module, students: list[str] | None = Non
 
 
 def autograde(course: Course, module: Module, students: list[str] | None = None,
-              on_result: Callable[[Grade], None] | None = None, jobs: int = 1, sandboxed: bool = True) -> list[Grade]:
+              on_result: Callable[[Grade], None] | None = None, jobs: int = 1, sandboxed: bool = True,
+              solutions=None, unprivileged: bool = False) -> list[Grade]:
     """Grade each submission of `module`: `jobs` sandboxed kernels run them side by side, and this process alone
     writes each result to the gradebook, one at a time, as it comes in.
 
     Every notebook gets a score and, where it lost points to a limit, a dead kernel or a refusal, a reason; a
     file that is no notebook changes nothing. Rerunning replaces a student's earlier results (nbgrader's
-    --force). The gradebook as it was before this run is kept in gradebook.db.bak.
+    --force). The gradebook as it was before this run is kept in gradebook.db.bak. Output showing a line of
+    `solutions` (anything answering `normalized_line in solutions`; by default every lesson's, from the course
+    folder's sources) is cut. `unprivileged` (with `sandboxed` False): each kernel runs as an unprivileged user
+    of its own with the same limits, where bubblewrap cannot run (sandbox.run_notebook).
     """
     folder = course_folder(course)
     require_release(course, module)
@@ -85,7 +89,8 @@ def autograde(course: Course, module: Module, students: list[str] | None = None,
     chosen = submissions(course, module, students)
     shutil.copy2(folder.gradebook, folder.root / "gradebook.db.bak")
     limits = grading_limits(course)
-    solutions = normalized_secrets(all_solution_lines(course))
+    if solutions is None:
+        solutions = normalized_secrets(all_solution_lines(course))
     source = nbformat.read(folder.source(module), as_version=4)
     released = nbformat.read(folder.release(module), as_version=4)
     results = {}
@@ -101,7 +106,7 @@ def autograde(course: Course, module: Module, students: list[str] | None = None,
         def run(notebook: nbformat.NotebookNode) -> Run:
             slot = slots.get()
             try:
-                return run_notebook(notebook, grader, limits, slot, sandboxed, reference_modules)
+                return run_notebook(notebook, grader, limits, slot, sandboxed, reference_modules, unprivileged)
             finally:
                 slots.put(slot)
 

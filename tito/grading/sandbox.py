@@ -28,6 +28,7 @@ import platform
 import secrets
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -155,16 +156,20 @@ def sandbox_command(command: list[str], grader: Path, connection: Path, limits: 
         isolation += ["--seccomp", "3"]
     if uid is None:
         isolation.append("--unshare-user")
-        drop = []
-    else:
-        drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
-                "--bounding-set=-all", "--no-new-privs", "--"]
+    opener = ["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(connection / "seccomp.bpf")]
+    return [*opener, require_bwrap(), *mounts, *isolation, "--", *limited_command(command, limits, uid, environment)]
+
+
+def limited_command(command: list[str], limits: Limits, uid: int | None, environment: dict[str, str]) -> list[str]:
+    """`command` as user `uid` (when given) with no privilege, the limits and exactly `environment`: inside the
+    sandbox, or alone where bubblewrap cannot run (the unprivileged fallback, see `run_notebook`)."""
+    drop = [] if uid is None else ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                                   "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
     cpu = limits.notebook_seconds + 5
     caps = ["prlimit", f"--as={limits.memory_mb * 2**20}", f"--cpu={cpu}", f"--nproc={limits.processes}",
             f"--fsize={limits.file_mb * 2**20}", "--nofile=256", "--core=0", "--"]
     env = ["env", "-i", *(f"{key}={value}" for key, value in environment.items())]
-    opener = ["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(connection / "seccomp.bpf")]
-    return [*opener, require_bwrap(), *mounts, *isolation, "--", *drop, *caps, *env, *command]
+    return [*drop, *caps, *env, *command]
 
 
 # Syscalls of the kernel keyrings (add_key, request_key, keyctl) on the machines tito knows, with the audit
@@ -330,8 +335,16 @@ def _message_size(msg: dict) -> int:
 
 
 def run_notebook(notebook: nbformat.NotebookNode, grader: Path, limits: Limits, slot: int = 0,
-                 sandboxed: bool = True, reference_modules: list[str] = ()) -> Run:
-    """Run every code cell of `notebook` in a fresh grading kernel (in the sandbox unless `sandboxed` is False)."""
+                 sandboxed: bool = True, reference_modules: list[str] = (), unprivileged: bool = False) -> Run:
+    """Run every code cell of `notebook` in a fresh grading kernel (in the sandbox unless `sandboxed` is False).
+
+    `unprivileged` (with `sandboxed` False) is the fallback where bubblewrap cannot create its namespaces (a
+    container such as Gradescope's): the kernel runs as the slot's own unprivileged user with the same limits,
+    seeing what any user may see (no private file system, network or pid namespace, no keyring filter), and every
+    process of that user is killed when the run ends. It needs root, to switch to that user.
+    """
+    if unprivileged and not sandboxed:
+        _require_unprivileged_python()
     started = time.monotonic()
     executed = nbformat.from_dict(json.loads(json.dumps(notebook)))
     tokens = _hand_locked_cells_to_kernel(executed)
@@ -339,12 +352,18 @@ def run_notebook(notebook: nbformat.NotebookNode, grader: Path, limits: Limits, 
         connection = Path(scratch) / "connection"  # read-only in the sandbox: what the kernel needs to start
         connection.mkdir()
         connection.chmod(0o755)
-        uid = FIRST_SANDBOX_UID + slot if sandboxed and os.geteuid() == 0 else None
+        fallback = unprivileged and not sandboxed
+        uid = FIRST_SANDBOX_UID + slot if (sandboxed or fallback) and os.geteuid() == 0 else None
         work = SCRATCH if sandboxed else connection  # without the sandbox, the kernel writes beside its connection
         environment = _kernel_environment(grader, work, reference_modules)
         kernel = [sys.executable, "-P", "-m", "ipykernel_launcher", "-f", "{connection_file}",
                   f"--IPKernelApp.kernel_class={KERNEL_MODULE}.GradingKernel", "--HistoryManager.enabled=False"]
         argv = sandbox_command(kernel, grader, connection, limits, uid, environment) if sandboxed else kernel
+        if fallback:  # its own user makes its sockets and HOME here, and must pass through to here and the grader
+            Path(scratch).chmod(0o711)
+            grader.parent.chmod(grader.parent.stat().st_mode | 0o011)
+            os.chown(connection, uid, uid)
+            argv = limited_command(kernel, limits, uid, environment)
         sockets = KERNEL_SOCKETS if sandboxed else str(connection / "kernel")
         manager = _kernel_manager_class()(argv, uid, sandboxed, transport="ipc", ip=sockets,
                                           connection_file=str(connection / "kernel.json"))
@@ -356,6 +375,8 @@ def run_notebook(notebook: nbformat.NotebookNode, grader: Path, limits: Limits, 
         try:
             stopped = asyncio.run(_execute_cells(client, executed, limits, started))
         finally:
+            if fallback:  # no pid namespace ends what the kernel started: end every process of its user
+                _kill_processes_of(uid)
             if uid is not None:
                 _wait_until_gone(uid)
     completed = {}
@@ -395,6 +416,24 @@ def _wait_until_gone(uid: int, seconds: float = 10) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and _processes_of(uid):
         time.sleep(0.05)
+
+
+def _require_unprivileged_python() -> None:
+    """The fallback's kernel is this Python run by a user of its own: it needs root to switch to that user,
+    and a Python that every user can reach."""
+    if os.geteuid() != 0:
+        raise TitoError("grading as an unprivileged user needs root (to switch to that user)", 2)
+    python = Path(os.path.realpath(sys.executable))
+    closed = [folder for folder in python.parents if not folder.stat().st_mode & stat.S_IXOTH]
+    if closed:
+        raise TitoError(f"grading as an unprivileged user needs a Python every user can run, but {python} lies "
+                        f"in {closed[-1]}, which other users cannot pass", 2)
+
+
+def _kill_processes_of(uid: int) -> None:
+    for pid in _processes_of(uid):
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            os.kill(int(pid), signal.SIGKILL)
 
 
 def _processes_of(uid: int) -> list[str]:
@@ -454,7 +493,7 @@ async def _execute_cells(client, notebook, limits: Limits, started: float) -> st
     except RuntimeError as error:  # the kernel did not start
         return f"the grading kernel could not start: {str(error).splitlines()[0][:200]}"
     finally:  # nbclient leaves a kernel it was handed alone: end it, and with it the sandbox
-        if client.km.has_kernel:
+        if client.km is not None and client.km.has_kernel:
             await client.km.shutdown_kernel(now=True)
 
 

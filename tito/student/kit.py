@@ -32,8 +32,8 @@ from .workspace import (COMMANDS, IGNORED, init_workspace, pytest_settings, requ
                         workspace_leaks)
 
 TOOL = Path(__file__).resolve().parent.parent  # the `tito` package, copied into the kit
-# What of tito only an instructor runs: the grading wing, and the commands that compose it.
-GRADING_ONLY = ("grading", "nbgrader.py")
+# What of tito only an instructor runs: the grading wing, and the commands that compose it (nbgrader, gradescope).
+GRADING_ONLY = ("grading", "nbgrader.py", "gradescope.py")
 # Course dependencies only an instructor or the course's own tests need.
 INSTRUCTOR_ONLY = ("nbgrader", "playwright")
 
