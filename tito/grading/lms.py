@@ -10,7 +10,7 @@ from typing import Callable
 
 from ..coursefolder import write_atomically
 from ..errors import TitoError
-from .scores import Score, points
+from .scores import Score, points, spreadsheet_safe
 
 ROSTER_COLUMNS = ("tito_id", "last_name", "first_name", "email", "username", "sis_id", "canvas_id", "section")
 
@@ -169,7 +169,7 @@ def export_lms(rows: list[Score], roster: list[Student], lms: str, path: Path) -
 
     grid = LMS[lms].grid(roster, modules, export.possible, cells)
     buffer = io.StringIO()
-    csv.writer(buffer, quoting=csv.QUOTE_ALL).writerows([[_inert(cell) for cell in row] for row in grid])
+    csv.writer(buffer, quoting=csv.QUOTE_ALL).writerows([[spreadsheet_safe(cell) for cell in row] for row in grid])
     write_atomically(path, buffer.getvalue().encode())
     return export
 
@@ -183,8 +183,3 @@ def _cell(score: Score | None, export: Export) -> str:
         export.blank.setdefault(score.status, []).append(f"{score.student} {score.module}")
         return ""
     return points(score.score)
-
-
-def _inert(cell: str) -> str:
-    """A cell a spreadsheet would run as a formula (=, +, -, @, or a tab or return before one) is kept as text."""
-    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell

@@ -48,6 +48,7 @@ import numpy as np
 from ..errors import TitoError
 from ..olympics_entry import EVENTS, GPT_EVENT, Entry, build_gpt, package_files, read_entry
 from .sandbox import Limits, descendants, require_bwrap, sandboxed_python
+from .scores import spreadsheet_safe
 
 AGREEMENT = 0.99            # share of a round's answers that must equal the weights' own classes
 NOISE = 0.05                # standard deviation of the noise on each timed round's images (standardized pixels)
@@ -450,16 +451,11 @@ def rows(event: str, scores: list[Score]) -> list[list[str]]:
             for place, s in standings(event, scores)]
 
 
-def _spreadsheet_safe(cell: str) -> str:
-    """A cell a spreadsheet would run as a formula starts with one of =+-@: quote it."""
-    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") and cell != "-" else cell
-
-
 def leaderboard_csv(event: str, scores: list[Score]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
-    writer.writerows([[_spreadsheet_safe(cell) for cell in row] for row in rows(event, scores)])
+    writer.writerows([[spreadsheet_safe(cell) for cell in row] for row in rows(event, scores)])
     return buffer.getvalue()
 
 

@@ -45,6 +45,12 @@ def points(value: float) -> str:
     return f"{value:g}"
 
 
+def spreadsheet_safe(cell: str) -> str:
+    """A cell a spreadsheet would run as a formula (=, +, -, @, or a tab or return before one) is kept as text;
+    a lone "-" (no value) is none."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") and cell != "-" else cell
+
+
 def collect_scores(course: Course) -> list[Score]:
     """A row per student and released module, in course order: every student known to the gradebook or with a
     folder in submitted/, and every module released (known to the gradebook)."""
