@@ -27,7 +27,6 @@ import os
 import shutil
 import sqlite3
 import stat
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +45,7 @@ from ..leaks import Delimiters, Leak, find_leaks, normalized, secret_lines
 from ..notebook import cell_role, grade_id, graded_cells, is_student_work, TEST
 from .autograde import Grade, _reference_files, autograde
 from .release import all_solution_lines
-from .sandbox import bwrap
+from .sandbox import sandbox_works
 from .session import one_line, quiet_warnings
 
 TITO_DIR = Path(__file__).resolve().parent.parent
@@ -295,26 +294,12 @@ def _hand_in(uploads: Path, course: Course, module: Module) -> str:
 
 def _isolation() -> tuple[bool, str]:
     """Whether the grading sandbox (bubblewrap) can run here, and what the results must say when it cannot."""
-    if _sandbox_works():
+    if sandbox_works():
         return True, ""
     return False, ("[tito] this container cannot create the namespaces of the grading sandbox (bubblewrap), so your "
                    "notebook ran as an unprivileged user of its own with the same time, memory and output limits "
                    "(but with this container's network and file system in view), and its test results were "
                    "checked by the grader as usual")
-
-
-def _sandbox_works() -> bool:
-    found = bwrap()
-    if not found:
-        return False
-    probe = [found, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--unshare-pid", "--unshare-net",
-             "--die-with-parent", "true"]
-    if os.geteuid() != 0:
-        probe.insert(1, "--unshare-user")
-    try:
-        return subprocess.run(probe, capture_output=True, timeout=60).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
 
 
 def _test_results(course: Course, module: Module) -> tuple[dict[str, float], dict[str, str]]:

@@ -85,6 +85,21 @@ def require_bwrap() -> str:
     return found
 
 
+def sandbox_works() -> bool:
+    """Whether bubblewrap is installed and can create its namespaces here (a container may forbid them)."""
+    found = bwrap()
+    if not found:
+        return False
+    probe = [found, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--unshare-pid", "--unshare-net",
+             "--die-with-parent", "true"]
+    if os.geteuid() != 0:
+        probe.insert(1, "--unshare-user")
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 # ------------------------------------------------------------------------------------------ grader folder
 
 def make_grader_folder(destination: Path, reference_files: dict[str, Path], locked_sources: dict[str, str]) -> Path:
