@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import logging
 import os
 import queue
@@ -29,10 +30,10 @@ from ..coursefolder import CourseFolder, course_folder, grading_settings, requir
 from ..errors import TitoError
 from ..leaks import normalized_secrets, shows_secret
 from ..nbgrader_steps import failure_reason, run_converter
-from ..notebook import ANSWER, TEST, cell_role, grade_id, is_locked, nbgrader_metadata
+from ..notebook import ANSWER, cell_role, grade_id, nbgrader_metadata
 from .outputs import safe_notebook
 from .release import all_solution_lines
-from .sandbox import END_MARKER, VERDICT_MIME, Limits, Run, make_grader_folder, require_bwrap, run_notebook
+from .sandbox import Limits, Run, is_test, make_grader_folder, require_bwrap, run_notebook
 from .session import Snapshot, nbgrader_session, one_line, quiet_warnings
 from .submission import read_submission, suspicious_code
 
@@ -97,8 +98,8 @@ def autograde(course: Course, module: Module, students: list[str] | None = None,
     with tempfile.TemporaryDirectory(prefix="tito-grader-") as scratch, \
             nbgrader_session(course, module, folder.log(module, "autograde")) as (config, log), \
             ThreadPoolExecutor(max(1, jobs)) as pool:
-        grader = make_grader_folder(Path(scratch) / "grader", _reference_files(course, module), _locked_sources(source))
-        reference_modules = _reference_modules(course, module)
+        grader = make_grader_folder(Path(scratch) / "grader", _reference_files(course, module))
+        tests = write_tests(source, Path(scratch) / "tests.json")
         slots: queue.Queue[int] = queue.Queue()  # each running sandbox has its own slot (and so its own user)
         for slot in range(max(1, jobs)):
             slots.put(slot)
@@ -106,7 +107,7 @@ def autograde(course: Course, module: Module, students: list[str] | None = None,
         def run(notebook: nbformat.NotebookNode) -> Run:
             slot = slots.get()
             try:
-                return run_notebook(notebook, grader, limits, slot, sandboxed, reference_modules, unprivileged)
+                return run_notebook(notebook, grader, tests, limits, slot, sandboxed, unprivileged)
             finally:
                 slots.put(slot)
 
@@ -163,16 +164,12 @@ def _reference_files(course: Course, module: Module) -> dict[str, Path]:
             if "__pycache__" not in path.parts and path not in withheld}
 
 
-def _reference_modules(course: Course, module: Module) -> list[str]:
-    """The reference modules, as dotted names, that a grading kernel imports before any student code runs."""
-    return [".".join(Path(relative).with_suffix("").parts) for relative in _reference_files(course, module)
-            if not relative.endswith("__init__.py")]
-
-
-def _locked_sources(source: nbformat.NotebookNode) -> dict[str, str]:
-    """The text of every locked code cell of the lesson: what the grading kernel runs for it, whatever a
-    submission holds."""
-    return {grade_id(cell): cell.source for cell in source.cells if cell.cell_type == "code" and is_locked(cell)}
+def write_tests(source: nbformat.NotebookNode, path: Path) -> Path:
+    """The lesson's tests, for the judge: grade id -> the source of each test cell (hidden tests included),
+    from the course's own copy of the lesson, whatever a submission holds. Kept outside every sandbox."""
+    tests = {grade_id(cell): cell.source for cell in source.cells if is_test(cell)}
+    path.write_text(json.dumps(tests), encoding="utf-8")
+    return path
 
 
 @dataclass
@@ -288,11 +285,9 @@ def mark_test_results(run: Run, solutions: dict[str, str]) -> list[str]:
             notes.append(f"cut the output of {name}: it showed a line of a lesson's solution")
         if _shorten_printed_text(cell):
             notes.append(f"shortened the printed text of {name} to {SHOWN_CHARACTERS} characters")
-        cell.outputs = [output for output in cell.outputs if VERDICT_MIME not in output.get("data", {})]
-        if not (cell_role(cell) == TEST and is_locked(cell)):
+        if not is_test(cell):
             continue
-        cell.outputs = [_without_end_marker(_as_stdout(output)) for output in cell.outputs
-                        if output.output_type != "execute_result"]
+        cell.outputs = [_as_stdout(output) for output in cell.outputs if output.output_type != "execute_result"]
         if not run.completed.get(grade_id(cell)) and not any(o.output_type == "error" for o in cell.outputs):
             reason = run.stopped or "the test did not run to its last line"
             cell.outputs.append(nbformat.v4.new_output("error", ename="TestNotCompleted", evalue=reason,
@@ -303,14 +298,6 @@ def mark_test_results(run: Run, solutions: dict[str, str]) -> list[str]:
 def _as_stdout(output):
     if output.output_type == "stream" and output.name == "stderr":
         output.name = "stdout"
-    return output
-
-
-def _without_end_marker(output):
-    """A traceback without the line the grading kernel appends to a test to see it finish (tito/grading/kernel.py)."""
-    if output.output_type == "error":
-        output.traceback = ["\n".join(line for line in entry.split("\n") if END_MARKER not in line)
-                            for entry in output.traceback]
     return output
 
 

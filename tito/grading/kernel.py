@@ -1,38 +1,45 @@
-"""The kernel that runs a submission inside the grading sandbox: ipykernel's kernel with the grader's hand on tests.
+"""The kernel that runs a submission inside the grading sandbox: ipykernel's kernel, answering the judge.
 
-This file is copied, read-only, into the sandbox and loaded by ipykernel (`--IPKernelApp.kernel_class`); it
-imports nothing from tito. tito sends each locked cell (a test, or given code) as one line,
-`#tito-locked <grade id> <token>`, never as the notebook's text. For such a line the kernel:
+This file is copied, read-only, into the grader folder and loaded by ipykernel (`--IPKernelApp.kernel_class`);
+it imports nothing from tito but `grading_wire` (tito/grading/wire.py, copied beside it).
 
-1. puts back what a student's code may have changed to fool a test: IPython's input and AST transformers and
-   event hooks, builtins, sys hooks, the attributes of numpy and of the reference tinytorch, and every name an
-   earlier locked cell defined (a reference checker, a test helper);
-2. runs the cell's own source, read from the grader's read-only copy of the lesson;
-3. reports, as a display message tito looks for, whether the cell's last line was reached without an error.
+It has no part in any verdict. A test runs in tito's judge (tito/grading/judge.py), outside the sandbox. For each
+locked test cell tito has this kernel run `get_ipython().kernel.answer_judge()`, which serves the judge's
+requests on a unix socket until the judge is done with that test: look up a name of the notebook, read or set an
+attribute, call, apply an operator, index, iterate, ask `isinstance`, on the objects of the student's code. The
+answer is plain data, copied, or a reference to an object that stays here (grading_wire). When student code
+calls a function the test passed in, this kernel asks the judge to run it, and serves the judge's requests
+until its answer comes back.
 
-A point is awarded only on that report, never on the mere absence of an error. All of this runs in the
-student's process, so it stops generic tricks (an emptied cell, a patched `np.allclose`, a redefined checker),
-not an attacker who studies this file: tito also flags solution code that reaches for this machinery.
+A submission can change all of this, since it runs in this process: it can then only answer wrongly, which
+fails its own tests.
 """
 import builtins
-import json
+import importlib
 import os
-import secrets
-import sys
+import socket
+import traceback
+import types
+import warnings
 
+import numpy as np
 from ipykernel.ipkernel import IPythonKernel
 
-LOCKED_PREFIX = "#tito-locked "
-VERDICT_MIME = "application/vnd.tito.verdict+json"
-# The call appended to each test to see it run to its last line; feedback shows tracebacks without it.
-END_MARKER = "_tito_reached_end_"
-# Modules whose attributes a test relies on; snapshotted before any student code runs.
-GUARDED_PACKAGES = ("numpy", "tinytorch")
+import grading_wire as wire
 
-
-def _guarded_modules() -> dict:
-    return {name: module for name, module in list(sys.modules.items())
-            if module is not None and name.split(".")[0] in GUARDED_PACKAGES}
+# The operations a judge may ask for on an object, besides attributes and calls.
+_OPERATIONS = {
+    "len": len, "iter": iter, "next": next, "repr": repr, "str": str, "format": format, "float": float,
+    "int": int, "complex": complex, "index": lambda value: value.__index__(), "array": np.asarray,
+    "neg": lambda value: -value, "pos": lambda value: +value, "abs": abs, "invert": lambda value: ~value,
+    "getitem": lambda value, key: value[key], "contains": lambda value, item: item in value,
+    "setitem": lambda value, key, item: value.__setitem__(key, item),
+    "delitem": lambda value, key: value.__delitem__(key),
+    "isinstance": isinstance, "issubclass": issubclass, "type": type,
+    "enter": lambda value: type(value).__enter__(value),
+    "exit": lambda value: type(value).__exit__(value, None, None, None),
+}
+_LONGEST_TEXT = 100_000  # characters of a message or repr sent back
 
 
 class GradingKernel(IPythonKernel):
@@ -40,113 +47,227 @@ class GradingKernel(IPythonKernel):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        with open(os.environ["TITO_LOCKED_CELLS"], encoding="utf-8") as file:
-            self._locked_sources = json.load(file)
-        self._import_guarded()
-        self._clean = self._snapshot()
-        self._locked_names: dict = {}
+        self._judge = JudgeLink(os.environ["TITO_JUDGE_SOCKET"], self.shell.user_ns)
 
-    # ------------------------------------------------------------------------------ the clean state
+    def answer_judge(self) -> None:
+        """Serve the judge's requests until it has finished the test it is running."""
+        self._judge.serve()
 
-    def _import_guarded(self) -> None:
-        import numpy  # noqa: F401  (imported here so that its clean state is the one restored)
-        import numpy.linalg  # noqa: F401
-        import numpy.random  # noqa: F401
-        reference = os.environ.get("TITO_REFERENCE_MODULES", "")
-        for name in filter(None, reference.split(",")):
-            try:
-                __import__(name)
-            except Exception:  # a reference module that cannot load fails where the notebook imports it
-                pass
-
-    def _snapshot(self) -> dict:
-        shell = self.shell
-        return {
-            "builtins": dict(builtins.__dict__),
-            "modules": {name: (module, dict(vars(module))) for name, module in _guarded_modules().items()},
-            "cleanup": list(shell.input_transformers_cleanup),
-            "post": list(shell.input_transformers_post),
-            "ast": list(shell.ast_transformers),
-            "events": {name: list(callbacks) for name, callbacks in shell.events.callbacks.items()},
-            "sys": {name: getattr(sys, name) for name in ("excepthook", "displayhook", "stdout", "stderr")},
-            "meta_path": list(sys.meta_path),
-            "overrides": {owner: _method_overrides(owner) for owner in (shell, self)},
-        }
-
-    def _restore(self) -> None:
-        clean, shell = self._clean, self.shell
-        _restore_dict(builtins.__dict__, clean["builtins"])
-        for name, (module, saved) in clean["modules"].items():
-            sys.modules[name] = module
-            _restore_dict(vars(module), saved, keep_added_modules=True)
-        shell.input_transformers_cleanup[:] = clean["cleanup"]
-        shell.input_transformers_post[:] = clean["post"]
-        shell.ast_transformers[:] = clean["ast"]
-        for name, callbacks in clean["events"].items():
-            shell.events.callbacks[name][:] = callbacks
-        for name, value in clean["sys"].items():
-            setattr(sys, name, value)
-        sys.meta_path[:] = clean["meta_path"]
-        sys.settrace(None)
-        sys.setprofile(None)
-        # A method replaced on the shell or kernel object (run_cell, showtraceback, ...) is an instance
-        # attribute that hides the class's: drop it, unless it was there from the start.
-        for owner, saved in clean["overrides"].items():
-            for name in _method_overrides(owner):
-                if name in saved:
-                    setattr(owner, name, saved[name])
-                else:
-                    delattr(owner, name)
-        shell.user_ns.update(self._locked_names)
-
-    # ------------------------------------------------------------------------------ running a locked cell
-
-    async def do_execute(self, code, silent, store_history=True, user_expressions=None, allow_stdin=False, *,
-                         cell_meta=None, cell_id=None):
-        kwargs = {"cell_meta": cell_meta, "cell_id": cell_id}
-        if not code.startswith(LOCKED_PREFIX):
-            reply = await super().do_execute(code, silent, store_history, user_expressions, allow_stdin, **kwargs)
-            if self.shell.exit_now:  # exit() would end the kernel at some later moment: end it here, every time
-                os._exit(0)
-            return reply
-        _, grade_id, token = code.split()
-        self._restore()
-        reached = []
-        marker = f"{END_MARKER}{secrets.token_hex(8)}"
-        self.shell.user_ns[marker] = lambda: reached.append(True)
-        before = dict(self.shell.user_ns)
-        source = self._locked_sources[grade_id]
-        try:
-            reply = await super().do_execute(f"{source}\n{marker}()", silent, store_history, user_expressions,
-                                             allow_stdin, **kwargs)
-        finally:
-            self.shell.user_ns.pop(marker, None)
-        self._remember_names(before)
-        completed = bool(reached) and reply.get("status") == "ok"
-        self.session.send(self.iopub_socket, "display_data",
-                          {"data": {VERDICT_MIME: {"grade_id": grade_id, "token": token, "completed": completed}},
-                           "metadata": {}, "transient": {}},
-                          parent=self.get_parent(), ident=self._topic("display_data"))
+    async def do_execute(self, *args, **kwargs):
+        reply = await super().do_execute(*args, **kwargs)
+        if self.shell.exit_now:  # exit() would end the kernel at some later moment: end it here, every time
+            os._exit(0)
         return reply
 
-    def _remember_names(self, before: dict) -> None:
-        """The names a locked cell bound are put back before every later locked cell."""
-        for name, value in self.shell.user_ns.items():
-            if not name.startswith("_") and (name not in before or before[name] is not value):
-                self._locked_names[name] = value
+
+class JudgeLink:
+    """The judge's connection, and the objects it holds references to (by number)."""
+
+    def __init__(self, path: str, namespace: dict):
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(1)
+        self.connection = None
+        self.namespace = namespace
+        self.objects: dict[int, object] = {}
+        self.numbers: dict[int, int] = {}  # id(object) -> its number, while the judge holds it
+        self.next_number = 1
+
+    def serve(self) -> None:
+        if self.connection is None:
+            self.connection, _ = self.listener.accept()
+        try:
+            while self.until_answered()[0].get("op") != "done":
+                pass  # an answer to no call of ours
+        except BaseException:
+            wire.send(self.connection, {"op": "closed"})
+            raise
+
+    def until_answered(self):
+        """Answer requests until the judge says it is done, or answers a call of ours: that message."""
+        while True:
+            message, buffers = wire.receive(self.connection)
+            for number in message.get("release", []):
+                self.numbers.pop(id(self.objects.pop(number, None)), None)
+            if message.get("op") in ("done", "return", "raise"):
+                return message, buffers
+            self.answer(message, buffers)
+
+    def answer(self, message: dict, buffers: list) -> None:
+        reply, out = {"op": "value"}, []
+        try:
+            with warnings.catch_warnings(record=True) as caught, np.errstate(**_errstate(message)):
+                warnings.simplefilter("always")
+                result = self.perform(message, self.decode(message.get("args", {"list": []}), buffers))
+            if message.get("op") == "name" and isinstance(result, types.ModuleType):
+                reply["module"] = result.__name__
+            reply["value"], out = wire.encode(result, self.refer, refer_arrays=True)
+            reply["warnings"] = [[_builtin_base(type(caught_warning.message)), _short(str(caught_warning.message))]
+                                 for caught_warning in caught[:100]]
+        except BaseException as error:  # whatever student code raised is the judge's to see
+            reply, out = self.error(error), []
+        wire.send(self.connection, reply, out)
+
+    def perform(self, message: dict, args: list):
+        kind = message.get("op")
+        if kind == "name":
+            if args[0] not in self.namespace:
+                raise NameError(f"name '{args[0]}' is not defined")
+            return self.namespace[args[0]]
+        if kind == "setname":  # a test's `global` name: the notebook's
+            self.namespace[args[0]] = args[1]
+            return None
+        if kind == "import":
+            return importlib.import_module(args[0])
+        target, rest = args[0], args[1:]
+        if kind == "getattr":
+            return getattr(target, *rest)
+        if kind == "setattr":
+            return setattr(target, *rest)
+        if kind == "delattr":
+            return delattr(target, *rest)
+        if kind == "call":
+            positional, named = rest
+            return target(*positional, **named)
+        if kind == "class":
+            return _subclass(target, *rest)
+        if kind == "operator":
+            name, *operands = rest
+            method = getattr(type(target), name, None)
+            return NotImplemented if method is None else method(target, *operands)
+        if kind in _OPERATIONS:
+            return _OPERATIONS[kind](target, *rest)
+        raise ValueError(f"the judge asked for an unknown operation {kind!r}")
+
+    # ------------------------------------------------------------------------------------ references
+
+    def refer(self, value) -> dict:
+        number = self.numbers.get(id(value))
+        if number is None or self.objects.get(number) is not value:
+            number, self.next_number = self.next_number, self.next_number + 1
+            self.objects[number], self.numbers[id(value)] = value, number
+        ref = {"n": number, "type": type(value).__name__[:100]}
+        if isinstance(value, type) and issubclass(value, BaseException) and value.__module__ != "builtins":
+            # an exception class of the submission: the judge makes a class of its own to catch it by
+            ref["exception"] = {"name": value.__name__[:100], "base": _builtin_base(value),
+                                "parent": next((self.refer(base) for base in value.__mro__[1:]
+                                                if base.__module__ != "builtins"), None)}
+        return ref
+
+    def resolve(self, ref):
+        if type(ref) is not dict:
+            raise wire.WireError("a malformed reference")
+        if "n" in ref:
+            if ref["n"] not in self.objects:
+                raise wire.WireError("a reference to an object the judge had released")
+            return self.objects[ref["n"]]
+        if "function" in ref:
+            return JudgeFunction(self, ref["function"], str(ref.get("name", "fn")))
+        if "object" in ref:
+            return JudgeObject(self, ref["object"], str(ref.get("type", "object")))
+        raise wire.WireError("a malformed reference")
+
+    def decode(self, form, buffers: list):
+        return wire.decode(form, buffers, self.resolve)
+
+    def error(self, error: BaseException) -> dict:
+        try:
+            arguments, _ = wire.encode(error.args, _refuse)
+        except Exception:  # arguments that are not plain data: the judge gets the message alone
+            arguments = None
+        return {"op": "error", "types": [kind.__name__ for kind in type(error).__mro__ if kind.__module__ == "builtins"],
+                "class": self.refer(type(error)) if type(error).__module__ != "builtins" else None,
+                "args": arguments, "message": _short(str(error)), "traceback": _short(_traceback(error))}
+
+    def call_judge(self, number: int, action: str, *args):
+        """Have the judge call its function `number` (`action` "call", with args and kwargs), or read or set an
+        attribute of its object `number` ("getattr", "setattr"); serve its requests until it answers."""
+        form, out = wire.encode(list(args), self.refer, refer_arrays=True)
+        wire.send(self.connection, {"op": "call", "target": number, "action": action, "args": form}, out)
+        message, buffers = self.until_answered()
+        if message["op"] == "return":
+            return self.decode(message.get("value"), buffers)
+        kind = getattr(builtins, str(message.get("type")), None)
+        kind = kind if isinstance(kind, type) and issubclass(kind, BaseException) else RuntimeError
+        raise kind(str(message.get("message", "")))
 
 
-def _restore_dict(current: dict, saved: dict, keep_added_modules: bool = False) -> None:
-    for name, value in saved.items():
-        if current.get(name, _MISSING) is not value:
-            current[name] = value
-    for name in [name for name in current if name not in saved]:
-        if not (keep_added_modules and type(current[name]).__name__ == "module"):
-            del current[name]
+class JudgeFunction:
+    """A function a test passed to student code: calling it runs it in the judge. It offers nothing else."""
+
+    def __init__(self, link: JudgeLink, number: int, name: str):
+        self._link, self._number, self.__name__ = link, number, name
+
+    def __call__(self, *args, **kwargs):
+        return self._link.call_judge(self._number, "call", list(args), kwargs)
+
+    def __repr__(self):
+        return f"<the test's function {self.__name__}>"
 
 
-def _method_overrides(owner) -> dict:
-    return {name: value for name, value in vars(owner).items() if callable(getattr(type(owner), name, None))}
+    def __get__(self, instance, owner=None):  # a method of a class the test defined
+        return self if instance is None else types.MethodType(self, instance)
 
 
-_MISSING = object()
+class JudgeObject:
+    """Another object of the test (a random generator, a stand-in for an optimizer): student code may read and
+    set its public attributes and call it and its public methods, in the judge."""
+
+    def __init__(self, link: JudgeLink, number: int, kind: str):
+        object.__setattr__(self, "_judge", (link, number, kind))
+
+    def __getattr__(self, name: str):
+        link, number, kind = object.__getattribute__(self, "_judge")
+        if name.startswith("_"):
+            raise AttributeError(f"the test's {kind} offers only its public attributes, not {name}")
+        return link.call_judge(number, "getattr", name)
+
+    def __setattr__(self, name: str, value) -> None:
+        link, number, kind = object.__getattribute__(self, "_judge")
+        if name.startswith("_"):
+            raise AttributeError(f"the test's {kind} offers only its public attributes, not {name}")
+        link.call_judge(number, "setattr", name, value)
+
+    def __call__(self, *args, **kwargs):
+        link, number, _ = object.__getattribute__(self, "_judge")
+        return link.call_judge(number, "call", list(args), kwargs)
+
+    def __repr__(self):
+        return f"<the test's {object.__getattribute__(self, '_judge')[2]}>"
+
+
+def _subclass(name: str, bases: list, members: list):
+    """A class the test defines on a class of the submission: made here, its methods running in the judge."""
+    namespace = {}
+    for member, kind, value in members:
+        if kind == "property":
+            value = property(*value)
+        elif kind in ("staticmethod", "classmethod"):
+            value = getattr(builtins, kind)(value)
+        namespace[member] = value
+    return types.new_class(name, tuple(bases), exec_body=lambda body: body.update(namespace))
+
+
+def _errstate(message: dict) -> dict:
+    """The judge's NumPy error handling, for the operation it asks for (`np.errstate` in a test)."""
+    state = message.get("errstate") or {}
+    return {key: value for key, value in state.items()
+            if key in ("divide", "over", "under", "invalid") and value in ("ignore", "warn", "raise", "print")}
+
+
+def _builtin_base(kind: type) -> str:
+    return next(base.__name__ for base in kind.__mro__ if base.__module__ == "builtins")
+
+
+def _refuse(value):
+    raise TypeError("not plain data")
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _LONGEST_TEXT else text[:_LONGEST_TEXT] + " ..."
+
+
+def _traceback(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    kept = [frame for frame in frames if frame.filename != __file__ and "grading_wire" not in frame.filename]
+    return "".join(traceback.format_list(kept))

@@ -3,7 +3,7 @@
 Built on bubblewrap (Debian's `bubblewrap`, /usr/bin/bwrap). What the kernel sees, and may do:
   - the system's and Python's files, read-only; a tinytorch or tito installed there is hidden;
   - the grader folder, read-only: the reference tinytorch holding only the graded module's prerequisites,
-    the grading kernel (tito/grading/kernel.py) and the lesson's locked cells;
+    and the grading kernel (tito/grading/kernel.py and wire.py); never the tests;
   - a private scratch file system of its own (a tmpfs of `scratch_mb`), the only place it may write: its working
     folder, HOME and TMPDIR, and its kernel's sockets, which tito reaches through /proc/<pid>/root; nothing
     it writes lands on the real disk or where another sandbox could see it, and a full scratch costs only it;
@@ -15,8 +15,12 @@ Built on bubblewrap (Debian's `bubblewrap`, /usr/bin/bwrap). What the kernel see
 When tito runs as root the kernel runs as an unprivileged user of its own (one per parallel slot), so process
 limits hold. The sandbox has its own pid namespace: killing it ends every process it started.
 
-In: a sanitized notebook, the grader folder, limits. Out: the executed notebook, which locked cells the
-grading kernel saw run to their last line, and why the run stopped early (if it did).
+The tests do not run in the sandbox: for each locked test cell the kernel serves tito's judge
+(tito/grading/judge.py), a process of tito's outside the sandbox that runs the test and decides its verdict.
+
+In: a sanitized notebook, the grader folder, the lesson's tests, limits. Out: the executed notebook (each test
+cell showing what the submission printed while it ran, then the judge's printout and error), which tests the
+judge saw pass, and why the run stopped early (if it did).
 """
 from __future__ import annotations
 
@@ -25,7 +29,6 @@ import contextlib
 import json
 import os
 import platform
-import secrets
 import shutil
 import signal
 import stat
@@ -41,16 +44,16 @@ from pathlib import Path
 import nbformat
 
 from ..errors import TitoError
-from ..notebook import grade_id, is_locked
+from ..notebook import TEST, cell_role, grade_id, is_locked
 
-KERNEL_FILE = Path(__file__).with_name("kernel.py")
 KERNEL_MODULE = "grading_kernel"  # the kernel's name in the grader folder, where the sandbox's Python imports it
-LOCKED_PREFIX = "#tito-locked "  # as in kernel.py, which imports nothing from tito
-VERDICT_MIME = "application/vnd.tito.verdict+json"
-END_MARKER = "_tito_reached_end_"  # as in kernel.py: the call that ends each test, cut from tracebacks
+# The grader folder's copies of the kernel and its wire format (kernel.py imports nothing from tito).
+KERNEL_FILES = {"kernel.py": f"{KERNEL_MODULE}.py", "wire.py": "grading_wire.py"}
+SERVE_JUDGE = "get_ipython().kernel.answer_judge()"  # what a test cell runs in the kernel: serving the judge
 FIRST_SANDBOX_UID = 61000
 SCRATCH = Path("/sandbox")  # inside the sandbox: the kernel's private tmpfs (working folder, HOME, TMPDIR, sockets)
 KERNEL_SOCKETS = str(SCRATCH / ".kernel")
+JUDGE_SOCKET = ".judge"  # in the kernel's working folder: where it waits for the judge
 INSTALL_HINT = "install bubblewrap (`apt-get install bubblewrap`)"
 
 
@@ -68,7 +71,7 @@ class Limits:
 @dataclass
 class Run:
     notebook: nbformat.NotebookNode
-    completed: dict[str, bool]       # locked cell grade id -> ran to its last line, as the grading kernel saw
+    completed: dict[str, bool]       # test grade id -> passed: the judge's run of it reached its end
     stopped: str = ""                # why the run ended before the last cell ("" when it did not)
     seconds: float = 0.0
 
@@ -102,15 +105,15 @@ def sandbox_works() -> bool:
 
 # ------------------------------------------------------------------------------------------ grader folder
 
-def make_grader_folder(destination: Path, reference_files: dict[str, Path], locked_sources: dict[str, str]) -> Path:
-    """The read-only folder a kernel imports from: `reference_files` (package path -> file), the kernel, the tests."""
+def make_grader_folder(destination: Path, reference_files: dict[str, Path]) -> Path:
+    """The read-only folder a kernel imports from: `reference_files` (package path -> file) and the kernel."""
     destination.mkdir(parents=True)
     for relative, source in reference_files.items():
         target = destination / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
-    shutil.copyfile(KERNEL_FILE, destination / f"{KERNEL_MODULE}.py")
-    (destination / "locked_cells.json").write_text(json.dumps(locked_sources), encoding="utf-8")
+    for name, copy in KERNEL_FILES.items():
+        shutil.copyfile(Path(__file__).with_name(name), destination / copy)
     for path in [destination, *destination.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return destination
@@ -227,6 +230,7 @@ def _kernel_manager_class():
             self._kernel_spec = KernelSpec(argv=argv, language="python", display_name="tito grading sandbox")
             self.sandbox_uid = uid
             self.sandboxed = sandboxed
+            self.root = ""  # the sandbox's root seen from here (its /proc/<pid>/root), once it runs
 
         def write_connection_file(self, **kwargs):
             result = super().write_connection_file(**kwargs)
@@ -237,7 +241,8 @@ def _kernel_manager_class():
         async def _async_post_start_kernel(self, **kw):
             # The kernel binds its sockets in its private scratch: reach them through its root from here on.
             if self.sandboxed:
-                self.ip = f"/proc/{await _sandbox_pid(self.provisioner)}/root{self.ip}"
+                self.root = f"/proc/{await _sandbox_pid(self.provisioner)}/root"
+                self.ip = f"{self.root}{self.ip}"
             await super()._async_post_start_kernel(**kw)
 
         def cleanup_ipc_files(self):
@@ -349,9 +354,10 @@ def _message_size(msg: dict) -> int:
     return len(json.dumps(msg.get("content", {}), default=str)) + sum(len(buffer) for buffer in msg.get("buffers", []))
 
 
-def run_notebook(notebook: nbformat.NotebookNode, grader: Path, limits: Limits, slot: int = 0,
-                 sandboxed: bool = True, reference_modules: list[str] = (), unprivileged: bool = False) -> Run:
-    """Run every code cell of `notebook` in a fresh grading kernel (in the sandbox unless `sandboxed` is False).
+def run_notebook(notebook: nbformat.NotebookNode, grader: Path, tests: Path, limits: Limits, slot: int = 0,
+                 sandboxed: bool = True, unprivileged: bool = False) -> Run:
+    """Run every code cell of `notebook` in a fresh grading kernel (in the sandbox unless `sandboxed` is False),
+    each locked test cell by the judge, from `tests` (a JSON file: grade id -> the lesson's source of the test).
 
     `unprivileged` (with `sandboxed` False) is the fallback where bubblewrap cannot create its namespaces (a
     container such as Gradescope's): the kernel runs as the slot's own unprivileged user with the same limits,
@@ -362,7 +368,6 @@ def run_notebook(notebook: nbformat.NotebookNode, grader: Path, limits: Limits, 
         _require_unprivileged_python()
     started = time.monotonic()
     executed = nbformat.from_dict(json.loads(json.dumps(notebook)))
-    tokens = _hand_locked_cells_to_kernel(executed)
     with tempfile.TemporaryDirectory(prefix="tito-sandbox-") as scratch:
         connection = Path(scratch) / "connection"  # read-only in the sandbox: what the kernel needs to start
         connection.mkdir()
@@ -370,7 +375,7 @@ def run_notebook(notebook: nbformat.NotebookNode, grader: Path, limits: Limits, 
         fallback = unprivileged and not sandboxed
         uid = FIRST_SANDBOX_UID + slot if (sandboxed or fallback) and os.geteuid() == 0 else None
         work = SCRATCH if sandboxed else connection  # without the sandbox, the kernel writes beside its connection
-        environment = _kernel_environment(grader, work, reference_modules)
+        environment = _kernel_environment(grader, work)
         kernel = [sys.executable, "-P", "-m", "ipykernel_launcher", "-f", "{connection_file}",
                   f"--IPKernelApp.kernel_class={KERNEL_MODULE}.GradingKernel", "--HistoryManager.enabled=False"]
         argv = sandbox_command(kernel, grader, connection, limits, uid, environment) if sandboxed else kernel
@@ -387,18 +392,51 @@ def run_notebook(notebook: nbformat.NotebookNode, grader: Path, limits: Limits, 
         client.output_budget = manager.largest_message = limits.output_kb * 1024
         if not sandboxed:
             manager.kernel_spec.env = environment
+        judge = JudgeProcess(lambda: f"{manager.root}{environment['TITO_JUDGE_SOCKET']}", tests, limits)
         try:
-            stopped = asyncio.run(_execute_cells(client, executed, limits, started))
+            stopped = asyncio.run(_execute_cells(client, executed, judge, limits, started))
         finally:
             if fallback:  # no pid namespace ends what the kernel started: end every process of its user
                 _kill_processes_of(uid)
             if uid is not None:
                 _wait_until_gone(uid)
-    completed = {}
-    for index, (name, token, source) in tokens.items():
-        executed.cells[index].source = source
-        completed[name] = _verdict(executed.cells[index], token)
-    return Run(executed, completed, stopped, time.monotonic() - started)
+    return Run(executed, judge.passed, stopped, time.monotonic() - started)
+
+
+class JudgeProcess:
+    """The judge (tito/grading/judge.py) for one submission: a process of tito's, started at the first test,
+    that runs each test as the kernel serves it, and says whether it passed."""
+
+    def __init__(self, socket_path, tests: Path, limits: Limits):
+        self.socket_path, self.tests, self.limits = socket_path, tests, limits
+        self.process: asyncio.subprocess.Process | None = None
+        self.passed: dict[str, bool] = {}
+
+    async def start_test(self, name: str) -> None:
+        if self.process is None:
+            environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tito.grading.judge", self.socket_path(), str(self.tests),
+                str(self.limits.cell_seconds), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL, env=environment, limit=2**26)
+        self.process.stdin.write(f"{name}\n".encode())
+        await self.process.stdin.drain()
+
+    async def result(self, name: str, seconds: float) -> dict:
+        """The judge's result for the test it is running; a failure with the reason when it cannot say."""
+        try:
+            line = await asyncio.wait_for(self.process.stdout.readline(), seconds)
+            result = json.loads(line)
+        except (asyncio.TimeoutError, ValueError):
+            result = {"completed": False, "error": {"ename": "TestNotCompleted", "traceback": [],
+                                                    "evalue": "the judge gave no verdict on this test"}}
+        self.passed[name] = result.get("completed") is True
+        return result
+
+    async def close(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
 
 
 @contextlib.contextmanager
@@ -411,7 +449,7 @@ def sandboxed_python(script: Path, folder: Path, limits: Limits, slot: int = 0):
         connection.mkdir()
         connection.chmod(0o755)
         uid = FIRST_SANDBOX_UID + slot if os.geteuid() == 0 else None
-        environment = _kernel_environment(folder, SCRATCH, [])
+        environment = _kernel_environment(folder, SCRATCH)
         command = sandbox_command([sys.executable, "-P", str(script)], folder, connection, limits, uid, environment)
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         try:
@@ -462,7 +500,7 @@ def _processes_of(uid: int) -> list[str]:
     return found
 
 
-def _kernel_environment(grader: Path, work: Path, reference_modules) -> dict[str, str]:
+def _kernel_environment(grader: Path, work: Path) -> dict[str, str]:
     environment = {
         "PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/bin", "/bin"]),
         "HOME": str(work), "TMPDIR": str(work), "IPYTHONDIR": str(work / ".ipython"),
@@ -470,8 +508,7 @@ def _kernel_environment(grader: Path, work: Path, reference_modules) -> dict[str
         "PYTHONPATH": str(grader), "PYTHONDONTWRITEBYTECODE": "1",
         "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
         "JUPYTER_PLATFORM_DIRS": "1", "JUPYTER_RUNTIME_DIR": str(work),
-        "TITO_LOCKED_CELLS": str(grader / "locked_cells.json"),
-        "TITO_REFERENCE_MODULES": ",".join(reference_modules),
+        "TITO_JUDGE_SOCKET": str(work / JUDGE_SOCKET),
     }
     for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # this machine's OpenBLAS needs them (see TOOLCHAIN.md)
         if key in os.environ:
@@ -479,40 +516,20 @@ def _kernel_environment(grader: Path, work: Path, reference_modules) -> dict[str
     return environment
 
 
-def _hand_locked_cells_to_kernel(notebook: nbformat.NotebookNode) -> dict[int, tuple[str, str, str]]:
-    """Replace each locked code cell by the line that makes the grading kernel run its trusted source.
-
-    Returns cell index -> (grade id, token, the cell's text to put back after the run).
-    """
-    tokens = {}
-    for index, cell in enumerate(notebook.cells):
-        name = grade_id(cell)
-        if cell.cell_type == "code" and is_locked(cell) and name:
-            token = secrets.token_hex(8)
-            tokens[index] = (name, token, cell.source)
-            cell.source = f"{LOCKED_PREFIX}{name} {token}"
-    return tokens
-
-
-def _verdict(cell, token: str) -> bool:
-    return any(output.get("data", {}).get(VERDICT_MIME, {}).get("token") == token
-               and output["data"][VERDICT_MIME].get("completed") is True
-               for output in cell.get("outputs", []) if output.get("output_type") == "display_data")
-
-
-async def _execute_cells(client, notebook, limits: Limits, started: float) -> str:
+async def _execute_cells(client, notebook, judge: JudgeProcess, limits: Limits, started: float) -> str:
     """Run the cells in order; the first limit reached, or a dead kernel, ends the run: the reason, or ""."""
     try:
         async with client.async_setup_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
-            return await _each_cell(client, notebook, limits, started + limits.notebook_seconds)
+            return await _each_cell(client, notebook, judge, limits, started + limits.notebook_seconds)
     except RuntimeError as error:  # the kernel did not start
         return f"the grading kernel could not start: {str(error).splitlines()[0][:200]}"
     finally:  # nbclient leaves a kernel it was handed alone: end it, and with it the sandbox
+        await judge.close()
         if client.km is not None and client.km.has_kernel:
             await client.km.shutdown_kernel(now=True)
 
 
-async def _each_cell(client, notebook, limits: Limits, deadline: float) -> str:
+async def _each_cell(client, notebook, judge: JudgeProcess, limits: Limits, deadline: float) -> str:
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     for index, cell in enumerate(notebook.cells):
@@ -523,7 +540,10 @@ async def _each_cell(client, notebook, limits: Limits, deadline: float) -> str:
             return f"the submission used up its {limits.notebook_seconds} s before {_name(cell, index)}"
         client.timeout = int(min(limits.cell_seconds, remaining))
         try:
-            await client.async_execute_cell(cell, index)
+            if is_test(cell):
+                await _judged(client, cell, index, judge, remaining)
+            else:
+                await client.async_execute_cell(cell, index)
         except CellTimeoutError:
             return (f"{_name(cell, index)} was stopped after {client.timeout} s "
                     f"(a cell may run {limits.cell_seconds} s, the notebook {limits.notebook_seconds} s)")
@@ -538,6 +558,29 @@ async def _each_cell(client, notebook, limits: Limits, deadline: float) -> str:
             return (f"{_name(cell, index)} sent a message tito could not read ({type(error).__name__}), "
                     f"so grading stopped there")
     return ""
+
+
+def is_test(cell) -> bool:
+    return cell.cell_type == "code" and is_locked(cell) and cell_role(cell) == TEST
+
+
+async def _judged(client, cell, index: int, judge: JudgeProcess, remaining: float) -> None:
+    """A test cell: the judge runs the lesson's test while the kernel serves it. The cell then shows what the
+    submission printed meanwhile, and the judge's printout and error; its verdict is the judge's alone."""
+    source = cell.source
+    name = grade_id(cell)
+    await judge.start_test(name)
+    cell.source = SERVE_JUDGE
+    try:
+        await client.async_execute_cell(cell, index)
+    finally:
+        cell.source = source
+        cell.outputs = [output for output in cell.outputs if output.output_type not in ("error", "execute_result")]
+    result = await judge.result(name, max(1.0, min(10.0, remaining)))
+    if result.get("printed"):
+        cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=result["printed"]))
+    if result.get("error"):
+        cell.outputs.append(nbformat.v4.new_output("error", **result["error"]))
 
 
 def _name(cell, index: int) -> str:
