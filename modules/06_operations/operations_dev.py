@@ -272,40 +272,49 @@ def test_unit_gradcheck():
 test_unit_gradcheck()
 print("test_unit_gradcheck: passed")
 
-# %% [markdown]
-# From here on the tests use `reference_gradcheck`, the lesson's own checker (given and locked): a test must not
-# depend on the code it grades, and your `gradcheck` had its own test.
-
-# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "operations-reference-gradcheck", "locked": true, "solution": false}
+# From here on the tests check gradients with `reference_gradcheck`. Graded, that is the lesson's own checker,
+# which only the grader holds (it would answer the exercise above); in your notebook it is your `gradcheck`.
+reference_gradcheck = gradcheck
+### BEGIN HIDDEN TESTS
 def reference_gradcheck(fn: Callable, *inputs, name: str = "fn", eps: float = 1e-6, atol: float = 1e-5,
                         rtol: float = 1e-3) -> bool:
-    """The lesson's gradient checker, used by its tests (given): True, or AssertionError naming the element."""
-    leaves = [Variable(np.array(_value(x), dtype=np.float64), requires_grad=True)
-              if isinstance(x, Variable) and x.requires_grad else x for x in inputs]
-    out = fn(*leaves)
+    """The lesson's gradient checker: True, or AssertionError naming the element. Each evaluation gets fresh
+    leaves, so that it works on values alone (the grader reaches a submission's Variables from outside)."""
+    values = [np.array(_value(x), dtype=np.float64) if isinstance(x, Variable) and x.requires_grad else None
+              for x in inputs]
+
+    def evaluate(arrays, track: bool):
+        leaves = [x if value is None else Variable(value, requires_grad=track) for x, value in zip(inputs, arrays)]
+        return leaves, fn(*leaves)
+
+    leaves, out = evaluate(values, True)
     weights = np.random.default_rng(7).standard_normal(out.shape)
     out.backward(weights)
-    for position, leaf in enumerate(leaves):
-        if not (isinstance(leaf, Variable) and leaf.requires_grad):
+    for position, value in enumerate(values):
+        if value is None:
             continue
-        nudged, numeric = leaf.numpy().reshape(-1), []  # a view: changing it changes the input
-        for k in range(nudged.size):
-            saved, sides = nudged[k], []
+        numeric = np.zeros(value.size)
+        for k in range(value.size):
+            sides = []
             for step in (eps, -eps):
-                nudged[k] = saved + step
+                nudged = list(values)
+                nudged[position] = value.copy()
+                nudged[position].reshape(-1)[k] += step
                 with no_grad():
-                    sides.append(float(np.sum(_value(fn(*leaves)) * weights)))
-            nudged[k] = saved
-            numeric.append((sides[0] - sides[1]) / (2 * eps))
-        analytic = np.zeros(leaf.shape) if leaf.grad is None else np.asarray(leaf.grad)
-        assert analytic.shape == leaf.shape, f"{name}: input {position} has shape {leaf.shape}, its gradient {analytic.shape}"
+                    sides.append(float(np.sum(np.asarray(_value(evaluate(nudged, False)[1])) * weights)))
+            numeric[k] = (sides[0] - sides[1]) / (2 * eps)
+        grad = leaves[position].grad
+        analytic = np.zeros(value.shape) if grad is None else np.asarray(grad)
+        assert analytic.shape == value.shape, f"{name}: input {position} has shape {value.shape}, its gradient {analytic.shape}"
         wrong = np.flatnonzero(~np.isclose(analytic.reshape(-1), numeric, atol=atol, rtol=rtol))
         if wrong.size:
             k = wrong[0]
-            element = tuple(int(i) for i in np.unravel_index(k, analytic.shape))
+            element = tuple(int(i) for i in np.unravel_index(k, value.shape))
             raise AssertionError(f"{name}: input {position}, element {element}: finite "
                                  f"differences give {numeric[k]:.6g}, backward gave {analytic.reshape(-1)[k]:.6g}")
     return True
+### END HIDDEN TESTS
+
 
 def check_all(cases) -> None:
     """reference_gradcheck on each (name, fn, inputs); an error other than a wrong gradient names its case too."""
@@ -316,6 +325,7 @@ def check_all(cases) -> None:
             raise
         except Exception as error:
             raise AssertionError(f"{name}: {type(error).__name__}: {error}") from None
+
 
 def random_leaf(rng, *shape) -> Variable:  # values away from 0, where division and logarithms are tame
     return Variable(rng.uniform(0.5, 2.0, shape), requires_grad=True)

@@ -318,18 +318,27 @@ def saved_bytes(rules) -> int:
 # %% [markdown]
 # ### Test: saved bytes
 
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "profiling-saved-rules", "locked": true, "solution": false}
+def rules_capturing(a: np.ndarray, b: np.ndarray) -> dict:
+    """Backward rules that capture arrays as recorded operations' rules do, for the test below (given). They are
+    made here, not in the test cell, because `saved_bytes` looks into the closures of functions of its own
+    process: graded, your code runs in a sandbox and the tests outside it."""
+    def helper(g):
+        return g * a
+
+    return {"a and b": [lambda g: g @ b.T, lambda g: a.T @ g], "b twice": [lambda g: g * b, lambda g: g * b],
+            "nothing": [np.negative, lambda g: g], "a through a helper": [lambda g: helper(g) + 1]}
+
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-profiling-saved", "locked": true, "points": 2, "solution": false}
 def test_unit_saved():
     a, b = np.ones((4, 3), dtype=np.float32), np.ones((3, 5), dtype=np.float64)
-    got = saved_bytes([lambda g: g @ b.T, lambda g: a.T @ g])
+    rules = rules_capturing(a, b)
+    got = saved_bytes(rules["a and b"])
     assert got == a.nbytes + b.nbytes, f"two rules holding a (48 bytes) and b (120 bytes): 168, got {got}"
-    got = saved_bytes([lambda g: g * b, lambda g: g * b])
+    got = saved_bytes(rules["b twice"])
     assert got == b.nbytes, f"two rules capturing the same array keep it once: {b.nbytes} bytes, got {got}"
-    assert saved_bytes([np.negative, lambda g: g]) == 0, "rules that capture nothing keep nothing"
-
-    def helper(g):
-        return g * a
-    got = saved_bytes([lambda g: helper(g) + 1])
+    assert saved_bytes(rules["nothing"]) == 0, "rules that capture nothing keep nothing"
+    got = saved_bytes(rules["a through a helper"])
     assert got == a.nbytes, f"a rule that calls a helper capturing `a` keeps `a` ({a.nbytes} bytes) alive, got {got}: follow captured functions"
     x = Variable(np.ones(3), requires_grad=True)
     y = x.exp()

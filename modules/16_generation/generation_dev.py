@@ -510,7 +510,10 @@ def test_unit_cache():
         f"the new key belongs at position 2 (length), right after the two before; layer 0 holds {stored}"
     assert np.array_equal(values[0, 0, :, 0], [-1, -1, -5]), f"values of positions 0-2: -1, -1, -5, got {values[0, 0, :, 0]}"
     assert cache.keys[1][0, 0, :, 0].tolist() == [2, 2, 0, 0, 0], "each layer has its own keys"
-    assert np.shares_memory(keys, cache.keys[0]), "append returns views of the cache, not copies"
+    keys[0, 0, 0, 0] += 100.0  # written through the returned view: the cache must see it
+    seen = cache.keys[0][0, 0, 0, 0]
+    keys[0, 0, 0, 0] -= 100.0
+    assert seen == 101.0, "append returns views of the cache, not copies: writing into them must change the cache"
     cache.advance(1)
     try:
         cache.append(0, np.zeros((1, 2, 3, 3)), np.zeros((1, 2, 3, 3)))

@@ -284,6 +284,14 @@ def peak_memory(run) -> int:
 # %% [markdown]
 # ### Test: size and memory
 
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "capstone-memory-helper", "locked": true, "solution": false}
+def allocate_temporary() -> float:
+    """What the test below measures (given): holds 8 MB, a million float64 numbers, and frees them before it
+    returns. It is not part of the test cell because it must run beside your `peak_memory` (graded, your code
+    runs in a sandbox and the tests outside it), where tracemalloc sees what it allocates."""
+    scratch = np.ones(1_000_000)
+    return float(scratch.sum())
+
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-capstone-memory", "locked": true, "points": 2, "solution": false}
 class Mixed(Module):
     """Parameters of two dtypes: a float64 weight (20 numbers, 160 bytes) and a float32 bias (5, 20 bytes)."""
@@ -304,11 +312,7 @@ def test_unit_memory():
                                + (": use each array's nbytes, its dtype decides (float64 is 8 bytes)" if counted[1] == 100 else ""))
     assert model_size(Linear(3, 2)) == (8, 32), f"Linear(3, 2): 6 weights and 2 biases, 32 bytes, got {model_size(Linear(3, 2))}"
 
-    def temporary():
-        scratch = np.ones(1_000_000)  # 8 MB, freed before the call returns
-        return float(scratch.sum())
-
-    peak = peak_memory(temporary)
+    peak = peak_memory(allocate_temporary)
     assert peak >= 8_000_000, (f"a call that holds an 8 MB array should have a peak of at least 8 MB, got {peak:,} bytes"
                                + (": get_traced_memory() is (current, peak): the current memory after the call "
                                   "misses what was freed" if peak < 1_000_000 else ""))
@@ -394,9 +398,10 @@ def benchmark(name: str, model: Module, inputs: np.ndarray, labels: np.ndarray, 
 # 100 ms in a shuffled order; a whole-split pass takes 1 s while cold (its first 2 calls), then 20 ms,
 # with every fifth pass 100 ms.
 
-# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-capstone-benchmark", "locked": true, "points": 4, "solution": false}
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "capstone-scripted-model", "locked": true, "solution": false}
 class ScriptedModel(Module):
-    """Predicts the class in each input's first feature; each call advances `clock` by a scripted time."""
+    """Predicts the class in each input's first feature; each call advances `clock` by a scripted time (given,
+    for the test below: it runs beside your `benchmark`, so that your peak_memory sees what it allocates)."""
 
     def __init__(self, clock, split_size: int):
         self.clock, self.split_size = clock, split_size
@@ -421,6 +426,7 @@ class ScriptedModel(Module):
         return Tensor(np.eye(10, dtype=np.float32)[rows[:, 0].astype(int)])
 
 
+# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-capstone-benchmark", "locked": true, "points": 4, "solution": false}
 def test_unit_benchmark():
     inputs = np.array([[3, 0], [1, 0], [4, 0], [1, 0], [5, 0], [9, 0], [2, 0], [6, 0]], dtype=np.float32)
     labels = np.array([3, 1, 4, 1, 5, 9, 2, 7])  # the last one is wrong: 7 of 8
