@@ -1,5 +1,5 @@
-"""The grading sandbox and kernel on small notebooks: what a kernel can see and do, and what a test must do
-to count as passed. Real bubblewrap, real kernels."""
+"""The grading sandbox, kernel and judge on small notebooks: what a kernel can see and do, and what a test must
+do to count as passed. Real bubblewrap, real kernels, the real judge."""
 from __future__ import annotations
 
 import json
@@ -25,9 +25,10 @@ def _run(tmp_path, cells, limits=Limits(cell_seconds=10, notebook_seconds=60)):
     reference = {"tinytorch/__init__.py": ROOT / "tinytorch/__init__.py",
                  "tinytorch/core/__init__.py": ROOT / "tinytorch/core/__init__.py",
                  "tinytorch/core/tensor.py": ROOT / "tinytorch/core/tensor.py"}
-    locked = {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in cells if "nbgrader" in cell.metadata}
-    grader = make_grader_folder(tmp_path / "grader", reference, locked)
-    return run_notebook(notebook, grader, limits, reference_modules=["tinytorch.core.tensor"])
+    tests = {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in cells if "nbgrader" in cell.metadata}
+    (tmp_path / "tests.json").write_text(json.dumps(tests))
+    grader = make_grader_folder(tmp_path / "grader", reference)
+    return run_notebook(notebook, grader, tmp_path / "tests.json", limits)
 
 
 def _printed(run) -> str:
@@ -51,7 +52,8 @@ def test_a_kernel_sees_only_its_prerequisites_and_no_network(tmp_path):
         assert expected in printed, printed
 
 
-def test_a_test_counts_only_when_it_ran_to_its_end_in_a_clean_state(tmp_path):
+def test_a_test_counts_only_when_the_judge_ran_it_to_its_end(tmp_path):
+    """Tests run in the judge: what the student's cells do to NumPy, to names or to IPython cannot reach them."""
     cells = [
         _locked("helper", "def check(value):\n    assert value == 2, 'check'\n"),
         nbformat.v4.new_code_cell("import numpy as np\nnp.allclose = lambda *a, **k: True\n"
@@ -106,11 +108,13 @@ def test_the_kernel_writes_only_to_its_own_sized_scratch(tmp_path):
         "written = 0\ntry:\n    with open('fill', 'wb') as f:\n        while True:\n"
         "            f.write(b'x' * 2**20)\n            f.flush()\n            written += 2**20\n"
         "except OSError as error:\n    print('full', error.errno, written // 2**20)\n"
-        "try:\n    open(os.path.join(os.path.dirname(os.environ['TITO_LOCKED_CELLS']), 'x'), 'w')\n"
-        "except OSError:\n    print('grader read-only')\n")
+        "try:\n    open(os.path.join(os.environ['PYTHONPATH'], 'x'), 'w')\n"
+        "except OSError:\n    print('grader read-only')\n"
+        "print('grader holds', sorted(os.listdir(os.environ['PYTHONPATH'])))\n")
     run = _run(tmp_path, [probe, _locked("after", "pass")], Limits(cell_seconds=20, notebook_seconds=60, scratch_mb=8))
     printed = _printed(run)
     assert "cwd True" in printed and "grader read-only" in printed, printed
+    assert "grader holds ['grading_kernel.py', 'grading_wire.py', 'tinytorch']" in printed, "no test in the sandbox"
     full = [line.split() for line in printed.splitlines() if line.startswith("full")]
     assert full and full[0][1] == "28" and int(full[0][2]) <= 8, printed  # ENOSPC, at most 8 MB
     assert run.completed == {"after": True}

@@ -430,11 +430,6 @@ def _autograde_summary(course: Course, module: Module, grades) -> None:
             for grade in grades]
     console.print(table(f"{module.name}: autograded", ["student", "test points", "written answers", "notes"], rows,
                         whole=("student", "test points")))
-    flagged = [grade for grade in grades if grade.flags]
-    if flagged:
-        console.print(table(f"{module.name}: code that reaches for the grader (scores are not affected; worth a look)",
-                            ["student", "cells"], [[escape(grade.student), escape("; ".join(grade.flags))]
-                                                   for grade in flagged]))
     graded = [grade for grade in grades if grade.graded]
     if graded:
         source = nbformat.read(course_folder(course).source(module), as_version=4)
@@ -465,7 +460,6 @@ def _grade_line(grade) -> str:
     if not grade.graded:
         return f"  [red]{escape(grade.student)}: not graded[/]: {escape(grade.error)}"
     note = f" [yellow]({escape('; '.join(grade.notes))})[/]" if grade.notes else ""
-    note += " [magenta](flagged: see below)[/]" if grade.flags else ""
     written = f", written answers: {written_answers(grade)}" if grade.answers else ""
     return (f"  {escape(grade.student)}: {points(grade.score)}/{points(grade.max_score)} test points"
             f"{written}{note} [dim]{grade.seconds:.1f} s[/]")

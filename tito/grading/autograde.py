@@ -35,7 +35,7 @@ from .outputs import safe_notebook
 from .release import all_solution_lines
 from .sandbox import Limits, Run, is_test, make_grader_folder, require_bwrap, run_notebook
 from .session import Snapshot, nbgrader_session, one_line, quiet_warnings
-from .submission import read_submission, suspicious_code
+from .submission import read_submission
 
 @dataclass
 class Grade:
@@ -53,7 +53,6 @@ class Grade:
     answers_score: float = 0.0   # points given by hand so far
     failed: list[str] = field(default_factory=list)  # tests that scored less than full points
     notes: list[str] = field(default_factory=list)   # why points were lost to a limit, restored cells, cut output
-    flags: list[str] = field(default_factory=list)   # solution code that reaches for the grading machinery
     error: str = ""
     seconds: float = 0.0
 
@@ -93,7 +92,6 @@ def autograde(course: Course, module: Module, students: list[str] | None = None,
     if solutions is None:
         solutions = normalized_secrets(all_solution_lines(course))
     source = nbformat.read(folder.source(module), as_version=4)
-    released = nbformat.read(folder.release(module), as_version=4)
     results = {}
     with tempfile.TemporaryDirectory(prefix="tito-grader-") as scratch, \
             nbgrader_session(course, module, folder.log(module, "autograde")) as (config, log), \
@@ -113,7 +111,7 @@ def autograde(course: Course, module: Module, students: list[str] | None = None,
 
         running = {}
         for student in chosen:
-            prepared = _prepare(course, module, student, config, source, released)
+            prepared = _prepare(course, module, student, config, source)
             if isinstance(prepared, Grade):
                 results[student] = _report(prepared, on_result)
             else:
@@ -177,12 +175,11 @@ class _Prepared:
     student: str
     notebook: nbformat.NotebookNode  # sanitized as nbgrader does it: outputs cleared, locked cells restored
     notes: list[str]
-    flags: list[str]
     started: float
 
 
-def _prepare(course: Course, module: Module, student: str, config, lesson: nbformat.NotebookNode,
-             released: nbformat.NotebookNode) -> _Prepared | Grade:
+def _prepare(course: Course, module: Module, student: str, config,
+             lesson: nbformat.NotebookNode) -> _Prepared | Grade:
     """Read a submission safely and sanitize it as nbgrader will; or, when it cannot be run, its Grade."""
     folder = course_folder(course)
     started = time.perf_counter()
@@ -200,7 +197,7 @@ def _prepare(course: Course, module: Module, student: str, config, lesson: nbfor
         grade.notes = [f"nbgrader could not read its cells ({one_line(error)}): have the student move their work "
                        f"into a fresh copy of the release"]
         return grade
-    return _Prepared(student, notebook, read.notes + restored, suspicious_code(notebook, lesson, released), started)
+    return _Prepared(student, notebook, read.notes + restored, started)
 
 
 def _sanitized(notebook: nbformat.NotebookNode, module: Module, student: str, config,
@@ -232,7 +229,7 @@ def _record(course: Course, module: Module, prepared: _Prepared, run: Run, confi
     problem = _malformed(run, prepared.notebook)
     if problem:  # nothing of it reaches the gradebook: the submission scores 0, with the reason
         grade = _record_zero(course, module, prepared.student)
-        grade.notes, grade.flags = [f"its results could not be used ({problem})"], prepared.flags
+        grade.notes = [f"its results could not be used ({problem})"]
         return grade
     notes = prepared.notes + mark_test_results(run, solutions) + safe_notebook(run.notebook)[1]
     graded_answers = _answers(folder.autograded(prepared.student, module))  # as the last autograde saw them
@@ -258,7 +255,6 @@ def _record(course: Course, module: Module, prepared: _Prepared, run: Run, confi
         keep_hand_grades(course, module, prepared.student, graded_answers, _answers_of(run.notebook))
         grade = read_grade(course, module, prepared.student)
         grade.notes = ([run.stopped] if run.stopped else []) + notes
-        grade.flags = prepared.flags
         grade.seconds = time.perf_counter() - prepared.started
         return grade
     except BaseException:
@@ -269,10 +265,10 @@ def _record(course: Course, module: Module, prepared: _Prepared, run: Run, confi
 
 
 def mark_test_results(run: Run, solutions: dict[str, str]) -> list[str]:
-    """Make a run's outputs say to nbgrader exactly what the grading kernel saw; notes on what was changed.
+    """Make a run's outputs say to nbgrader exactly what the judge decided; notes on what was changed.
 
-    nbgrader awards a test's points when its cell shows no error: so each test the kernel did not see finish
-    gets an error output with the reason, stderr becomes ordinary output (a debug print costs nothing), a test's
+    nbgrader awards a test's points when its cell shows no error: so each test the judge did not see pass
+    gets an error output with the reason (the judge's own error, or why the test did not run), stderr becomes ordinary output (a debug print costs nothing), a test's
     returned value (nbgrader's partial credit) is dropped, any output showing a solution line of any module
     (`solutions`: `normalized_secrets`) is cut, and so is printed text past a short length.
     """

@@ -166,10 +166,10 @@ def _gradebook_of(course: Course, module: Module, path: Path) -> None:
 
 def withheld_leaks(course: Course, module: Module, folder: Path) -> list[Leak]:
     """Each line in `folder` of a solution that grading `module` withholds: its own and every later module's
-    (the zip holds the earlier modules' reference code by design, as the grading kernel sees it)."""
+    (the zip holds the earlier modules' reference code by design, as the grading kernel imports it)."""
     folder_of = course_folder(course)
     settings = grading_settings(course)
-    # Hidden tests ship (read-only, for the grading kernel); a solution line must not.
+    # Hidden tests ship (for the judge); a solution line must not.
     solutions_only = Delimiters(settings.delimiters.begin_solution, settings.delimiters.end_solution,
                                 "\0no hidden tests\0", "\0end\0")
     # A withheld line that the prerequisites' reference code has too tells a student nothing new: the zip holds
@@ -269,8 +269,6 @@ def grade_upload(autograder: Path) -> dict:
                               unprivileged=not sandboxed)[0]
             scores, messages = _test_results(course, module)
             results = _results(released, grade, scores, messages)
-            for flag in grade.flags:  # for the instructor (stdout), not the student
-                print(f"suspicious code: {flag}")
     if isolation:
         results["output"] = f"{results['output']}\n{isolation}"
     results["execution_time"] = round(time.monotonic() - started, 3)

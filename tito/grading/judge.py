@@ -272,10 +272,10 @@ class Judge:
         return copy
 
 
-# Modules whose work is files: a test uses the kernel's, so that its files are where student code looks (the
-# sandbox's scratch), never the judge's own file system.
-FILE_MODULES = {"os", "pathlib", "tempfile", "shutil", "glob", "gzip", "bz2", "lzma", "zipfile", "tarfile", "io",
-                "pickle", "csv"}
+# Modules whose subject is the process or its files: a test uses the kernel's, so that it looks at the student's
+# process (tracemalloc, gc) and at the files student code sees (the sandbox's scratch), never at the judge's.
+KERNEL_MODULES = {"os", "pathlib", "tempfile", "shutil", "glob", "gzip", "bz2", "lzma", "zipfile", "tarfile", "io",
+                  "pickle", "csv", "sys", "gc", "tracemalloc", "resource"}
 # NumPy's functions that read or write files, which a test reaches in the kernel for the same reason.
 NUMPY_FILE_FUNCTIONS = ("load", "save", "savez", "savez_compressed", "loadtxt", "savetxt", "genfromtxt", "fromfile",
                         "memmap")
@@ -283,10 +283,10 @@ _NUMPY_DEFAULT_ERRORS = np.geterr()
 
 
 def _own_copy(module: str):
-    """The judge's own copy of a module the kernel names: NumPy, or a module of the standard library that does
-    not touch files; None for any other (the student's package, file modules), which stays a handle."""
+    """The judge's own copy of a module the kernel names: NumPy, or a module of the standard library other than
+    KERNEL_MODULES; None for any other (the student's package), which stays a handle."""
     top = module.split(".")[0]
-    if top == "numpy" or (top in sys.stdlib_module_names and top not in FILE_MODULES):
+    if top == "numpy" or (top in sys.stdlib_module_names and top not in KERNEL_MODULES):
         with contextlib.suppress(ImportError):
             return importlib.import_module(module)
     return None

@@ -400,7 +400,8 @@ def run_notebook(notebook: nbformat.NotebookNode, grader: Path, tests: Path, lim
                 _kill_processes_of(uid)
             if uid is not None:
                 _wait_until_gone(uid)
-    return Run(executed, judge.passed, stopped, time.monotonic() - started)
+    passed = {grade_id(cell): judge.passed.get(grade_id(cell), False) for cell in executed.cells if is_test(cell)}
+    return Run(executed, passed, stopped, time.monotonic() - started)
 
 
 class JudgeProcess:

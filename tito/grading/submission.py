@@ -1,15 +1,11 @@
-"""A handed-in notebook, read as the untrusted file it is, and the solution code that reaches for the grader.
+"""A handed-in notebook, read as the untrusted file it is.
 
 `read_submission` never follows a symbolic link and reads only a regular file of bounded size; files handed
-in beside the notebook are named, never used. `suspicious_code` lists what a student's own cells touch that
-honest work has no need of (IPython's hooks, the import system, builtins, processes, files), so that an
-instructor can look: the sandbox and the grading kernel already keep such code from changing a score.
+in beside the notebook are named, never used.
 """
 from __future__ import annotations
 
-import ast
 import os
-import re
 import stat
 from dataclasses import dataclass, field
 
@@ -17,7 +13,7 @@ import nbformat
 
 from ..course import Module
 from ..coursefolder import EXCHANGE_FILES, STUDENT_ID, CourseFolder
-from ..notebook import PLAIN, cell_role, grade_id, graded_cells, is_locked
+from ..notebook import PLAIN, cell_role, grade_id, graded_cells
 MAX_FILE_MB = 200      # a handed-in file, saved outputs included (they are dropped: not what is graded)
 MAX_NOTEBOOK_MB = 20   # what is graded: the cells' text
 MAX_DEPTH = 64         # nesting of the notebook's JSON (a real one nests about 10 deep)
@@ -124,60 +120,3 @@ def _unrestorable_cells(source: nbformat.NotebookNode, submitted: nbformat.Noteb
         if cell in graded and cell not in present and previous not in present and previous not in graded:
             return [previous, cell]
     return []
-
-
-# -------------------------------------------------------------------------------------- suspicious code
-
-# Names whose use in a student's own cell reaches past the lesson, into the grader's machinery.
-_REACHING = {
-    "get_ipython": "IPython's hooks", "input_transformers_cleanup": "IPython's hooks",
-    "input_transformers_post": "IPython's hooks", "ast_transformers": "IPython's hooks",
-    "builtins": "builtins", "__builtins__": "builtins", "sys.modules": "the import system",
-    "importlib": "the import system", "meta_path": "the import system", "subprocess": "processes",
-    "os.system": "processes", "os.fork": "processes", "os.kill": "processes", "os._exit": "processes",
-    "signal": "signals", "ctypes": "raw memory", "gc": "the garbage collector", "inspect": "stack frames",
-    "sys._getframe": "stack frames", "settrace": "tracing", "setprofile": "tracing",
-    "/": "files outside the notebook", "..": "files outside the notebook", "exec": "exec/eval", "eval": "exec/eval",
-    "compile": "exec/eval", "__import__": "the import system", "socket": "the network",
-}
-
-
-_PATH = re.compile(r"(?:/|\.\./)[\w.@-]+(?:/[\w.@-]*)*")  # "/etc/passwd", "../modules/": not "/" or "a/b"
-
-
-def suspicious_code(notebook: nbformat.NotebookNode, *lessons: nbformat.NotebookNode) -> list[str]:
-    """'<cell>: <what>' for each code cell the student wrote (not a cell of the lesson, as written or as
-    released) that uses a name above, or a path that starts at / or climbs with .."""
-    given = {cell.source.strip() for lesson in lessons for cell in lesson.cells}
-    flags = []
-    for index, cell in enumerate(notebook.cells, start=1):
-        if cell.cell_type != "code" or is_locked(cell) or cell.source.strip() in given:
-            continue
-        found = sorted({_REACHING[name] for name in _names_used(cell.source) if name in _REACHING})
-        if found:
-            flags.append(f"{grade_id(cell) or f'cell {index}'}: {', '.join(found)}")
-    return flags
-
-
-def _names_used(source: str) -> set[str]:
-    """Bare names, dotted names (`os.system`), imported modules and path roots ("/", "..") in a cell; IPython
-    syntax lines are skipped."""
-    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return set()
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            names.add(node.id)
-        elif isinstance(node, ast.Attribute):
-            names.add(node.attr)
-            if isinstance(node.value, ast.Name):
-                names.add(f"{node.value.id}.{node.attr}")
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-            names.update(module.split(".")[0] for module in modules)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _PATH.fullmatch(node.value):
-            names.add("/" if node.value.startswith("/") else "..")
-    return names
