@@ -53,7 +53,7 @@ def assert_backward_matches_differences(fn, *arrays, name: str = "fn", eps: floa
     inputs = [leaf(array) for array in arrays]
     out = fn(*inputs)
     weights = np.random.default_rng(3).standard_normal(out.shape)
-    out.backward(weights)
+    out.backward(gradient=weights)
 
     def weighted(*constants) -> float:
         return float(np.sum(np.asarray(fn(*map(Variable, constants))) * weights))

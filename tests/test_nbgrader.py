@@ -433,6 +433,8 @@ def test_probe_grading_restores_hidden_tests_and_imports_the_reference_package(g
     assert _gradebook_points(course, module, "packer") == {"test-counter": 3.0}
     assert grades["packer"].score == 3 and grades["packer"].answer_points == 1
     assert not (course_folder(course).autograded("packer", module).parent / "tinytorch").exists()
+    shown = course_folder(course).autograded("shortcut", module).read_text()
+    assert "tick(by=5)" not in shown, "hidden test code ran in the judge and stays off what the student is shown"
 
 
 def test_regrading_replaces_results_without_duplicates(graded, course):

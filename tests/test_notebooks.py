@@ -20,9 +20,15 @@ def test_lesson_runs_in_a_kernel_with_every_unit_test_passing(module):
     assert [result for result in outcome if result.is_test], f"{module.name} has no unit test cells"
 
 
+def _given(cell) -> bool:
+    info = cell.metadata.get("nbgrader", {})
+    return bool(info.get("locked")) and not info.get("grade") and not info.get("solution")
+
+
 @pytest.mark.parametrize("module", COURSE.modules, ids=lambda module: module.name)
 def test_lesson_follows_the_course_form(module):
-    """Solution cells are fenced and followed by a locked, pointed test; grade ids are unique."""
+    """Solution cells are fenced and followed by a locked, pointed test (given code the test needs beside the
+    student's, in a locked cell without points, may come between); grade ids are unique."""
     cells = module_notebook(module).cells
     grade_ids = [cell.metadata["nbgrader"]["grade_id"] for cell in cells if "nbgrader" in cell.metadata]
     assert len(grade_ids) == len(set(grade_ids)), f"{module.name} repeats a grade_id"
@@ -31,7 +37,7 @@ def test_lesson_follows_the_course_form(module):
         if cell.cell_type == "code" and info.get("solution"):
             assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source, \
                 f"{module.name} solution cell {info['grade_id']} has no solution region"
-            following = next(other for other in cells[index + 1:] if other.cell_type == "code")
+            following = next(other for other in cells[index + 1:] if other.cell_type == "code" and not _given(other))
             test = following.metadata.get("nbgrader", {})
             assert test.get("grade") and test.get("locked") and test.get("points"), \
                 f"{module.name}: the code cell after {info['grade_id']} should be a locked test cell with points"

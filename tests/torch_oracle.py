@@ -62,7 +62,7 @@ def compare(ours, theirs, arrays, what: str = "", *, differentiable: bool = True
         if not (differentiable and expected.requires_grad):
             return mine
         weights = np.random.default_rng(seed).standard_normal(expected.shape).astype(out.dtype)
-        out.backward(weights)
+        out.backward(gradient=weights)
         expected.backward(torch.tensor(weights))
     for index, (leaf, theirs_leaf) in enumerate(zip(mine, reference)):
         if not theirs_leaf.requires_grad:

@@ -23,7 +23,7 @@ import nbformat
 from nbgrader.api import Gradebook
 from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 
 from ..course import Course, Module
 from ..coursefolder import CourseFolder, course_folder, grading_settings, require_release
@@ -232,6 +232,7 @@ def _record(course: Course, module: Module, prepared: _Prepared, run: Run, confi
         grade.notes = [f"its results could not be used ({problem})"]
         return grade
     notes = prepared.notes + mark_test_results(run, solutions) + safe_notebook(run.notebook)[1]
+    _without_hidden_tests(run.notebook, config)
     graded_answers = _answers(folder.autograded(prepared.student, module))  # as the last autograde saw them
     snapshot = Snapshot([folder.gradebook, folder.gradebook_journal, folder.autograded(prepared.student, module).parent])
     try:
@@ -289,6 +290,15 @@ def mark_test_results(run: Run, solutions: dict[str, str]) -> list[str]:
             cell.outputs.append(nbformat.v4.new_output("error", ename="TestNotCompleted", evalue=reason,
                                                        traceback=[f"TestNotCompleted: {reason}"]))
     return notes
+
+
+def _without_hidden_tests(notebook: nbformat.NotebookNode, config) -> None:
+    """The tests as the release shows them: hidden test code (module 06's reference checker) ran in the judge
+    and stays with the grader, off the autograded notebook and so off the feedback page."""
+    clear = ClearHiddenTests(config=config)
+    for index, cell in enumerate(notebook.cells):
+        if is_test(cell):
+            clear.preprocess_cell(cell, {}, index)
 
 
 def _as_stdout(output):

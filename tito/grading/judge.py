@@ -62,6 +62,8 @@ class Judge:
         self.passed_in: dict[int, object] = {}  # functions and objects of a test that student code may call
         self.arrays: weakref.WeakValueDictionary[int, RemoteArray] = weakref.WeakValueDictionary()
         self.exception_classes: dict[int, type] = {}
+        self.handle_classes: dict[object, type] = {}
+        self.answered_method = False  # whether the last answer to a getattr was a method of the object asked
         self._kernel_numpy = None
         self.numpy = self._numpy_with_kernel_files()
         self.submission = SubmissionNames(self, {"open": self._open, "type": self._type, "globals": self._globals,
@@ -130,6 +132,7 @@ class Judge:
             message, buffers = self.receive()
             kind = message.get("op")
             if kind == "value":
+                self.answered_method = message.get("method") is True
                 value = self.decode(message.get("value"), buffers)
                 _warn_again(message.get("warnings"))
                 module = message.get("module")
@@ -179,6 +182,8 @@ class Judge:
         """How a value of the test that is not plain data is sent: a handle as its kernel object; a function or
         class of the test as a function the kernel may call; anything else as an object whose public methods
         it may call."""
+        if isinstance(value, MethodCall):
+            value = value.method()
         if isinstance(value, Handle):
             return {"n": object.__getattribute__(value, "_number")}
         if isinstance(value, type) and KERNEL_CLASS in vars(value):  # the judge's class for a student exception
@@ -199,9 +204,17 @@ class Judge:
             self.released.remove(number)  # sent again before its release went out: the kernel still holds it
         handle = self.handles.get(number)
         if handle is None:
-            handle = _handle_class(ref["type"][:100])(self, number)
+            handle = self.handle_class(ref)(self, number)
             self.handles[number] = handle
         return handle
+
+    def handle_class(self, ref: dict) -> type:
+        """A Handle subclass for each class of the kernel, named after it, so that messages say "a Tensor"; it
+        remembers which of the class's attributes are methods."""
+        kind = ref.get("class") if type(ref.get("class")) is int else ref["type"]
+        if kind not in self.handle_classes:
+            self.handle_classes[kind] = type(ref["type"][:100], (Handle,), {"__slots__": (), "_methods": set()})
+        return self.handle_classes[kind]
 
     def decode(self, form, buffers: list):
         return wire.decode(form, buffers, self.resolve, attach=self.attach)
@@ -392,7 +405,13 @@ class Handle:
             return object.__getattribute__(self, name)
         if name.startswith(_PROBES):
             raise AttributeError(name)  # NumPy's, IPython's and copy's probes: a handle is none of those
-        return self._ask("getattr", name)  # `Node.__hash__` too: the kernel's, not the handle's
+        methods = type(self)._methods
+        if name in methods:
+            return MethodCall(self, name)  # read and called in one request
+        value = self._ask("getattr", name)  # `Node.__hash__` too: the kernel's, not the handle's
+        if object.__getattribute__(self, "_judge").answered_method:
+            methods.add(name)
+        return value
 
     def __setattr__(self, name: str, value) -> None:
         self._ask("setattr", name, value)
@@ -522,14 +541,28 @@ def _plain(value, kind: type, what: str):
     return value
 
 
-_HANDLE_CLASSES: dict[str, type] = {}
+class MethodCall:
+    """`handle.name`, where the kernel said before that `name` is a method of objects of this class: calling it
+    is one request (the kernel reads the method and calls it); anything else reads the method first."""
 
+    __slots__ = ("_owner", "_name", "_method")
 
-def _handle_class(kind: str) -> type:
-    """A Handle subclass named after the kernel object's type, so that messages say "a Tensor"."""
-    if kind not in _HANDLE_CLASSES:
-        _HANDLE_CLASSES[kind] = type(kind, (Handle,), {"__slots__": ()})
-    return _HANDLE_CLASSES[kind]
+    def __init__(self, owner: Handle, name: str):
+        self._owner, self._name, self._method = owner, name, None
+
+    def __call__(self, *args, **kwargs):
+        return self._owner._ask("callmethod", self._name, list(args), kwargs)
+
+    def method(self):
+        if self._method is None:
+            self._method = self._owner._ask("getattr", self._name)
+        return self._method
+
+    def __getattr__(self, name: str):
+        return getattr(self.method(), name)
+
+    def __repr__(self):
+        return repr(self.method())
 
 
 class _KernelSubclassMeta(type):

@@ -98,9 +98,12 @@ class JudgeLink:
         try:
             with warnings.catch_warnings(record=True) as caught, np.errstate(**_errstate(message)):
                 warnings.simplefilter("always")
-                result = self.perform(message, self.decode(message.get("args", {"list": []}), buffers))
+                args = self.decode(message.get("args", {"list": []}), buffers)
+                result = self.perform(message, args)
             if message.get("op") == "name" and isinstance(result, types.ModuleType):
                 reply["module"] = result.__name__
+            if message.get("op") == "getattr" and _is_method_of(result, args[0]):
+                reply["method"] = True  # the judge may then call it in one request ("callmethod") next time
             reply["value"], out = wire.encode(result, self.refer, refer_arrays=True)
             reply["warnings"] = [[_builtin_base(type(caught_warning.message)), _short(str(caught_warning.message))]
                                  for caught_warning in caught[:100]]
@@ -129,6 +132,9 @@ class JudgeLink:
         if kind == "call":
             positional, named = rest
             return target(*positional, **named)
+        if kind == "callmethod":
+            name, positional, named = rest
+            return getattr(target, name)(*positional, **named)
         if kind == "class":
             return _subclass(target, *rest)
         if kind == "operator":
@@ -142,17 +148,21 @@ class JudgeLink:
     # ------------------------------------------------------------------------------------ references
 
     def refer(self, value) -> dict:
-        number = self.numbers.get(id(value))
-        if number is None or self.objects.get(number) is not value:
-            number, self.next_number = self.next_number, self.next_number + 1
-            self.objects[number], self.numbers[id(value)] = value, number
-        ref = {"n": number, "type": type(value).__name__[:100]}
+        ref = {"n": self.number(value), "type": type(value).__name__[:100], "class": self.number(type(value))}
         if isinstance(value, type) and issubclass(value, BaseException) and value.__module__ != "builtins":
             # an exception class of the submission: the judge makes a class of its own to catch it by
             ref["exception"] = {"name": value.__name__[:100], "base": _builtin_base(value),
                                 "parent": next((self.refer(base) for base in value.__mro__[1:]
                                                 if base.__module__ != "builtins"), None)}
         return ref
+
+    def number(self, value) -> int:
+        """The number the judge knows `value` by, given now if it has none."""
+        number = self.numbers.get(id(value))
+        if number is None or self.objects.get(number) is not value:
+            number, self.next_number = self.next_number, self.next_number + 1
+            self.objects[number], self.numbers[id(value)] = value, number
+        return number
 
     def resolve(self, ref):
         if type(ref) is not dict:
@@ -246,6 +256,13 @@ def _subclass(name: str, bases: list, members: list):
             value = getattr(builtins, kind)(value)
         namespace[member] = value
     return types.new_class(name, tuple(bases), exec_body=lambda body: body.update(namespace))
+
+
+_METHODS = (types.MethodType, types.BuiltinMethodType, types.MethodWrapperType)
+
+
+def _is_method_of(value, owner) -> bool:
+    return isinstance(value, _METHODS) and getattr(value, "__self__", None) is owner
 
 
 def _errstate(message: dict) -> dict:

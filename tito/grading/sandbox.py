@@ -413,13 +413,17 @@ class JudgeProcess:
         self.process: asyncio.subprocess.Process | None = None
         self.passed: dict[str, bool] = {}
 
-    async def start_test(self, name: str) -> None:
+    async def start(self) -> None:
+        """Start the process (it connects to the kernel at its first test), while the first cells run."""
         if self.process is None:
             environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "tito.grading.judge", self.socket_path(), str(self.tests),
                 str(self.limits.cell_seconds), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL, env=environment, limit=2**26)
+
+    async def start_test(self, name: str) -> None:
+        await self.start()
         self.process.stdin.write(f"{name}\n".encode())
         await self.process.stdin.drain()
 
@@ -533,6 +537,7 @@ async def _execute_cells(client, notebook, judge: JudgeProcess, limits: Limits, 
 async def _each_cell(client, notebook, judge: JudgeProcess, limits: Limits, deadline: float) -> str:
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    await judge.start()
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
             continue
