@@ -22,8 +22,9 @@
 # operation, and how far each one is from it.
 #
 # The profiler costs nothing when it is off: it does not change module 05's engine, it swaps the functions
-# that record operations for timed ones while it is on, and puts them back after. Module 13 uses its table
-# to decide which operations to fuse.
+# that record operations for ones that also log them while it is on, and puts them back after; and it costs
+# little when it is on, because it does its bookkeeping after. Module 13 uses its table to decide which
+# operations to fuse.
 #
 # **Objectives.** At the end you can
 # - count the parameters of a model and the FLOPs of every operation of the course, forward and backward;
@@ -390,8 +391,8 @@ test_unit_saved()
 # | `("end", stop)` | the layer or backward pass that began last ends |
 #
 # **Times.** The recording function runs when the operation's arithmetic is *done*. An operation's time
-# is therefore the time since the profiler last wrote anything (the previous operation, or the start of a
-# layer): its own arithmetic plus the Python that prepared it. A rule is timed exactly, around its call.
+# is therefore the time since the profiler last logged an operation or the start or end of a layer (the
+# clock): its own arithmetic plus the Python that prepared it. A rule is timed exactly, around its call.
 # The profiler's own work is left out: the clock restarts after it.
 #
 # ```
@@ -447,7 +448,7 @@ class Profiler:
     def __init__(self):
         self.events: list[Event] = []  # built from the log when the profiler stops
         self._log: list[tuple] = []    # what the hooks write while it is on: the entries of the table above
-        self._clock = 0.0              # when the profiler last wrote something
+        self._clock = 0.0              # when the last operation or range start or end was logged
         self._active = False
         self._swapped: list = []       # (owner, attribute, original) to put back on exit
         self._collecting = False       # whether Python's cycle collector ran before the profiler started

@@ -134,7 +134,7 @@ def saved_bytes(rules) -> int:
             waiting.extend(value.args)
     return total
 
-# %% ../../modules/12_profiling/profiling_dev.py #468782e7
+# %% ../../modules/12_profiling/profiling_dev.py #6480ce4c
 @dataclass
 class Event:
     """One thing the profiler saw: an operation (`kind` "forward"), a rule ("backward") or a layer or the
@@ -177,7 +177,7 @@ class Profiler:
     def __init__(self):
         self.events: list[Event] = []  # built from the log when the profiler stops
         self._log: list[tuple] = []    # what the hooks write while it is on: the entries of the table above
-        self._clock = 0.0              # when the profiler last wrote something
+        self._clock = 0.0              # when the last operation or range start or end was logged
         self._active = False
         self._swapped: list = []       # (owner, attribute, original) to put back on exit
         self._collecting = False       # whether Python's cycle collector ran before the profiler started
