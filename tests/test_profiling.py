@@ -2,7 +2,9 @@
 and FLOP counts describe real models (PyTorch's counts: tests/test_profiling_torch.py)."""
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 
 import numpy as np
 import pytest
@@ -51,6 +53,35 @@ def test_the_engine_is_itself_again_after_the_profiler_even_after_an_error():
         with Profiler():
             1 / 0
     assert engine_functions() == before
+
+
+def test_the_cycle_collector_is_off_while_on_and_as_it_was_after():
+    assert gc.isenabled()
+    with Profiler():
+        assert not gc.isenabled(), "the log would make the collector scan it again and again, charged to operations"
+    assert gc.isenabled()
+    with pytest.raises(ZeroDivisionError):
+        with Profiler():
+            1 / 0
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with Profiler():
+            pass
+        assert not gc.isenabled(), "a program that had switched the collector off finds it off"
+    finally:
+        gc.enable()
+
+
+def test_the_log_holds_shapes_and_sizes_not_the_arrays_of_results():
+    x = Variable(np.ones(1000), requires_grad=True)
+    with Profiler() as prof:
+        y = x + 1.0  # Add's rules hold nothing: only the name y keeps its array
+        result = weakref.ref(y.data.data)
+        del y
+        assert result() is None, "the profiler kept an intermediate result alive"
+    [add] = prof.events
+    assert add.bytes_moved == 2 * 8000 and add.flops == 1000
 
 
 def test_profilers_do_not_nest():
