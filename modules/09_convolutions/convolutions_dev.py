@@ -419,7 +419,7 @@ print("test_unit_col2im: passed")
 # ```
 #
 # The multiplications and additions are those of `col2im(W.T @ G)`, grouped by offset; the large
-# intermediate never exists. For LeNet's second layer this takes about a third off the input gradient's
+# intermediate never exists. For LeNet's second layer this took about a quarter off the input gradient's
 # time (§7 measures both).
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "convolutions-col2im-of-product", "locked": false, "solution": true}
