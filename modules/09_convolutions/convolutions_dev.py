@@ -651,11 +651,12 @@ print("test_unit_conv2d: passed")
 #   window holds the largest value twice (after ReLU, windows of zeros are common), PyTorch sends
 #   the whole gradient to **one** of them, the first in window order (row by row). (Module 06's `max`
 #   over several axes shares ties equally instead, as `torch.amax` does: also a valid subgradient.)
-#   Backward: mark the entries equal to their column's maximum, keep only the first mark of each
-#   column (going down the $k_h k_w$ rows, a mark stays if no row above it was marked), multiply by
-#   `g`, and `col2im`, which also adds up the gradients of windows that overlap when the stride is
-#   smaller than the kernel. `argmax(axis=1)` would find the same entries, but NumPy runs it column by
-#   column; the $k_h k_w$ whole-row comparisons are several times faster (§7).
+#   Backward: `first_largest` marks the entries equal to their column's maximum and keeps only the
+#   first mark of each column (going down the $k_h k_w$ rows, a mark stays if no row above it was
+#   marked); multiply the mask by `g`, and `col2im`, which also adds up the gradients of windows that
+#   overlap when the stride is smaller than the kernel. `argmax(axis=1)` would find the same entries,
+#   but NumPy runs it column by column; the $k_h k_w$ whole-row comparisons are several times faster
+#   (§7).
 # - **Average.** The output is each column's mean; every entry of a window receives $g/(k_h k_w)$,
 #   spread back with `col2im`.
 #
