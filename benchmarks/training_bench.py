@@ -16,6 +16,7 @@ work holds). Each run counts its median epoch, and the best of several interleav
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import platform
@@ -28,9 +29,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's tinytorch, whatever is installed
 
+from tinytorch.core.acceleration import FusedCrossEntropyLoss  # noqa: E402
 from tinytorch.core.activations import ReLU  # noqa: E402
 from tinytorch.core.layers import Linear, Sequential  # noqa: E402
 from tinytorch.core.losses import CrossEntropyLoss  # noqa: E402
+from tinytorch.core.operations import relu  # noqa: E402
 from tinytorch.core.optimizers import Adam  # noqa: E402
 from tinytorch.core.tensor import Tensor  # noqa: E402
 from tinytorch.core.training import DataLoader, Standardizer, Trainer, evaluate, load_digits_dataset  # noqa: E402
@@ -72,11 +75,21 @@ class EpochClock:
 
 
 # --- tinytorch -------------------------------------------------------------------------------------------
-def run_tinytorch(data, weights, batch_size, epochs, lr, seed):
+class FusedReLU(ReLU):
+    """Module 06's `relu`, one graph operation (np.maximum forward, one backward rule), in place of module 02's
+    `x * (x > 0)` (a comparison and a product): for the `--fused` row only."""
+
+    def forward(self, x):
+        return relu(x)
+
+
+def run_tinytorch(data, weights, batch_size, epochs, lr, seed, fused=False):
+    """The milestone's network; with `fused`, module 06's ReLU and module 13's softmax-cross-entropy instead."""
     x_train, y_train, x_test, y_test = data
-    model = Sequential(Linear(*weights[0].shape), ReLU(), Linear(*weights[2].shape))
+    activation, loss_fn = (FusedReLU(), FusedCrossEntropyLoss()) if fused else (ReLU(), CrossEntropyLoss())
+    model = Sequential(Linear(*weights[0].shape), activation, Linear(*weights[2].shape))
     model.load_state_dict(dict(zip(["0.weight", "0.bias", "2.weight", "2.bias"], weights)))
-    trainer = Trainer(model, Adam(model.parameters(), lr=lr), CrossEntropyLoss())
+    trainer = Trainer(model, Adam(model.parameters(), lr=lr), loss_fn)
     loader = DataLoader(x_train, y_train, batch_size=batch_size, shuffle=True, seed=seed)
     clock = EpochClock()
     for _ in range(epochs):
@@ -271,6 +284,8 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="+", choices=["tinytorch", "pytorch", "numpy"], help="run only these")
+    parser.add_argument("--fused", action="store_true",
+                        help="add a row: tinytorch with module 06's fused ReLU and module 13's fused cross-entropy")
     parser.add_argument("--markdown", action="store_true", help="print the table in Markdown")
     parser.add_argument("--phases", action="store_true",
                         help="also show where a step's time goes (forward, loss, backward, step), tinytorch vs NumPy")
@@ -286,6 +301,8 @@ def main(argv=None) -> int:
     weights = initial_weights(data[0].shape[1], args.hidden, 10, args.seed)
     runners = {"tinytorch": run_tinytorch, "pytorch": run_torch, "numpy": run_numpy}
     runners = {name: run for name, run in runners.items() if not args.only or name in args.only}
+    if args.fused:
+        runners["tinytorch fused"] = functools.partial(run_tinytorch, fused=True)
 
     with threadpoolctl.threadpool_limits(limits=1):
         print(f"MLP {data[0].shape[1]}-{args.hidden}-10, Adam lr {args.lr}, {len(data[0])} training digits "

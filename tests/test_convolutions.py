@@ -8,8 +8,8 @@ import pytest
 from tinytorch.core.activations import ReLU
 from tinytorch.core.autograd import Variable
 from tinytorch.core.operations import gradcheck
-from tinytorch.core.convolutions import (AvgPool2d, Conv2d, MaxPool2d, avg_pool2d, col2im, conv2d, conv2d_loops, im2col,
-                                         max_pool2d)
+from tinytorch.core.convolutions import (AvgPool2d, Conv2d, MaxPool2d, avg_pool2d, col2im, col2im_of_product, conv2d, conv2d_loops,
+                                         first_largest, im2col, max_pool2d)
 from tinytorch.core.layers import Flatten, Linear, Sequential
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.optimizers import Adam
@@ -82,3 +82,37 @@ def test_module_08_trains_and_checkpoints_a_cnn_unchanged(tmp_path):
     restored = model(1)
     load_checkpoint(path, restored, Adam(restored.parameters()))
     np.testing.assert_array_equal(restored(Tensor(images)).numpy(), cnn(Tensor(images)).numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_col2im_of_product_is_col2im_of_the_product(dtype):
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        x_shape, w_shape, stride, padding = random_conv_case(rng)
+        weight = rng.standard_normal(w_shape).astype(dtype)
+        grad_columns = rng.standard_normal((w_shape[0], im2col(np.zeros(x_shape), w_shape[2:], stride, padding).shape[1]))
+        grad_columns = grad_columns.astype(dtype)
+        got = col2im_of_product(weight, grad_columns, x_shape, stride, padding)
+        expected = col2im(weight.reshape(w_shape[0], -1).T @ grad_columns, x_shape, w_shape[2:], stride, padding)
+        assert got.dtype == dtype and got.shape == x_shape
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_first_largest_marks_the_first_maximum_of_each_column_as_argmax_does():
+    rng = np.random.default_rng(4)
+    cols = np.maximum(np.round(rng.standard_normal((3, 9, 50))), 0)  # many ties, as after a ReLU
+    mask = first_largest(cols, cols.max(axis=1, keepdims=True))
+    assert mask.dtype == bool and (mask.sum(axis=1) == 1).all()
+    np.testing.assert_array_equal(mask.argmax(axis=1), cols.argmax(axis=1))
+
+
+def test_activations_keep_the_channel_height_width_batch_order_between_layers():
+    """conv2d, ReLU and pooling hand on views of (C, H, W, N) arrays, so no layer reorders its input in memory."""
+    x = Variable(np.random.default_rng(5).standard_normal((4, 2, 8, 8)).astype(np.float32), requires_grad=True)
+    network = Sequential(Conv2d(2, 3, 3, padding=1), ReLU(), MaxPool2d(2), Conv2d(3, 5, 3, padding=1), ReLU(), AvgPool2d(2))
+    out = x
+    for layer in network:
+        out = layer(out)
+        assert out.numpy().transpose(1, 2, 3, 0).flags.c_contiguous, f"{layer!r} left its output out of (C, H, W, N) order"
+    out.sum().backward()
+    assert x.grad.shape == x.shape

@@ -12,13 +12,15 @@ from .layers import Module
 from .operations import Parameter
 
 # %% auto #0
-__all__ = ['pair', 'conv_output_size', 'conv2d_loops', 'im2col', 'col2im', 'conv2d', 'Conv2d', 'max_pool2d', 'avg_pool2d',
-           'MaxPool2d', 'AvgPool2d']
+__all__ = ['pair', 'conv_output_size', 'conv2d_loops', 'im2col', 'col2im', 'col2im_of_product', 'conv2d', 'Conv2d',
+           'first_largest', 'max_pool2d', 'avg_pool2d', 'MaxPool2d', 'AvgPool2d']
 
-# %% ../../modules/09_convolutions/convolutions_dev.py #541bb4e8
+# %% ../../modules/09_convolutions/convolutions_dev.py #61a641c2
 def pair(value) -> tuple[int, int]:
     """A size given as one int `k` or as a pair `(kh, kw)`, as a tuple of two ints."""
-    first, second = (value, value) if np.ndim(value) == 0 else tuple(value)
+    if not isinstance(value, tuple):  # layers pass tuples; np.ndim would turn one into an array first
+        value = (value, value) if np.ndim(value) == 0 else tuple(value)
+    first, second = value
     if int(first) != first or int(second) != second:
         raise ValueError(f"expected an int or a pair of ints, got {value!r}")
     return int(first), int(second)
@@ -106,7 +108,27 @@ def col2im(cols: np.ndarray, input_shape: tuple, kernel_size, stride=1, padding=
             padded[:, u:u + sh * oh:sh, v:v + sw * ow:sw] += windows[:, u, v]
     return padded[:, ph:ph + height, pw:pw + width].transpose(3, 0, 1, 2)
 
-# %% ../../modules/09_convolutions/convolutions_dev.py #b3dbc627
+# %% ../../modules/09_convolutions/convolutions_dev.py #9c28c0ad
+def col2im_of_product(weight: np.ndarray, grad_columns: np.ndarray, input_shape: tuple, stride=1, padding=0) -> np.ndarray:
+    """`col2im(weight.reshape(O, -1).T @ grad_columns, input_shape, (kh, kw), stride, padding)` without forming
+    the product: for each kernel offset (u, v), the block `weight[:, :, u, v].T @ grad_columns` is added onto its
+    slice of the padded input. `weight` is (O, C, kh, kw), `grad_columns` (O, OH * OW * N); the result has
+    `input_shape` (N, C, H, W).
+
+    >>> col2im_of_product(np.ones((1, 1, 2, 2)), np.ones((1, 4)), (1, 1, 3, 3))[0, 0].tolist()
+    [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]
+    """
+    n, channels, height, width = input_shape
+    (kh, kw), (sh, sw), (ph, pw), (oh, ow) = _geometry(input_shape, weight.shape[2:], stride, padding)
+    padded = np.zeros((channels, height + 2 * ph, width + 2 * pw, n), dtype=grad_columns.dtype)
+    by_offset = np.ascontiguousarray(weight.transpose(2, 3, 1, 0))  # by_offset[u, v] is weight[:, :, u, v].T
+    for u in range(kh):
+        for v in range(kw):
+            block = by_offset[u, v] @ grad_columns  # the gradient of every copy at offset (u, v)
+            padded[:, u:u + sh * oh:sh, v:v + sw * ow:sw] += block.reshape(channels, oh, ow, n)
+    return padded[:, ph:ph + height, pw:pw + width].transpose(3, 0, 1, 2)
+
+# %% ../../modules/09_convolutions/convolutions_dev.py #c471b6f2
 def _array(x) -> np.ndarray:
     return np.asarray(_value(x))
 
@@ -131,13 +153,17 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
         columns += _array(bias)[:, None]
     out = columns.reshape(out_channels, oh, ow, len(xv)).transpose(3, 0, 1, 2)
 
+    converted = {}  # the three rules receive the same g: convert it once
+
     def as_columns(g):
-        return g.transpose(1, 2, 3, 0).reshape(out_channels, -1)
+        if converted.get("g") is not g:
+            converted.update(g=g, columns=g.transpose(1, 2, 3, 0).reshape(out_channels, -1))
+        return converted["columns"]
 
     return record(out, "Conv2d",
-                  (x, lambda g: col2im(filters.T @ as_columns(g), xv.shape, kernel, stride, padding)),
-                  (weight, lambda g: (as_columns(g) @ cols.T).reshape(wv.shape)),
-                  (bias, lambda g: g.sum(axis=(0, 2, 3))))
+                  (x, lambda g: col2im_of_product(wv, as_columns(g), xv.shape, stride, padding)),
+                  (weight, lambda g: (cols @ as_columns(g).T).T.reshape(wv.shape)),
+                  (bias, lambda g: as_columns(g).sum(axis=1)))
 
 
 class Conv2d(Module):
@@ -171,57 +197,68 @@ class Conv2d(Module):
             text += f", padding={self.padding}"
         return text if self.bias is not None else text + ", bias=False"
 
-# %% ../../modules/09_convolutions/convolutions_dev.py #93aff37a
+# %% ../../modules/09_convolutions/convolutions_dev.py #196d30e2
 class _Windows:
-    """The windows of each channel of x (N, C, H, W) as the columns of `cols` (kh * kw, OH * OW * N * C):
-    each channel is treated as a one-channel image."""
+    """The windows of each channel of x (N, C, H, W): `cols` (C, kh * kw, OH * OW * N) holds in cols[c] the
+    windows of channel c, one per column (im2col's rows, grouped by channel)."""
 
     def __init__(self, xv: np.ndarray, kernel_size, stride):
-        n, channels, height, width = xv.shape
+        n, channels, _, _ = xv.shape
         self.kernel, self.stride = pair(kernel_size), pair(kernel_size if stride is None else stride)
         _, _, _, (oh, ow) = _geometry(xv.shape, self.kernel, self.stride, 0)
-        self.input_shape, self.single = xv.shape, (n * channels, 1, height, width)
-        self.columns_shape = (oh, ow, n, channels)
-        self.cols = im2col(xv.reshape(self.single), self.kernel, self.stride)
+        self.input_shape, self.output_layout = xv.shape, (channels, oh, ow, n)
+        self.cols = im2col(xv, self.kernel, self.stride).reshape(channels, self.kernel[0] * self.kernel[1], oh * ow * n)
 
     def to_output(self, per_window: np.ndarray) -> np.ndarray:
-        """One number per column -> the output (N, C, OH, OW)."""
-        return per_window.reshape(self.columns_shape).transpose(2, 3, 0, 1)
+        """One number per column, (C, 1, OH * OW * N) -> the output (N, C, OH, OW), a view."""
+        return per_window.reshape(self.output_layout).transpose(3, 0, 1, 2)
 
     def to_columns(self, g: np.ndarray) -> np.ndarray:
-        """The output's gradient (N, C, OH, OW) -> one number per column."""
-        return g.transpose(2, 3, 0, 1).reshape(-1)
+        """The output's gradient (N, C, OH, OW) -> one number per column, (C, 1, OH * OW * N)."""
+        return g.transpose(1, 2, 3, 0).reshape(len(self.cols), 1, -1)
 
     def to_input(self, spread: np.ndarray) -> np.ndarray:
         """A gradient for every entry of `cols` -> the input's gradient (N, C, H, W), overlaps added up."""
-        return col2im(spread, self.single, self.kernel, self.stride).reshape(self.input_shape)
+        return col2im(spread.reshape(-1, spread.shape[-1]), self.input_shape, self.kernel, self.stride)
+
+
+def first_largest(cols: np.ndarray, largest: np.ndarray) -> np.ndarray:
+    """A mask of `cols` (C, K, P), True at the first entry of each column cols[c, :, p] (in row order) that equals
+    the column's maximum `largest[c, 0, p]`.
+
+    >>> first_largest(np.array([[[1.0], [3.0], [3.0]]]), np.array([[[3.0]]]))[0, :, 0].tolist()
+    [False, True, False]
+    """
+    first = cols == largest  # every largest entry of each column...
+    seen = first[:, 0].copy()
+    for row in range(1, first.shape[1]):  # ...then only the first one
+        first[:, row] &= ~seen
+        seen |= first[:, row]
+    return first
 
 
 def max_pool2d(x, kernel_size, stride=None):
     """The largest entry of each window of each channel; the gradient goes to the first largest entry."""
     windows = _Windows(_array(x), kernel_size, stride)
     cols = windows.cols
-    winners = cols.argmax(axis=0)  # the first largest entry of each window, as PyTorch chooses
-    columns = np.arange(cols.shape[1])
+    largest = cols.max(axis=1, keepdims=True)
 
     def rule(g):
-        spread = np.zeros(cols.shape, dtype=g.dtype)
-        spread[winners, columns] = windows.to_columns(g)
-        return windows.to_input(spread)
+        return windows.to_input(first_largest(cols, largest) * windows.to_columns(g))
 
-    return record(windows.to_output(cols[winners, columns]), "MaxPool2d", (x, rule))
+    return record(windows.to_output(largest), "MaxPool2d", (x, rule))
 
 
 def avg_pool2d(x, kernel_size, stride=None):
     """The mean of each window of each channel; each entry of a window receives g / (kh * kw)."""
     windows = _Windows(_array(x), kernel_size, stride)
     cols = windows.cols
-    count = len(cols)
+    count = cols.shape[1]
 
     def rule(g):
         return windows.to_input(np.broadcast_to(windows.to_columns(g) / count, cols.shape))
 
-    return record(windows.to_output(cols.mean(axis=0)), "AvgPool2d", (x, rule))
+    return record(windows.to_output(cols.mean(axis=1)), "AvgPool2d", (x, rule))
 
 
 class _Pool2d(Module):
