@@ -256,6 +256,8 @@ def grade_upload(autograder: Path) -> dict:
         shutil.copytree(source / COURSE, root)
         for path in [root, *root.rglob("*")]:  # the zip's files are read-only; this private copy is written to
             path.chmod(0o755 if path.is_dir() else 0o644)
+        # The zip's tests (hidden ones too) are the judge's alone: the fallback's kernel user must not read them.
+        (source / COURSE).chmod(0o700)
         course = load_course(root)
         module = course.modules[0]
         released = nbformat.read(course_folder(course).release(module), as_version=4)
