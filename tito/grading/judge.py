@@ -165,7 +165,8 @@ class Judge:
             if action == "call" and callable(target):
                 positional, named = args
                 result = target(*positional, **named)
-            elif action in ("getattr", "setattr") and not isinstance(target, _FUNCTIONS) and not str(args[0]).startswith("_"):
+            elif (action in ("getattr", "setattr") and not isinstance(target, (*_FUNCTIONS, types.ModuleType))
+                  and not str(args[0]).startswith("_")):
                 result = getattr(builtins, action)(target, *args)
             else:
                 raise TypeError(f"the test's {type(target).__name__} does not allow {str(action)[:20]}")
