@@ -58,6 +58,9 @@ def test_the_kit_is_one_commit_of_releases_stubs_tests_and_the_tool_with_no_solu
     assert {"tito/student/workspace.py", "tito/commands/student.py", "tito/commands/module.py"} <= files
     instructor_commands = ("tito/commands/nbgrader.py", "tito/commands/gradescope.py")
     assert [name for name in files if name.startswith("tito/grading/") or name in instructor_commands] == []
+    # Nor the judge, its wire format or the grading kernel, in any file: a student reads no grader.
+    assert not [name for name in files if (kit / name).is_file() and any(
+        word in (kit / name).read_bytes() for word in (b"answer_judge", b"class Judge", b"grading_wire"))]
     assert "01_tensor is not complete" in (kit / "tinytorch" / "core" / "tensor.py").read_text()
     leaks, checked = workspace_leaks(load_course(course), kit)
     assert checked > len(files) - 1 and leaks == []  # every committed file read (git's own objects aside)

@@ -1,14 +1,15 @@
 """The judge: a submission's locked tests, run in a trusted process of tito's, outside the sandbox.
 
 A test is the lesson's own code (from the course's source, never from the submission). It runs here, in a
-namespace holding NumPy and what earlier locked test cells defined (hidden test code included: what the lesson
-gives the grader alone, such as a reference checker, is defined there). Every other name it uses is looked up in the submission's kernel (tito/grading/kernel.py) and
-reached through a `Handle`: calls, attributes, operators, indexing, iteration, `len`, `isinstance`, `with` on
-it are sent to the kernel, and what comes back is plain data, copied (tito/grading/wire.py), or another handle.
-So assertions, expected values and `np.allclose` run here, on data: no object, patched module or thread of the
-student's can reach them. The truth of a handle is never taken (`bool`, `==` beyond identity and ordering
-raise or compare identity): a test decides on data. A function or object the test passes to student code
-stays here: the kernel may call it (or a public method of it), and the call runs here.
+namespace holding NumPy and what earlier locked test cells defined (hidden test code included: what the
+lesson gives the grader alone, such as a reference checker, is defined there). Every other name it uses is
+looked up in the submission's kernel (tito/grading/kernel.py) and reached through a `Handle`: calls,
+attributes, operators, indexing, iteration, `len`, `isinstance`, `with` on it are sent to the kernel, and what
+comes back is plain data, copied (tito/grading/wire.py), or another handle. So assertions, expected values and
+`np.allclose` run here, on data: no object, patched module or thread of the student's can reach them. The truth
+of a handle is never taken (`bool` raises, `==` is identity, ordering is not defined): a test decides on data.
+A function or object the test passes to student code stays here: the kernel may call it (or use a public
+attribute of an object), and that runs here.
 
 An array that comes back keeps a reference to the kernel's array, so that writing into it (`w.numpy()[0] = 1`)
 writes there too, as it would in the student's notebook. A class the test defines on a class of the submission
@@ -181,8 +182,8 @@ class Judge:
 
     def refer(self, value) -> dict:
         """How a value of the test that is not plain data is sent: a handle as its kernel object; a function or
-        class of the test as a function the kernel may call; anything else as an object whose public methods
-        it may call."""
+        class of the test as a function the kernel may only call; anything else as an object whose public
+        attributes it may read, set and call (a module's are closed to it)."""
         if isinstance(value, MethodCall):
             value = value.method()
         if isinstance(value, Handle):
