@@ -19,7 +19,7 @@ __all__ = ['GELU_SCALE', 'GELU_CUBIC', 'gelu', 'FeedForward', 'Block', 'GPT', 'n
            'split_text', 'next_character_windows', 'WarmupCosineLR', 'PerPositionLogits', 'ClippedSchedule',
            'bits_per_character']
 
-# %% ../../modules/11_transformer/transformer_dev.py #bbeb72f1
+# %% ../../modules/11_transformer/transformer_dev.py #e528de8b
 GELU_SCALE = math.sqrt(2.0 / math.pi)
 GELU_CUBIC = 0.044715
 
@@ -32,42 +32,43 @@ def gelu(x):
     [0.0, 0.8412]
     """
     xv = np.asarray(x)
-    # The array is the widest of the network: each step works in place on one buffer where it can.
-    u = xv * xv
-    u *= GELU_CUBIC
-    u += 1.0
-    u *= xv
-    u *= GELU_SCALE                 # u = sqrt(2/pi) (x + 0.044715 x^3)
+    u = xv * xv                     # the one array of the forward pass besides the output
+    u *= GELU_CUBIC * GELU_SCALE
+    u += GELU_SCALE
+    u *= xv                         # u = sqrt(2/pi) (x + 0.044715 x^3)
     tanh_u = np.tanh(u, out=u)
-    out = tanh_u + 1.0
-    out *= xv
-    out *= 0.5
+    out = tanh_u * xv
+    out += xv
+    out *= 0.5                      # 0.5 x (1 + tanh u)
 
     def rule(g):
         slope = xv * xv
-        slope *= 3 * GELU_CUBIC
-        slope += 1.0
-        slope *= xv
-        slope *= 0.5 * GELU_SCALE   # 0.5 x sqrt(2/pi) (1 + 3 * 0.044715 x^2)
-        slope *= 1.0 - tanh_u * tanh_u
-        slope += 0.5 * (1.0 + tanh_u)
+        slope *= 1.5 * GELU_CUBIC * GELU_SCALE
+        slope += 0.5 * GELU_SCALE
+        slope *= xv                 # s = 0.5 sqrt(2/pi) x (1 + 3 * 0.044715 x^2)
+        rest = slope * tanh_u
+        np.subtract(0.5, rest, out=rest)
+        rest *= tanh_u              # t (0.5 - s t)
+        slope += rest
+        slope += 0.5
         slope *= g
         return slope
 
     return record(out, "GELU", (x, rule))
 
-# %% ../../modules/11_transformer/transformer_dev.py #331824a0
+# %% ../../modules/11_transformer/transformer_dev.py #d9b9fe11
 class FeedForward(Module):
     """The position-wise MLP: Linear(C, hidden) -> GELU -> Linear(hidden, C), applied to x (B, T, C) as one
-    (B * T, C) matrix."""
+    (B * T, C) matrix. `activation` is the function between the two layers (`gelu`)."""
 
     def __init__(self, d_model: int, hidden: int, *, rng: np.random.Generator | None = None, dtype=np.float32):
         self.up = Linear(d_model, hidden, rng=rng, dtype=dtype)
         self.down = Linear(hidden, d_model, rng=rng, dtype=dtype)
+        self.activation = gelu
 
     def forward(self, x):
         batch, length, width = x.shape
-        return self.down(gelu(self.up(x.reshape(batch * length, width)))).reshape(batch, length, width)
+        return self.down(self.activation(self.up(x.reshape(batch * length, width)))).reshape(batch, length, width)
 
 
 class Block(Module):
