@@ -192,10 +192,10 @@ class Block(Module):
     """A pre-norm transformer block: x + attention(norm1(x)), then that + mlp(norm2(that))."""
 
     def __init__(self, d_model: int, num_heads: int, *, rng: np.random.Generator | None = None, dtype=np.float32,
-                 attention: type = MultiHeadAttention):
-        self.norm1 = LayerNorm(d_model, dtype=dtype)
+                 attention: type = MultiHeadAttention, norm: type = LayerNorm):
+        self.norm1 = norm(d_model, dtype=dtype)
         self.attention = attention(d_model, num_heads, rng=rng, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, dtype=dtype)
+        self.norm2 = norm(d_model, dtype=dtype)
         self.mlp = FeedForward(d_model, 4 * d_model, rng=rng, dtype=dtype)
 
     def forward(self, x):
@@ -258,8 +258,8 @@ test_unit_block()
 #
 # `model.loss_function()` (given) is the loss to train a GPT with: module 04's cross-entropy, over the
 # logits laid out by `PerPositionLogits` (section 6). The blocks attend with the class in `attention_layer`,
-# module 10's `MultiHeadAttention`; a subclass may name another layer with the same parameters, and its
-# own loss, and is trained the same way.
+# module 10's `MultiHeadAttention`, and normalize with `norm_layer`, module 10's `LayerNorm`; a subclass may
+# name other layers with the same parameters, and its own loss, and is trained the same way.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "transformer-gpt", "locked": false, "solution": true}
 #| export
@@ -272,6 +272,7 @@ class GPT(Module):
     """
 
     attention_layer = MultiHeadAttention  # the layer every block attends with
+    norm_layer = LayerNorm  # the layer of every normalization
 
     def __init__(self, vocab_size: int, context: int, d_model: int = 64, num_heads: int = 4, num_layers: int = 2,
                  tied: bool = False, *, rng: np.random.Generator | None = None, dtype=np.float32):
@@ -280,9 +281,9 @@ class GPT(Module):
         self.num_heads, self.num_layers, self.tied = int(num_heads), int(num_layers), bool(tied)
         self.token = Embedding(vocab_size, d_model, std=0.02, rng=rng, dtype=dtype)
         self.position = PositionalEmbedding(context, d_model, std=0.02, rng=rng, dtype=dtype)
-        self.blocks = [Block(d_model, num_heads, rng=rng, dtype=dtype, attention=self.attention_layer)
+        self.blocks = [Block(d_model, num_heads, rng=rng, dtype=dtype, attention=self.attention_layer, norm=self.norm_layer)
                        for _ in range(num_layers)]
-        self.norm = LayerNorm(d_model, dtype=dtype)
+        self.norm = self.norm_layer(d_model, dtype=dtype)
         self.head = None if tied else Linear(d_model, vocab_size, bias=False, rng=rng, dtype=dtype)
         self._initialize(rng)
 

@@ -56,7 +56,7 @@ def gelu(x):
 
     return record(out, "GELU", (x, rule))
 
-# %% ../../modules/11_transformer/transformer_dev.py #d9b9fe11
+# %% ../../modules/11_transformer/transformer_dev.py #5743c7a8
 class FeedForward(Module):
     """The position-wise MLP: Linear(C, hidden) -> GELU -> Linear(hidden, C), applied to x (B, T, C) as one
     (B * T, C) matrix. `activation` is the function between the two layers (`gelu`)."""
@@ -75,17 +75,17 @@ class Block(Module):
     """A pre-norm transformer block: x + attention(norm1(x)), then that + mlp(norm2(that))."""
 
     def __init__(self, d_model: int, num_heads: int, *, rng: np.random.Generator | None = None, dtype=np.float32,
-                 attention: type = MultiHeadAttention):
-        self.norm1 = LayerNorm(d_model, dtype=dtype)
+                 attention: type = MultiHeadAttention, norm: type = LayerNorm):
+        self.norm1 = norm(d_model, dtype=dtype)
         self.attention = attention(d_model, num_heads, rng=rng, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, dtype=dtype)
+        self.norm2 = norm(d_model, dtype=dtype)
         self.mlp = FeedForward(d_model, 4 * d_model, rng=rng, dtype=dtype)
 
     def forward(self, x):
         x = x + self.attention(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
-# %% ../../modules/11_transformer/transformer_dev.py #01552e11
+# %% ../../modules/11_transformer/transformer_dev.py #69089cf4
 class GPT(Module):
     """A character-level GPT: `num_layers` pre-norm blocks of width `d_model` with `num_heads` heads, over
     contexts of up to `context` positions; logits (B, T, vocab_size) for ids (B, T).
@@ -95,6 +95,7 @@ class GPT(Module):
     """
 
     attention_layer = MultiHeadAttention  # the layer every block attends with
+    norm_layer = LayerNorm  # the layer of every normalization
 
     def __init__(self, vocab_size: int, context: int, d_model: int = 64, num_heads: int = 4, num_layers: int = 2,
                  tied: bool = False, *, rng: np.random.Generator | None = None, dtype=np.float32):
@@ -103,9 +104,9 @@ class GPT(Module):
         self.num_heads, self.num_layers, self.tied = int(num_heads), int(num_layers), bool(tied)
         self.token = Embedding(vocab_size, d_model, std=0.02, rng=rng, dtype=dtype)
         self.position = PositionalEmbedding(context, d_model, std=0.02, rng=rng, dtype=dtype)
-        self.blocks = [Block(d_model, num_heads, rng=rng, dtype=dtype, attention=self.attention_layer)
+        self.blocks = [Block(d_model, num_heads, rng=rng, dtype=dtype, attention=self.attention_layer, norm=self.norm_layer)
                        for _ in range(num_layers)]
-        self.norm = LayerNorm(d_model, dtype=dtype)
+        self.norm = self.norm_layer(d_model, dtype=dtype)
         self.head = None if tied else Linear(d_model, vocab_size, bias=False, rng=rng, dtype=dtype)
         self._initialize(rng)
 
