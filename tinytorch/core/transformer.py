@@ -15,13 +15,21 @@ from .losses import CrossEntropyLoss
 from .optimizers import LRScheduler, clip_grad_norm
 
 # %% auto #0
-__all__ = ['GELU_SCALE', 'GELU_CUBIC', 'gelu', 'FeedForward', 'Block', 'GPT', 'next_distribution', 'generate', 'CharTokenizer',
-           'split_text', 'next_character_windows', 'WarmupCosineLR', 'PerPositionLogits', 'ClippedSchedule',
-           'bits_per_character']
+__all__ = ['GELU_SCALE', 'GELU_CUBIC', 'BLOCK', 'blocks', 'gelu', 'FeedForward', 'Block', 'GPT', 'next_distribution', 'generate',
+           'CharTokenizer', 'split_text', 'next_character_windows', 'WarmupCosineLR', 'PerPositionLogits',
+           'ClippedSchedule', 'bits_per_character']
 
-# %% ../../modules/11_transformer/transformer_dev.py #e528de8b
+# %% ../../modules/11_transformer/transformer_dev.py #711339bc
 GELU_SCALE = math.sqrt(2.0 / math.pi)
 GELU_CUBIC = 0.044715
+BLOCK = 1 << 16  # numbers per piece: 256 KB of float32, so that a piece and its temporaries stay in the cache
+
+
+def blocks(*arrays: np.ndarray):
+    """Matching pieces of BLOCK numbers of C-contiguous arrays of one shape, as tuples of flat views."""
+    flat = [array.reshape(-1) for array in arrays]  # a view: the arrays are contiguous
+    for start in range(0, flat[0].size, BLOCK):
+        yield tuple(array[start:start + BLOCK] for array in flat)
 
 
 def gelu(x):
@@ -31,28 +39,32 @@ def gelu(x):
     >>> gelu(Variable([0.0, 1.0])).numpy().round(4).tolist()
     [0.0, 0.8412]
     """
-    xv = np.asarray(x)
-    u = xv * xv                     # the one array of the forward pass besides the output
-    u *= GELU_CUBIC * GELU_SCALE
-    u += GELU_SCALE
-    u *= xv                         # u = sqrt(2/pi) (x + 0.044715 x^3)
-    tanh_u = np.tanh(u, out=u)
-    out = tanh_u * xv
-    out += xv
-    out *= 0.5                      # 0.5 x (1 + tanh u)
+    xv = np.asarray(x, order="C")
+    tanh_u, out = np.empty_like(xv), np.empty_like(xv)
+    for x_part, tanh_part, out_part in blocks(xv, tanh_u, out):
+        np.multiply(x_part, x_part, out=tanh_part)
+        tanh_part *= GELU_CUBIC * GELU_SCALE
+        tanh_part += GELU_SCALE
+        tanh_part *= x_part                         # u = sqrt(2/pi) (x + 0.044715 x^3)
+        np.tanh(tanh_part, out=tanh_part)
+        np.multiply(tanh_part, x_part, out=out_part)
+        out_part += x_part
+        out_part *= 0.5                             # 0.5 x (1 + tanh u)
 
     def rule(g):
-        slope = xv * xv
-        slope *= 1.5 * GELU_CUBIC * GELU_SCALE
-        slope += 0.5 * GELU_SCALE
-        slope *= xv                 # s = 0.5 sqrt(2/pi) x (1 + 3 * 0.044715 x^2)
-        rest = slope * tanh_u
-        np.subtract(0.5, rest, out=rest)
-        rest *= tanh_u              # t (0.5 - s t)
-        slope += rest
-        slope += 0.5
-        slope *= g
-        return slope
+        grad = np.empty_like(xv)
+        for x_part, tanh_part, g_part, slope in blocks(xv, tanh_u, np.asarray(g, order="C"), grad):
+            np.multiply(x_part, x_part, out=slope)
+            slope *= 1.5 * GELU_CUBIC * GELU_SCALE
+            slope += 0.5 * GELU_SCALE
+            slope *= x_part                         # s = 0.5 sqrt(2/pi) x (1 + 3 * 0.044715 x^2)
+            rest = slope * tanh_part
+            np.subtract(0.5, rest, out=rest)
+            rest *= tanh_part                       # t (0.5 - s t)
+            slope += rest
+            slope += 0.5
+            slope *= g_part
+        return grad
 
     return record(out, "GELU", (x, rule))
 
