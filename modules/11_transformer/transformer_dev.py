@@ -96,7 +96,7 @@ from tinytorch.core.training import DataLoader, Trainer
 #
 # - **in place**: build each result in an array made for it, with `out=` and in-place operators
 #   (`np.multiply(x, x, out=t)`, `t *= x`, `np.tanh(t, out=t)`), and arrange the derivative so that it
-#   needs one temporary: with $t = \tanh u$ and $s = \tfrac12\sqrt{2/\pi}\,x\,(1 + 3 \cdot 0.044715\,x^2)$,
+#   needs one temporary (a spare piece, reused for every piece): with $t = \tanh u$ and $s = \tfrac12\sqrt{2/\pi}\,x\,(1 + 3 \cdot 0.044715\,x^2)$,
 #
 # $$\frac{d}{dx}\mathrm{GELU}(x) = \tfrac12(1 + t) + s\,(1 - t^2) = \tfrac12 + s + t\,\bigl(\tfrac12 - s\,t\bigr);$$
 #
@@ -142,13 +142,13 @@ def gelu(x):
         out_part *= 0.5                             # 0.5 x (1 + tanh u)
 
     def rule(g):
-        grad = np.empty_like(xv)
+        grad, spare = np.empty_like(xv), np.empty(min(BLOCK, xv.size), xv.dtype)  # spare: one temporary piece
         for x_part, tanh_part, g_part, slope in blocks(xv, tanh_u, np.asarray(g, order="C"), grad):
             np.multiply(x_part, x_part, out=slope)
             slope *= 1.5 * GELU_CUBIC * GELU_SCALE
             slope += 0.5 * GELU_SCALE
             slope *= x_part                         # s = 0.5 sqrt(2/pi) x (1 + 3 * 0.044715 x^2)
-            rest = slope * tanh_part
+            rest = np.multiply(slope, tanh_part, out=spare[:slope.size])
             np.subtract(0.5, rest, out=rest)
             rest *= tanh_part                       # t (0.5 - s t)
             slope += rest

@@ -19,7 +19,7 @@ __all__ = ['GELU_SCALE', 'GELU_CUBIC', 'BLOCK', 'blocks', 'gelu', 'FeedForward',
            'CharTokenizer', 'split_text', 'next_character_windows', 'WarmupCosineLR', 'PerPositionLogits',
            'ClippedSchedule', 'bits_per_character']
 
-# %% ../../modules/11_transformer/transformer_dev.py #711339bc
+# %% ../../modules/11_transformer/transformer_dev.py #0d285d3c
 GELU_SCALE = math.sqrt(2.0 / math.pi)
 GELU_CUBIC = 0.044715
 BLOCK = 1 << 16  # numbers per piece: 256 KB of float32, so that a piece and its temporaries stay in the cache
@@ -52,13 +52,13 @@ def gelu(x):
         out_part *= 0.5                             # 0.5 x (1 + tanh u)
 
     def rule(g):
-        grad = np.empty_like(xv)
+        grad, spare = np.empty_like(xv), np.empty(min(BLOCK, xv.size), xv.dtype)  # spare: one temporary piece
         for x_part, tanh_part, g_part, slope in blocks(xv, tanh_u, np.asarray(g, order="C"), grad):
             np.multiply(x_part, x_part, out=slope)
             slope *= 1.5 * GELU_CUBIC * GELU_SCALE
             slope += 0.5 * GELU_SCALE
             slope *= x_part                         # s = 0.5 sqrt(2/pi) x (1 + 3 * 0.044715 x^2)
-            rest = slope * tanh_part
+            rest = np.multiply(slope, tanh_part, out=spare[:slope.size])
             np.subtract(0.5, rest, out=rest)
             rest *= tanh_part                       # t (0.5 - s t)
             slope += rest
