@@ -103,7 +103,8 @@ from tinytorch.core.training import DataLoader, Trainer
 # - **in blocks**: a chain of eight operations over 2 MB reads and writes the arrays eight times from main
 #   memory; cut into pieces of $2^{16}$ numbers (256 KB of float32), the chain runs on one piece while it
 #   sits in the processor's cache, then on the next. `blocks` (given) yields matching pieces of arrays
-#   of one shape, as views: writing into a piece writes into the array.
+#   of one shape, as views of the C-contiguous ones (the arrays made here): writing into a piece writes
+#   into the array.
 #
 # Write the loop bodies: the value and $\tanh u$ (kept for the rule) piece by piece, then the rule.
 
@@ -115,8 +116,9 @@ BLOCK = 1 << 16  # numbers per piece: 256 KB of float32, so that a piece and its
 
 
 def blocks(*arrays: np.ndarray):
-    """Matching pieces of BLOCK numbers of C-contiguous arrays of one shape, as tuples of flat views."""
-    flat = [array.reshape(-1) for array in arrays]  # a view: the arrays are contiguous
+    """Matching pieces of BLOCK numbers of arrays of one shape, as tuples of flat pieces: views of the arrays
+    that are C-contiguous, so write only into those (a piece of any other array is a copy)."""
+    flat = [array.reshape(-1) for array in arrays]
     for start in range(0, flat[0].size, BLOCK):
         yield tuple(array[start:start + BLOCK] for array in flat)
 
@@ -128,7 +130,7 @@ def gelu(x):
     >>> gelu(Variable([0.0, 1.0])).numpy().round(4).tolist()
     [0.0, 0.8412]
     """
-    xv = np.asarray(x, order="C")
+    xv = np.asarray(x, order="C")  # C-contiguous, and so the arrays made like it, which blocks() writes into
     tanh_u, out = np.empty_like(xv), np.empty_like(xv)
     ### BEGIN SOLUTION
     for x_part, tanh_part, out_part in blocks(xv, tanh_u, out):
@@ -143,7 +145,7 @@ def gelu(x):
 
     def rule(g):
         grad, spare = np.empty_like(xv), np.empty(min(BLOCK, xv.size), xv.dtype)  # spare: one temporary piece
-        for x_part, tanh_part, g_part, slope in blocks(xv, tanh_u, np.asarray(g, order="C"), grad):
+        for x_part, tanh_part, g_part, slope in blocks(xv, tanh_u, g, grad):
             np.multiply(x_part, x_part, out=slope)
             slope *= 1.5 * GELU_CUBIC * GELU_SCALE
             slope += 0.5 * GELU_SCALE

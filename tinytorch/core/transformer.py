@@ -19,15 +19,16 @@ __all__ = ['GELU_SCALE', 'GELU_CUBIC', 'BLOCK', 'blocks', 'gelu', 'FeedForward',
            'CharTokenizer', 'split_text', 'next_character_windows', 'WarmupCosineLR', 'PerPositionLogits',
            'ClippedSchedule', 'bits_per_character']
 
-# %% ../../modules/11_transformer/transformer_dev.py #0d285d3c
+# %% ../../modules/11_transformer/transformer_dev.py #4c509f78
 GELU_SCALE = math.sqrt(2.0 / math.pi)
 GELU_CUBIC = 0.044715
 BLOCK = 1 << 16  # numbers per piece: 256 KB of float32, so that a piece and its temporaries stay in the cache
 
 
 def blocks(*arrays: np.ndarray):
-    """Matching pieces of BLOCK numbers of C-contiguous arrays of one shape, as tuples of flat views."""
-    flat = [array.reshape(-1) for array in arrays]  # a view: the arrays are contiguous
+    """Matching pieces of BLOCK numbers of arrays of one shape, as tuples of flat pieces: views of the arrays
+    that are C-contiguous, so write only into those (a piece of any other array is a copy)."""
+    flat = [array.reshape(-1) for array in arrays]
     for start in range(0, flat[0].size, BLOCK):
         yield tuple(array[start:start + BLOCK] for array in flat)
 
@@ -39,7 +40,7 @@ def gelu(x):
     >>> gelu(Variable([0.0, 1.0])).numpy().round(4).tolist()
     [0.0, 0.8412]
     """
-    xv = np.asarray(x, order="C")
+    xv = np.asarray(x, order="C")  # C-contiguous, and so the arrays made like it, which blocks() writes into
     tanh_u, out = np.empty_like(xv), np.empty_like(xv)
     for x_part, tanh_part, out_part in blocks(xv, tanh_u, out):
         np.multiply(x_part, x_part, out=tanh_part)
@@ -53,7 +54,7 @@ def gelu(x):
 
     def rule(g):
         grad, spare = np.empty_like(xv), np.empty(min(BLOCK, xv.size), xv.dtype)  # spare: one temporary piece
-        for x_part, tanh_part, g_part, slope in blocks(xv, tanh_u, np.asarray(g, order="C"), grad):
+        for x_part, tanh_part, g_part, slope in blocks(xv, tanh_u, g, grad):
             np.multiply(x_part, x_part, out=slope)
             slope *= 1.5 * GELU_CUBIC * GELU_SCALE
             slope += 0.5 * GELU_SCALE
