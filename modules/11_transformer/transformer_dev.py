@@ -96,7 +96,8 @@ from tinytorch.core.training import DataLoader, Trainer
 #
 # - **in place**: build each result in an array made for it, with `out=` and in-place operators
 #   (`np.multiply(x, x, out=t)`, `t *= x`, `np.tanh(t, out=t)`), and arrange the derivative so that it
-#   needs one temporary (a spare piece, reused for every piece): with $t = \tanh u$ and $s = \tfrac12\sqrt{2/\pi}\,x\,(1 + 3 \cdot 0.044715\,x^2)$,
+#   needs one temporary (a spare piece, reused for every piece): with $t = \tanh u$ and
+#   $s = \tfrac12\sqrt{2/\pi}\,x\,(1 + 3 \cdot 0.044715\,x^2)$,
 #
 # $$\frac{d}{dx}\mathrm{GELU}(x) = \tfrac12(1 + t) + s\,(1 - t^2) = \tfrac12 + s + t\,\bigl(\tfrac12 - s\,t\bigr);$$
 #

@@ -379,8 +379,8 @@ print("test_unit_multi_head: passed")
 #
 # Module 10's `layer_norm` is already one graph node, but its forward and backward passes make about a
 # dozen arrays the size of the residual stream, and four of its steps are means along the last axis: the
-# short-row reductions that section 2 avoided. Five LayerNorms in a GPT step make it the largest cost after
-# the products and attention. The same numbers come from fewer passes over memory:
+# short-row reductions that section 2 avoided, and a GPT step runs five LayerNorms, forward and backward.
+# The same numbers come from fewer passes over memory:
 #
 # - a mean along the rows is a matrix-vector product: $\bar{x} = X\,\mathbf{w}$ with $\mathbf{w} = (1/C, \ldots, 1/C)$,
 #   which BLAS computes in one pass, without NumPy's per-row reduction;
