@@ -48,8 +48,8 @@ def cpu_median(functions: dict, repeat: int) -> dict:
 
 def operation_cases(torch) -> dict:
     """For each fused operation: its fused, composed and PyTorch forward + backward, on the same float32 numbers."""
-    from tinytorch.core.acceleration import causal_attention, softmax_cross_entropy
-    from tinytorch.core.attention import scaled_dot_product_attention
+    from tinytorch.core.acceleration import causal_attention, fused_layer_norm, softmax_cross_entropy
+    from tinytorch.core.attention import layer_norm, scaled_dot_product_attention
     from tinytorch.core.autograd import Variable
     from tinytorch.core.losses import CrossEntropyLoss
 
@@ -59,6 +59,9 @@ def operation_cases(torch) -> dict:
     targets = rng.integers(0, VOCABULARY, BATCH * LENGTH)
     qkv = [rng.standard_normal((BATCH, HEADS, LENGTH, HEAD_DIM)).astype(np.float32) for _ in range(3)]
     g = rng.standard_normal((BATCH, HEADS, LENGTH, HEAD_DIM)).astype(np.float32)
+    width = HEADS * HEAD_DIM
+    stream = [rng.standard_normal((BATCH, LENGTH, width)).astype(np.float32), np.ones(width, np.float32), np.zeros(width, np.float32)]
+    g_stream = rng.standard_normal((BATCH, LENGTH, width)).astype(np.float32)
 
     def ours(function, arrays, *extra, gradient=None):
         def run():
@@ -83,6 +86,10 @@ def operation_cases(torch) -> dict:
             "fused": ours(causal_attention, qkv, gradient=g),
             "composed": ours(lambda q, k, v: scaled_dot_product_attention(q, k, v, True), qkv, gradient=g),
             "pytorch": theirs(lambda q, k, v: functional.scaled_dot_product_attention(q, k, v, is_causal=True), qkv, gradient=g)},
+        f"layer norm, x {BATCH} x {LENGTH} x {width}": {
+            "fused": ours(fused_layer_norm, stream, gradient=g_stream),
+            "composed": ours(layer_norm, stream, gradient=g_stream),
+            "pytorch": theirs(lambda x, w, b: functional.layer_norm(x, (width,), w, b), stream, gradient=g_stream)},
     }
 
 

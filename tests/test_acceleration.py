@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from tinytorch.core import transformer
-from tinytorch.core.acceleration import (FusedCrossEntropyLoss, FusedGPT, FusedMultiHeadAttention, causal_attention,
-                                         softmax_cross_entropy)
-from tinytorch.core.attention import MultiHeadAttention, scaled_dot_product_attention
+from tinytorch.core.acceleration import (FusedCrossEntropyLoss, FusedGPT, FusedLayerNorm, FusedMultiHeadAttention,
+                                         causal_attention, fused_layer_norm, softmax_cross_entropy)
+from tinytorch.core.attention import LayerNorm, MultiHeadAttention, layer_norm, scaled_dot_product_attention
 from tinytorch.core.autograd import Variable, no_grad
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.operations import gradcheck
@@ -107,6 +107,34 @@ def test_causal_attention_without_gradients_and_on_bad_shapes():
         causal_attention(normal(1, 4, 3), normal(1, 5, 3), normal(1, 5, 3))
 
 
+@pytest.mark.parametrize("shape", [(7, 5), (2, 3, 6)])
+def test_fused_layer_norm_equals_module_10s_forward_and_backward(shape):
+    x, weight, bias = normal(*shape), normal(shape[-1], seed=1), normal(shape[-1], seed=2)
+    x.numpy()[...] = 5 * x.numpy() - 2
+    g = np.random.default_rng(3).standard_normal(shape)
+    fused = fused_layer_norm(x, weight, bias)
+    copies = [Variable(v.numpy(), requires_grad=True) for v in (x, weight, bias)]
+    composed = layer_norm(*copies)
+    np.testing.assert_allclose(fused.numpy(), composed.numpy(), atol=1e-6)
+    fused.backward(g)
+    composed.backward(g)
+    for name, mine, theirs in zip(("x", "weight", "bias"), (x, weight, bias), copies):
+        np.testing.assert_allclose(mine.grad, theirs.grad, atol=1e-6, err_msg=name)
+    assert gradcheck(fused_layer_norm, normal(*shape, seed=4), normal(shape[-1], seed=5), normal(shape[-1], seed=6))
+
+
+def test_fused_layer_norm_keeps_float32_reads_a_transposed_input_and_refuses_bad_shapes():
+    x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32).T  # (4, 6), not contiguous
+    weight, bias = np.ones(6, np.float32), np.zeros(6, np.float32)
+    out = fused_layer_norm(Variable(x), weight, bias).numpy()
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, layer_norm(Variable(x), weight, bias).numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match=r"weight and bias must have shape \(6,\) for x of shape \(4, 6\)"):
+        fused_layer_norm(Variable(x), np.ones(4), np.zeros(4))
+    with pytest.raises(ValueError, match="normalizes a last axis of size 6"):
+        FusedLayerNorm(6)(Variable(np.zeros((2, 5))))
+
+
 def test_fused_multi_head_attention_is_module_10s_layer_with_one_attention_node():
     composed = MultiHeadAttention(8, 2, rng=np.random.default_rng(0), dtype=np.float64)
     fused = FusedMultiHeadAttention(8, 2, rng=np.random.default_rng(0), dtype=np.float64)
@@ -124,6 +152,9 @@ def test_fused_gpt_is_module_11s_gpt_with_the_fused_attention_and_loss():
     fused, composed = small_gpt(FusedGPT), small_gpt(GPT)
     assert all(type(block.attention) is FusedMultiHeadAttention for block in fused.blocks)
     assert all(type(block.attention) is MultiHeadAttention for block in composed.blocks)
+    norms = lambda model: [model.norm] + [norm for block in model.blocks for norm in (block.norm1, block.norm2)]
+    assert all(type(norm) is FusedLayerNorm for norm in norms(fused))
+    assert all(type(norm) is LayerNorm for norm in norms(composed))
     assert isinstance(fused.loss_function(), FusedCrossEntropyLoss)
     assert type(composed.loss_function()) is CrossEntropyLoss
     ids = np.random.default_rng(1).integers(0, 13, (3, 8))

@@ -1,12 +1,12 @@
 """Module 13 against PyTorch: the fused cross-entropy equals F.cross_entropy, the fused causal attention
-F.scaled_dot_product_attention(is_causal=True), forward and backward, and a fused GPT computes PyTorch's loss
-and gradients."""
+F.scaled_dot_product_attention(is_causal=True), the fused LayerNorm F.layer_norm, forward and backward, and a fused
+GPT computes PyTorch's loss and gradients."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tinytorch.core.acceleration import FusedGPT, causal_attention, softmax_cross_entropy
+from tinytorch.core.acceleration import FusedGPT, causal_attention, fused_layer_norm, softmax_cross_entropy
 from tinytorch.core.transformer import PerPositionLogits
 from nn_testing import as_function_of_parameters
 from torch_gpt import build_torch_gpt, logits_from
@@ -32,6 +32,15 @@ def test_causal_attention_equals_torchs_sdpa(dtype):
     q, k, v = (np.random.default_rng(seed).standard_normal((2, 4, 16, 8)).astype(dtype) for seed in (0, 1, 2))
     compare(causal_attention, lambda tq, tk, tv: F.scaled_dot_product_attention(tq, tk, tv, is_causal=True), [q, k, v],
             "causal_attention (q, k, v)", tolerance=FLOAT32 if dtype == np.float32 else None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_layer_norm_equals_torchs(dtype):
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((2, 5, 16)) * 4 + 3).astype(dtype)
+    weight, bias = rng.uniform(0.5, 1.5, 16).astype(dtype), rng.standard_normal(16).astype(dtype)
+    compare(fused_layer_norm, lambda tx, tw, tb: F.layer_norm(tx, (16,), tw, tb, 1e-5), [x, weight, bias],
+            "fused_layer_norm (x, weight, bias)", tolerance=FLOAT32 if dtype == np.float32 else None)
 
 
 def test_a_fused_gpt_computes_torchs_loss_and_gradients():

@@ -24,6 +24,26 @@ def test_gelu_matches_pytorchs_tanh_gelu(dtype):
             tolerance=tolerance)
 
 
+def test_gelu_in_blocks_matches_pytorch_across_pieces_and_layouts():
+    """More numbers than three blocks (the last piece short), given transposed (not contiguous), with a transposed
+    output gradient; and a single number."""
+    from tinytorch.core.autograd import Variable
+    from tinytorch.core.transformer import BLOCK
+    rng = np.random.default_rng(0)
+    wide, g = (rng.standard_normal((3 * BLOCK // 256 + 1, 256)).T * 3 for _ in range(2))
+    assert wide.size > 3 * BLOCK and not wide.flags.c_contiguous and not g.flags.c_contiguous
+    x = Variable(wide, requires_grad=True)
+    out = gelu(x)
+    out.backward(g)
+    reference = torch.tensor(wide, requires_grad=True)
+    expected = F.gelu(reference, approximate="tanh")
+    expected.backward(torch.tensor(g))
+    np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(x.grad, reference.grad.numpy(), rtol=1e-12, atol=1e-13)
+    compare(gelu, lambda t: F.gelu(t, approximate="tanh"), [np.array(0.7)], "gelu of one number",
+            tolerance=dict(rtol=1e-12, atol=1e-13))
+
+
 @pytest.mark.parametrize("tied", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gpt_logits_and_every_gradient_match_pytorch(tied, dtype):

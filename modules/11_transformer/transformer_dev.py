@@ -87,11 +87,41 @@ from tinytorch.core.training import DataLoader, Trainer
 # $$\frac{d}{dx}\mathrm{GELU}(x) = \tfrac12\,(1 + \tanh u) + \tfrac12\,x\,(1 - \tanh^2 u)\,\sqrt{2/\pi}\,\bigl(1 + 3 \cdot 0.044715\,x^2\bigr).$$
 #
 # Module 05's `record(value, name, (x, rule))` records it.
+#
+# Because the array is the network's widest, how the formulas are evaluated matters as much as the
+# formulas. Written as they stand, each `*`, `+` or `1 -` makes a new array of $B \cdot T \cdot 4C$
+# numbers (2 MB in the milestone's model): memory that the allocator takes from the operating system and
+# gives back, step after step, and one more pass over memory each (section 7 measures it). Two habits
+# avoid both:
+#
+# - **in place**: build each result in an array made for it, with `out=` and in-place operators
+#   (`np.multiply(x, x, out=t)`, `t *= x`, `np.tanh(t, out=t)`), and arrange the derivative so that it
+#   needs one temporary (a spare piece, reused for every piece): with $t = \tanh u$ and
+#   $s = \tfrac12\sqrt{2/\pi}\,x\,(1 + 3 \cdot 0.044715\,x^2)$,
+#
+# $$\frac{d}{dx}\mathrm{GELU}(x) = \tfrac12(1 + t) + s\,(1 - t^2) = \tfrac12 + s + t\,\bigl(\tfrac12 - s\,t\bigr);$$
+#
+# - **in blocks**: a chain of eight operations over 2 MB reads and writes the arrays eight times from main
+#   memory; cut into pieces of $2^{16}$ numbers (256 KB of float32), the chain runs on one piece while it
+#   sits in the processor's cache, then on the next. `blocks` (given) yields matching pieces of arrays
+#   of one shape, as views of the C-contiguous ones (the arrays made here): writing into a piece writes
+#   into the array.
+#
+# Write the loop bodies: the value and $\tanh u$ (kept for the rule) piece by piece, then the rule.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "transformer-gelu", "locked": false, "solution": true}
 #| export
 GELU_SCALE = math.sqrt(2.0 / math.pi)
 GELU_CUBIC = 0.044715
+BLOCK = 1 << 16  # numbers per piece: 256 KB of float32, so that a piece and its temporaries stay in the cache
+
+
+def blocks(*arrays: np.ndarray):
+    """Matching pieces of BLOCK numbers of arrays of one shape, as tuples of flat pieces: views of the arrays
+    that are C-contiguous, so write only into those (a piece of any other array is a copy)."""
+    flat = [array.reshape(-1) for array in arrays]
+    for start in range(0, flat[0].size, BLOCK):
+        yield tuple(array[start:start + BLOCK] for array in flat)
 
 
 def gelu(x):
@@ -101,29 +131,33 @@ def gelu(x):
     >>> gelu(Variable([0.0, 1.0])).numpy().round(4).tolist()
     [0.0, 0.8412]
     """
-    xv = np.asarray(x)
+    xv = np.asarray(x, order="C")  # C-contiguous, and so the arrays made like it, which blocks() writes into
+    tanh_u, out = np.empty_like(xv), np.empty_like(xv)
     ### BEGIN SOLUTION
-    # The array is the widest of the network: each step works in place on one buffer where it can.
-    u = xv * xv
-    u *= GELU_CUBIC
-    u += 1.0
-    u *= xv
-    u *= GELU_SCALE                 # u = sqrt(2/pi) (x + 0.044715 x^3)
-    tanh_u = np.tanh(u, out=u)
-    out = tanh_u + 1.0
-    out *= xv
-    out *= 0.5
+    for x_part, tanh_part, out_part in blocks(xv, tanh_u, out):
+        np.multiply(x_part, x_part, out=tanh_part)
+        tanh_part *= GELU_CUBIC * GELU_SCALE
+        tanh_part += GELU_SCALE
+        tanh_part *= x_part                         # u = sqrt(2/pi) (x + 0.044715 x^3)
+        np.tanh(tanh_part, out=tanh_part)
+        np.multiply(tanh_part, x_part, out=out_part)
+        out_part += x_part
+        out_part *= 0.5                             # 0.5 x (1 + tanh u)
 
     def rule(g):
-        slope = xv * xv
-        slope *= 3 * GELU_CUBIC
-        slope += 1.0
-        slope *= xv
-        slope *= 0.5 * GELU_SCALE   # 0.5 x sqrt(2/pi) (1 + 3 * 0.044715 x^2)
-        slope *= 1.0 - tanh_u * tanh_u
-        slope += 0.5 * (1.0 + tanh_u)
-        slope *= g
-        return slope
+        grad, spare = np.empty_like(xv), np.empty(min(BLOCK, xv.size), xv.dtype)  # spare: one temporary piece
+        for x_part, tanh_part, g_part, slope in blocks(xv, tanh_u, g, grad):
+            np.multiply(x_part, x_part, out=slope)
+            slope *= 1.5 * GELU_CUBIC * GELU_SCALE
+            slope += 0.5 * GELU_SCALE
+            slope *= x_part                         # s = 0.5 sqrt(2/pi) x (1 + 3 * 0.044715 x^2)
+            rest = np.multiply(slope, tanh_part, out=spare[:slope.size])
+            np.subtract(0.5, rest, out=rest)
+            rest *= tanh_part                       # t (0.5 - s t)
+            slope += rest
+            slope += 0.5
+            slope *= g_part
+        return grad
 
     return record(out, "GELU", (x, rule))
     ### END SOLUTION
@@ -167,25 +201,26 @@ test_unit_gelu()
 #| export
 class FeedForward(Module):
     """The position-wise MLP: Linear(C, hidden) -> GELU -> Linear(hidden, C), applied to x (B, T, C) as one
-    (B * T, C) matrix."""
+    (B * T, C) matrix. `activation` is the function between the two layers (`gelu`)."""
 
     def __init__(self, d_model: int, hidden: int, *, rng: np.random.Generator | None = None, dtype=np.float32):
         self.up = Linear(d_model, hidden, rng=rng, dtype=dtype)
         self.down = Linear(hidden, d_model, rng=rng, dtype=dtype)
+        self.activation = gelu
 
     def forward(self, x):
         batch, length, width = x.shape
-        return self.down(gelu(self.up(x.reshape(batch * length, width)))).reshape(batch, length, width)
+        return self.down(self.activation(self.up(x.reshape(batch * length, width)))).reshape(batch, length, width)
 
 
 class Block(Module):
     """A pre-norm transformer block: x + attention(norm1(x)), then that + mlp(norm2(that))."""
 
     def __init__(self, d_model: int, num_heads: int, *, rng: np.random.Generator | None = None, dtype=np.float32,
-                 attention: type = MultiHeadAttention):
-        self.norm1 = LayerNorm(d_model, dtype=dtype)
+                 attention: type = MultiHeadAttention, norm: type = LayerNorm):
+        self.norm1 = norm(d_model, dtype=dtype)
         self.attention = attention(d_model, num_heads, rng=rng, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, dtype=dtype)
+        self.norm2 = norm(d_model, dtype=dtype)
         self.mlp = FeedForward(d_model, 4 * d_model, rng=rng, dtype=dtype)
 
     def forward(self, x):
@@ -248,8 +283,8 @@ test_unit_block()
 #
 # `model.loss_function()` (given) is the loss to train a GPT with: module 04's cross-entropy, over the
 # logits laid out by `PerPositionLogits` (section 6). The blocks attend with the class in `attention_layer`,
-# module 10's `MultiHeadAttention`; a subclass may name another layer with the same parameters, and its
-# own loss, and is trained the same way.
+# module 10's `MultiHeadAttention`, and normalize with `norm_layer`, module 10's `LayerNorm`; a subclass may
+# name other layers with the same parameters, and its own loss, and is trained the same way.
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "transformer-gpt", "locked": false, "solution": true}
 #| export
@@ -262,6 +297,7 @@ class GPT(Module):
     """
 
     attention_layer = MultiHeadAttention  # the layer every block attends with
+    norm_layer = LayerNorm  # the layer of every normalization
 
     def __init__(self, vocab_size: int, context: int, d_model: int = 64, num_heads: int = 4, num_layers: int = 2,
                  tied: bool = False, *, rng: np.random.Generator | None = None, dtype=np.float32):
@@ -270,9 +306,9 @@ class GPT(Module):
         self.num_heads, self.num_layers, self.tied = int(num_heads), int(num_layers), bool(tied)
         self.token = Embedding(vocab_size, d_model, std=0.02, rng=rng, dtype=dtype)
         self.position = PositionalEmbedding(context, d_model, std=0.02, rng=rng, dtype=dtype)
-        self.blocks = [Block(d_model, num_heads, rng=rng, dtype=dtype, attention=self.attention_layer)
+        self.blocks = [Block(d_model, num_heads, rng=rng, dtype=dtype, attention=self.attention_layer, norm=self.norm_layer)
                        for _ in range(num_layers)]
-        self.norm = LayerNorm(d_model, dtype=dtype)
+        self.norm = self.norm_layer(d_model, dtype=dtype)
         self.head = None if tied else Linear(d_model, vocab_size, bias=False, rng=rng, dtype=dtype)
         self._initialize(rng)
 
@@ -739,6 +775,57 @@ print(f"{'step':16} {whole * 1e3:7.2f} ms, {32 * 64 / whole:,.0f} characters per
 backward_per_forward = min(timings["backward"]) / min(timings["forward + loss"])
 print(f"backward / forward: {backward_per_forward:.2f}, " + ("close to" if 1.6 <= backward_per_forward <= 2.5 else "far from")
       + " the 2 the multiply-adds predict")
+
+# %% [markdown]
+# **GELU, in place and in blocks.** Section 1 built GELU's value and derivative in one array each, in
+# place, piece by piece. Here is the same operation written as the formulas read, one new array per `*`
+# and `+` over the whole activation, in the MLPs of the same
+# model, against yours: the training step's time, and its page faults, the times the process touched
+# memory that the operating system had to map for it (counted where Python's `resource` module exists).
+
+# %%
+try:
+    import resource
+except ImportError:  # not on Windows: the faults are left out
+    resource = None
+
+
+def gelu_as_written(x):
+    """GELU and its derivative as the formulas read: every operation makes a new array (for comparison)."""
+    xv = np.asarray(x)
+    tanh_u = np.tanh(GELU_SCALE * (xv + GELU_CUBIC * xv * xv * xv))
+    return record(0.5 * xv * (1 + tanh_u), "GELU", (x, lambda g: g * (
+        0.5 * (1 + tanh_u) + 0.5 * xv * (1 - tanh_u * tanh_u) * GELU_SCALE * (1 + 3 * GELU_CUBIC * xv * xv))))
+
+
+def page_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource else 0
+
+
+def training_step():
+    step_optimizer.zero_grad()
+    loss_fn(wrapped(inputs), targets).backward()
+    step_optimizer.step()
+
+
+costs = {gelu_as_written: [], gelu: []}
+with one_blas_thread():
+    for _ in range(6):  # in turn, so that a busy moment of the machine falls on both
+        for activation, measured in costs.items():
+            for block in milestone_model.blocks:
+                block.mlp.activation = activation
+            before, start = page_faults(), time.perf_counter()
+            training_step()
+            measured.append((time.perf_counter() - start, page_faults() - before))
+print(f"{'GELU in the MLPs':18} {'step ms':>8} {'page faults':>12}")
+for activation, measured in costs.items():
+    print(f"{activation.__name__:18} {min(t for t, _ in measured) * 1e3:8.2f} {np.median([f for _, f in measured]):12.0f}")
+
+# %% [markdown]
+# The temporaries are megabytes each: freed, such blocks go back to the operating system, and the next
+# array is mapped again, a page fault for every 4 KB page it touches, every step. Working in place
+# removes GELU's share of those faults, and working in blocks keeps each pass in the cache; the faults
+# that remain come from the step's other arrays.
 
 # %% [markdown]
 # Where the measured split is far from that 1 : 2 (the last line says), the multiply-adds are not where most

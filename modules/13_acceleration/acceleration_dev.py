@@ -32,6 +32,7 @@
 # - derive the backward rule of softmax followed by cross-entropy, and write the pair as one operation;
 # - write causal scaled dot-product attention as one operation, with the mask applied inside and the
 #   softmax backward folded into its rule;
+# - compute LayerNorm's value and gradients from fewer passes over memory (row sums as products, `einsum`);
 # - check a fused operation against its composed form and a numerical gradient;
 # - measure what fusing gains on the GPT step, with module 12's profiler.
 #
@@ -50,14 +51,14 @@ import math
 
 import numpy as np
 
-from tinytorch.core.attention import MultiHeadAttention, causal_mask, token_ids
+from tinytorch.core.attention import LayerNorm, MultiHeadAttention, causal_mask, token_ids
 from tinytorch.core.autograd import record
 from tinytorch.core.losses import Loss, flatten_positions, values_of
 from tinytorch.core.transformer import GPT
 
 # %%
 # For the examples and tests below (the exported code does not need them).
-from tinytorch.core.attention import scaled_dot_product_attention
+from tinytorch.core.attention import layer_norm, scaled_dot_product_attention
 from tinytorch.core.autograd import Variable
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.operations import gradcheck
@@ -374,19 +375,128 @@ test_unit_multi_head()
 print("test_unit_multi_head: passed")
 
 # %% [markdown]
-# ## 5. The fused GPT
+# ## 5. LayerNorm, reading each row fewer times
 #
-# `FusedGPT` (given) is module 11's `GPT` with both fused operations: its blocks attend with
-# `FusedMultiHeadAttention` (GPT's `attention_layer`) and `loss_function()` is `FusedCrossEntropyLoss`, so a
-# caller trains either model the same way. The parameters and their names are GPT's, so a checkpoint of one
+# Module 10's `layer_norm` is already one graph node, but its forward and backward passes make about a
+# dozen arrays the size of the residual stream, and four of its steps are means along the last axis: the
+# short-row reductions that section 2 avoided, and a GPT step runs five LayerNorms, forward and backward.
+# The same numbers come from fewer passes over memory:
+#
+# - a mean along the rows is a matrix-vector product: $\bar{x} = X\,\mathbf{w}$ with $\mathbf{w} = (1/C, \ldots, 1/C)$,
+#   which BLAS computes in one pass, without NumPy's per-row reduction;
+# - a sum of products along the rows, $\sum_j a_{ij} b_{ij}$, is `np.einsum("ij,ij->i", a, b)`: one pass, no
+#   product array (and `"ij,ij->j"` sums down the columns: the gradient of the scale $\gamma$);
+# - the centred rows become the normalized ones in place: $\hat{x} = (x - \bar{x})\,r$ with $r = 1/\sqrt{\sigma^2 + \epsilon}$.
+#
+# The backward rule is module 10's, with $s = g\,\gamma$ and $C$ the row width:
+#
+# $$\frac{\partial L}{\partial x} = r\,\Big(s - \tfrac{1}{C}\textstyle\sum_j s_j - \hat{x}\,\tfrac{1}{C}\sum_j s_j \hat{x}_j\Big),\qquad
+#   \frac{\partial L}{\partial \gamma} = \sum_{\text{rows}} g\,\hat{x},\qquad \frac{\partial L}{\partial \beta} = \sum_{\text{rows}} g.$$
+#
+# Write `fused_layer_norm(x, weight, bias, eps)`: the forward pass makes two arrays of x's size ($\hat{x}$,
+# kept for the rule, and the output), the rule for x two (its result and $s$), all of x's dtype. The rows
+# are given as a (N, C) matrix (`rows`), and `row_mean` (given) is the product with $\mathbf{w}$.
+
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "acceleration-layer-norm", "locked": false, "solution": true}
+#| export
+def row_mean(rows: np.ndarray) -> np.ndarray:
+    """The mean of each row of `rows` (N, C), as a column (N, 1): one matrix-vector product."""
+    return (rows @ np.full(rows.shape[1], 1.0 / rows.shape[1], dtype=rows.dtype))[:, None]
+
+
+def fused_layer_norm(x, weight, bias, eps: float = 1e-5):
+    """Module 10's layer_norm(x, weight, bias, eps) over the last axis of x, with weight and bias of shape (C,):
+    the same values and gradients, from fewer passes over memory.
+
+    >>> fused_layer_norm(Variable([[1.0, 3.0]]), np.ones(2), np.zeros(2)).numpy().round(3).tolist()
+    [[-1.0, 1.0]]
+    """
+    xv, gamma, beta = np.asarray(x), np.asarray(weight), np.asarray(bias)
+    if gamma.shape != xv.shape[-1:] or beta.shape != xv.shape[-1:]:
+        raise ValueError(f"fused_layer_norm: weight and bias must have shape ({xv.shape[-1]},) for x of shape {xv.shape}, "
+                         f"got {gamma.shape} and {beta.shape}")
+    rows = xv.reshape(-1, xv.shape[-1])
+    width = rows.shape[1]
+    ### BEGIN SOLUTION
+    normalized = rows - row_mean(rows)
+    inv_std = 1.0 / np.sqrt(np.einsum("ij,ij->i", normalized, normalized) / width + eps)
+    normalized *= inv_std[:, None]
+    out = normalized * gamma
+    out += beta
+
+    def grad_x(g):
+        scaled = g.reshape(rows.shape) * gamma
+        grad = normalized * (np.einsum("ij,ij->i", scaled, normalized) / -width)[:, None]
+        grad += scaled
+        grad -= row_mean(scaled)
+        grad *= inv_std[:, None]
+        return grad.reshape(xv.shape)
+
+    def grad_weight(g):
+        return np.einsum("ij,ij->j", g.reshape(rows.shape), normalized)
+
+    def grad_bias(g):
+        return g.reshape(rows.shape).sum(axis=0)
+
+    return record(out.reshape(xv.shape), "LayerNorm", (x, grad_x), (weight, grad_weight), (bias, grad_bias))
+    ### END SOLUTION
+
+
+class FusedLayerNorm(LayerNorm):
+    """Module 10's LayerNorm (the same parameters, under the same names), computed by fused_layer_norm."""
+
+    def forward(self, x):
+        if x.shape[-1] != self.normalized_shape:
+            raise ValueError(f"{self!r} normalizes a last axis of size {self.normalized_shape}, got shape {x.shape}")
+        return fused_layer_norm(x, self.weight, self.bias, self.eps)
+
+# %% [markdown]
+# ### Test: LayerNorm
+
+# %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-acceleration-layer-norm", "locked": true, "points": 3, "solution": false}
+def test_unit_layer_norm():
+    x, weight, bias = float64(2, 3, 6, seed=0), float64(6, seed=1), float64(6, seed=2)
+    x.numpy()[...] = 4 * x.numpy() + 3  # rows far from mean 0 and variance 1
+    g = np.random.default_rng(3).standard_normal((2, 3, 6))
+    fused = fused_layer_norm(x, weight, bias)
+    copies = [Variable(v.numpy(), requires_grad=True) for v in (x, weight, bias)]
+    composed = layer_norm(*copies)
+    assert fused.shape == (2, 3, 6), f"the output should have x's shape (2, 3, 6), got {fused.shape}"
+    assert np.allclose(fused.numpy(), composed.numpy(), atol=1e-6), \
+        f"the values should equal module 10's layer_norm: (x - mean) / sqrt(var + eps) * weight + bias over the last axis; largest difference {np.abs(fused.numpy() - composed.numpy()).max():.2e}"
+    assert fused.grad_fn is not None and fused.grad_fn.name == "LayerNorm" and fused.grad_fn.inputs == (x, weight, bias), \
+        f"fused_layer_norm should be one graph node LayerNorm over (x, weight, bias), got {fused.grad_fn}"
+    fused.backward(g)
+    composed.backward(g)
+    for name, mine, theirs in zip(("x", "weight", "bias"), (x, weight, bias), copies):
+        assert np.allclose(mine.grad, theirs.grad, atol=1e-6), \
+            f"the gradient of {name} should equal module 10's layer_norm's; largest difference {np.abs(mine.grad - theirs.grad).max():.2e}"
+    small = fused_layer_norm(Variable(np.array([[1.0, 1.0 + 1e-4]], dtype=np.float32)), np.ones(2, np.float32), np.zeros(2, np.float32))
+    assert small.numpy().dtype == np.float32, f"float32 inputs should give a float32 output (no float64 drift), got {small.numpy().dtype}"
+    assert np.allclose(small.numpy(), [[-0.0158, 0.0158]], atol=1e-3), f"eps = 1e-5 belongs under the square root with the variance, got {small.numpy()}"
+    assert gradcheck(lambda *args: fused_layer_norm(*args), float64(3, 5, seed=4), float64(5, seed=5), float64(5, seed=6),
+                     name="fused_layer_norm")
+    assert isinstance(FusedLayerNorm(6), LayerNorm) and [name for name, _ in FusedLayerNorm(6).named_parameters()] == ["weight", "bias"]
+
+test_unit_layer_norm()
+print("test_unit_layer_norm: passed")
+
+# %% [markdown]
+# ## 6. The fused GPT
+#
+# `FusedGPT` (given) is module 11's `GPT` with the fused operations: its blocks attend with
+# `FusedMultiHeadAttention` (GPT's `attention_layer`), it normalizes with `FusedLayerNorm` (GPT's
+# `norm_layer`), and `loss_function()` is `FusedCrossEntropyLoss`, so a caller trains either model the same way. The parameters and their names are GPT's, so a checkpoint of one
 # loads into the other. Module 11 does not refer to it: the caller chooses, as `tito milestone gpt` does.
 
 # %%
 #| export
 class FusedGPT(GPT):
-    """Module 11's GPT whose attention and loss are fused operations; the same parameters, under the same names."""
+    """Module 11's GPT whose attention, normalizations and loss are fused operations; the same parameters, under
+    the same names."""
 
     attention_layer = FusedMultiHeadAttention
+    norm_layer = FusedLayerNorm
 
     def loss_function(self):
         """The loss to train this model with: module 04's cross-entropy, as one fused operation."""
@@ -405,7 +515,7 @@ for model in (composed_gpt, fused_gpt):
     print(f"{type(model).__name__:<9} loss {loss.item():.9f}, {len(_nodes(loss))} operations recorded")
 
 # %% [markdown]
-# ## 6. Systems analysis: the GPT step, before and after
+# ## 7. Systems analysis: the GPT step, before and after
 #
 # Module 12's profiler on one training step of a small GPT, composed (module 11's `GPT`: module 10's
 # attention, module 04's loss) and fused (`FusedGPT`, with the same weights), each measured on its second
@@ -451,9 +561,10 @@ else:
 # %% [markdown]
 # The count of operations is exact and the same on any machine; the times depend on it. What fusing saves
 # is memory traffic and bookkeeping: each removed node is an array not written, a backward rule not run
-# and a Python call not made. The matrix products are untouched, so the larger the model the smaller the
-# share that fusing can save; the next step (not taken here) is to make the optimizer update all
-# parameters in place from one flat buffer.
+# and a Python call not made (the fused LayerNorm records as many nodes as module 10's, but makes fewer
+# arrays). The matrix products are untouched, so the larger the model the smaller the share that fusing
+# can save; the next step (not taken here) is to make the optimizer update all parameters in place from
+# one flat buffer.
 
 # %% [markdown]
 # ## Reflection
@@ -485,6 +596,6 @@ else:
 #
 # You replaced the two chains that module 12's profile showed costly by fused operations with hand-derived
 # backward rules: softmax + cross-entropy, and causal attention with the mask applied in place and the
-# softmax backward folded in, and checked each against the composed form and a numerical gradient.
-# `FusedGPT` is module 11's GPT with both; export with `tito module complete 13_acceleration`, and
+# softmax backward folded in, and checked each against the composed form and a numerical gradient. You
+# rewrote LayerNorm to read each row fewer times. `FusedGPT` is module 11's GPT with all three; export with `tito module complete 13_acceleration`, and
 # `tito milestone gpt` trains it.

@@ -15,13 +15,22 @@ from .losses import CrossEntropyLoss
 from .optimizers import LRScheduler, clip_grad_norm
 
 # %% auto #0
-__all__ = ['GELU_SCALE', 'GELU_CUBIC', 'gelu', 'FeedForward', 'Block', 'GPT', 'next_distribution', 'generate', 'CharTokenizer',
-           'split_text', 'next_character_windows', 'WarmupCosineLR', 'PerPositionLogits', 'ClippedSchedule',
-           'bits_per_character']
+__all__ = ['GELU_SCALE', 'GELU_CUBIC', 'BLOCK', 'blocks', 'gelu', 'FeedForward', 'Block', 'GPT', 'next_distribution', 'generate',
+           'CharTokenizer', 'split_text', 'next_character_windows', 'WarmupCosineLR', 'PerPositionLogits',
+           'ClippedSchedule', 'bits_per_character']
 
-# %% ../../modules/11_transformer/transformer_dev.py #bbeb72f1
+# %% ../../modules/11_transformer/transformer_dev.py #4c509f78
 GELU_SCALE = math.sqrt(2.0 / math.pi)
 GELU_CUBIC = 0.044715
+BLOCK = 1 << 16  # numbers per piece: 256 KB of float32, so that a piece and its temporaries stay in the cache
+
+
+def blocks(*arrays: np.ndarray):
+    """Matching pieces of BLOCK numbers of arrays of one shape, as tuples of flat pieces: views of the arrays
+    that are C-contiguous, so write only into those (a piece of any other array is a copy)."""
+    flat = [array.reshape(-1) for array in arrays]
+    for start in range(0, flat[0].size, BLOCK):
+        yield tuple(array[start:start + BLOCK] for array in flat)
 
 
 def gelu(x):
@@ -31,60 +40,65 @@ def gelu(x):
     >>> gelu(Variable([0.0, 1.0])).numpy().round(4).tolist()
     [0.0, 0.8412]
     """
-    xv = np.asarray(x)
-    # The array is the widest of the network: each step works in place on one buffer where it can.
-    u = xv * xv
-    u *= GELU_CUBIC
-    u += 1.0
-    u *= xv
-    u *= GELU_SCALE                 # u = sqrt(2/pi) (x + 0.044715 x^3)
-    tanh_u = np.tanh(u, out=u)
-    out = tanh_u + 1.0
-    out *= xv
-    out *= 0.5
+    xv = np.asarray(x, order="C")  # C-contiguous, and so the arrays made like it, which blocks() writes into
+    tanh_u, out = np.empty_like(xv), np.empty_like(xv)
+    for x_part, tanh_part, out_part in blocks(xv, tanh_u, out):
+        np.multiply(x_part, x_part, out=tanh_part)
+        tanh_part *= GELU_CUBIC * GELU_SCALE
+        tanh_part += GELU_SCALE
+        tanh_part *= x_part                         # u = sqrt(2/pi) (x + 0.044715 x^3)
+        np.tanh(tanh_part, out=tanh_part)
+        np.multiply(tanh_part, x_part, out=out_part)
+        out_part += x_part
+        out_part *= 0.5                             # 0.5 x (1 + tanh u)
 
     def rule(g):
-        slope = xv * xv
-        slope *= 3 * GELU_CUBIC
-        slope += 1.0
-        slope *= xv
-        slope *= 0.5 * GELU_SCALE   # 0.5 x sqrt(2/pi) (1 + 3 * 0.044715 x^2)
-        slope *= 1.0 - tanh_u * tanh_u
-        slope += 0.5 * (1.0 + tanh_u)
-        slope *= g
-        return slope
+        grad, spare = np.empty_like(xv), np.empty(min(BLOCK, xv.size), xv.dtype)  # spare: one temporary piece
+        for x_part, tanh_part, g_part, slope in blocks(xv, tanh_u, g, grad):
+            np.multiply(x_part, x_part, out=slope)
+            slope *= 1.5 * GELU_CUBIC * GELU_SCALE
+            slope += 0.5 * GELU_SCALE
+            slope *= x_part                         # s = 0.5 sqrt(2/pi) x (1 + 3 * 0.044715 x^2)
+            rest = np.multiply(slope, tanh_part, out=spare[:slope.size])
+            np.subtract(0.5, rest, out=rest)
+            rest *= tanh_part                       # t (0.5 - s t)
+            slope += rest
+            slope += 0.5
+            slope *= g_part
+        return grad
 
     return record(out, "GELU", (x, rule))
 
-# %% ../../modules/11_transformer/transformer_dev.py #331824a0
+# %% ../../modules/11_transformer/transformer_dev.py #5743c7a8
 class FeedForward(Module):
     """The position-wise MLP: Linear(C, hidden) -> GELU -> Linear(hidden, C), applied to x (B, T, C) as one
-    (B * T, C) matrix."""
+    (B * T, C) matrix. `activation` is the function between the two layers (`gelu`)."""
 
     def __init__(self, d_model: int, hidden: int, *, rng: np.random.Generator | None = None, dtype=np.float32):
         self.up = Linear(d_model, hidden, rng=rng, dtype=dtype)
         self.down = Linear(hidden, d_model, rng=rng, dtype=dtype)
+        self.activation = gelu
 
     def forward(self, x):
         batch, length, width = x.shape
-        return self.down(gelu(self.up(x.reshape(batch * length, width)))).reshape(batch, length, width)
+        return self.down(self.activation(self.up(x.reshape(batch * length, width)))).reshape(batch, length, width)
 
 
 class Block(Module):
     """A pre-norm transformer block: x + attention(norm1(x)), then that + mlp(norm2(that))."""
 
     def __init__(self, d_model: int, num_heads: int, *, rng: np.random.Generator | None = None, dtype=np.float32,
-                 attention: type = MultiHeadAttention):
-        self.norm1 = LayerNorm(d_model, dtype=dtype)
+                 attention: type = MultiHeadAttention, norm: type = LayerNorm):
+        self.norm1 = norm(d_model, dtype=dtype)
         self.attention = attention(d_model, num_heads, rng=rng, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, dtype=dtype)
+        self.norm2 = norm(d_model, dtype=dtype)
         self.mlp = FeedForward(d_model, 4 * d_model, rng=rng, dtype=dtype)
 
     def forward(self, x):
         x = x + self.attention(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
-# %% ../../modules/11_transformer/transformer_dev.py #01552e11
+# %% ../../modules/11_transformer/transformer_dev.py #69089cf4
 class GPT(Module):
     """A character-level GPT: `num_layers` pre-norm blocks of width `d_model` with `num_heads` heads, over
     contexts of up to `context` positions; logits (B, T, vocab_size) for ids (B, T).
@@ -94,6 +108,7 @@ class GPT(Module):
     """
 
     attention_layer = MultiHeadAttention  # the layer every block attends with
+    norm_layer = LayerNorm  # the layer of every normalization
 
     def __init__(self, vocab_size: int, context: int, d_model: int = 64, num_heads: int = 4, num_layers: int = 2,
                  tied: bool = False, *, rng: np.random.Generator | None = None, dtype=np.float32):
@@ -102,9 +117,9 @@ class GPT(Module):
         self.num_heads, self.num_layers, self.tied = int(num_heads), int(num_layers), bool(tied)
         self.token = Embedding(vocab_size, d_model, std=0.02, rng=rng, dtype=dtype)
         self.position = PositionalEmbedding(context, d_model, std=0.02, rng=rng, dtype=dtype)
-        self.blocks = [Block(d_model, num_heads, rng=rng, dtype=dtype, attention=self.attention_layer)
+        self.blocks = [Block(d_model, num_heads, rng=rng, dtype=dtype, attention=self.attention_layer, norm=self.norm_layer)
                        for _ in range(num_layers)]
-        self.norm = LayerNorm(d_model, dtype=dtype)
+        self.norm = self.norm_layer(d_model, dtype=dtype)
         self.head = None if tied else Linear(d_model, vocab_size, bias=False, rng=rng, dtype=dtype)
         self._initialize(rng)
 
