@@ -506,13 +506,16 @@ class FusedGPT(GPT):
 # A checkpoint of module 11's GPT, loaded into a `FusedGPT`, gives the same loss:
 
 # %%
+from tinytorch.core.autograd import topological_order
+
 ids = np.random.default_rng(1).integers(0, 11, (2, 6))
 composed_gpt = GPT(11, 8, d_model=16, num_heads=2, num_layers=1, rng=np.random.default_rng(2), dtype=np.float64)
 fused_gpt = FusedGPT(11, 8, d_model=16, num_heads=2, num_layers=1, dtype=np.float64)
 fused_gpt.load_state_dict(composed_gpt.state_dict())
 for model in (composed_gpt, fused_gpt):
     loss = model.loss_function()(PerPositionLogits(model)(ids[:, :-1]), ids[:, 1:])
-    print(f"{type(model).__name__:<9} loss {loss.item():.9f}, {len(_nodes(loss))} operations recorded")
+    operations = sum(not isinstance(node, Variable) for node in topological_order(loss))
+    print(f"{type(model).__name__:<9} loss {loss.item():.9f}, {operations} operations recorded")
 
 # %% [markdown]
 # ## 7. Systems analysis: the GPT step, before and after
