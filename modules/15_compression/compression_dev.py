@@ -828,10 +828,12 @@ print(f"Removing half the channels made the forward pass {speedup:.2f}x "
 # %% [markdown]
 # Count the arithmetic: halving the channels halves the work of the first convolution and of the
 # `Linear` layer, and quarters the second convolution's (half the inputs times half the outputs); so arithmetic alone
-# predicts a speed-up between 2x and 4x. Pooling, ReLU and each layer's fixed Python cost do not
-# shrink, which pulls the measured number down; a number above 4x comes from memory instead: the
-# column matrices that im2col builds for the smaller layers are half as large and stay in the
-# caches. Unstructured sparsity gives no speed-up at all here: NumPy multiplies
+# predicts a speed-up between 2x and 4x. The rest of the work shrinks by half at most: ReLU and
+# pooling by half, the first convolution's im2col not at all (its columns come from the one input
+# channel, however many outputs there are), each layer's fixed Python cost not at all. The larger
+# their share of the dense time, the closer the measured number comes to 2x, or below; a number
+# above 4x would come from memory instead (the smaller layers' im2col columns are half as large and
+# stay in the caches). Unstructured sparsity gives no speed-up at all here: NumPy multiplies
 # zeros as fast as anything else, and sparse kernels pay off only at very high sparsity or on
 # hardware made for it (e.g. 2:4 structured sparsity on recent GPUs).
 #
