@@ -104,7 +104,7 @@ def test_the_command_line_trains_on_a_text_file_and_prints_bits_per_character_an
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "Milestone gpt" in out and "fox.txt" in out and "trained 30 steps" in out
-    assert "FusedGPT (module 13's fused attention and loss)" in out
+    assert "FusedGPT (module 13's fused attention, LayerNorm and loss)" in out
     assert "bits per character" in out and "sample" in out
     assert (tmp_path / "run" / GPT_PLOT_NAME).exists() and (tmp_path / "run" / GPT_CHECKPOINT_NAME).exists()
     model = build_gpt(tinytorch_modules(ROOT, GPT_LESSONS), len(set(text)), GptOptions())

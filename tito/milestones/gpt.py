@@ -1,7 +1,7 @@
 """`tito milestone gpt`: a character-level GPT made only of the course's modules (01-08, 10, 11) learns to
 write like a text that is on this machine: Python's own reference documentation (`pydoc_data.topics`, part
 of every CPython) by default, or any UTF-8 file. The model is module 11's GPT, or module 13's FusedGPT (the same
-parameters, fused attention and loss) once module 13 is complete: read from the package's stubs, not by running it.
+parameters, fused attention, LayerNorm and loss) once module 13 is complete: read from the package's stubs, not by running it.
 
 What goes in: `GptOptions`. What comes out: a `GptResult` (bits per character on the held-out text, a
 sample), a plot of the learning curves and a checkpoint in the output folder; with `profile`, module 12's
@@ -255,7 +255,7 @@ def run_gpt(options: GptOptions, progress=None) -> GptResult:
                        sum(parameter.size for parameter in model.parameters()), model=type(model).__name__)
     result.tokens_per_character = data.validation_ratio
     tokens = "characters" if options.tokenizer == "char" else f"BPE tokens ({options.merges} merges)"
-    kind = "FusedGPT (module 13's fused attention and loss)" if result.model == "FusedGPT" else "GPT (module 11)"
+    kind = "FusedGPT (module 13's fused attention, LayerNorm and loss)" if result.model == "FusedGPT" else "GPT (module 11)"
     description = (f"{kind}, {options.layers} layers, {options.heads} heads, width {options.width}, context {options.context} "
                    f"{tokens} ({result.parameters:,} parameters), AdamW lr {options.lr:g}, batch {options.batch_size}, "
                    f"seed {options.seed}: {corpus}, {result.train_characters:,} characters for training, "
