@@ -187,7 +187,7 @@ class JudgeLink:
             arguments = None
         return {"op": "error", "types": [kind.__name__ for kind in type(error).__mro__ if kind.__module__ == "builtins"],
                 "class": self.refer(type(error)) if type(error).__module__ != "builtins" else None,
-                "args": arguments, "message": _short(str(error)), "traceback": _short(_traceback(error))}
+                "args": arguments, "message": _short(_text(error)), "traceback": _short(_traceback(error))}
 
     def call_judge(self, number: int, action: str, *args):
         """Have the judge call its function `number` (`action` "call", with args and kwargs), or read or set an
@@ -278,6 +278,13 @@ def _builtin_base(kind: type) -> str:
 
 def _refuse(value):
     raise TypeError("not plain data")
+
+
+def _text(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # a student's exception whose __str__ fails
+        return f"<{type(error).__name__} that cannot be shown>"
 
 
 def _short(text: str) -> str:
