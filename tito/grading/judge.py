@@ -163,7 +163,7 @@ class Judge:
                 positional, named = args
                 result = target(*positional, **named)
             elif action in ("getattr", "setattr") and not isinstance(target, _FUNCTIONS) and not str(args[0]).startswith("_"):
-                result = getattr(builtins, action)(target, *args)
+                result = self.offered(target, args[0]) if action == "getattr" else setattr(target, *args)
             else:
                 raise TypeError(f"the test's {type(target).__name__} does not allow {str(action)[:20]}")
             form, out = wire.encode(result, self.refer, arrays=_ARRAYS)
@@ -172,6 +172,23 @@ class Judge:
             raise
         except BaseException as error:  # noqa: B036  (the test's function failed: student code sees the error)
             self.send({"op": "raise", "type": _builtin_base(type(error)), "message": str(error)[:10_000]})
+
+    def offered(self, target, name: str):
+        """What student code may read of an object a test passed it: a public attribute that is data (copied) or
+        a handle, or a method of that very object (to call). Never another object of the judge's: from a random
+        generator, `rng.bit_generator.ctypes` would reach C function pointers and the memory of this process."""
+        value = getattr(target, name)
+        if not isinstance(value, Handle) and callable(value) and getattr(value, "__self__", None) is target:
+            return value
+
+        def refuse(part):
+            if isinstance(part, Handle):
+                return self.refer(part)
+            raise TypeError(f"the test's {type(target).__name__} offers student code its data and methods, not its "
+                            f"{name} (a {type(part).__name__})")
+
+        wire.encode(value, refuse, arrays=_ARRAYS)
+        return value
 
     # ------------------------------------------------------------------------------------ references
 
