@@ -412,6 +412,7 @@ class JudgeProcess:
         self.socket_path, self.tests, self.limits = socket_path, tests, limits
         self.process: asyncio.subprocess.Process | None = None
         self.passed: dict[str, bool] = {}
+        self.started = self.answered = 0  # tests given to the judge, and lines of results read back
 
     async def start_test(self, name: str) -> None:
         if self.process is None:
@@ -422,11 +423,18 @@ class JudgeProcess:
                 stderr=subprocess.DEVNULL, env=environment, limit=2**26)
         self.process.stdin.write(f"{name}\n".encode())
         await self.process.stdin.drain()
+        self.started += 1
 
     async def result(self, name: str, seconds: float) -> dict:
-        """The judge's result for the test it is running; a failure with the reason when it cannot say."""
+        """The judge's result for the test it is running; a failure with the reason when it cannot say.
+
+        The judge answers its tests in order, one line each. A line that comes after tito stopped waiting for it
+        (a submission can hold up its own test) is skipped when it comes: it never counts for a later test."""
+        deadline = time.monotonic() + seconds
         try:
-            line = await asyncio.wait_for(self.process.stdout.readline(), seconds)
+            while self.answered < self.started:
+                line = await asyncio.wait_for(self.process.stdout.readline(), max(0.0, deadline - time.monotonic()))
+                self.answered += 1
             result = json.loads(line)
         except (asyncio.TimeoutError, ValueError):
             result = {"completed": False, "error": {"ename": "TestNotCompleted", "traceback": [],
