@@ -26,7 +26,6 @@ import builtins
 import collections
 import contextlib
 import functools
-import importlib
 import io
 import json
 import linecache
@@ -301,11 +300,12 @@ _NUMPY_DEFAULT_ERRORS = np.geterr()
 
 def _own_copy(module: str):
     """The judge's own copy of a module the kernel names: NumPy, or a module of the standard library other than
-    KERNEL_MODULES; None for any other (the student's package), which stays a handle."""
+    KERNEL_MODULES, which the judge has loaded itself; None for any other (the student's package, a module the
+    judge has not loaded), which stays a handle. It never imports a module on the kernel's word: some run code
+    when imported (`antigravity` starts a web browser). A test that needs another module imports it itself."""
     top = module.split(".")[0]
     if top == "numpy" or (top in sys.stdlib_module_names and top not in KERNEL_MODULES):
-        with contextlib.suppress(ImportError):
-            return importlib.import_module(module)
+        return sys.modules.get(module)
     return None
 
 
