@@ -9,8 +9,12 @@ own process, it prints so, and a test checks that it did: the judge was attacked
 """
 from __future__ import annotations
 
+import asyncio
 import copy
+import json
 import re
+import socket
+import struct
 
 import nbformat
 import pytest
@@ -21,6 +25,8 @@ from tito.course import load_course
 from tito.coursefolder import course_folder
 from tito.grading.autograde import autograde
 from tito.grading.release import release
+from tito.grading import wire
+from tito.grading.sandbox import JudgeProcess, Limits
 
 pytestmark = [pytest.mark.slow, needs_sandbox]
 
@@ -348,6 +354,7 @@ def course(tmp_path_factory):
     settings = root / "settings.ini"
     text = re.sub(r"modules =\n(    .*\n)+", "modules =\n    01_tensor\n    02_activations\n", settings.read_text())
     text = re.sub(r"timeout = \d+", "timeout = 6", text, count=1)
+    text = re.sub(r"memory_mb = \d+", "memory_mb = 1024", text)
     settings.write_text(re.sub(r"notebook_seconds = \d+", "notebook_seconds = 90", text))
     loaded = load_course(root)
     release(loaded, loaded.module(MODULE))
@@ -407,6 +414,36 @@ def test_the_judge_imports_no_module_on_the_kernels_word(graded, course):
     """Every answer claimed to be the module `this`: the judge did not import it (it would have printed its poem
     into the test's printout); it uses its own copy only of a module it has loaded itself."""
     assert "Beautiful is better than ugly" not in "".join(_printed_by(course, "module_claimed"))
+
+
+def test_the_judge_holds_to_the_sandboxs_memory_limit(tmp_path):
+    """What a kernel sends, the judge parses: 60 MB of JSON that parses into 21 million lists (over a GB) would
+    pass the sandbox's memory limit on to tito's side. The judge runs under the kernel's limit, so the test ends in
+    its MemoryError. Here the test is the hostile kernel, speaking the wire format to a real judge process (through
+    autograde, the seconds such a bomb takes would race the cell's time limit)."""
+    tests = tmp_path / "tests.json"
+    tests.write_text(json.dumps({"bombed": "Tensor\n"}))
+    path = str(tmp_path / "judge")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    bomb = b'{"op":"value","value":{"list":[' + b'[],' * (20 * 2**20) + b'[]]}}'
+
+    async def bombed() -> dict:
+        judge = JudgeProcess(lambda: path, tests, Limits(cell_seconds=60, memory_mb=1024))
+        await judge.start_test("bombed")
+        connection, _ = await asyncio.to_thread(listener.accept)
+        await asyncio.to_thread(wire.receive, connection)  # the judge asks for the name Tensor
+        await asyncio.to_thread(connection.sendall, struct.pack("!QQ", len(bomb), 0) + bomb)
+        try:
+            return await judge.result("bombed", 60)
+        finally:
+            await judge.close()
+            connection.close()
+
+    result = asyncio.run(bombed())
+    listener.close()
+    assert result["error"]["ename"] == "MemoryError", result["error"]
 
 
 def test_a_verdict_held_up_counts_for_no_other_test(graded):

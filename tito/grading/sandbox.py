@@ -417,7 +417,10 @@ class JudgeProcess:
     async def start_test(self, name: str) -> None:
         if self.process is None:
             environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            # The kernel's memory limit holds for the judge too: what the kernel sends, the judge holds (64 MB of
+            # JSON parses into more than a GB of lists), and the sandbox's limit must not be passed on to tito's side.
             self.process = await asyncio.create_subprocess_exec(
+                "prlimit", f"--as={self.limits.memory_mb * 2**20}", "--",
                 sys.executable, "-m", "tito.grading.judge", self.socket_path(), str(self.tests),
                 str(self.limits.cell_seconds), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL, env=environment, limit=2**26)
