@@ -3,6 +3,8 @@
 One course is released once (module 01, whose reference the sandbox must not offer); an honest student hands
 in the solution, and one student per attack hands in the release (nothing done) or the solution with the
 attack added. Each test checks the exact score the attack must get, and that nobody else's grade or file moved.
+Attacks on the verdict itself (forging a pass through the kernel, the judge's socket or lying objects) are in
+tests/test_forgery.py.
 """
 from __future__ import annotations
 
@@ -265,13 +267,6 @@ def test_handed_in_files_are_never_used(graded):
     assert grades["packer"].score == 0, "a numpy.py handed in beside the notebook was imported"
 
 
-def test_reaching_for_the_grader_is_flagged(graded):
-    _, grades, _ = graded
-    for student in ("transformer", "silencer", "vandal", "forker", "reader"):
-        assert grades[student].flags, f"{student} was not flagged"
-    assert not grades["honest"].flags and not grades["stderr"].flags
-
-
 def test_no_solution_line_reaches_feedback(graded, course):
     module = course.module(MODULE)
     students = ["leaker", "honest", "idle", "reader"]
@@ -304,45 +299,6 @@ def test_grading_without_bubblewrap_is_refused_unless_asked(course, monkeypatch)
     with pytest.raises(TitoError, match="--no-sandbox"):
         autograde(course, course.module(MODULE), ["honest"])
     assert os.environ["PATH"] == "/nonexistent"
-
-
-@pytest.fixture(scope="module")
-def operations_course(tmp_path_factory):
-    """Module 06 released on its own course copy: its tests check gradients, which a student may try to fake."""
-    root = copy_course(tmp_path_factory.mktemp("hostile06") / "repo")
-    settings = root / "settings.ini"
-    text = re.sub(r"timeout = \d+", "timeout = 60", settings.read_text(), count=1)
-    settings.write_text(text)
-    loaded = load_course(root)
-    release(loaded, loaded.module("06_operations"))
-    return loaded
-
-
-def test_a_redefined_checker_cannot_pass_a_wrong_rule(operations_course):
-    """A wrong divide rule, with the student's gradcheck and the lesson's checker both redefined to say yes:
-    only the tests of the wrong rule lose their points, exactly as without the redefinitions."""
-    course = operations_course
-    module = course.module("06_operations")
-    folder = course_folder(course)
-    source = nbformat.read(folder.source(module), as_version=4)
-    wrong = copy.deepcopy(source)
-    right_rule, wrong_rule = "(b, lambda g: -g * out / bv))", "(b, lambda g: g * out / bv))"
-    assert sum(cell.source.count(right_rule) for cell in wrong.cells) == 1, "divide's rule for b is not where expected"
-    for cell in wrong.cells:
-        cell.source = cell.source.replace(right_rule, wrong_rule)
-    plain = copy.deepcopy(wrong)
-    checker = next(i for i, c in enumerate(wrong.cells)
-                   if c.metadata.get("nbgrader", {}).get("grade_id") == "operations-reference-gradcheck")
-    wrong.cells.insert(checker + 1, nbformat.v4.new_code_cell(
-        "gradcheck = lambda *a, **k: True\nreference_gradcheck = lambda *a, **k: True"))
-    for student, notebook in (("faker", wrong), ("plain", plain), ("solver", source)):
-        path = folder.submitted(student, module)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(notebook, path)
-    grades = {grade.student: grade for grade in autograde(course, module, jobs=2)}
-    assert grades["solver"].score == grades["solver"].max_score
-    assert grades["plain"].score < grades["plain"].max_score, "the wrong divide rule was not caught at all"
-    assert grades["faker"].failed == grades["plain"].failed and grades["faker"].score == grades["plain"].score
 
 
 def _printed_by(course, student) -> list[str]:

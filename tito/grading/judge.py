@@ -27,7 +27,6 @@ import builtins
 import collections
 import contextlib
 import functools
-import importlib
 import io
 import json
 import linecache
@@ -168,7 +167,7 @@ class Judge:
                 result = target(*positional, **named)
             elif (action in ("getattr", "setattr") and not isinstance(target, (*_FUNCTIONS, types.ModuleType))
                   and not str(args[0]).startswith("_")):
-                result = getattr(builtins, action)(target, *args)
+                result = self.offered(target, args[0]) if action == "getattr" else setattr(target, *args)
             else:
                 raise TypeError(f"the test's {type(target).__name__} does not allow {str(action)[:20]}")
             form, out = wire.encode(result, self.refer, arrays=_ARRAYS)
@@ -177,6 +176,23 @@ class Judge:
             raise
         except BaseException as error:  # noqa: B036  (the test's function failed: student code sees the error)
             self.send({"op": "raise", "type": _builtin_base(type(error)), "message": str(error)[:10_000]})
+
+    def offered(self, target, name: str):
+        """What student code may read of an object a test passed it: a public attribute that is data (copied) or
+        a handle, or a method of that very object (to call). Never another object of the judge's: from a random
+        generator, `rng.bit_generator.ctypes` would reach C function pointers and the memory of this process."""
+        value = getattr(target, name)
+        if not isinstance(value, Handle) and callable(value) and getattr(value, "__self__", None) is target:
+            return value
+
+        def refuse(part):
+            if isinstance(part, Handle):
+                return self.refer(part)
+            raise TypeError(f"the test's {type(target).__name__} offers student code its data and methods, not its "
+                            f"{name} (a {type(part).__name__})")
+
+        wire.encode(value, refuse, arrays=_ARRAYS)
+        return value
 
     # ------------------------------------------------------------------------------------ references
 
@@ -299,11 +315,12 @@ _NUMPY_DEFAULT_ERRORS = np.geterr()
 
 def _own_copy(module: str):
     """The judge's own copy of a module the kernel names: NumPy, or a module of the standard library other than
-    KERNEL_MODULES; None for any other (the student's package), which stays a handle."""
+    KERNEL_MODULES, which the judge has loaded itself; None for any other (the student's package, a module the
+    judge has not loaded), which stays a handle. It never imports a module on the kernel's word: some run code
+    when imported (`antigravity` starts a web browser). A test that needs another module imports it itself."""
     top = module.split(".")[0]
     if top == "numpy" or (top in sys.stdlib_module_names and top not in KERNEL_MODULES):
-        with contextlib.suppress(ImportError):
-            return importlib.import_module(module)
+        return sys.modules.get(module)
     return None
 
 

@@ -221,7 +221,8 @@ class JudgeFunction:
 
 class JudgeObject:
     """Another object of the test (a random generator, a stand-in for an optimizer): student code may read and
-    set its public attributes and call it and its public methods, in the judge."""
+    set its public attributes and call it and its public methods, in the judge; an attribute that is neither data
+    nor a method of that object (`rng.bit_generator`) is refused."""
 
     def __init__(self, link: JudgeLink, number: int, kind: str):
         object.__setattr__(self, "_judge", (link, number, kind))

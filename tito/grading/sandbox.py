@@ -412,12 +412,16 @@ class JudgeProcess:
         self.socket_path, self.tests, self.limits = socket_path, tests, limits
         self.process: asyncio.subprocess.Process | None = None
         self.passed: dict[str, bool] = {}
+        self.started = self.answered = 0  # tests given to the judge, and lines of results read back
 
     async def start(self) -> None:
         """Start the process (it connects to the kernel at its first test), while the first cells run."""
         if self.process is None:
             environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            # The kernel's memory limit holds for the judge too: what the kernel sends, the judge holds (64 MB of
+            # JSON parses into more than a GB of lists), and the sandbox's limit must not be passed on to tito's side.
             self.process = await asyncio.create_subprocess_exec(
+                "prlimit", f"--as={self.limits.memory_mb * 2**20}", "--",
                 sys.executable, "-m", "tito.grading.judge", self.socket_path(), str(self.tests),
                 str(self.limits.cell_seconds), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL, env=environment, limit=2**26)
@@ -426,11 +430,18 @@ class JudgeProcess:
         await self.start()
         self.process.stdin.write(f"{name}\n".encode())
         await self.process.stdin.drain()
+        self.started += 1
 
     async def result(self, name: str, seconds: float) -> dict:
-        """The judge's result for the test it is running; a failure with the reason when it cannot say."""
+        """The judge's result for the test it is running; a failure with the reason when it cannot say.
+
+        The judge answers its tests in order, one line each. A line that comes after tito stopped waiting for it
+        (a submission can hold up its own test) is skipped when it comes: it never counts for a later test."""
+        deadline = time.monotonic() + seconds
         try:
-            line = await asyncio.wait_for(self.process.stdout.readline(), seconds)
+            while self.answered < self.started:
+                line = await asyncio.wait_for(self.process.stdout.readline(), max(0.0, deadline - time.monotonic()))
+                self.answered += 1
             result = json.loads(line)
         except (asyncio.TimeoutError, ValueError):
             result = {"completed": False, "error": {"ename": "TestNotCompleted", "traceback": [],
