@@ -559,9 +559,8 @@ def test_a_blank_release_with_the_checkers_code_swapped_scores_0(operations):
     assert "kernel fooled True" in printed, "the swap did not take in the student's process"
 
 
-@pytest.mark.xfail(strict=True, reason="not closed: module 06's reference checker, though it runs in the judge, takes "
-                                       "its finite differences from answers of the student's process (the lesson's "
-                                       "hidden checker must compute them from values the judge can trust)")
 def test_a_checker_answered_from_the_students_process_cannot_pass_a_wrong_rule(operations):
+    """The reference checker takes its expected values and finite differences from each case's NumPy form, in
+    the judge: a kernel answering its reads with numbers that agree with a wrong backward gains nothing."""
     _, grades = operations
     assert grades["agreeing_checker"].failed == grades["plain"].failed, grades["agreeing_checker"].failed
