@@ -31,6 +31,7 @@ import io
 import json
 import linecache
 import os
+import select
 import socket
 import sys
 import time
@@ -51,12 +52,36 @@ class Stop(BaseException):
     it catches."""
 
 
+ABORT = "abort"  # tito's word, between tests' names, when a test's cell ended in the kernel before the test did
+
+
+class Commands:
+    """tito's lines to the judge, on stdin: a test's name to run it, or ABORT during a test. Read from the file
+    descriptor itself, so that `select` sees every line waiting."""
+
+    def __init__(self, descriptor: int = 0):
+        self.descriptor, self.pending = descriptor, b""
+
+    def fileno(self) -> int:
+        return self.descriptor
+
+    def line(self) -> str | None:
+        """The next line, waiting for it; None at the end."""
+        while b"\n" not in self.pending:
+            chunk = os.read(self.descriptor, 4096)
+            if not chunk:
+                return None
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return line.decode().strip()
+
+
 class Judge:
-    def __init__(self, path: str, seconds: float):
+    def __init__(self, path: str, seconds: float, commands: Commands):
         self.connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.connection.settimeout(seconds)
         self.connection.connect(path)
-        self.seconds = seconds
+        self.seconds, self.commands = seconds, commands
         self.handles: weakref.WeakValueDictionary[int, Handle] = weakref.WeakValueDictionary()
         self.released: list[int] = []
         self.passed_in: dict[int, object] = {}  # functions and objects of a test that student code may call
@@ -100,7 +125,6 @@ class Judge:
             error = raised
         finally:
             self.submission.looked_up.clear()
-        self.finish()
         text = printed.getvalue()
         return {"completed": error is None, "printed": text[:PRINTED_CHARACTERS], "error": _described(error, filename)}
 
@@ -147,6 +171,11 @@ class Judge:
                 raise Stop(f"the submission's kernel sent {str(kind)[:40]!r}, not an answer")
 
     def receive(self) -> tuple[dict, list]:
+        ready, _, _ = select.select([self.connection, self.commands], [], [], self.seconds)
+        if self.commands in ready and self.commands.line() == ABORT:
+            raise Stop("the test's cell ended in the submission's kernel without serving the test")
+        if self.connection not in ready:
+            raise Stop(f"the submission's code did not answer within {self.seconds:.0f} s")
         try:
             return wire.receive(self.connection)
         except socket.timeout:
@@ -697,20 +726,24 @@ def main(arguments: list[str]) -> int:
     with open(tests_file, encoding="utf-8") as file:
         tests = json.load(file)
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
-    judge = None
-    for line in sys.stdin:
-        name = line.strip()
+    commands, judge = Commands(), None
+    while (name := commands.line()) is not None:
+        if name not in tests:
+            continue  # an ABORT that came after its test had ended
         started = time.perf_counter()
         try:
             if judge is None:
-                judge = Judge(socket_path, float(seconds))
+                judge = Judge(socket_path, float(seconds), commands)
             result = judge.run(name, tests[name])
         except Exception as error:  # the judge could not reach the kernel: the test did not pass
             result = {"completed": False, "printed": "", "error": _described(Stop(f"the judge could not run "
                                                                                  f"{name}: {error}"), "")}
         result["seconds"] = time.perf_counter() - started
-        out.write(json.dumps({"grade_id": name, **result}) + "\n")
+        out.write(json.dumps({"grade_id": name, **result}) + "\n")  # before the kernel hears the test is over
         out.flush()
+        stopped = (result["error"] or {}).get("ename") == "TestNotCompleted"
+        if judge is not None and not stopped:  # a kernel that stopped serving must not find "done" at its next test
+            judge.finish()
     return 0
 
 

@@ -50,6 +50,7 @@ KERNEL_MODULE = "grading_kernel"  # the kernel's name in the grader folder, wher
 # The grader folder's copies of the kernel and its wire format (kernel.py imports nothing from tito).
 KERNEL_FILES = {"kernel.py": f"{KERNEL_MODULE}.py", "wire.py": "grading_wire.py"}
 SERVE_JUDGE = "get_ipython().kernel.answer_judge()"  # what a test cell runs in the kernel: serving the judge
+ABORT = "abort"  # as in judge.py: the test's cell ended in the kernel before the judge's test did
 FIRST_SANDBOX_UID = 61000
 SCRATCH = Path("/sandbox")  # inside the sandbox: the kernel's private tmpfs (working folder, HOME, TMPDIR, sockets)
 KERNEL_SOCKETS = str(SCRATCH / ".kernel")
@@ -433,21 +434,35 @@ class JudgeProcess:
         self.started += 1
 
     async def result(self, name: str, seconds: float) -> dict:
-        """The judge's result for the test it is running; a failure with the reason when it cannot say.
+        """The judge's result for the test whose cell just ended in the kernel; a failure with the reason when it
+        cannot say. The judge writes it before it tells the kernel the test is over, so it is there at once; when
+        it is not, the kernel ended the cell without serving the test, and the judge is told to stop waiting.
 
         The judge answers its tests in order, one line each. A line that comes after tito stopped waiting for it
-        (a submission can hold up its own test) is skipped when it comes: it never counts for a later test."""
+        is skipped when it comes: it never counts for a later test."""
+        line = await self._line(1.0)
+        if line is None:
+            self.process.stdin.write(f"{ABORT}\n".encode())
+            await self.process.stdin.drain()
+            line = await self._line(seconds)
+        try:
+            result = json.loads(line)
+        except (TypeError, ValueError):
+            result = {"completed": False, "error": {"ename": "TestNotCompleted", "traceback": [],
+                                                    "evalue": "the judge gave no verdict on this test"}}
+        self.passed[name] = result.get("completed") is True
+        return result
+
+    async def _line(self, seconds: float) -> bytes | None:
+        """The line of the test given last, skipping those of earlier tests; None when it does not come in time."""
         deadline = time.monotonic() + seconds
         try:
             while self.answered < self.started:
                 line = await asyncio.wait_for(self.process.stdout.readline(), max(0.0, deadline - time.monotonic()))
                 self.answered += 1
-            result = json.loads(line)
-        except (asyncio.TimeoutError, ValueError):
-            result = {"completed": False, "error": {"ename": "TestNotCompleted", "traceback": [],
-                                                    "evalue": "the judge gave no verdict on this test"}}
-        self.passed[name] = result.get("completed") is True
-        return result
+            return line
+        except asyncio.TimeoutError:
+            return None
 
     async def close(self) -> None:
         if self.process is not None and self.process.returncode is None:
