@@ -496,27 +496,6 @@ class Handle:
     def __hash__(self):
         return hash(("handle", object.__getattribute__(self, "_number")))
 
-    def __len__(self):
-        return _plain(self._ask("len"), int, "len")
-
-    def __index__(self):
-        return _plain(self._ask("index"), int, "__index__")
-
-    def __int__(self):
-        return _plain(self._ask("int"), int, "int")
-
-    def __float__(self):
-        return _plain(self._ask("float"), float, "float")
-
-    def __complex__(self):
-        return _plain(self._ask("complex"), complex, "complex")
-
-    def __repr__(self):
-        return _plain(self._ask("repr"), str, "repr")
-
-    def __str__(self):
-        return _plain(self._ask("str"), str, "str")
-
     def __format__(self, spec: str):
         return _plain(self._ask("format", spec), str, "format")
 
@@ -581,6 +560,19 @@ for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul"
               "rshift"):
     for _form in (f"__{_name}__", f"__r{_name}__", f"__i{_name}__"):
         setattr(Handle, _form, _operator(_form))
+
+
+def _conversion(operation: str, kind: type):
+    def conversion(self):
+        return _plain(self._ask(operation), kind, operation)
+    conversion.__name__ = f"__{operation}__"
+    return conversion
+
+
+# What Python asks of an object to convert it: answered by the kernel, and refused unless of the very type asked.
+for _name, _kind in {"len": int, "index": int, "int": int, "float": float, "complex": complex, "repr": str,
+                     "str": str}.items():
+    setattr(Handle, f"__{_name}__", _conversion(_name, _kind))
 
 
 def _plain(value, kind: type, what: str):
