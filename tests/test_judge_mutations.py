@@ -38,16 +38,16 @@ def sampled_mistakes(module, source: nbformat.NotebookNode) -> list:
     solutions = {grade_id(cell) for cell in source.cells if cell_role(cell) == SOLUTION}
     mistakes = [mistake for mistake in load_catalogue(module) if mistake.cell in solutions]
     assert len(mistakes) >= 3, f"{module.name}'s catalogue has {len(mistakes)} mistakes in solution cells, not 3"
-    return list({id(mistake): mistake for mistake in (mistakes[0], mistakes[len(mistakes) // 2], mistakes[-1])}.values())
+    return [mistakes[0], mistakes[len(mistakes) // 2], mistakes[-1]]
 
 
 def with_mistake(module, source: nbformat.NotebookNode, mistake) -> nbformat.NotebookNode:
     """The full solution a student would hand in, with the mistake made in its cell (as tests/mutation.py makes it)."""
-    mutated = {grade_id(cell): cell.source for cell in mutate(module, mistake).cells}
+    edited = next(cell.source for cell in mutate(module, mistake).cells if grade_id(cell) == mistake.cell)
     handed_in = copy.deepcopy(source)
     for cell in handed_in.cells:
         if grade_id(cell) == mistake.cell:
-            cell.source = mutated[mistake.cell]
+            cell.source = edited
     assert handed_in != source, f"{module.name}: the mistake {mistake.name!r} changed nothing"
     return handed_in
 
