@@ -440,7 +440,7 @@ class JudgeProcess:
 
         The judge answers its tests in order, one line each. A line that comes after tito stopped waiting for it
         is skipped when it comes: it never counts for a later test."""
-        line = await self._line(1.0)
+        line = await self._line(0.2)  # already written when the kernel served the test to its end
         if line is None:
             self.process.stdin.write(f"{ABORT}\n".encode())
             await self.process.stdin.drain()
