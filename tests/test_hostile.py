@@ -139,7 +139,8 @@ def _attacks(course) -> dict[str, tuple[object, int]]:
         "crasher": (_after(source, "test-tensor-arithmetic", "import os; os._exit(3)"), FIRST_TWO),
         "looper": (_after(source, "test-tensor-arithmetic",
                           "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"), FIRST_TWO),
-        "flooder": (_after(source, "test-tensor-arithmetic", "while True:\n    print('x' * 10000)"), FIRST_TWO),
+        # flushed, so that the flood leaves the kernel (unflushed, it fills the kernel's own memory first)
+        "flooder": (_after(source, "test-tensor-arithmetic", "while True:\n    print('x' * 10000, flush=True)"), FIRST_TWO),
         "hog": (_after(source, "test-tensor-arithmetic", "import numpy as np\nkept = []\n"
                        "try:\n    while True:\n        kept.append(np.ones(2**24))\nexcept MemoryError:\n"
                        "    size = len(kept) * 2**24 * 8\n    del kept\nprint(size)"), 10),
