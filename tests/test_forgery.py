@@ -20,7 +20,8 @@ import nbformat
 import pytest
 
 from conftest import copy_course, needs_sandbox
-from test_hostile import _after, _cells, _fingerprint, _in_first_solution, _index, _printed_by
+from test_hostile import (_after, _cells, _fingerprint, _graded_honest_first, _hand_in_all, _in_first_solution,
+                          _index, _printed_by)
 from tito.course import load_course
 from tito.coursefolder import course_folder
 from tito.grading import wire
@@ -366,15 +367,8 @@ def graded(course):
     folder = course_folder(course)
     module = course.module(MODULE)
     attacks = _attacks(course)
-    for student, (notebook, _) in attacks.items():
-        path = folder.submitted(student, module)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(notebook, path)
-    honest, = autograde(course, module, ["honest"])
-    before = _fingerprint(folder, exclude=set(attacks) - {"honest"})
-    grades = {grade.student: grade for grade in autograde(course, module, [s for s in attacks if s != "honest"], jobs=2)}
-    grades["honest"] = honest
-    return attacks, grades, before
+    _hand_in_all(folder, module, attacks)
+    return (attacks, *_graded_honest_first(course, module, attacks))
 
 
 @pytest.mark.parametrize("student", [

@@ -176,6 +176,15 @@ def graded(course):
     folder = course_folder(course)
     module = course.module(MODULE)
     attacks = _attacks(course)
+    _hand_in_all(folder, module, attacks)
+    (folder.submitted("packer", module).parent / "numpy.py").write_text("allclose = lambda *a, **k: True\n")
+    folder.submitted("symlinker", module).symlink_to(folder.submitted("honest", module))
+    CANARY.unlink(missing_ok=True)
+    return (attacks, *_graded_honest_first(course, module, attacks))
+
+
+def _hand_in_all(folder, module, attacks: dict) -> None:
+    """Each attacker's submission: a notebook, or JSON text; None hands in nothing (the caller makes its file)."""
     for student, (notebook, _) in attacks.items():
         path = folder.submitted(student, module)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,15 +192,18 @@ def graded(course):
             path.write_text(notebook)
         elif notebook is not None:
             nbformat.write(notebook, path)
-    (folder.submitted("packer", module).parent / "numpy.py").write_text("allclose = lambda *a, **k: True\n")
-    folder.submitted("symlinker", module).symlink_to(folder.submitted("honest", module))
+
+
+def _graded_honest_first(course, module, attacks: dict) -> tuple[dict, dict]:
+    """The honest student graded alone, the course folder's fingerprint then, and every attacker graded after it,
+    two at a time: (grades, fingerprint)."""
+    folder = course_folder(course)
     honest, = autograde(course, module, ["honest"])
     before = _fingerprint(folder, exclude=set(attacks) - {"honest"})
-    CANARY.unlink(missing_ok=True)
     others = [student for student in attacks if student != "honest"]
     grades = {grade.student: grade for grade in autograde(course, module, others, jobs=2)}
     grades["honest"] = honest
-    return attacks, grades, before
+    return grades, before
 
 
 def _fingerprint(folder: Path, exclude: set[str]) -> dict[str, str]:

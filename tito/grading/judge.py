@@ -204,7 +204,7 @@ class Judge:
         except Stop:
             raise
         except BaseException as error:  # noqa: B036  (the test's function failed: student code sees the error)
-            self.send({"op": "raise", "type": _builtin_base(type(error)), "message": str(error)[:10_000]})
+            self.send({"op": "raise", "type": wire.builtin_base(type(error)), "message": str(error)[:10_000]})
 
     def offered(self, target, name: str):
         """What student code may read of an object a test passed it: a public attribute that is data (copied) or
@@ -694,10 +694,6 @@ def _student_error(message: dict, decode, kind: type | None) -> Exception:
 def _is_exception(name: str) -> bool:
     kind = getattr(builtins, name, None)
     return isinstance(kind, type) and issubclass(kind, BaseException)
-
-
-def _builtin_base(kind: type) -> str:
-    return next(base.__name__ for base in kind.__mro__ if base.__module__ == "builtins")
 
 
 def _described(error: BaseException | None, filename: str) -> dict | None:

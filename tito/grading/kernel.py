@@ -105,7 +105,7 @@ class JudgeLink:
             if message.get("op") == "getattr" and _is_method_of(result, args[0]):
                 reply["method"] = True  # the judge may then call it in one request ("callmethod") next time
             reply["value"], out = wire.encode(result, self.refer, refer_arrays=True)
-            reply["warnings"] = [[_builtin_base(type(caught_warning.message)), _short(str(caught_warning.message))]
+            reply["warnings"] = [[wire.builtin_base(type(caught_warning.message)), _short(str(caught_warning.message))]
                                  for caught_warning in caught[:100]]
         except BaseException as error:  # whatever student code raised is the judge's to see
             reply, out = self.error(error), []
@@ -151,7 +151,7 @@ class JudgeLink:
         ref = {"n": self.number(value), "type": type(value).__name__[:100], "class": self.number(type(value))}
         if isinstance(value, type) and issubclass(value, BaseException) and value.__module__ != "builtins":
             # an exception class of the submission: the judge makes a class of its own to catch it by
-            ref["exception"] = {"name": value.__name__[:100], "base": _builtin_base(value),
+            ref["exception"] = {"name": value.__name__[:100], "base": wire.builtin_base(value),
                                 "parent": next((self.refer(base) for base in value.__mro__[1:]
                                                 if base.__module__ != "builtins"), None)}
         return ref
@@ -271,10 +271,6 @@ def _errstate(message: dict) -> dict:
     state = message.get("errstate") or {}
     return {key: value for key, value in state.items()
             if key in ("divide", "over", "under", "invalid") and value in ("ignore", "warn", "raise", "print")}
-
-
-def _builtin_base(kind: type) -> str:
-    return next(base.__name__ for base in kind.__mro__ if base.__module__ == "builtins")
 
 
 def _refuse(value):

@@ -45,12 +45,12 @@ import nbformat
 
 from ..errors import TitoError
 from ..notebook import TEST, cell_role, grade_id, is_locked
+from .judge import ABORT
 
 KERNEL_MODULE = "grading_kernel"  # the kernel's name in the grader folder, where the sandbox's Python imports it
 # The grader folder's copies of the kernel and its wire format (kernel.py imports nothing from tito).
 KERNEL_FILES = {"kernel.py": f"{KERNEL_MODULE}.py", "wire.py": "grading_wire.py"}
 SERVE_JUDGE = "get_ipython().kernel.answer_judge()"  # what a test cell runs in the kernel: serving the judge
-ABORT = "abort"  # as in judge.py: the test's cell ended in the kernel before the judge's test did
 FIRST_SANDBOX_UID = 61000
 SCRATCH = Path("/sandbox")  # inside the sandbox: the kernel's private tmpfs (working folder, HOME, TMPDIR, sockets)
 KERNEL_SOCKETS = str(SCRATCH / ".kernel")

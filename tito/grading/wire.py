@@ -129,6 +129,12 @@ def decode(form, buffers: list, resolve, attach=lambda array, owner: array):
     return walk(form, 0)
 
 
+def builtin_base(kind: type) -> str:
+    """The name of the nearest builtin class of `kind` (an exception's or a warning's): what the other side can
+    name it by."""
+    return next(base.__name__ for base in kind.__mro__ if base.__module__ == "builtins")
+
+
 def _text(value) -> str:
     if type(value) is not str or len(value) > 40:
         raise WireError("a number that is not one")
