@@ -46,7 +46,7 @@ class TinytorchRun:
         transformer, training = modules["transformer"], modules["training"]
         self.model = build_gpt(modules, len(data.tokenizer), options)
         adamw = modules["optimizers"].AdamW(self.model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
-        self.schedule = transformer.WarmupCosineLR(adamw, warmup=options.warmup, total=options.steps)
+        self.schedule = transformer.WarmupCosineLR(adamw, warmup=options.warmup_steps, total=options.steps)
         self.trainer = training.Trainer(transformer.PerPositionLogits(self.model),
                                         transformer.ClippedSchedule(adamw, self.schedule, options.max_norm),
                                         self.model.loss_function())

@@ -16,7 +16,7 @@ from tinytorch.core.compression import (MaskedOptimizer, Pruning, channels_to_ke
 from tinytorch.core.convolutions import Conv2d, MaxPool2d
 from tinytorch.core.layers import Flatten, Linear, Sequential
 from tinytorch.core.losses import CrossEntropyLoss
-from tinytorch.core.optimizers import SGD, Adam, AdamW
+from tinytorch.core.optimizers import SGD, Adam, AdamW, StepLR
 from tinytorch.core.tensor import Tensor
 from tinytorch.core.training import DataLoader, Standardizer, Trainer, load_digits_dataset
 
@@ -70,6 +70,18 @@ def test_pruned_weights_stay_zero_with_every_optimizer_and_in_a_trainer(make_opt
         assert np.all(weight.numpy()[~mask] == 0) and np.all(weight.numpy()[mask] != 0)
     assert pruning.sparsity() == pytest.approx((round(0.6 * 72) + round(0.6 * 36)) / 108)
     assert history.train_loss[-1] < history.train_loss[0]
+
+
+def test_a_masked_optimizer_is_scheduled_and_saved_as_the_optimizer_it_wraps():
+    model = small_model(np.random.default_rng(0))
+    adam = Adam(model.parameters(), lr=0.1)
+    masked = MaskedOptimizer(adam, Pruning(model, 0.5))
+    schedule = StepLR(masked, step_size=1, gamma=0.5)
+    schedule.step()
+    assert masked.lr == adam.lr == pytest.approx(0.05)  # the schedule's rate reached the wrapped optimizer
+    masked.lr = 0.2
+    assert adam.lr == 0.2
+    assert masked.params is adam.params and masked.state_dict()["lr"] == 0.2
 
 
 def random_cnn(rng, channels, hidden, image):

@@ -28,7 +28,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import copy_course, needs_sandbox, passable
+from conftest import copy_course, needs_sandbox, passable, run_tito
 from tito.course import Course, load_course
 from tito.coursefolder import course_folder
 from tito.grading.autograde import autograde
@@ -201,6 +201,17 @@ def test_gradescope_grades_as_tito_does(course, name, tmp_path):
             assert not (tmp_path / "autograder" / "hostile").exists()
             assert (tmp_path / "autograder" / "source" / "run_autograder").read_bytes() == (
                 tmp_path / "autograder" / "run_autograder").read_bytes()
+
+
+def test_the_command_releases_only_the_modules_it_zips(course, tmp_path):
+    """`tito gradescope 01 OUT` in a course where later modules were never released zips 01 and releases
+    nothing else (releasing runs every solution: minutes per module)."""
+    release_dir = course_folder(course).root / "release"
+    before = sorted(path.name for path in release_dir.iterdir())
+    run = run_tito("gradescope", "01", str(tmp_path / "zips"), cwd=course.root)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (tmp_path / "zips" / "01_tensor-gradescope.zip").exists() and "released first" not in run.stdout
+    assert sorted(path.name for path in release_dir.iterdir()) == before
 
 
 def test_the_zip_holds_no_solution_of_the_module(course, tmp_path):

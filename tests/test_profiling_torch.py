@@ -4,7 +4,8 @@ same models exactly; parameter counts equal PyTorch's.
 
 PyTorch counts only products (mm, addmm, bmm, convolution): not elementwise operations, reductions, or the
 sum that is a bias's gradient. So the profiler's side is its MatMul and Conv2d events and the rules that
-compute the gradients of their matrix operands (inputs 0 and 1)."""
+compute the gradients of their matrix operands (inputs 0 and 1), and module 13's CausalAttention, whose
+FLOPs are its products alone, forward and backward."""
 from __future__ import annotations
 
 import math
@@ -12,6 +13,7 @@ import math
 import numpy as np
 import pytest
 
+from tinytorch.core.acceleration import FusedGPT
 from tinytorch.core.activations import ReLU
 from tinytorch.core.convolutions import Conv2d, MaxPool2d
 from tinytorch.core.layers import Flatten, Linear, Sequential
@@ -29,9 +31,9 @@ PRODUCTS = ("MatMul", "Conv2d")
 
 def product_flops(events) -> tuple[int, int]:
     """(forward, backward) FLOPs of the products among `events`, as PyTorch counts them."""
-    forward = sum(e.flops for e in events if e.kind == "forward" and e.name in PRODUCTS)
-    backward = sum(e.flops for e in events if e.kind == "backward" and e.name[:-len("Backward")] in PRODUCTS
-                   and e.input in (0, 1))
+    forward = sum(e.flops for e in events if e.kind == "forward" and e.name in PRODUCTS + ("CausalAttention",))
+    backward = sum(e.flops for e in events if e.kind == "backward" and (
+        e.name[:-len("Backward")] in PRODUCTS and e.input in (0, 1) or e.name == "CausalAttentionBackward"))
     return forward, backward
 
 
@@ -100,17 +102,18 @@ def explicit_attention(q, k, v, is_causal=True):
     return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1) @ v
 
 
+@pytest.mark.parametrize("model_class", [GPT, FusedGPT])
 @pytest.mark.parametrize("tied", [False, True])
-def test_products_of_the_gpt_equal_pytorchs_counts(monkeypatch, tied):
+def test_products_of_the_gpt_equal_pytorchs_counts(monkeypatch, tied, model_class):
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", explicit_attention)
     rng = np.random.default_rng(0)
-    # Module 11's composed attention: its products are MatMul events, which the profiler counts as products;
-    # module 13's fused CausalAttention does its products inside one node, counted as elementwise work.
-    model = GPT(20, 16, d_model=32, num_heads=4, num_layers=2, tied=tied, rng=rng)
+    # Module 11's composed attention: its products are MatMul events; module 13's FusedGPT does them inside
+    # one CausalAttention node, whose FLOPs are those products.
+    model = model_class(20, 16, d_model=32, num_heads=4, num_layers=2, tied=tied, rng=rng)
     ids = rng.integers(0, 20, (4, 17))
     inputs, targets = ids[:, :-1], ids[:, 1:]
     with Profiler() as prof:
-        CrossEntropyLoss()(PerPositionLogits(model)(Tensor(inputs.astype(np.float32))), targets).backward()
+        model.loss_function()(PerPositionLogits(model)(Tensor(inputs.astype(np.float32))), targets).backward()
     ours = product_flops(prof.events)
     net = build_torch_gpt(torch, model)
     expected = torch_flops(lambda: net(torch.tensor(inputs)),

@@ -189,21 +189,40 @@ test_unit_flops()
 # | `MatMul` | $2k \times$ outputs | another product of the same size: the forward's FLOPs |
 # | `Conv2d` | $2\,C k_h k_w \times$ outputs | the forward's FLOPs for `x` and for the weight; the bias: one per output |
 # | moving data (`Reshape`, `Permute`, `Index`, `Expand`, `Flip`, `Embedding`) | 0 | 0 |
-# | reductions (`Sum`, `Mean`, `Max`, ..., the pools) | one per **input** element | one per input element |
+# | reductions (`Sum`, `Mean`, `Max`, ..., the pools, `SoftmaxCrossEntropy`) | `FLOPS_PER_ELEMENT` (1 unless listed) per **input** element | the same per input element |
+# | `CausalAttention` (q, k, v) | its two products: `q @ k.T` and `weights @ v` | q: `g @ v.T` and the scores' gradient times `k`; k: that gradient, transposed, times `q`; v: `weights.T @ g` |
 # | everything else (elementwise) | `FLOPS_PER_ELEMENT` (1 unless listed) per **output** element | the same per output element |
 #
 # The fused operations of modules 10-11 do several elementwise steps in one node: `FLOPS_PER_ELEMENT`
-# counts the steps of their forward computation. A gradient is counted only for an input that needs one,
-# as PyTorch does: no gradient for a batch of data.
+# counts the steps of their forward computation. Module 13 goes further and fuses whole computations into
+# one node, and a profile of its GPT must still count them: `SoftmaxCrossEntropy` turns logits into one
+# number (a reduction, five steps per logit, as `LogSoftmax`), and `CausalAttention` does attention's two
+# products inside one node. `attention_products` (given) measures those products; each gradient is a product
+# of the same size as one of them, so the backward pass costs twice the forward, as for `MatMul`. A gradient
+# is counted only for an input that needs one, as PyTorch does: no gradient for a batch of data.
 
 # %%
 #| export
 MOVING_DATA = frozenset({"Reshape", "Permute", "Index", "Expand", "Flip", "Embedding"})
-REDUCTIONS = frozenset({"Sum", "Mean", "Max", "Min", "Var", "LogSumExp", "MaxPool2d", "AvgPool2d"})
+REDUCTIONS = frozenset({"Sum", "Mean", "Max", "Min", "Var", "LogSumExp", "MaxPool2d", "AvgPool2d", "SoftmaxCrossEntropy"})
 # The steps per element of operations that do more than one (module 11's GELU: x*x, *c, +1, *x, *s, tanh, +1, *x,
 # *0.5; module 10's LayerNorm: mean, subtract, square, mean, scale, *weight, +bias; softmax: max, subtract, exp,
-# sum, divide).
-FLOPS_PER_ELEMENT = {"GELU": 9, "LayerNorm": 7, "Softmax": 5, "LogSoftmax": 5, "Sigmoid": 3, "Tanh": 1}
+# sum, divide; module 13's SoftmaxCrossEntropy: the log-softmax of each logit).
+FLOPS_PER_ELEMENT = {"GELU": 9, "LayerNorm": 7, "Softmax": 5, "LogSoftmax": 5, "Sigmoid": 3, "Tanh": 1,
+                     "SoftmaxCrossEntropy": 5}
+
+
+def attention_products(input_shapes: list) -> tuple[int, int]:
+    """FLOPs of the two products inside CausalAttention(q, k, v), for q, k (..., T, D) and v (..., T, Dv):
+    (scores = q @ k.T, weights @ v).
+
+    >>> attention_products([(2, 5, 3), (2, 5, 3), (2, 5, 4)])
+    (300, 400)
+    """
+    q, k, v = input_shapes
+    scores = q[:-1] + k[-2:-1]  # (..., T, T)
+    k_transposed = k[:-2] + (k[-1], k[-2])
+    return matmul_flops(q, k_transposed, scores), matmul_flops(scores, v, scores[:-1] + v[-1:])
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "profiling-op-flops", "locked": false, "solution": true}
 #| export
@@ -218,10 +237,12 @@ def forward_flops(name: str, input_shapes: list, out_shape: tuple) -> int:
         return matmul_flops(input_shapes[0], input_shapes[1], out_shape)
     if name == "Conv2d":
         return conv2d_flops(input_shapes[1], out_shape)
+    if name == "CausalAttention":
+        return sum(attention_products(input_shapes))
     if name in MOVING_DATA:
         return 0
     if name in REDUCTIONS:
-        return size_of(input_shapes[0])
+        return FLOPS_PER_ELEMENT.get(name, 1) * size_of(input_shapes[0])
     return FLOPS_PER_ELEMENT.get(name, 1) * size_of(out_shape)
     ### END SOLUTION
 
@@ -237,8 +258,11 @@ def gradient_flops(name: str, input_shapes: list, out_shape: tuple, index: int) 
         return size_of(out_shape)  # the bias: a sum over everything but the channel
     if name in ("MatMul", "Conv2d"):
         return forward_flops(name, input_shapes, out_shape)
+    if name == "CausalAttention":
+        scores, weighted = attention_products(input_shapes)
+        return (scores + weighted, scores, weighted)[index]  # q: g @ v.T, then times k; k: one; v: weights.T @ g
     if name in REDUCTIONS:
-        return size_of(input_shapes[index])
+        return FLOPS_PER_ELEMENT.get(name, 1) * size_of(input_shapes[index])
     return forward_flops(name, input_shapes, out_shape)
     ### END SOLUTION
 
@@ -266,6 +290,16 @@ def test_unit_op_flops():
     got = gradient_flops("Sum", [(10, 20)], (10,), 0)
     assert got == 200, f"a reduction's gradient spreads to every input element: 200, got {got}"
     assert gradient_flops("Mul", [(4, 3), (4, 3)], (4, 3), 1) == 12, "an elementwise gradient is one per output element"
+    got = forward_flops("SoftmaxCrossEntropy", [(6, 10), (6,)], ())
+    assert got == 5 * 60, f"SoftmaxCrossEntropy reduces 6 x 10 logits to one number, 5 steps per INPUT element: 300, got {got}"
+    attention = [(2, 4, 5, 3), (2, 4, 5, 3), (2, 4, 5, 7)]  # q, k, v: 2 x 4 heads, 5 positions
+    scores, weighted = 2 * 3 * (2 * 4 * 5 * 5), 2 * 5 * (2 * 4 * 5 * 7)
+    got = forward_flops("CausalAttention", attention, (2, 4, 5, 7))
+    assert got == scores + weighted, f"CausalAttention does two products, q @ k.T ({scores}) and weights @ v ({weighted}): {scores + weighted}, got {got}"
+    got = [gradient_flops("CausalAttention", attention, (2, 4, 5, 7), i) for i in (0, 1, 2)]
+    assert got == [scores + weighted, scores, weighted], (
+        f"CausalAttention's gradients: q needs g @ v.T and a product with k ({scores + weighted}), k one product ({scores}), "
+        f"v weights.T @ g ({weighted}); got {got}")
 
 test_unit_op_flops()
 
@@ -740,10 +774,12 @@ def key_averages(events: list, sort_by: str = "self_time") -> list:
 def format_table(rows: list, row_limit: int | None = None) -> str:
     """The rows as a text table like torch.profiler's, with each row's share of the summed self time."""
     whole = sum(row.self_time for row in rows) or 1.0
-    lines = [f"{'Name':<22} {'Self %':>7} {'Self ms':>9} {'Total ms':>9} {'Calls':>6} {'MFLOPs':>9} {'Saved KB':>9}"]
+    shown = rows[:row_limit]
+    width = max([22] + [len(row.name) for row in shown])  # the name column fits the longest name shown
+    lines = [f"{'Name':<{width}} {'Self %':>7} {'Self ms':>9} {'Total ms':>9} {'Calls':>6} {'MFLOPs':>9} {'Saved KB':>9}"]
     lines.append("-" * len(lines[0]))
-    for row in rows[:row_limit]:
-        lines.append(f"{row.name:<22} {row.self_time / whole:>7.1%} {row.self_time * 1e3:>9.3f} "
+    for row in shown:
+        lines.append(f"{row.name:<{width}} {row.self_time / whole:>7.1%} {row.self_time * 1e3:>9.3f} "
                      f"{row.total_time * 1e3:>9.3f} {row.calls:>6} {row.flops / 1e6:>9.3f} {row.saved_bytes / 1024:>9.1f}")
     lines.append(f"Self time total: {whole * 1e3:.3f} ms")
     return "\n".join(lines)

@@ -284,7 +284,14 @@ class MaskedOptimizer:
 
     def __init__(self, optimizer, pruning: Pruning):
         self.optimizer, self.pruning = optimizer, pruning
-        self.zero_grad, self.state_dict = optimizer.zero_grad, optimizer.state_dict  # the wrapped optimizer's own
+
+    def __getattr__(self, name):  # asked only for what the wrapper lacks: zero_grad, state_dict, params, ...
+        if name == "optimizer":
+            raise AttributeError(name)  # not set yet (a copy being made): there is no wrapped optimizer to ask
+        return getattr(self.optimizer, name)
+
+    # A learning-rate schedule sets `lr`: the wrapped optimizer must see it.
+    lr = property(lambda self: self.optimizer.lr, lambda self, value: setattr(self.optimizer, "lr", value))
 
     def step(self) -> None:
         ### BEGIN SOLUTION

@@ -58,7 +58,7 @@ def global_masks(weights: list, sparsity: float) -> list[np.ndarray]:
     pieces = np.split(mask, np.cumsum([array.size for array in arrays])[:-1])
     return [piece.reshape(array.shape) for piece, array in zip(pieces, arrays)]
 
-# %% ../../modules/15_compression/compression_dev.py #ec7624a4
+# %% ../../modules/15_compression/compression_dev.py #9a76ce01
 SCOPES = ("global", "layer")
 
 
@@ -94,7 +94,14 @@ class MaskedOptimizer:
 
     def __init__(self, optimizer, pruning: Pruning):
         self.optimizer, self.pruning = optimizer, pruning
-        self.zero_grad, self.state_dict = optimizer.zero_grad, optimizer.state_dict  # the wrapped optimizer's own
+
+    def __getattr__(self, name):  # asked only for what the wrapper lacks: zero_grad, state_dict, params, ...
+        if name == "optimizer":
+            raise AttributeError(name)  # not set yet (a copy being made): there is no wrapped optimizer to ask
+        return getattr(self.optimizer, name)
+
+    # A learning-rate schedule sets `lr`: the wrapped optimizer must see it.
+    lr = property(lambda self: self.optimizer.lr, lambda self, value: setattr(self.optimizer, "lr", value))
 
     def step(self) -> None:
         self.optimizer.step()

@@ -22,8 +22,8 @@ from .tensor import Tensor, best_time
 
 # %% auto #0
 __all__ = ['MOVING_DATA', 'REDUCTIONS', 'FLOPS_PER_ELEMENT', 'RECORD', 'SORT_KEYS', 'count_parameters', 'size_of', 'matmul_flops',
-           'conv2d_flops', 'forward_flops', 'gradient_flops', 'saved_bytes', 'Event', 'footprint', 'Profiler',
-           'operation_event', 'rule_event', 'events_from_log', 'OpSummary', 'key_averages', 'format_table',
+           'conv2d_flops', 'attention_products', 'forward_flops', 'gradient_flops', 'saved_bytes', 'Event', 'footprint',
+           'Profiler', 'operation_event', 'rule_event', 'events_from_log', 'OpSummary', 'key_averages', 'format_table',
            'trace_event', 'chrome_trace', 'export_chrome_trace', 'RooflinePoint', 'roofline_point',
            'measure_peak_flops', 'measure_bandwidth', 'roofline', 'plot_roofline']
 
@@ -59,15 +59,29 @@ def conv2d_flops(weight_shape: tuple, out_shape: tuple) -> int:
     """
     return 2 * size_of(weight_shape[1:]) * size_of(out_shape)
 
-# %% ../../modules/12_profiling/profiling_dev.py #7945207e
+# %% ../../modules/12_profiling/profiling_dev.py #7e64c47b
 MOVING_DATA = frozenset({"Reshape", "Permute", "Index", "Expand", "Flip", "Embedding"})
-REDUCTIONS = frozenset({"Sum", "Mean", "Max", "Min", "Var", "LogSumExp", "MaxPool2d", "AvgPool2d"})
+REDUCTIONS = frozenset({"Sum", "Mean", "Max", "Min", "Var", "LogSumExp", "MaxPool2d", "AvgPool2d", "SoftmaxCrossEntropy"})
 # The steps per element of operations that do more than one (module 11's GELU: x*x, *c, +1, *x, *s, tanh, +1, *x,
 # *0.5; module 10's LayerNorm: mean, subtract, square, mean, scale, *weight, +bias; softmax: max, subtract, exp,
-# sum, divide).
-FLOPS_PER_ELEMENT = {"GELU": 9, "LayerNorm": 7, "Softmax": 5, "LogSoftmax": 5, "Sigmoid": 3, "Tanh": 1}
+# sum, divide; module 13's SoftmaxCrossEntropy: the log-softmax of each logit).
+FLOPS_PER_ELEMENT = {"GELU": 9, "LayerNorm": 7, "Softmax": 5, "LogSoftmax": 5, "Sigmoid": 3, "Tanh": 1,
+                     "SoftmaxCrossEntropy": 5}
 
-# %% ../../modules/12_profiling/profiling_dev.py #3fa74144
+
+def attention_products(input_shapes: list) -> tuple[int, int]:
+    """FLOPs of the two products inside CausalAttention(q, k, v), for q, k (..., T, D) and v (..., T, Dv):
+    (scores = q @ k.T, weights @ v).
+
+    >>> attention_products([(2, 5, 3), (2, 5, 3), (2, 5, 4)])
+    (300, 400)
+    """
+    q, k, v = input_shapes
+    scores = q[:-1] + k[-2:-1]  # (..., T, T)
+    k_transposed = k[:-2] + (k[-1], k[-2])
+    return matmul_flops(q, k_transposed, scores), matmul_flops(scores, v, scores[:-1] + v[-1:])
+
+# %% ../../modules/12_profiling/profiling_dev.py #5dd1cca7
 def forward_flops(name: str, input_shapes: list, out_shape: tuple) -> int:
     """FLOPs of operation `name` on inputs of `input_shapes` giving `out_shape`, by the table above.
 
@@ -78,10 +92,12 @@ def forward_flops(name: str, input_shapes: list, out_shape: tuple) -> int:
         return matmul_flops(input_shapes[0], input_shapes[1], out_shape)
     if name == "Conv2d":
         return conv2d_flops(input_shapes[1], out_shape)
+    if name == "CausalAttention":
+        return sum(attention_products(input_shapes))
     if name in MOVING_DATA:
         return 0
     if name in REDUCTIONS:
-        return size_of(input_shapes[0])
+        return FLOPS_PER_ELEMENT.get(name, 1) * size_of(input_shapes[0])
     return FLOPS_PER_ELEMENT.get(name, 1) * size_of(out_shape)
 
 
@@ -95,8 +111,11 @@ def gradient_flops(name: str, input_shapes: list, out_shape: tuple, index: int) 
         return size_of(out_shape)  # the bias: a sum over everything but the channel
     if name in ("MatMul", "Conv2d"):
         return forward_flops(name, input_shapes, out_shape)
+    if name == "CausalAttention":
+        scores, weighted = attention_products(input_shapes)
+        return (scores + weighted, scores, weighted)[index]  # q: g @ v.T, then times k; k: one; v: weights.T @ g
     if name in REDUCTIONS:
-        return size_of(input_shapes[index])
+        return FLOPS_PER_ELEMENT.get(name, 1) * size_of(input_shapes[index])
     return forward_flops(name, input_shapes, out_shape)
 
 # %% ../../modules/12_profiling/profiling_dev.py #b14e2ca8
@@ -325,7 +344,7 @@ class OpSummary:
     saved_bytes: int = 0
     bytes_moved: int = 0
 
-# %% ../../modules/12_profiling/profiling_dev.py #28fcd01f
+# %% ../../modules/12_profiling/profiling_dev.py #f1bd3cf0
 SORT_KEYS = ("self_time", "total_time", "calls", "flops", "saved_bytes")
 
 
@@ -349,10 +368,12 @@ def key_averages(events: list, sort_by: str = "self_time") -> list:
 def format_table(rows: list, row_limit: int | None = None) -> str:
     """The rows as a text table like torch.profiler's, with each row's share of the summed self time."""
     whole = sum(row.self_time for row in rows) or 1.0
-    lines = [f"{'Name':<22} {'Self %':>7} {'Self ms':>9} {'Total ms':>9} {'Calls':>6} {'MFLOPs':>9} {'Saved KB':>9}"]
+    shown = rows[:row_limit]
+    width = max([22] + [len(row.name) for row in shown])  # the name column fits the longest name shown
+    lines = [f"{'Name':<{width}} {'Self %':>7} {'Self ms':>9} {'Total ms':>9} {'Calls':>6} {'MFLOPs':>9} {'Saved KB':>9}"]
     lines.append("-" * len(lines[0]))
-    for row in rows[:row_limit]:
-        lines.append(f"{row.name:<22} {row.self_time / whole:>7.1%} {row.self_time * 1e3:>9.3f} "
+    for row in shown:
+        lines.append(f"{row.name:<{width}} {row.self_time / whole:>7.1%} {row.self_time * 1e3:>9.3f} "
                      f"{row.total_time * 1e3:>9.3f} {row.calls:>6} {row.flops / 1e6:>9.3f} {row.saved_bytes / 1024:>9.1f}")
     lines.append(f"Self time total: {whole * 1e3:.3f} ms")
     return "\n".join(lines)

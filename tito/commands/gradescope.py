@@ -15,7 +15,7 @@ from ..ui import console
 def register(commands) -> None:
     parser = commands.add_parser(
         "gradescope", help="a Gradescope autograder zip per module: grades an upload as `tito nbgrader autograde` does",
-        description="Writes OUT/<module>-gradescope.zip for each module named (releasing first any module whose "
+        description="Writes OUT/<module>-gradescope.zip for each module named (releasing it first if its "
                     "release is missing or older than its lesson): upload it as the assignment's autograder; students "
                     "upload their notebook. Checked to hold no solution line of the module or a later one. "
                     "Example: `tito gradescope 01_tensor dist/`.")
@@ -31,7 +31,7 @@ def run(args) -> int:
     if bool(args.modules) == args.all:
         raise TitoError("name the modules (e.g. `tito gradescope 01_tensor OUT`) or pass --all, not both", 2)
     modules = course.select(None if args.all else args.modules)
-    released = release_stale(course, lambda text: console.print(f"  {escape(text)}"))
+    released = release_stale(course, lambda text: console.print(f"  {escape(text)}"), modules)  # only those zipped
     if released:
         console.print(f"released first (missing or older than the lesson): {', '.join(released)}")
     for module in modules:

@@ -119,7 +119,7 @@ def run_gpt_command(args) -> int:
 def _print_profile(profile) -> None:
     console.print(f"[bold]profile[/] of {PROFILE_STEPS} more training steps (this machine: {profile.peak / 1e9:.1f} "
                   f"GFLOP/s float32 matrix product, {profile.bandwidth / 1e9:.1f} GB/s copy):")
-    console.print(profile.table, highlight=False, markup=False)
+    console.print(profile.table, highlight=False, markup=False, soft_wrap=True)  # a table: never folded at the width
     console.print(f"table: {escape(str(profile.table_path))}")
     console.print(f"trace: {escape(str(profile.trace))} (open it at https://ui.perfetto.dev or with `vizviewer`)")
     console.print(f"roofline: {escape(str(profile.roofline))}")

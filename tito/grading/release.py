@@ -152,12 +152,13 @@ def _syntax_errors(notebook: nbformat.NotebookNode) -> list[str]:
     return problems
 
 
-def release_stale(course: Course, say: Callable[[str], None] = lambda text: None) -> list[str]:
-    """Release every module of the course whose release is missing or older than its lesson, before a
-    workspace or a kit is made from the course folder's release/; the names released. A release that is up
-    to date is reused: releasing runs every solution in a kernel."""
+def release_stale(course: Course, say: Callable[[str], None] = lambda text: None, modules: list | None = None) -> list[str]:
+    """Release every module of `modules` (default: the course's) whose release is missing or older than its
+    lesson, before a workspace, a kit or an autograder is made from the course folder's release/; the names
+    released. A release that is up to date is reused: releasing runs every solution in a kernel."""
     release_dir = course_folder(course).root / "release"
-    stale = [module for module in course.modules if not release_is_current(course, module, release_dir)]
+    stale = [module for module in (course.modules if modules is None else modules)
+             if not release_is_current(course, module, release_dir)]
     for module in stale:
         if not module.dev_file.exists():
             raise TitoError(f"{module.name} has no release in {release_dir} and no {module.dev_file.name} to make one "

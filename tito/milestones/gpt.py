@@ -68,6 +68,11 @@ class GptOptions:
     max_norm: float = 1.0
     eval_every: int = 250      # steps between two measurements of the validation loss
 
+    @property
+    def warmup_steps(self) -> int:
+        """The steps of warm-up of a run of `steps`: `warmup`, or fewer in a shorter run (the schedule needs some after it)."""
+        return min(self.warmup, self.steps - 1)
+
     def check(self) -> None:
         for name, value, least in [("--steps", self.steps, 1), ("--length", self.length, 0), ("--top-k", self.top_k, 1),
                                    ("--merges", self.merges, 0)]:
@@ -246,7 +251,7 @@ def run_gpt(options: GptOptions, progress=None) -> GptResult:
     prompt = checked_prompt(data.tokenizer, options.prompt, data.opening)  # before training, not after
     model = build_gpt(modules, len(data.tokenizer), options)
     adamw = modules["optimizers"].AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
-    schedule = transformer.WarmupCosineLR(adamw, warmup=min(options.warmup, options.steps - 1), total=options.steps)
+    schedule = transformer.WarmupCosineLR(adamw, warmup=options.warmup_steps, total=options.steps)
     trainer = training.Trainer(transformer.PerPositionLogits(model),
                                transformer.ClippedSchedule(adamw, schedule, options.max_norm),
                                model.loss_function())
