@@ -108,7 +108,7 @@ def col2im(cols: np.ndarray, input_shape: tuple, kernel_size, stride=1, padding=
             padded[:, u:u + sh * oh:sh, v:v + sw * ow:sw] += windows[:, u, v]
     return padded[:, ph:ph + height, pw:pw + width].transpose(3, 0, 1, 2)
 
-# %% ../../modules/09_convolutions/convolutions_dev.py #9c28c0ad
+# %% ../../modules/09_convolutions/convolutions_dev.py #4ac6e95c
 def col2im_of_product(weight: np.ndarray, grad_columns: np.ndarray, input_shape: tuple, stride=1, padding=0) -> np.ndarray:
     """`col2im(weight.reshape(O, -1).T @ grad_columns, input_shape, (kh, kw), stride, padding)` without forming
     the product: for each kernel offset (u, v), the block `weight[:, :, u, v].T @ grad_columns` is added onto its
@@ -120,12 +120,17 @@ def col2im_of_product(weight: np.ndarray, grad_columns: np.ndarray, input_shape:
     """
     n, channels, height, width = input_shape
     (kh, kw), (sh, sw), (ph, pw), (oh, ow) = _geometry(input_shape, weight.shape[2:], stride, padding)
-    padded = np.zeros((channels, height + 2 * ph, width + 2 * pw, n), dtype=grad_columns.dtype)
     by_offset = np.ascontiguousarray(weight.transpose(2, 3, 1, 0))  # by_offset[u, v] is weight[:, :, u, v].T
+    block = np.empty((channels, oh * ow * n), dtype=grad_columns.dtype)  # one array, reused for every offset
+    # by_column[v]: the gradient of the padded input's columns v, v + sw, ... (ow of them), all rows
+    by_column = np.zeros((kw, channels, height + 2 * ph, ow, n), dtype=grad_columns.dtype)
     for u in range(kh):
         for v in range(kw):
-            block = by_offset[u, v] @ grad_columns  # the gradient of every copy at offset (u, v)
-            padded[:, u:u + sh * oh:sh, v:v + sw * ow:sw] += block.reshape(channels, oh, ow, n)
+            np.matmul(by_offset[u, v], grad_columns, out=block)  # the gradient of every copy at offset (u, v)
+            by_column[v, :, u:u + sh * oh:sh] += block.reshape(channels, oh, ow, n)
+    padded = np.zeros((channels, height + 2 * ph, width + 2 * pw, n), dtype=grad_columns.dtype)
+    for v in range(kw):
+        padded[:, :, v:v + sw * ow:sw] += by_column[v]
     return padded[:, ph:ph + height, pw:pw + width].transpose(3, 0, 1, 2)
 
 # %% ../../modules/09_convolutions/convolutions_dev.py #c471b6f2
