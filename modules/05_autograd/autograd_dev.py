@@ -699,10 +699,6 @@ def backpropagate(root: Variable, seed: np.ndarray, retain_graph: bool = False) 
     ### BEGIN SOLUTION
     order = topological_order(root)
     pending = {order[-1]: seed}
-    # Released edges stay in this list until the function returns: freeing the saved arrays mid-walk, while the
-    # gradients are being allocated, made the allocator give memory back to the system and fault it in again
-    # (a batch-1024 MLP step: 128 more page faults than freeing them at the end, counted with /usr/bin/time).
-    freed_on_return = []
     for node in reversed(order):
         try:
             grad = pending.pop(node)  # complete: every node that used `node` came earlier in this loop
@@ -724,7 +720,8 @@ def backpropagate(root: Variable, seed: np.ndarray, retain_graph: bool = False) 
             previous = pending.get(source)
             pending[source] = source_grad if previous is None else previous + source_grad
         if not retain_graph:
-            freed_on_return.append(node.edges)
+            # Its rules' saved arrays are freed now, mid-walk: the gradients still to come reuse their memory
+            # (a GPT training step 7% faster than freeing them all at the end, benchmarks/acceleration.md).
             node.edges = _RELEASED
     ### END SOLUTION
 
