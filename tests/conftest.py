@@ -90,7 +90,7 @@ def _plain_env(columns: int = 200) -> dict:
 def pytest_collection_modifyitems(items):
     """Groups for CI's parallel slow suite (`-n 2 --dist loadgroup`, pytest-xdist): a test file runs whole on one
     worker, so its module fixtures are built once; the files that grade in the sandbox share one worker, because a
-    sandbox's Unix user (61000 + slot) is the same in every process and these tests count that user's processes."""
+    sandbox's Unix user (61000 and up) comes from one pool for every process and these tests count those users' processes."""
     sandboxed = {item.path for item in items if needs_sandbox.mark in item.iter_markers("skipif")}
     for item in items:
         item.add_marker(pytest.mark.xdist_group("sandbox" if item.path in sandboxed else item.path.name))

@@ -34,6 +34,7 @@ from tito.coursefolder import course_folder
 from tito.grading.autograde import autograde
 from tito.grading.gradescope import build_autograder, withheld_leaks
 from tito.grading.release import release
+from tito.grading.sandbox import FIRST_SANDBOX_UID, SANDBOX_USERS
 from tito.leaks import secret_lines
 from tito.notebook import graded_cells
 
@@ -248,5 +249,6 @@ def test_without_namespaces_the_upload_runs_as_an_unprivileged_user(course, tmp_
     assert results["score"] == sum(test["max_score"] for test in tests), results["output"]
     assert not (tmp_path / "autograder" / "hostile").exists()
     assert json.loads((tmp_path / "autograder" / "results" / "results.json").read_text())["score"] != 999
-    left = subprocess.run(["pgrep", "-u", "61000", "sleep"], capture_output=True, text=True).stdout
+    sandbox_users = ",".join(str(FIRST_SANDBOX_UID + n) for n in range(SANDBOX_USERS))
+    left = subprocess.run(["pgrep", "-u", sandbox_users, "sleep"], capture_output=True, text=True).stdout
     assert left == "", "a process the submission started outlived its grading"

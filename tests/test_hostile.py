@@ -361,8 +361,8 @@ def test_tito_stays_small_while_submissions_flood(graded, course):
         assert read_grade(course, course.module(MODULE), student).score == FIRST_TWO
 
 
-def test_the_kernel_keyring_keeps_nothing_for_the_next_submission_of_a_slot(course):
-    """Two submissions graded one after the other in the same slot (so as the same user): what the first puts
+def test_the_kernel_keyring_keeps_nothing_for_the_next_submission_as_the_same_user(course):
+    """Two submissions graded one after the other (so as the same user, the first free one): what the first puts
     in its user keyring, the second cannot find. Both keep their points."""
     folder = course_folder(course)
     module = course.module(MODULE)

@@ -3,11 +3,15 @@ do to count as passed. Real bubblewrap, real kernels, the real judge."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from conftest import ROOT, needs_sandbox
+from conftest import ROOT, needs_sandbox, passable
 from tito.grading.sandbox import Limits, make_grader_folder, run_notebook
 
 pytestmark = [pytest.mark.slow, needs_sandbox]
@@ -72,16 +76,15 @@ def test_a_test_counts_only_when_the_judge_ran_it_to_its_end(tmp_path):
 
 def test_a_loop_that_ignores_interrupts_is_stopped_and_its_processes_end(tmp_path):
     cells = [nbformat.v4.new_code_cell("import subprocess, sys\n"
-                                       "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], "
+                                       "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)  # left-behind'], "
                                        "start_new_session=True)\n"),
              nbformat.v4.new_code_cell("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"),
              _locked("after", "pass")]
     run = _run(tmp_path, cells, Limits(cell_seconds=3, notebook_seconds=30))
     assert "was stopped after 3 s" in run.stopped
     assert run.completed == {"after": False}
-    import subprocess
-    uids = subprocess.run(["ps", "-eo", "uid="], capture_output=True, text=True).stdout.split()
-    assert not [uid for uid in uids if int(uid) >= 61000]
+    left = subprocess.run(["pgrep", "-f", "left-behind"], capture_output=True, text=True).stdout
+    assert left == "", "the process the submission started outlived its sandbox"
 
 
 def test_processes_are_capped(tmp_path):
@@ -129,3 +132,44 @@ def test_one_huge_message_is_counted_and_stops_the_run(tmp_path):
     assert "z" * 70_000 not in shown and len(shown) < 200_000
     assert run.stopped.startswith("cell 1 printed more than the 64 KB") and run.completed == {"after": False}
 
+
+
+LONG_RUN = """
+import json, sys
+from pathlib import Path
+import nbformat
+from tito.grading.sandbox import Limits, run_notebook
+folder = Path(sys.argv[1])
+notebook = nbformat.read(folder / "long.ipynb", as_version=4)
+run = run_notebook(notebook, folder / "grader", folder / "tests.json", Limits(cell_seconds=60, notebook_seconds=120),
+                   sandboxed=False, unprivileged=True)
+print(json.dumps({"completed": run.completed, "stopped": run.stopped,
+                  "printed": "".join(o.get("text", "") for c in run.notebook.cells for o in c.get("outputs", []))}))
+"""
+
+
+def test_two_titos_grading_at_once_never_share_a_user(tmp_path):
+    """Another tito grades a long submission while this one grades a short one, both as the fallback's
+    unprivileged user, whose processes are all killed when a run ends: each run leased a user of its own,
+    so ending the short run leaves the long one running to its end."""
+    started = tmp_path / "shared" / "started"
+    started.parent.mkdir()
+    started.parent.chmod(0o777)
+    long_cells = [nbformat.v4.new_code_cell(f"open({str(started)!r}, 'w').write('yes')\nimport time\ntime.sleep(4)\nprint('long done')"),
+                  _locked("t-long", "assert 1 == 1")]
+    nbformat.write(nbformat.v4.new_notebook(cells=long_cells), tmp_path / "long.ipynb")
+    (tmp_path / "tests.json").write_text(json.dumps({"t-long": "assert 1 == 1", "t-short": "assert 2 == 2"}))
+    grader = make_grader_folder(tmp_path / "grader", {"tinytorch/__init__.py": ROOT / "tinytorch/__init__.py"})
+    with passable([Path(sys.executable), grader, started.parent]):
+        other = subprocess.Popen([sys.executable, "-c", LONG_RUN, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not started.exists() and other.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the other tito's kernel never started"
+        short = run_notebook(nbformat.v4.new_notebook(cells=[_locked("t-short", "assert 2 == 2")]), grader,
+                             tmp_path / "tests.json", Limits(cell_seconds=10, notebook_seconds=60),
+                             sandboxed=False, unprivileged=True)
+        out, _ = other.communicate(timeout=180)
+    long = json.loads(out.strip().splitlines()[-1])
+    assert short.completed == {"t-short": True}
+    assert long["completed"] == {"t-long": True} and "long done" in long["printed"], long

@@ -9,7 +9,6 @@ import io
 import json
 import logging
 import os
-import queue
 import re
 import shutil
 import tempfile
@@ -98,16 +97,9 @@ def autograde(course: Course, module: Module, students: list[str] | None = None,
             ThreadPoolExecutor(max(1, jobs)) as pool:
         grader = make_grader_folder(Path(scratch) / "grader", _reference_files(course, module))
         tests = write_tests(source, Path(scratch) / "tests.json")
-        slots: queue.Queue[int] = queue.Queue()  # each running sandbox has its own slot (and so its own user)
-        for slot in range(max(1, jobs)):
-            slots.put(slot)
 
-        def run(notebook: nbformat.NotebookNode) -> Run:
-            slot = slots.get()
-            try:
-                return run_notebook(notebook, grader, tests, limits, slot, sandboxed, unprivileged)
-            finally:
-                slots.put(slot)
+        def run(notebook: nbformat.NotebookNode) -> Run:  # each run leases a Unix user of its own (sandbox_user)
+            return run_notebook(notebook, grader, tests, limits, sandboxed, unprivileged)
 
         running = {}
         for student in chosen:

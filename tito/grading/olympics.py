@@ -34,7 +34,6 @@ import html
 import io
 import json
 import os
-import queue
 import selectors
 import statistics
 import tempfile
@@ -295,16 +294,15 @@ def fresh_rounds(images: np.ndarray, count: int, rng: np.random.Generator):
         yield noisy[rng.permutation(len(images))].astype(np.float32)
 
 
-def session(entry: Entry, reference: Entry, data, limits: Limits, slots: tuple[int, int], repeats: int,
-            seed: int) -> dict:
+def session(entry: Entry, reference: Entry, data, limits: Limits, repeats: int, seed: int) -> dict:
     """Run `entry` and `reference` side by side in two sandboxes: warm-up, one round of the test images (accuracy),
     then `repeats` timed rounds alternating reference and entry; the measurements, or Invalid."""
     warmup, test_images, labels = data
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="tito-olympics-") as scratch:
         runners = [unpack(entry, Path(scratch) / "entry"), unpack(reference, Path(scratch) / "reference")]
-        with sandboxed_python(runners[0], runners[0].parent, limits, slots[0]) as entry_process, \
-                sandboxed_python(runners[1], runners[1].parent, limits, slots[1]) as reference_process:
+        with sandboxed_python(runners[0], runners[0].parent, limits) as entry_process, \
+                sandboxed_python(runners[1], runners[1].parent, limits) as reference_process:
             ours = Channel(entry_process, "the entry")
             theirs = Channel(reference_process, "the reference model")
             for channel in (ours, theirs):
@@ -332,7 +330,7 @@ def session(entry: Entry, reference: Entry, data, limits: Limits, slots: tuple[i
 GPT_CHECK_WINDOWS = 4  # validation windows the entry's own package must answer as its weights do
 
 
-def gpt_session(entry: Entry, text: str, limits: Limits, slot: int) -> dict:
+def gpt_session(entry: Entry, text: str, limits: Limits) -> dict:
     """A GPT entry's package answers a few validation windows in the sandbox as its weights do (or Invalid); its bits
     per character are then computed by tito, from the weights, with the course's package (the lesson's benchmark)."""
     from tinytorch.core.autograd import no_grad
@@ -350,7 +348,7 @@ def gpt_session(entry: Entry, text: str, limits: Limits, slot: int) -> dict:
     windows = next_character_windows(ids, model.context)[0][:GPT_CHECK_WINDOWS]
     with tempfile.TemporaryDirectory(prefix="tito-olympics-") as scratch:
         runner = unpack(entry, Path(scratch) / "entry")
-        with sandboxed_python(runner, runner.parent, limits, slot) as process:
+        with sandboxed_python(runner, runner.parent, limits) as process:
             channel = Channel(process, "the entry")
             if channel.line(START_SECONDS, 64) != b"ready":
                 raise Invalid("the entry did not start: it must build its GPT with its own tinytorch")
@@ -364,7 +362,7 @@ def gpt_session(entry: Entry, text: str, limits: Limits, slot: int) -> dict:
     return dict(bits_per_character=measured.bits_per_character)
 
 
-def score_entry(path: Path, event: str, reference: Entry, data, limits: Limits, slots, repeats: int, seed: int,
+def score_entry(path: Path, event: str, reference: Entry, data, limits: Limits, repeats: int, seed: int,
                 validation_text: str) -> Score:
     try:
         entry = read_entry(path)
@@ -375,8 +373,8 @@ def score_entry(path: Path, event: str, reference: Entry, data, limits: Limits, 
     base = dict(name=entry.name, file=path.name, parameters=entry.parameters, size_bytes=entry.size_bytes)
     try:
         if event == GPT_EVENT:
-            return Score(valid=True, **base, **gpt_session(entry, validation_text, limits, slots[0]))
-        return Score(valid=True, **base, **session(entry, reference, data, limits, slots, repeats, seed))
+            return Score(valid=True, **base, **gpt_session(entry, validation_text, limits))
+        return Score(valid=True, **base, **session(entry, reference, data, limits, repeats, seed))
     except Invalid as error:
         return Score(valid=False, reason=str(error), **base)
 
@@ -392,16 +390,9 @@ def score_entries(folder: Path, event: str, package: Path, limits: Limits, jobs:
         raise TitoError(f"no entries (*.zip) in {folder}", 2)
     require_bwrap()
     reference, data = reference_entry(package), None if event == GPT_EVENT else digits_data()
-    slots: queue.Queue[tuple[int, int]] = queue.Queue()
-    for job in range(max(1, jobs)):
-        slots.put((2 * job, 2 * job + 1))
 
     def score(path: Path) -> Score:
-        pair = slots.get()
-        try:
-            result = score_entry(path, event, reference, data, limits, pair, repeats, seed, validation_text)
-        finally:
-            slots.put(pair)
+        result = score_entry(path, event, reference, data, limits, repeats, seed, validation_text)
         if on_score:
             on_score(result)
         return result

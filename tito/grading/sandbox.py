@@ -9,11 +9,12 @@ Built on bubblewrap (Debian's `bubblewrap`, /usr/bin/bwrap). What the kernel see
     it writes lands on the real disk or where another sandbox could see it, and a full scratch costs only it;
   - no network, no course folder, no repository, no other submission, no process but its own;
   - no kernel keyring (a seccomp filter refuses add_key, request_key and keyctl): the keyrings of a Unix user
-    outlive its processes, so one submission could leave data there for the next of the same slot;
+    outlive its processes, so one submission could leave data there for the next run as the same user;
   - limits on memory, CPU time, processes, file size and open files; tito adds a wall-time limit for the
     whole submission and a cap on everything its kernel sends (every message type, all cells together).
-When tito runs as root the kernel runs as an unprivileged user of its own (one per parallel slot), so process
-limits hold. The sandbox has its own pid namespace: killing it ends every process it started.
+When tito runs as root the kernel runs as an unprivileged user of its own, leased for the run from a pool that
+every tito on the machine shares (`sandbox_user`), so process limits hold and two gradings never share a user.
+The sandbox has its own pid namespace: killing it ends every process it started.
 
 The tests do not run in the sandbox: for each locked test cell the kernel serves tito's judge
 (tito/grading/judge.py), a process of tito's outside the sandbox that runs the test and decides its verdict.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import platform
@@ -51,7 +53,8 @@ KERNEL_MODULE = "grading_kernel"  # the kernel's name in the grader folder, wher
 # The grader folder's copies of the kernel and its wire format (kernel.py imports nothing from tito).
 KERNEL_FILES = {"kernel.py": f"{KERNEL_MODULE}.py", "wire.py": "grading_wire.py"}
 SERVE_JUDGE = "get_ipython().kernel.answer_judge()"  # what a test cell runs in the kernel: serving the judge
-FIRST_SANDBOX_UID = 61000
+FIRST_SANDBOX_UID, SANDBOX_USERS = 61000, 64  # the sandboxes' own Unix users: 61000 to 61063
+USER_LEASES = Path("/run/tito-sandbox-users")  # root's lock files, one per user: which of them a running tito holds
 SCRATCH = Path("/sandbox")  # inside the sandbox: the kernel's private tmpfs (working folder, HOME, TMPDIR, sockets)
 KERNEL_SOCKETS = str(SCRATCH / ".kernel")
 JUDGE_SOCKET = ".judge"  # in the kernel's working folder: where it waits for the judge
@@ -355,13 +358,13 @@ def _message_size(msg: dict) -> int:
     return len(json.dumps(msg.get("content", {}), default=str)) + sum(len(buffer) for buffer in msg.get("buffers", []))
 
 
-def run_notebook(notebook: nbformat.NotebookNode, grader: Path, tests: Path, limits: Limits, slot: int = 0,
+def run_notebook(notebook: nbformat.NotebookNode, grader: Path, tests: Path, limits: Limits,
                  sandboxed: bool = True, unprivileged: bool = False) -> Run:
     """Run every code cell of `notebook` in a fresh grading kernel (in the sandbox unless `sandboxed` is False),
     each locked test cell by the judge, from `tests` (a JSON file: grade id -> the lesson's source of the test).
 
     `unprivileged` (with `sandboxed` False) is the fallback where bubblewrap cannot create its namespaces (a
-    container such as Gradescope's): the kernel runs as the slot's own unprivileged user with the same limits,
+    container such as Gradescope's): the kernel runs as an unprivileged user of its own with the same limits,
     seeing what any user may see (no private file system, network or pid namespace, no keyring filter), and every
     process of that user is killed when the run ends. It needs root, to switch to that user.
     """
@@ -369,12 +372,12 @@ def run_notebook(notebook: nbformat.NotebookNode, grader: Path, tests: Path, lim
         _require_unprivileged_python()
     started = time.monotonic()
     executed = nbformat.from_dict(json.loads(json.dumps(notebook)))
-    with tempfile.TemporaryDirectory(prefix="tito-sandbox-") as scratch:
+    fallback = unprivileged and not sandboxed
+    with tempfile.TemporaryDirectory(prefix="tito-sandbox-") as scratch, \
+            (sandbox_user() if sandboxed or fallback else contextlib.nullcontext()) as uid:
         connection = Path(scratch) / "connection"  # read-only in the sandbox: what the kernel needs to start
         connection.mkdir()
         connection.chmod(0o755)
-        fallback = unprivileged and not sandboxed
-        uid = FIRST_SANDBOX_UID + slot if (sandboxed or fallback) and os.geteuid() == 0 else None
         work = SCRATCH if sandboxed else connection  # without the sandbox, the kernel writes beside its connection
         environment = _kernel_environment(grader, work)
         kernel = [sys.executable, "-P", "-m", "ipykernel_launcher", "-f", "{connection_file}",
@@ -471,15 +474,14 @@ class JudgeProcess:
 
 
 @contextlib.contextmanager
-def sandboxed_python(script: Path, folder: Path, limits: Limits, slot: int = 0):
+def sandboxed_python(script: Path, folder: Path, limits: Limits):
     """A Popen of Python running `script` in the sandbox (the kernel's isolation and limits), with `folder` (which
     holds the script) read-only and importable; its stdin and stdout are pipes to tito, its stderr is discarded.
     It is killed, with everything it started, when the block ends (`olympics` scores entries this way)."""
-    with tempfile.TemporaryDirectory(prefix="tito-sandbox-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="tito-sandbox-") as scratch, sandbox_user() as uid:
         connection = Path(scratch) / "connection"
         connection.mkdir()
         connection.chmod(0o755)
-        uid = FIRST_SANDBOX_UID + slot if os.geteuid() == 0 else None
         environment = _kernel_environment(folder, SCRATCH)
         command = sandbox_command([sys.executable, "-P", str(script)], folder, connection, limits, uid, environment)
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -493,6 +495,46 @@ def sandboxed_python(script: Path, folder: Path, limits: Limits, slot: int = 0):
                     pipe.close()
             if uid is not None:
                 _wait_until_gone(uid)
+
+
+@contextlib.contextmanager
+def sandbox_user():
+    """A Unix user of its own for one sandbox while the block runs, or None when tito is not root: the first of the
+    SANDBOX_USERS users that no tito on this machine holds, held with `flock` on its file in USER_LEASES (the lock
+    goes with the process, even one killed). Ending a run kills or waits for every process of its user, so two
+    runs must never share one. A process still running as the user leased is a dead tito's leftover: it is killed
+    before the user is handed out."""
+    if os.geteuid() != 0:
+        yield None
+        return
+    leases = _lease_folder()
+    while True:
+        for uid in range(FIRST_SANDBOX_UID, FIRST_SANDBOX_UID + SANDBOX_USERS):
+            lease = os.open(leases / str(uid), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another run holds this user
+                os.close(lease)
+                continue
+            try:
+                _kill_processes_of(uid)
+                _wait_until_gone(uid)
+                yield uid
+            finally:
+                os.close(lease)
+            return
+        time.sleep(0.1)  # every user is busy: wait for a run to end
+
+
+def _lease_folder() -> Path:
+    """USER_LEASES, made if missing, and checked to be root's alone (a lease file anyone could hold or replace
+    would let them stall grading or make two runs share a user)."""
+    with contextlib.suppress(FileExistsError):
+        USER_LEASES.mkdir(mode=0o700)
+    status = USER_LEASES.lstat()
+    if not stat.S_ISDIR(status.st_mode) or status.st_uid != 0 or status.st_mode & 0o022:
+        raise TitoError(f"{USER_LEASES} must be a folder of root's that no one else may write to: remove it and grade again", 2)
+    return USER_LEASES
 
 
 def _wait_until_gone(uid: int, seconds: float = 10) -> None:
