@@ -248,7 +248,16 @@ def test_unit_tensor_creation():
     assert Tensor(np.zeros(3, dtype=np.float64)).dtype == np.float64, "a float64 array must stay float64"
     assert Tensor(Tensor([1.0])).dtype == np.float32, "a Tensor built from a Tensor keeps its dtype"
     assert Tensor(np.array([1, 2])).dtype == np.int64, "an integer array keeps its dtype"
-    for bad in ["abc", [[1, 2], [3]], {"a": 1}, [object()], None]:
+    assert Tensor(Tensor(np.array([1, 2]))).dtype == np.int64, (
+        f"a Tensor built from an integer Tensor keeps its dtype (int64), got {Tensor(Tensor(np.array([1, 2]))).dtype}")
+    assert Tensor(np.float64(1.5)).dtype == np.float64, (
+        f"a NumPy number (np.float64(1.5)) keeps its dtype like an array, got {Tensor(np.float64(1.5)).dtype}")
+    try:
+        mask = Tensor(np.array([True, False]))
+    except TypeError as error:
+        raise AssertionError(f"a boolean array (a mask) is numeric data and should be accepted, got: {error}") from None
+    assert mask.dtype == np.bool_, f"a boolean array (a mask) should stay bool, got {mask.dtype}"
+    for bad in ["abc", "1.5", [[1, 2], [3]], {"a": 1}, [object()], None]:
         try:
             Tensor(bad)
         except TypeError:
@@ -367,9 +376,18 @@ def test_unit_tensor_arithmetic():
         assert isinstance(result, Tensor), f"{text} should be a Tensor, got {type(result).__name__}"
         assert np.allclose(result.numpy(), expected), f"{text}: expected {expected}, got {result.numpy().tolist()}"
     assert (a * 2).dtype == np.float32, f"float32 * number should stay float32, got {(a * 2).dtype}"
+    try:
+        scaled = a * np.float32(2)
+    except TypeError as error:
+        raise AssertionError(f"a NumPy number is a number: a * np.float32(2) should work, got: {error}") from None
+    assert np.allclose(scaled.numpy(), [[2, 4], [6, 8]]), f"a * np.float32(2) should be [[2, 4], [6, 8]], got {scaled}"
+    doubles = Tensor(np.array([1.0, 2.0]))
+    assert (doubles + doubles).dtype == np.float64, f"float64 + float64 should stay float64, got {(doubles + doubles).dtype}"
     integers = Tensor(np.array([1, 2], dtype=np.int32))
     for text, result in {"int32 * 0.5": integers * 0.5, "int32 ** 0.5": integers ** 0.5, "int32 / 2": integers / 2}.items():
         assert result.dtype == np.float32, f"{text} should be float32 (PyTorch's default float), got {result.dtype}"
+    for text, result in {"int32 + 1": integers + 1, "int32 * int32": integers * integers}.items():
+        assert result.dtype == np.int32, f"{text} should stay int32 (only a float or a division promotes), got {result.dtype}"
     column, row = Tensor([[1.0], [2.0], [3.0]]), Tensor([[1.0, 2.0, 3.0, 4.0]])
     assert (column + row).shape == (3, 4), f"(3,1) + (1,4) should broadcast to (3, 4), got {(column + row).shape}"
     try:
@@ -438,6 +456,21 @@ def test_unit_tensor_matmul():
     except ValueError as error:
         raise AssertionError(f"a batch of matrices, (5, 2, 3) @ (5, 3, 4), should multiply matrix by matrix: {error}") from None
     assert batched.shape == (5, 2, 4), f"(5, 2, 3) @ (5, 3, 4) should have shape (5, 2, 4), got {batched.shape}"
+    try:
+        vector_product = a @ Tensor([1.0, 2.0, 3.0])
+    except (IndexError, ValueError) as error:
+        raise AssertionError(f"a matrix times a vector, (2, 3) @ (3,), should work (a 1-d right side has its inner "
+                             f"size on axis 0): {type(error).__name__}: {error}") from None
+    assert np.allclose(vector_product.numpy(), [8.0, 26.0]), f"(2, 3) @ (3,) should be [8, 26], got {vector_product}"
+    try:
+        Tensor(2.0) @ a
+    except ValueError as error:
+        assert "()" in str(error), f"the error for a 0-d tensor should name its shape (), got: {error}"
+    except Exception as error:
+        raise AssertionError(f"a 0-d tensor @ a matrix should raise ValueError naming the shapes, "
+                             f"got {type(error).__name__}: {error}") from None
+    else:
+        raise AssertionError("a 0-d tensor @ a matrix should raise ValueError (matmul needs at least one dimension)")
     try:
         a @ a
     except ValueError as error:
@@ -587,6 +620,12 @@ def test_unit_tensor_reduce_reshape():
     assert np.array_equal(permute(Tensor(cube), 2, 0, 1).numpy(), cube.transpose(2, 0, 1)), (
         "permute(t, 2, 0, 1) should put axis 2 first, then 0, then 1, moving the entries with their axes")
     try:
+        reversed_cube = permute(Tensor(cube))
+    except ValueError as error:
+        raise AssertionError(f"permute(t) with no axes given should reverse them all: {error}") from None
+    assert np.array_equal(reversed_cube.numpy(), cube.transpose()), (
+        f"permute(t) with no axes given should reverse them all, (2, 3, 4) to (4, 3, 2); got {reversed_cube.shape}")
+    try:
         t.reshape(4, 2)
     except ValueError as error:
         assert "(2, 3)" in str(error), f"the error should name the shape, got: {error}"
@@ -633,9 +672,16 @@ def randn(*shape, dtype=np.float32, rng: np.random.Generator | None = None) -> T
 def test_unit_tensor_constructors():
     assert zeros(2, 3).shape == (2, 3) and zeros((2, 3)).numpy().sum() == 0, "zeros(2, 3) should be a (2, 3) tensor of 0"
     assert ones(4).numpy().tolist() == [1, 1, 1, 1], f"ones(4) should be four ones, got {ones(4)}"
-    assert zeros(2).dtype == np.float32 and ones(2, dtype=np.float64).dtype == np.float64, "constructors keep the dtype asked for"
+    for name, made in {"zeros(2)": zeros(2), "ones(2)": ones(2), "randn(2)": randn(2)}.items():
+        assert made.dtype == np.float32, f"{name} should default to float32, got {made.dtype}"
+    assert ones(2, dtype=np.float64).dtype == np.float64, "constructors keep the dtype asked for"
+    try:
+        drawn = randn((2, 3), rng=np.random.default_rng(0))
+    except TypeError as error:
+        raise AssertionError(f"randn((2, 3)) should accept the shape as one tuple, like randn(2, 3): {error}") from None
+    assert drawn.shape == (2, 3), f"randn((2, 3)) should have shape (2, 3), got {drawn.shape}"
     first, second = randn(3, 3, rng=np.random.default_rng(7)), randn(3, 3, rng=np.random.default_rng(7))
-    assert first.dtype == np.float32 and np.array_equal(first.numpy(), second.numpy()), "the same seed should give the same numbers"
+    assert np.array_equal(first.numpy(), second.numpy()), "the same seed should give the same numbers"
     big = randn(10_000, rng=np.random.default_rng(0)).numpy()
     assert abs(big.mean()) < 0.05 and abs(big.std() - 1) < 0.05, f"randn should be mean 0, std 1; got {big.mean():.3f}, {big.std():.3f}"
 

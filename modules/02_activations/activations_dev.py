@@ -175,7 +175,11 @@ class ReLU(Activation):
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-activations-relu", "locked": true, "points": 2, "solution": false}
 def test_unit_relu():
     relu = ReLU()
-    out = relu(Tensor([[-2.0, -0.5, 0.0], [0.5, 2.0, 100.0]]))
+    given = np.array([[-2.0, -0.5, 0.0], [0.5, 2.0, 100.0]], dtype=np.float32)
+    x = Tensor(given.copy())
+    out = relu(x)
+    assert np.array_equal(x.numpy(), given), (
+        f"ReLU changed its input in place (now {x.numpy().tolist()}): return a new tensor, x * (x > 0)")
     assert isinstance(out, Tensor), f"ReLU of a Tensor should be a Tensor, got {type(out).__name__}"
     expected = [[0.0, 0.0, 0.0], [0.5, 2.0, 100.0]]
     assert np.array_equal(out.numpy(), expected), f"expected {expected}, got {out.numpy().tolist()}"
@@ -235,7 +239,11 @@ class Sigmoid(Activation):
 def test_unit_sigmoid():
     sigmoid = Sigmoid()
     x = np.array([-5.0, -1.0, 0.0, 1.0, 5.0], dtype=np.float32)
-    out = sigmoid(Tensor(x))
+    inputs = Tensor(x.copy())
+    out = sigmoid(inputs)
+    assert np.array_equal(inputs.numpy(), x), (
+        f"Sigmoid changed its input in place (now {inputs.numpy().tolist()}): x.numpy() is the input's own array, "
+        "so build the shift as a new one (np.maximum(x.numpy(), 0))")
     expected = 1 / (1 + np.exp(-x.astype(np.float64)))
     assert isinstance(out, Tensor) and out.dtype == np.float32, f"expected a float32 Tensor, got {out!r}"
     assert np.allclose(out.numpy(), expected, rtol=1e-6), f"expected {expected}, got {out.numpy()}"
@@ -352,11 +360,20 @@ class Softmax(Activation):
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-activations-softmax", "locked": true, "points": 3, "solution": false}
 def test_unit_softmax():
-    square = Softmax()(Tensor([[0.0, 1.0, 2.0], [0.0, 0.0, 0.0], [3.0, 0.0, 1.0]])).numpy()
+    square_logits = np.array([[0.0, 1.0, 2.0], [0.0, 0.0, 0.0], [3.0, 0.0, 1.0]])
+    square = Softmax()(Tensor(square_logits)).numpy()
     assert np.allclose(square.sum(axis=1), 1.0, atol=1e-6), \
         f"every row should sum to 1 (does the sum keep its axis, keepdims=True?), got {square.sum(axis=1)}"
+    square_exps = np.exp(square_logits)
+    assert np.allclose(square, square_exps / square_exps.sum(axis=1, keepdims=True), atol=1e-6), (
+        f"softmax of a (3, 3) batch is wrong although its rows sum to 1, got {square.round(4).tolist()}: does the "
+        "max keep its axis (keepdims=True)? Without it, a square batch is shifted along the wrong axis")
     logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], dtype=np.float32)
-    out = Softmax()(Tensor(logits))
+    inputs = Tensor(logits.copy())
+    out = Softmax()(inputs)
+    assert np.array_equal(inputs.numpy(), logits), (
+        f"Softmax changed its input in place (now {inputs.numpy().tolist()}): subtract the shift with x - shift, "
+        "which makes a new tensor")
     exps = np.exp(logits.astype(np.float64))
     expected = exps / exps.sum(axis=1, keepdims=True)
     assert isinstance(out, Tensor) and out.shape == (2, 3), f"expected a (2, 3) Tensor, got {out!r}"
@@ -371,8 +388,24 @@ def test_unit_softmax():
     assert np.allclose(big[0], expected[0], atol=1e-6), f"softmax(x + 1000) should equal softmax(x), got {big[0]}"
     assert np.allclose(big[1], [0.0, 0.0, 1.0]), f"one logit far above the others should get all the mass, got {big[1]}"
     assert np.allclose(far_apart[0], far_apart[1]), f"each row is shifted by its own max, got {far_apart}"
+    cube = np.random.default_rng(0).normal(size=(2, 3, 4))
+    cube_exps = np.exp(cube)
+    try:
+        along_last = Softmax()(Tensor(cube)).numpy()
+        vector = Softmax()(Tensor([1.0, 2.0, 3.0])).numpy()
+    except (ValueError, IndexError) as error:
+        raise AssertionError(f"Softmax() works along the last axis whatever the number of axes (a (3,) vector, a "
+                             f"(2, 3, 4) batch): {type(error).__name__}: {error}") from None
+    assert np.allclose(along_last, cube_exps / cube_exps.sum(axis=-1, keepdims=True), atol=1e-6), (
+        "Softmax() of a (2, 3, 4) batch should normalise along the last axis (axis=-1, not axis 1)")
+    assert np.allclose(vector, np.exp([1, 2, 3]) / np.exp([1, 2, 3]).sum(), atol=1e-6), (
+        f"Softmax() of the vector [1, 2, 3] should be [0.090, 0.245, 0.665], got {vector.round(3).tolist()}")
     columns = Softmax(axis=0)(Tensor(logits))
     assert np.allclose(columns.numpy().sum(axis=0), 1.0, atol=1e-6), f"Softmax(axis=0) should normalise columns, got {columns.numpy()}"
+    column_exps = np.exp(logits.astype(np.float64))
+    assert np.allclose(columns.numpy(), column_exps / column_exps.sum(axis=0, keepdims=True), atol=1e-6), (
+        f"Softmax(axis=0) is wrong although its columns sum to 1, got {columns.numpy().round(4).tolist()}: take the "
+        "max (the shift) along self.axis too, so that it is constant down each column")
     assert repr(Softmax(axis=0)) == "Softmax(axis=0)", f"repr should show the axis, got {Softmax(axis=0)!r}"
     traced = Traced(logits)
     assert_in_graph(Softmax()(traced), traced, "Softmax")

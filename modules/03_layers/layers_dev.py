@@ -107,6 +107,14 @@ def test_unit_parameter():
     assert weight.shape == (2, 3) and weight.dtype == np.float32, f"expected a (2, 3) float32 parameter, got {weight.shape}, {weight.dtype}"
     array_of(weight)[0, 0] = 5.0
     assert weight.numpy()[0, 0] == 5.0, "array_of should return the parameter's own array, not a copy"
+    inner = Tensor(np.zeros(3, dtype=np.float32))
+    variable_like = Parameter(np.zeros(3, dtype=np.float32))
+    variable_like.data = inner  # as module 06's Variable holds its numbers: a Tensor in .data
+    array = array_of(variable_like)
+    assert isinstance(array, np.ndarray), (
+        f"array_of should reach through a Variable (whose .data is a Tensor) to its array, got a {type(array).__name__}")
+    array[1] = 5.0
+    assert inner.numpy()[1] == 5.0, "array_of(variable) should return the array inside its Tensor, not a copy"
 
 test_unit_parameter()
 print("test_unit_parameter: passed")
@@ -290,7 +298,8 @@ def test_unit_module():
 
     assert model.training and model.blocks[1].training, "modules start in training mode"
     assert model.eval() is model, "eval() should return the module"
-    assert not model.training and not model.blocks[1].training, "eval() should reach every child"
+    assert not model.training, "eval() should set training to False: train(mode) must use its mode"
+    assert not model.blocks[1].training, "eval() should reach every child"
     model.train()
     assert model.first.training, "train() should reach every child"
 
@@ -316,6 +325,14 @@ def test_unit_state_dict():
     assert state["offset"][0] == 0.0, "state_dict should hold copies, not the live arrays"
     model.load_state_dict(state)
     assert model.offset.numpy()[0] == 0.0, "load_state_dict should write the saved values back"
+    held = array_of(model.offset)
+    model.load_state_dict({name: value.astype(np.float64) + 1 for name, value in state.items()})
+    assert model.offset.dtype == np.float32, (
+        f"loading float64 arrays should keep the float32 parameters float32 (write into them), got {model.offset.dtype}")
+    assert array_of(model.offset) is held and held[0] == 1.0, (
+        "load_state_dict should write into the parameters' own arrays in place (np.copyto), not replace them: "
+        "an optimizer holds those arrays")
+    model.load_state_dict(state)
     half_bad = {**{name: value + 1 for name, value in state.items()}, "blocks.0.factor": np.zeros(5)}
     try:
         model.load_state_dict(half_bad)
@@ -323,7 +340,7 @@ def test_unit_state_dict():
         pass
     assert model.offset.numpy()[0] == 0.0, "a state that fails a check must change nothing: check every entry before writing"
     for bad, words in [({**state, "extra": np.zeros(1)}, "extra"), ({k: v for k, v in state.items() if k != "offset"}, "offset"),
-                       ({**state, "offset": np.zeros(4)}, "(4,)")]:
+                       ({**state, "offset": np.zeros(4)}, "(4,)"), ({**state, "offset": np.zeros((1, 3))}, "(1, 3)")]:
         try:
             model.load_state_dict(bad)
         except ValueError as error:
@@ -413,16 +430,27 @@ def test_unit_linear():
     assert names == ["weight", "bias"], f"Linear's parameters should be ['weight', 'bias'], got {names}"
     assert layer.weight.shape == (3, 2) and layer.bias.shape == (2,), f"weight (3, 2) and bias (2,), got {layer.weight.shape}, {layer.bias.shape}"
     assert layer.weight.dtype == np.float32, f"weights should default to float32, got {layer.weight.dtype}"
+    assert layer.bias.dtype == np.float32, f"the bias should have the weights' dtype, float32, got {layer.bias.dtype}"
     x = np.arange(12, dtype=np.float32).reshape(4, 3)
     out = layer(Tensor(x))
     expected = x @ layer.weight.numpy() + layer.bias.numpy()
     assert out.shape == (4, 2) and np.allclose(out.numpy(), expected, atol=1e-5), f"expected {expected}, got {out.numpy()}"
+    assert out.dtype == np.float32, f"a float32 input through a float32 layer should stay float32, got {out.dtype}"
     assert np.array_equal(Linear(3, 2, rng=np.random.default_rng(0)).weight.numpy(), layer.weight.numpy()), \
         "the same rng seed should give the same weights"
-    assert Linear(3, 2, bias=False).bias is None and len(Linear(3, 2, bias=False).parameters()) == 1, "bias=False means no bias"
+    no_bias = Linear(3, 2, bias=False, rng=np.random.default_rng(0))
+    assert no_bias.bias is None and len(no_bias.parameters()) == 1, "bias=False means no bias"
+    try:
+        plain = no_bias(Tensor(x))
+    except TypeError as error:
+        raise AssertionError(f"Linear(3, 2, bias=False) should compute x @ weight alone (there is no bias to add): {error}") from None
+    assert np.allclose(plain.numpy(), x @ no_bias.weight.numpy(), atol=1e-5), (
+        f"Linear(3, 2, bias=False) should compute x @ weight, got {plain.numpy()}")
     assert Linear(3, 2, dtype=np.float64).weight.dtype == np.float64, "dtype=np.float64 should give float64 weights"
 
     wide = Linear(1000, 500, rng=np.random.default_rng(1))
+    mean = wide.weight.numpy().mean()
+    assert abs(mean) < 0.001, f"Kaiming weights should be centred on 0 (uniform on [-a, a]), got mean {mean:.4f}"
     std, expected_std = wide.weight.numpy().std(), math.sqrt(2 / 1000)
     assert abs(std / expected_std - 1) < 0.02, f"Kaiming weights should have std sqrt(2/in) = {expected_std:.4f}, got {std:.4f}"
     xavier = Linear(1000, 500, init="xavier", rng=np.random.default_rng(1)).weight.numpy().std()
@@ -579,13 +607,20 @@ def test_unit_dropout():
     x = Tensor(np.ones((200, 500), dtype=np.float32))
     dropout = Dropout(0.3, rng=np.random.default_rng(0))
     out = dropout(x).numpy()
+    assert np.all(x.numpy() == 1), "Dropout changed its input in place: return x times the mask, a new tensor"
+    assert not np.all(out == out[0]), "every entry needs its own coin, but all rows share one mask: draw it with x's shape"
     dropped = (out == 0).mean()
     assert abs(dropped - 0.3) < 0.01, f"about 30% of entries should be zero, got {dropped:.3f}"
     assert np.allclose(out[out != 0], 1 / 0.7), f"survivors should be scaled by 1/(1-p) = {1 / 0.7:.4f}, got {np.unique(out)}"
     assert abs(out.mean() - 1.0) < 0.01, f"the mean should stay about 1, got {out.mean():.4f}"
     assert out.dtype == np.float32, f"Dropout should keep float32, got {out.dtype}"
+    assert not np.array_equal(dropout(x).numpy(), out), "each call should draw a new mask from self.rng, got the same one twice"
     assert np.array_equal(dropout.eval()(x).numpy(), x.numpy()), "in eval mode Dropout should return its input unchanged"
-    assert np.all(Dropout(1.0)(x).numpy() == 0), "Dropout(1.0) should zero everything in training mode"
+    try:
+        everything = Dropout(1.0)(x).numpy()
+    except ZeroDivisionError as error:
+        raise AssertionError(f"Dropout(1.0) should zero everything (scale 0, there is no 1/(1-p) = 1/0): {error}") from None
+    assert np.all(everything == 0), "Dropout(1.0) should zero everything in training mode"
     assert np.array_equal(Dropout(0.0)(x).numpy(), x.numpy()), "Dropout(0.0) should change nothing"
     traced = Traced(np.ones((4, 5), dtype=np.float32))
     assert_in_graph(Dropout(0.5)(traced), traced, "Dropout")

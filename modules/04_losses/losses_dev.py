@@ -355,9 +355,27 @@ def test_unit_cross_entropy():
     assert abs(loss.item() - expected) < 1e-9, f"expected {expected:.6f}, got {loss.item():.6f}"
     one_hot = np.eye(3)[labels]
     assert abs(loss_fn(Tensor(logits), Tensor(one_hot)).item() - expected) < 1e-9, "one-hot targets should give the same loss"
-    assert abs(loss_fn(Tensor(logits), Tensor(labels.astype(np.float32))).item() - expected) < 1e-9, \
-        "whole-number float labels (e.g. Tensor([0, 1])) should work as class indices"
-    assert loss_fn(Tensor(logits.astype(np.float32)), labels).dtype == np.float32, "float32 logits should give a float32 loss"
+    try:
+        float_labels = loss_fn(Tensor(logits), Tensor(labels.astype(np.float32))).item()
+    except IndexError as error:
+        raise AssertionError(f"whole-number float labels (e.g. Tensor([0, 1])) should work as class indices: "
+                             f"class_indices should return them as int64, got IndexError: {error}") from None
+    assert abs(float_labels - expected) < 1e-9, "whole-number float labels (e.g. Tensor([0, 1])) should work as class indices"
+    soft = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    soft_expected = -(soft * np.log(probs)).sum(axis=1).mean()
+    soft_loss = loss_fn(Tensor(logits), Tensor(soft)).item()
+    assert abs(soft_loss - soft_expected) < 1e-9, (
+        f"probability targets (not one-hot) should give -sum(p * log_softmax) per row, {soft_expected:.6f}, got "
+        f"{soft_loss:.6f}: weigh every class by its probability, not only the most likely one")
+    for text, target in [("class indices", labels), ("float64 one-hot rows", one_hot)]:
+        dtype = loss_fn(Tensor(logits.astype(np.float32)), target).dtype
+        assert dtype == np.float32, f"float32 logits with {text} should give a float32 loss, got {dtype}"
+    columns = log_softmax(Tensor(logits), axis=0).numpy()
+    column_shifted = logits - logits.max(axis=0, keepdims=True)
+    column_expected = column_shifted - np.log(np.exp(column_shifted).sum(axis=0, keepdims=True))
+    assert np.allclose(columns, column_expected, atol=1e-9), (
+        f"log_softmax(x, axis=0) should normalise each column, expected {column_expected.round(4).tolist()}, got "
+        f"{columns.round(4).tolist()}: take the max and the sum along `axis`")
 
     try:
         with np.errstate(over="raise", divide="raise", invalid="raise"):
@@ -387,6 +405,9 @@ def test_unit_cross_entropy():
             loss_fn(Tensor(logits), bad_target)
         except ValueError as error:
             assert words in str(error), f"the error for target {bad_target.tolist()} should mention {words!r}: {error}"
+        except Exception as error:
+            raise AssertionError(f"target {bad_target.tolist()} for logits of shape (2, 3) should raise ValueError, "
+                                 f"got {type(error).__name__}: {error}") from None
         else:
             raise AssertionError(f"target {bad_target.tolist()} for logits of shape (2, 3) should raise ValueError")
 
@@ -452,9 +473,15 @@ class BCELoss(Loss):
 def test_unit_bce():
     p, y = np.array([0.9, 0.2, 0.6, 0.01]), np.array([1.0, 0.0, 1.0, 0.0])
     expected = -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()
-    loss = BCELoss()(Tensor(p), Tensor(y))
+    try:
+        loss = BCELoss()(Tensor(p), Tensor(y))
+    except ValueError as error:
+        raise AssertionError(f"targets (and predictions) of exactly 0 and 1 lie in [0, 1] and are allowed: {error}") from None
     assert isinstance(loss, Tensor) and loss.shape == (), f"the loss should be a scalar Tensor, got {loss!r}"
     assert abs(loss.item() - expected) < 1e-9, f"expected {expected:.6f}, got {loss.item():.6f}"
+    for values in ([0.9, 0.2], [1.0, 0.0]):
+        dtype = BCELoss()(Tensor(values), Tensor([1.0, 0.0])).dtype
+        assert dtype == np.float32, f"float32 predictions {values} should give a float32 loss, got {dtype}"
     traced = Traced(p)
     assert_in_graph(BCELoss()(traced, Tensor(y)), traced, "BCELoss", "the prediction")
     try:
@@ -462,9 +489,13 @@ def test_unit_bce():
             saturated = BCELoss()(Tensor([1.0, 0.0, 1.0]), Tensor([1.0, 0.0, 0.0])).item()
     except FloatingPointError as error:
         raise AssertionError(f"predictions of exactly 0 and 1 gave {error}: clamp each log at -100 (clamped_log)") from None
+    except ValueError as error:
+        raise AssertionError(f"predictions of exactly 0 and 1 lie in [0, 1] and are allowed: {error}") from None
     assert abs(saturated - 100 / 3) < 1e-4, f"p = 1 and 0 should be clamped, not nan: expected (0 + 0 + 100) / 3, got {saturated}"
     assert np.isfinite(clamped_log(Tensor([0.0, 1e-50, 0.5], dtype=np.float64)).numpy()).all(), "clamped_log should never be -inf"
     assert clamped_log(Tensor([0.0])).item() == -100.0, f"clamped_log(0) should be -100, got {clamped_log(Tensor([0.0])).item()}"
+    tiny = clamped_log(Tensor([1e-50], dtype=np.float64)).item()
+    assert abs(tiny + 100) < 1e-9, f"clamped_log(1e-50) should be clamped to -100 (every x below exp(-100)), got {tiny}"
     for bad_prediction, bad_target, words in [([1.5, 0.5], [1.0, 0.0], "[0, 1]"), ([0.5, 0.5], [1.0], "(1,)"),
                                               ([0.5, 0.5], [2.0, 0.0], "targets")]:
         try:
