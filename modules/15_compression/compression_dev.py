@@ -402,10 +402,22 @@ def test_unit_channels():
     assert len(kept) == 3, (
         f"a Linear's output neurons are the 5 columns of its (in, out) weight: fraction 0.4 keeps round(0.6 * 5) = 3, got "
         f"{len(kept)} indices {list(kept)}" + (": the norms were summed over the wrong axis" if max(kept, default=0) < 3 else ""))
-    assert list(kept) == [1, 2, 3], f"columns 1, 3 and 2 have the largest L1 norms (3.0, 3.0, 0.9): expected [1, 2, 3], got {list(kept)}"
+    assert [int(i) for i in kept] == [1, 2, 3], (
+        f"columns 1, 3 and 2 have the largest L1 norms (3.0, 3.0, 0.9): expected [1, 2, 3], got {[int(i) for i in kept]}"
+        + (": return the indices in increasing order (np.sort), so the layer's channels keep their order"
+           if sorted(int(i) for i in kept) == [1, 2, 3] else ""))
+    spread = Linear(4, 2, rng=np.random.default_rng(2))
+    spread.weight.numpy()[...] = np.array([[1.0, 3.0], [1.0, 0.0], [-1.0, 0.0], [1.0, 0.0]])  # L1 4 and 3, L2 2 and 3
+    kept = [int(i) for i in channels_to_keep(spread, 0.5)]
+    assert kept == [0], (f"column 0 (1, 1, -1, 1) has L1 norm 4, column 1 (3, 0, 0, 0) has 3: fraction 0.5 keeps [0], got {kept}"
+                         + (": the L1 norm is the sum of |w|, not the L2 norm (square root of the sum of squares)"
+                            if kept == [1] else ""))
     assert len(channels_to_keep(linear, 1.0)) == 1, "at least one channel is kept, even at fraction 1"
     assert len(channels_to_keep(conv, 0.0)) == 4 and len(channels_to_keep(conv, 0.25)) == 3, \
         "fraction 0 keeps every channel, fraction 0.25 keeps round(0.75 * 4) = 3: the fraction is what is REMOVED"
+    kept = len(channels_to_keep(conv, 0.3))
+    assert kept == 3, (f"fraction 0.3 of 4 channels keeps round(0.7 * 4) = round(2.8) = 3, got {kept}"
+                       + (" (round, do not truncate)" if kept == 2 else ""))
 
 test_unit_channels()
 print("test_unit_channels: passed")
@@ -514,7 +526,13 @@ def test_unit_structured():
         if getattr(layer, "bias", None) is not None:
             layer.bias.numpy()[...] = rng.uniform(0.2, 0.5, layer.bias.shape)  # biases that matter
     original = [layer.weight.numpy().copy() for layer in prunable_weights_of(cnn)]
-    small = structured_prune(cnn, 0.5)
+    try:
+        small = structured_prune(cnn, 0.5)
+    except IndexError as error:
+        raise AssertionError(
+            f"structured_prune failed on Conv2d(4, 6) -> Flatten -> Linear(24, 6) ({error}): after Flatten, the positions "
+            "per channel are the Linear's in_features divided by the channels the convolution had BEFORE pruning "
+            "(24 / 6 = 4), not by the channels kept") from None
     shapes = [tuple(layer.weight.shape) for layer in small.layers if isinstance(layer, (Linear, Conv2d))]
     assert shapes[0] == (2, 1, 3, 3), (
         f"the first Conv2d should keep 2 of its 4 output channels, weight (2, 1, 3, 3), got {shapes[0]}"
@@ -642,6 +660,11 @@ def test_unit_distillation():
         f"the temperature applies to BOTH sides: the teacher's logits are divided by T too (got {got:.5f}, expected {expected:.5f})"
     assert not np.isclose(got, reference_kl(student, teacher / 2.0, 1.0)) or np.isclose(got, expected), \
         f"the temperature applies to BOTH sides: the student's logits are divided by T too (got {got:.5f}, expected {expected:.5f})"
+    cross = float((-np.exp(np.log(np.exp(teacher / 2.0) / np.exp(teacher / 2.0).sum(axis=1, keepdims=True)))
+                   * (student / 2.0 - np.log(np.exp(student / 2.0).sum(axis=1, keepdims=True)))).sum() / 6)
+    assert not np.isclose(got, cross), (
+        f"soft_kl gave the cross-entropy H(p, q) = -sum p log q ({got:.5f}); the KL subtracts the teacher's entropy: "
+        f"sum p (log p - log q) = {expected:.5f}")
     assert not np.isclose(got, expected / 5), \
         f"batchmean: sum over the classes, divide by the batch size N only, not by N * classes (got {got:.5f}, expected {expected:.5f})"
     assert np.isclose(got, expected, rtol=1e-6), f"soft_kl at T = 2 should be {expected:.6f}, got {got:.6f}"
@@ -651,17 +674,35 @@ def test_unit_distillation():
     assert logits.grad is not None and np.allclose(logits.grad, (q - p) / (2.0 * 6)), \
         "the gradient of soft_kl with respect to a student logit should be (q - p) / (T * N)"
     assert np.isclose(float(soft_kl(Variable(teacher), teacher, 3.0).item()), 0.0, atol=1e-9), "KL of a distribution with itself is 0"
+    confident = teacher * 100 + 800  # logits near 1,000: exp overflows without a shift
+    big = float(soft_kl(Variable(student), confident, 1.0).item())
+    assert np.isfinite(big) and np.isclose(big, reference_kl(student, confident, 1.0), rtol=1e-6), (
+        f"soft_kl with teacher logits near 1,000 gave {big}, expected {reference_kl(student, confident, 1.0):.5f}: "
+        "subtract the row's max before exp (log_softmax does)")
 
     labels = rng.integers(0, 5, 6)
-    loss = distillation_loss(Variable(student, requires_grad=True), teacher, labels, temperature=3.0, alpha=0.7)
+    logits = Variable(student.copy(), requires_grad=True)
+    loss = distillation_loss(logits, teacher, labels, temperature=3.0, alpha=0.7)
     ce = float(cross_entropy(Variable(student), labels).item())
     soft = reference_kl(student, teacher, 3.0)
     value = float(loss.item())
     assert not np.isclose(value, 0.7 * soft + 0.3 * ce), \
         f"the soft term is multiplied by T^2 = 9 (its gradient shrinks like 1/T^2 without it); got {value:.5f}"
+    assert not np.isclose(value, 0.7 * 3 * soft + 0.3 * ce), \
+        f"the soft term is multiplied by T^2 = 9, not by T = 3; got {value:.5f}"
+    tempered_ce = float(cross_entropy(Variable(student / 3.0), labels).item())
+    assert not np.isclose(value, 0.7 * 9 * soft + 0.3 * tempered_ce), \
+        "the labels' cross-entropy takes the student's raw logits, not divided by T (only the soft term is softened)"
     assert not np.isclose(value, 0.3 * 9 * soft + 0.7 * ce), "alpha weighs the soft (teacher) term, 1 - alpha the labels"
     assert np.isclose(value, 0.7 * 9 * soft + 0.3 * ce, rtol=1e-6), \
         f"distillation_loss should be alpha * T^2 * KL + (1 - alpha) * CE = {0.7 * 9 * soft + 0.3 * ce:.5f}, got {value:.5f}"
+    loss.backward()
+    p, q = (np.exp(z / 3.0) / np.exp(z / 3.0).sum(axis=1, keepdims=True) for z in (teacher, student))
+    softmax = np.exp(student) / np.exp(student).sum(axis=1, keepdims=True)
+    expected_grad = 0.7 * 9 * (q - p) / (3.0 * 6) + 0.3 * (softmax - np.eye(5)[labels]) / 6
+    assert logits.grad is not None and np.allclose(logits.grad, expected_grad, atol=1e-8), (
+        "the gradient of distillation_loss should be alpha * T^2 * (q - p) / (T N) + (1 - alpha) * (softmax(s) - onehot) / N: "
+        "both terms must stay graph operations of the student's logits (no float(), no .item())")
     try:
         soft_kl(Variable(student), teacher[:, :4], 2.0)
     except ValueError:

@@ -146,17 +146,24 @@ def test_unit_pairs():
     assert "".join(pre_tokenize("The cat's 9 lives  é🙂\n")) == "The cat's 9 lives  é🙂\n", "chunks join to the text"
     words = byte_chunks("abab abab xy")
     assert words[(b"a", b"b", b"a", b"b")] == 1 and words[(b" ", b"a", b"b", b"a", b"b")] == 1, f"chunks: {words}"
-    counts = pair_counts({(b"a", b"a", b"a"): 1})
-    if counts.get((b"a", b"a")) == 1:
-        raise AssertionError("(a, a, a) holds the pair (a, a) at two neighbouring positions: count every position, "
+    counts = pair_counts({(b"a", b"a", b"a", b"a"): 1})
+    if counts.get((b"a", b"a")) == 2:
+        raise AssertionError("(a, a, a, a) holds the pair (a, a) at three neighbouring positions: count every position, "
                              "not every other one")
+    if counts.get((b"a", b"a")) == 1:
+        raise AssertionError("(a, a, a, a) holds the pair (a, a) three times, counted 1: a pair met again adds to its "
+                             "count (counts.get(pair, 0) + count), do not overwrite it")
     counts = pair_counts({(b"x", b"y", b"z"): 3, (b"y", b"z"): 2})
     if counts.get((b"x", b"y")) == 1:
         raise AssertionError("each pair adds the count of its word (the word occurs 3 times), not 1")
     assert counts == {(b"x", b"y"): 3, (b"y", b"z"): 5}, f"expected (x, y): 3 and (y, z): 3 + 2 = 5, got {counts}"
     assert list(pair_counts({(b"q", b"r"): 1, (b"a", b"b"): 1})) == [(b"q", b"r"), (b"a", b"b")], \
         "pairs appear in the order first met"
-    merged = merge_pair((b"a", b"a", b"a"), (b"a", b"a"))
+    try:
+        merged = merge_pair((b"a", b"a", b"a"), (b"a", b"a"))
+    except IndexError:
+        raise AssertionError("merge_pair((a, a, a), (a, a)) read past the end of the word: check index + 1 < len(word) "
+                             "before looking at the next token") from None
     if len(b"".join(merged)) > 3:
         raise AssertionError(f"(a, a, a) merged on (a, a) became {merged}: the middle a was used twice; after a "
                              "merge, continue AFTER both merged tokens")
@@ -223,12 +230,19 @@ def test_unit_train():
     assert all(ranks[bytes([i])] == i for i in range(256)), "the 256 single bytes keep ranks 0 to 255"
     tokens = learned(ranks)
     if tokens[0] != b"lo":
-        raise AssertionError(f"the first merge should be the most frequent pair, (l, o): 4 times; got {tokens[0]!r}")
+        raise AssertionError(f"the first merge should be the most frequent pair, (l, o): 4 times; got {tokens[0]!r}"
+                             + (": (l, o) and (o, w) both occur 4 times, and ties go to the pair met first"
+                                if tokens[0] == b"ow" else ""))
     assert tokens == [b"lo", b"low", b" low"], f"expected the merges lo, low, ' low' in that order, got {tokens}"
     assert sorted(ranks.values()) == list(range(259)), \
         f"ranks are 0, 1, ..., 258 without gaps: merge m gets rank 256 + m, got {sorted(ranks.values())[256:]}"
     assert learned(train_bpe("ab ab cd cd", 1)) == [b"ab"], "ties go to the pair met first"
-    assert len(train_bpe("ab", 50)) == 257, "training stops when no chunk has two tokens left"
+    try:
+        stopped = len(train_bpe("ab", 50))
+    except ValueError as error:
+        raise AssertionError(f"train_bpe('ab', 50) failed ({error}): after one merge there is no pair left to count, "
+                             "so stop when no chunk has two tokens left") from None
+    assert stopped == 257, f"training stops when no chunk has two tokens left: 'ab' gives 257 tokens, got {stopped}"
     assert len(train_bpe("hello", 0)) == 256, "0 merges: only the bytes"
     for token in learned(train_bpe("the cat sat on the mat with the hat", 10)):
         assert re.fullmatch(PATTERN, token.decode()), f"a token never crosses a chunk: {token!r}"
@@ -299,6 +313,10 @@ def test_unit_encode():
     if got == [257, 258]:
         raise AssertionError("'abcd' became ab cd: merge the pair of LOWEST rank first (bc, rank 256), not the "
                              "first mergeable pair met from the left")
+    spelled = b"".join({rank: token for token, rank in ranks.items()}[i] for i in got)
+    if spelled != b"abcd":
+        raise AssertionError(f"'abcd' was encoded as {got}, which spells {spelled!r}: a merge replaces BOTH its tokens by "
+                             "the joined one (parts[index:index + 2])")
     assert got == [97, 256, 100], f"'abcd' with bc 256, ab 257, cd 258 should be a bc d = [97, 256, 100], got {got}"
     got = encode_chunk(b"abcd", byte_ranks(b"cd", b"ab", b"bc"))
     assert got == [257, 256], f"with cd 256, ab 257: 'abcd' is ab cd = [257, 256], got {got}"
@@ -573,10 +591,20 @@ def test_unit_cached_attention():
     first = cached_attention(q[:, :, :1], k[:, :, :1], v[:, :, :1], 0)
     if np.isnan(first).any():
         raise AssertionError("position 0 got NaN: a query must see its OWN key (mask j > start + t, not j >= start + t)")
+    ones = cached_attention(q[:, :, 2:4], k[:, :, :4], np.ones((2, 3, 4, 4)), 2)  # 4 keys of width 4: any axis fits
+    assert np.allclose(ones, 1.0), ("with every value 1 the output should be 1: a query's softmax weights sum over the "
+                                    f"keys (the last axis) to 1, got outputs from {ones.min():.3f} to {ones.max():.3f}")
     got = cached_attention(q[:, :, 3:5], k[:, :, :5], v[:, :, :5], 3)
     assert got.shape == (2, 3, 2, 4), f"2 new queries over 5 keys: (2, 3, 2, 4), got {got.shape}"
     if np.allclose(got, masked_attention(q * 2.0, k, v)[:, :, 3:5]):
         raise AssertionError("the scores are not scaled: divide q k^T by sqrt(D) (here sqrt(4)) before the softmax")
+    if np.allclose(got, masked_attention(q * 0.5, k, v)[:, :, 3:5]):
+        raise AssertionError("the scores were divided by 4: divide q k^T by sqrt(D), not by D (here by 2)")
+    later = v.copy()
+    later[:, :, 4] += 1.0
+    if not np.allclose(cached_attention(q[:, :, 3:5], k[:, :, :5], later[:, :, :5], 3)[:, :, 0], got[:, :, 0]):
+        raise AssertionError("query t = 0 (position 3) changed when the value of key 4, a later position, changed: it "
+                             "sees keys j <= start + t only (mask j > start + t)")
     assert np.allclose(got, full[:, :, 3:5]), ("new queries at positions 3-4 over the cached keys 0-4 should equal "
                                                "causal attention at those positions: query t sits at position "
                                                "start + t and sees keys j <= start + t (count from `start`)")
@@ -655,8 +683,11 @@ def test_unit_forward_with_cache():
     prompt = forward_with_cache(model, ids[:, :4], cache)
     assert prompt.shape == (2, 4, 11), f"4 new ids of 2 sequences give logits (2, 4, 11), got {prompt.shape}"
     assert cache.length == 4, f"after 4 positions the cache holds 4 (advance once, after the last block), got {cache.length}"
+    assert not np.abs(cache.keys[0][:, :, 4:]).any(), ("the prompt's keys belong at positions 0-3 (start = cache.length "
+                                                       "while the blocks run): advance the cache only after the last block")
     assert np.allclose(prompt, full[:, :4], atol=1e-10), ("the prompt's logits should equal the model's on those ids: "
-                                                          "each block is x + attention(norm1(x)), then + mlp(norm2(.))")
+                                                          "each block is x + attention(norm1(x)), then + mlp(norm2(.)), "
+                                                          "and model.norm after the last block, before the output layer")
     step = forward_with_cache(model, ids[:, 4:5], cache)
     if not np.allclose(step[:, 0], full[:, 4], atol=1e-8):
         raise AssertionError("the logits of position 4 with the cache differ from the model's: the new id sits at "
@@ -731,10 +762,15 @@ def test_unit_top_p():
     if kept[0] > 0:
         raise AssertionError("top_p kept the least likely tokens: sort from MOST to least likely")
     assert np.isclose(kept.sum(), 1), f"the kept probabilities are renormalized to sum to 1, got {kept.sum()}"
+    if np.count_nonzero(kept) == 3:
+        raise AssertionError("top_p=0.7 kept 3 tokens: the running sum of the SORTED probabilities (0.5, 0.75, ...) "
+                             "reaches 0.7 at the second token")
     assert np.allclose(kept, [0, 2 / 3, 0, 1 / 3]), f"top_p=0.7 keeps 0.5 and 0.25, renormalized, got {kept.round(3)}"
     assert np.allclose(top_p_filter(probabilities, 1.0), probabilities), "top_p=1 keeps everything"
     assert top_p_filter(probabilities, 0.01).tolist() == [0, 1, 0, 0], "a small top_p keeps the likeliest token"
     assert np.allclose(top_p_filter(probabilities, 0.76), [0, 0.5 / 0.9, 0.15 / 0.9, 0.25 / 0.9]), "0.75 < 0.76: keep 3"
+    assert np.allclose(top_p_filter(probabilities, 0.75), [0, 2 / 3, 0, 1 / 3]), \
+        "top_p=0.75: the running sum reaches 0.75 exactly at the second token (0.5 + 0.25 >= 0.75), so keep 2, not 3"
     assert top_p_filter(np.array([0.4, 0.4, 0.2]), 0.3).tolist() == [1, 0, 0], "ties keep the lower id first"
     for bad in (0.0, 1.5):
         try:
@@ -818,7 +854,11 @@ def test_unit_generate():
     except ValueError as error:
         raise AssertionError(f"generation with the cache failed ({error}): after the prompt, feed only the newest "
                              "token") from None
-    assert cached == plain, f"within the context, the same seed must give module 11's tokens {plain}, got {cached}"
+    greedy = generate(model, [5, 6, 7, 8], 2, top_k=1)  # greedy: position 0's logits pick another token here
+    greedy_cached = generate_cached(model, [5, 6, 7, 8], 2, top_k=1)
+    assert cached == plain and greedy_cached == greedy, (
+        f"within the context, the same seed must give module 11's tokens {plain} (greedily {greedy}), got {cached} "
+        f"({greedy_cached}): draw each token with the `rng` given (rng.choice), from the logits of the LAST position")
     plain = generate(model, [4], 14, temperature=0.9, top_k=5, rng=np.random.default_rng(3))
     try:
         cached = generate_cached(model, [4], 14, temperature=0.9, top_k=5, rng=np.random.default_rng(3))
@@ -836,6 +876,9 @@ def test_unit_generate():
     for row, prompt in zip(batch, prompts):
         alone = generate(model, prompt, 8, top_k=1)
         assert row.tolist() == alone, f"row for prompt {prompt.tolist()} should be {alone} (greedy), got {row.tolist()}"
+    nucleus = generate_batch(model, prompts, 4, top_p=1e-6, rng=np.random.default_rng(5)).tolist()
+    assert nucleus == batch[:, :4].tolist(), \
+        f"top_p is honoured: top_p=1e-6 keeps only the likeliest token, so it generates greedily {batch[:, :4].tolist()}, got {nucleus}"
     sampled = generate_batch(model, prompts, 4, top_p=0.9, rng=np.random.default_rng(5))
     assert sampled.shape == (3, 4) and ((0 <= sampled) & (sampled < 9)).all(), f"ids in [0, 9) expected, got {sampled}"
     assert model.training, "generation puts the model back in training mode"

@@ -126,13 +126,19 @@ def percentile(samples, q: float) -> float:
 def test_unit_percentile():
     ten = [7, 3, 10, 1, 9, 2, 8, 4, 6, 5]
     median = percentile(ten, 50)
+    reversed_order = median == 6.0 and percentile(ten, 100) == 1.0
     assert median == 5.0, (f"p50 of 1..10 by nearest rank is 5 (rank ceil(50 * 10 / 100) = 5), got {median}"
                            + (": sort the samples first" if median == 9.0 else "")
                            + (": that is np.percentile's interpolation, not the nearest rank" if median == 5.5 else "")
-                           + (": ranks count from 1, so the sample is ordered[rank - 1]" if median == 6.0 else ""))
+                           + (": sort the samples in INCREASING order (p100 is the largest)" if reversed_order else "")
+                           + (": ranks count from 1, so the sample is ordered[rank - 1]"
+                              if median == 6.0 and not reversed_order else ""))
     tail = percentile(ten, 99)
     assert tail == 10.0, (f"p99 of 10 samples is rank ceil(9.9) = 10, the slowest, got {tail}"
                           + (": round the rank UP (ceil), not down" if tail == 9.0 else ""))
+    quarter = percentile(ten, 25)
+    assert quarter == 3.0, (f"p25 of 1..10 is rank ceil(2.5) = 3, the sample 3, got {quarter}"
+                            + (": round the rank UP (ceil), not to the nearest" if quarter == 2.0 else ""))
     hundred = list(range(100, 0, -1))
     seven = percentile(hundred, 7)
     assert seven == 7.0, (f"p7 of 1..100 is the 7th sample, got {seven}: compute the rank as ceil(q * n / 100); "
@@ -221,13 +227,15 @@ def test_unit_latency():
     assert list(seconds[:2]) != [5.0, 4.0], \
         f"the warm-up calls were counted (got {seconds}): time only the `repeats` calls AFTER the warm-up"
     assert isinstance(seconds, list) and len(seconds) == 5, \
-        f"measure_latency should return one duration per timed call (5), got {seconds!r}"
+        f"measure_latency should return a list of one duration per timed call (5), got {seconds!r}"
     assert seconds != [0.25, 0.75, 0.875, 1.875, 2.625], \
         "each duration should be one call's: read the clock before EACH call, not once before the loop"
     assert not all(s == seconds[0] for s in seconds), \
         f"each call should be timed alone, got the same duration {seconds[0]} for all (an average hides the spread)"
-    assert seconds == [0.25, 0.5, 0.125, 1.0, 0.75], \
+    assert seconds == [0.25, 0.5, 0.125, 1.0, 0.75], (
         f"the durations of calls 3 to 7 should be [0.25, 0.5, 0.125, 1.0, 0.75], in order, got {seconds}"
+        + (": a duration is end - start, clock() after the call minus clock() before" if all(s < 0 for s in seconds) else "")
+        + (": durations are seconds, not milliseconds" if seconds == [250.0, 500.0, 125.0, 1000.0, 750.0] else ""))
     assert measure_latency(lambda: None, warmup=0, repeats=3, clock=clock) == [0.0, 0.0, 0.0], "warmup=0 is allowed"
     real = measure_latency(lambda: sum(range(1000)), warmup=1, repeats=3)
     assert all(0 < s < 1 for s in real), f"with the default clock, durations are seconds, got {real}"
@@ -315,7 +323,8 @@ def test_unit_memory():
     peak = peak_memory(allocate_temporary)
     assert peak >= 8_000_000, (f"a call that holds an 8 MB array should have a peak of at least 8 MB, got {peak:,} bytes"
                                + (": get_traced_memory() is (current, peak): the current memory after the call "
-                                  "misses what was freed" if peak < 1_000_000 else ""))
+                                  "misses what was freed; and read the peak BEFORE stopping tracemalloc (it forgets "
+                                  "everything when it stops)" if peak < 1_000_000 else ""))
     assert peak < 9_000_000, f"an 8 MB temporary should peak near 8 MB, got {peak:,} bytes"
     assert not tracemalloc.is_tracing(), "stop tracemalloc after measuring: tracing slows every allocation"
 
@@ -396,7 +405,7 @@ def benchmark(name: str, model: Module, inputs: np.ndarray, labels: np.ndarray, 
 # The test's model is scripted: it "predicts" the class written in each input's first feature, and
 # each call advances the test's clock. A query takes 1 s while cold (its first 3 calls), then 1, 2, ...,
 # 100 ms in a shuffled order; a whole-split pass takes 1 s while cold (its first 2 calls), then 20 ms,
-# with every fifth pass 100 ms.
+# except every fifth pass (100 ms) and every other seventh one (15 ms).
 
 # %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "capstone-scripted-model", "locked": true, "solution": false}
 class ScriptedModel(Module):
@@ -420,7 +429,8 @@ class ScriptedModel(Module):
             self.queries += 1
         else:
             assert len(rows) == self.split_size, f"the scripted model was called on {len(rows)} examples"
-            self.clock.now += 1.0 if self.passes < 2 else (0.1 if self.passes % 5 == 0 else 0.02)
+            self.clock.now += 1.0 if self.passes < 2 else (0.1 if self.passes % 5 == 0 else
+                                                            0.015 if self.passes % 7 == 0 else 0.02)
             self.passes += 1
         np.ones((len(rows), 1000)).sum()  # holds 8,000 bytes per example for a moment
         return Tensor(np.eye(10, dtype=np.float32)[rows[:, 0].astype(int)])
@@ -443,14 +453,17 @@ def test_unit_benchmark():
     assert math.isclose(result.p50_ms, 50.0), (
         f"the 100 timed queries take 1..100 ms: p50 is 50 ms, got {result.p50_ms}"
         + (": report milliseconds (seconds * 1e3)" if math.isclose(result.p50_ms, 0.05) else "")
-        + (": that is the mean, report the median" if math.isclose(result.p50_ms, 50.5) else ""))
+        + (": that is the mean, report the median" if math.isclose(result.p50_ms, 50.5) else "")
+        + (": latency is one query (the first example, a batch of one), not the whole split"
+           if math.isclose(result.p50_ms, 20.0) else ""))
     assert math.isclose(result.p99_ms, 99.0), (
         f"the 100 timed queries take 1..100 ms: p99 is 99 ms, got {result.p99_ms}"
         + (": that is the slowest (p100), not p99" if math.isclose(result.p99_ms, 100.0) else "")
         + (": that is p90, not p99" if math.isclose(result.p99_ms, 90.0) else ""))
     assert math.isclose(result.throughput, 8 / 0.02), (
         f"a warm pass over the 8 examples takes 20 ms at the median: 400 examples per second, got {result.throughput}"
-        + (": use the median pass, not the mean" if math.isclose(result.throughput, 8 / 0.036) else "")
+        + (": use the median pass, not the mean" if math.isclose(result.throughput, 8 / 0.0354) else "")
+        + (": use the median pass, not the fastest pass" if math.isclose(result.throughput, 8 / 0.015) else "")
         + (": throughput is examples per second (len(inputs) / p50), not passes per second"
            if math.isclose(result.throughput, 50.0) else "")
         + (": time the whole split, not one query" if result.throughput < 200 else ""))
@@ -623,8 +636,9 @@ def test_unit_pareto():
         f"two results with equal measurements do not dominate each other: both stay, got {[r.name for r in twins]}"
     by_size = pareto_frontier([entry("small", 0.9, 9.0, 100), entry("big", 0.95, 1.0, 900), entry("mid", 0.9, 1.0, 500)],
                               "size_bytes")
-    assert [r.name for r in by_size] == ["small", "big"], \
-        f"by size: small (100 B) and big (more accurate) are on the frontier, got {[r.name for r in by_size]}"
+    assert [r.name for r in by_size] == ["small", "big"], (
+        f"by size: small (100 B) and big (more accurate) are on the frontier, in this order, got {[r.name for r in by_size]}"
+        + (": sort by the `cost` field (here size_bytes), not by latency" if [r.name for r in by_size] == ["big", "small"] else ""))
     assert pareto_frontier([], "p50_ms") == [], "the frontier of nothing is empty"
 
 test_unit_pareto()
@@ -782,6 +796,7 @@ def test_unit_events():
     assert places == [1, 2, 2, 4, 5], (
         f"places should be [1, 2, 2, 4, 5]: the twins share place 2 and the next place skips to 4, got {places}"
         + (": equal scores share a place" if places == [1, 2, 3, 4, 5] else "")
+        + (": places count from 1" if places and places[0] == 0 else "")
         + (": after a tie the next place skips (1, 2, 2, 4), it does not continue at 3" if places == [1, 2, 2, 3, 4] else ""))
     assert leaderboard(smallest, [entry("low", 0.5, 1.0)]) == [], "nobody above the floor: an empty leaderboard"
     fastest = [r.name for _, r in leaderboard(EVENTS["digits-fastest"], [entry("slow", 0.99, 3.0), entry("quick", 0.99, 0.5)])]
