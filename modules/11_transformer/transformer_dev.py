@@ -178,6 +178,30 @@ def test_unit_gelu():
     assert gelu(Variable(np.zeros(3, dtype=np.float32))).dtype == np.float32, "gelu should keep float32"
     with no_grad():
         assert gelu(y).grad_fn is None, "under no_grad, gelu should record nothing"
+    # GELU's tanh u and derivative in NumPy, for inputs too large for gradcheck
+    def tanh_u(x):
+        return np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))
+
+    def expected_slope(x):
+        t = tanh_u(x)
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x * x)
+
+    rng = np.random.default_rng(0)
+    long = Variable(rng.standard_normal(2 * BLOCK + 7), requires_grad=True)  # two whole pieces and a short one
+    out = gelu(long)
+    try:
+        out.sum().backward()
+    except ValueError as error:
+        raise AssertionError(f"gelu's rule on more than one piece (2 BLOCKs and 7 numbers) raised {error}: "
+                             "is the last, shorter piece handled?") from None
+    assert np.allclose(out.numpy(), 0.5 * long.numpy() * (1 + tanh_u(long.numpy()))), "gelu on more than one piece (2 BLOCKs and 7 numbers): wrong values"
+    assert np.allclose(long.grad, expected_slope(long.numpy())), \
+        "gelu's gradient on more than one piece (2 BLOCKs and 7 numbers) is wrong: is the last, shorter piece handled?"
+    square = Variable(rng.standard_normal((3, 4)), requires_grad=True)
+    weights = rng.standard_normal((4, 3))
+    (gelu(square).transpose(0, 1) * Variable(weights)).sum().backward()  # gelu's rule receives a transposed g
+    assert np.allclose(square.grad, weights.T * expected_slope(square.numpy())), \
+        "gelu's gradient is wrong for a non-contiguous g (here a transposed one): make the gradient like x, which is C-contiguous"
 
 test_unit_gelu()
 
@@ -372,7 +396,12 @@ def test_unit_gpt():
     tied = GPT(vocab_size=11, context=6, d_model=8, num_heads=2, num_layers=2, tied=True, rng=np.random.default_rng(0),
                dtype=np.float64)
     expected = tied.norm(tied.blocks[1](tied.blocks[0](tied.position(tied.token(ids))))).numpy() @ tied.token.weight.numpy().T
-    assert np.allclose(tied(ids).numpy(), expected), "with tied=True the output layer is the token embedding, transposed"
+    try:
+        got = tied(ids).numpy()
+    except (TypeError, ValueError) as error:
+        raise AssertionError(f"with tied=True there is no head: the output layer is the token embedding, transposed "
+                             f"(h @ E.T); calling the tied GPT raised {type(error).__name__}: {error}") from None
+    assert np.allclose(got, expected), "with tied=True the output layer is the token embedding, transposed"
     count = lambda m: sum(p.size for p in m.parameters())
     assert count(model) - count(tied) == 11 * 8, f"tying should save exactly V * C = 88 parameters, saved {count(model) - count(tied)}"
     try:
@@ -450,16 +479,21 @@ def test_unit_sampling():
     softmax = np.exp(logits - 3) / np.exp(logits - 3).sum()
     assert np.allclose(plain, softmax), f"temperature 1 and no top_k: the softmax of the logits {softmax.round(4)}, got {plain}"
     sharp, flat = next_distribution(logits, temperature=0.5), next_distribution(logits, temperature=4.0)
+    assert logits.tolist() == [2.0, 1.0, 0.5, 3.0], f"next_distribution must not change the logits it is given (divide into a new array), they became {logits}"
     if sharp[3] < plain[3]:
         raise AssertionError("temperature 0.5 should sharpen the distribution (divide the logits by it, not multiply)")
     assert np.allclose(sharp, np.exp(2 * (logits - 3)) / np.exp(2 * (logits - 3)).sum()) and flat[3] < plain[3], \
         "softmax(logits / temperature): below 1 sharper, above 1 flatter"
     top2 = next_distribution(logits, top_k=2)
     assert np.count_nonzero(top2) == 2 and top2[0] > 0 and top2[3] > 0, f"top_k=2 keeps the two largest logits (3.0 and 2.0), got {top2}"
+    top1 = next_distribution(np.array([0.0, 1.0, 2.0, 3.0, 4.0]), top_k=1)
+    assert top1.tolist() == [0.0, 0.0, 0.0, 0.0, 1.0], f"top_k=1 keeps only the largest logit (the k-th largest counts from the top), got {top1}"
     assert np.isclose(top2.sum(), 1) and np.isclose(top2[3] / top2[0], math.e), "the kept ones are renormalized softmax weights"
     assert np.allclose(next_distribution(logits, top_k=10), plain), "a top_k larger than the vocabulary keeps everything"
     assert next_distribution(np.array([1.0, 1.0, 0.0]), top_k=1).tolist() == [0.5, 0.5, 0.0], "ties with the k-th largest are kept"
     assert next_distribution(np.array([1e4, 0.0]), temperature=0.01)[0] == 1.0, "large logits must not overflow"
+    got = next_distribution(np.array([0.5, 1.5, 1.0], dtype=np.float32)).dtype
+    assert got == np.float64, f"the probabilities are float64 even for float32 logits (rng.choice wants them to sum to 1 closely), got {got}"
 
     model = GPT(vocab_size=7, context=4, d_model=8, num_heads=2, num_layers=1, rng=np.random.default_rng(0))
     drawn = generate(model, [1, 2], 12, rng=np.random.default_rng(0))
@@ -542,7 +576,11 @@ def next_character_windows(ids: np.ndarray, context: int) -> tuple[np.ndarray, n
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-transformer-windows", "locked": true, "points": 2, "solution": false}
 def test_unit_windows():
     ids = np.arange(100, 111)
-    inputs, targets = next_character_windows(ids, 4)
+    try:
+        inputs, targets = next_character_windows(ids, 4)
+    except ValueError as error:
+        raise AssertionError(f"11 ids make (11 - 1) // 4 = 2 whole windows of 4, the ids left over are dropped; "
+                             f"next_character_windows(np.arange(100, 111), 4) raised {error}") from None
     assert inputs.shape == targets.shape == (2, 4), f"11 ids give (11 - 1) // 4 = 2 windows of 4, got {inputs.shape}, {targets.shape}"
     assert inputs.tolist() == [[100, 101, 102, 103], [104, 105, 106, 107]], f"windows lie side by side, got {inputs.tolist()}"
     if targets.tolist() == inputs.tolist():
@@ -621,7 +659,8 @@ def test_unit_schedule():
     schedule = WarmupCosineLR(RateOnly(1.0), warmup=4, total=14, min_ratio=0.1)
     rates = [schedule.lr_at(step) for step in range(16)]
     assert schedule.optimizer.lr == 0.25, f"step 0 should already use the warm-up rate 1/4, got {schedule.optimizer.lr}"
-    assert np.allclose(rates[:4], [0.25, 0.5, 0.75, 1.0]), f"warm-up: (s + 1) / warmup of the peak, got {rates[:4]}"
+    assert np.allclose(rates[:4], [0.25, 0.5, 0.75, 1.0]), (f"warm-up: (s + 1) / warmup of the peak base_lr (the optimizer's rate "
+                                                         f"at construction, not its lr now, which the schedule changes), got {rates[:4]}")
     assert rates[4] == 1.0 and np.isclose(rates[9], 0.55) and np.isclose(rates[14], 0.1) and np.isclose(rates[15], 0.1), \
         f"cosine from the peak (step 4) to 0.1 (step 14) through 0.55 (step 9), then flat: got {np.round(rates, 3).tolist()}"
     assert all(a >= b for a, b in zip(rates[4:], rates[5:])), "after the warm-up the rate never rises"

@@ -105,7 +105,8 @@ def count_parameters(model: Module) -> int:
 def test_unit_parameters():
     mlp = Sequential(Linear(64, 32), ReLU(), Linear(32, 10))
     got = count_parameters(mlp)
-    assert got == 64 * 32 + 32 + 32 * 10 + 10, f"Linear(64, 32) and Linear(32, 10) hold 2410 numbers (weights and biases), got {got}: count elements (p.size), not parameters"
+    assert got == 64 * 32 + 32 + 32 * 10 + 10, f"Linear(64, 32) and Linear(32, 10) hold 2410 numbers (weights and biases), got {got}" + (
+        ": count numbers, not bytes" if got in (4 * 2410, 8 * 2410) else ": count elements (p.size), not parameters")
     assert isinstance(got, int), f"count_parameters should return a Python int, got {type(got).__name__}"
     gpt = GPT(10, 8, d_model=16, num_heads=2, num_layers=1, tied=True, rng=np.random.default_rng(0))
     untied = GPT(10, 8, d_model=16, num_heads=2, num_layers=1, rng=np.random.default_rng(0))
@@ -172,6 +173,16 @@ def test_unit_flops():
     got = matmul_flops((8, 4, 5, 6), (8, 4, 6, 5), (8, 4, 5, 5))
     assert got == 2 * 8 * 4 * 5 * 6 * 5, f"a stack of 8 x 4 products (5x6)(6x5) is {2 * 8 * 4 * 5 * 6 * 5} FLOPs, got {got}: every matrix of the batch counts"
     assert matmul_flops((6,), (6, 3), (3,)) == 36, f"a vector (6,) @ (6x3) is 2*6*3 = 36 FLOPs, got {matmul_flops((6,), (6, 3), (3,))}"
+    try:
+        got = matmul_flops((4, 6), (6,), (4,))
+    except IndexError as error:
+        got = f"IndexError: {error}"
+    assert got == 48, f"a matrix @ vector (4x6) @ (6,) is 2*4*6 = 48 FLOPs, got {got}: k is a's last axis (a vector b has one axis only)"
+    got = conv2d_flops((4, 3, 3, 3), (5, 4, 4, 4))
+    hints = {8640: ": count the adds too (the factor 2)", 5760: ": the window spans every input channel (C * kh * kw)",
+             69120: ": the output channels are in the outputs already (the window is C * kh * kw, not the whole weight)",
+             3456: ": every image of the batch counts (N * O * Hout * Wout outputs)"}
+    assert got == 17280, f"a 3x3 convolution of 3 channels into 4 on a batch of 5 (4x4 outputs) is 2*(3*3*3)*(5*4*4*4) = 17280 FLOPs, got {got}" + hints.get(got, "")
     got = conv2d_flops((5, 2, 3, 3), (3, 5, 5, 5))
     assert got == 13500, f"a 3x3 convolution of 2 channels into 5 on a batch of 3 (5x5 outputs) is 2*(2*3*3)*(3*5*5*5) = 13500 FLOPs, got {got}" + (
         ": the window spans every input channel (C * kh * kw)" if got == 6750 else "")
@@ -281,6 +292,8 @@ def test_unit_op_flops():
     assert forward_flops("Embedding", [(5, 3), ()], (2, 3)) == 0, "an embedding looks rows up: 0 FLOPs"
     got = forward_flops("Mul", [(4, 3), ()], (4, 3))
     assert got == 12, f"an elementwise multiply is one FLOP per output element (12), got {got}"
+    got = forward_flops("Add", [(3,), (4, 3)], (4, 3))
+    assert got == 12, f"an elementwise operation does one FLOP per OUTPUT element: (3,) + (4, 3) broadcasts to 12, got {got}"
     got = forward_flops("GELU", [(4, 3)], (4, 3))
     assert got == 9 * 12, f"GELU does FLOPS_PER_ELEMENT['GELU'] = 9 steps per element: 108, got {got}"
     got = [gradient_flops("MatMul", [(4, 3), (3, 2)], (4, 2), i) for i in (0, 1)]
@@ -375,7 +388,8 @@ def test_unit_saved():
     a, b = np.ones((4, 3), dtype=np.float32), np.ones((3, 5), dtype=np.float64)
     rules = rules_capturing(a, b)
     got = saved_bytes(rules["a and b"])
-    assert got == a.nbytes + b.nbytes, f"two rules holding a (48 bytes) and b (120 bytes): 168, got {got}"
+    assert got == a.nbytes + b.nbytes, f"two rules holding a (48 bytes) and b (120 bytes): 168, got {got}" + (
+        ": count bytes (nbytes), not elements" if got == a.size + b.size else "")
     got = saved_bytes(rules["b twice"])
     assert got == b.nbytes, f"two rules capturing the same array keep it once: {b.nbytes} bytes, got {got}"
     assert saved_bytes(rules["nothing"]) == 0, "rules that capture nothing keep nothing"
@@ -790,10 +804,10 @@ def format_table(rows: list, row_limit: int | None = None) -> str:
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-profiling-table", "locked": true, "points": 3, "solution": false}
 def test_unit_table():
-    events = [Event("MatMul", "forward", 0.0, 0.003, 0.003, flops=100, saved_bytes=8),
+    events = [Event("MatMul", "forward", 0.0, 0.003, 0.003, flops=100, saved_bytes=8, bytes_moved=40),
               Event("Add", "forward", 0.003, 0.001, 0.001, flops=10),
               Event("Linear()", "range", 0.0, 0.006, 0.0015),
-              Event("MatMul", "forward", 0.006, 0.002, 0.002, flops=100, saved_bytes=8)]
+              Event("MatMul", "forward", 0.006, 0.002, 0.002, flops=100, saved_bytes=8, bytes_moved=24)]
     rows = key_averages(events)
     names = [row.name for row in rows]
     assert len(rows) == 3, f"one row per name: 3 rows for MatMul, Add, Linear(), got {len(rows)}: {names}"
@@ -802,6 +816,9 @@ def test_unit_table():
     assert matmul.calls == 2, f"MatMul was called twice, got calls={matmul.calls}"
     assert abs(matmul.self_time - 0.005) < 1e-12 and abs(matmul.total_time - 0.005) < 1e-12, f"MatMul's times sum over its calls: 5 ms, got self {matmul.self_time}, total {matmul.total_time}"
     assert matmul.flops == 200 and matmul.saved_bytes == 16, f"FLOPs and saved bytes sum over calls: 200 and 16, got {matmul.flops} and {matmul.saved_bytes}"
+    assert matmul.bytes_moved == 64, f"bytes moved sum over calls: 40 + 24 = 64, got {matmul.bytes_moved}"
+    kinds = [row.kind for row in rows]
+    assert kinds == ["forward", "range", "forward"], f"a row keeps its events' kind (the roofline reads the forward rows only): expected ['forward', 'range', 'forward'], got {kinds}"
     linear = rows[1]
     assert abs(linear.self_time - 0.0015) < 1e-12 and abs(linear.total_time - 0.006) < 1e-12, f"a range's self time (1.5 ms) and total time (6 ms) differ: self sums self_time, total sums duration; got {linear.self_time}, {linear.total_time}"
     by_total = [row.name for row in key_averages(events, "total_time")]
@@ -890,6 +907,8 @@ def test_unit_trace():
     assert got.get("pid") == 1 and got.get("tid") == 1, "one process, one thread: pid 1, tid 1"
     assert got.get("args") == {"flops": 240, "saved_bytes": 96}, f"args carry flops and saved_bytes, got {got.get('args')}"
     json.dumps(got)  # must be plain JSON
+    got = trace_event(Event("Linear()", "range", 10.0, 0.006, 0.0015), origin=10.0).get("dur")
+    assert got is not None and abs(got - 6000) < 1e-6, f"a range's dur is its whole duration (6 ms = 6000 us), not its self time: a layer is drawn around what ran inside it; got {got}"
     trace = chrome_trace(prof.events)
     starts = [item["ts"] for item in trace["traceEvents"]]
     assert min(starts) == 0 and len(starts) == len(prof.events), "the GPT step's trace starts at ts 0 with one event per event"

@@ -145,6 +145,8 @@ def test_unit_cross_entropy():
     assert fused.grad_fn.inputs == (logits,), f"the node's only input should be the logits themselves (one node, no chain), got {fused.grad_fn.inputs}"
     big = softmax_cross_entropy(Variable([[1000.0, 0.0]]), [0])
     assert np.isfinite(big.item()) and abs(big.item()) < 1e-6, f"logits [[1000, 0]] with target 0 have loss 0: shift each row by its maximum, got {big.item()}"
+    apart = softmax_cross_entropy(Variable([[1000.0, 0.0], [0.0, -1000.0]]), [0, 0])
+    assert np.isfinite(apart.item()) and abs(apart.item()) < 1e-6, f"logits [[1000, 0], [0, -1000]] with targets [0, 0] have loss 0: shift each row by its OWN maximum, got {apart.item()}"
     half = softmax_cross_entropy(Variable(np.zeros((2, 3), dtype=np.float32)), [0, 1])
     assert half.numpy().dtype == np.float32, f"float32 logits should give a float32 loss (no float64 drift), got {half.numpy().dtype}"
     fused.backward()
@@ -154,6 +156,12 @@ def test_unit_cross_entropy():
     twice = Variable(logits.numpy(), requires_grad=True)
     softmax_cross_entropy(twice, targets).backward(np.array(2.0))
     assert np.allclose(twice.grad, 2 * expected, atol=1e-9), "the rule should multiply by the output's gradient g: backward(2.0) should double the gradient"
+    again = Variable(logits.numpy(), requires_grad=True)
+    loss = softmax_cross_entropy(again, targets)
+    loss.backward(retain_graph=True)
+    loss.backward()
+    assert np.allclose(again.grad, 2 * expected, atol=1e-9), \
+        "a second backward through the same loss (retain_graph=True) should add the same gradient again: the rule must not write into the exponentials it keeps"
     assert gradcheck(lambda x: softmax_cross_entropy(x, targets) * 3.0, float64(6, 5, seed=1), name="softmax_cross_entropy")
     for bad, message in (([0, 1, 2, 3, 4, 5], "out of range"), ([0, 1], "shape")):
         try:
@@ -233,10 +241,12 @@ def test_unit_attention_forward():
     out, weights = causal_attention_forward(q, k, v)
     composed = scaled_dot_product_attention(Variable(q), Variable(k), Variable(v), causal=True).numpy()
     assert out.shape == (2, 3, 5, 4) and weights.shape == (2, 3, 5, 5), f"out should be (2, 3, 5, 4) and weights (2, 3, 5, 5), got {out.shape} and {weights.shape}"
-    assert np.allclose(weights.sum(axis=-1), 1.0, atol=1e-12), f"each row of the weights should sum to 1, got {weights.sum(axis=-1)[0, 0]}"
+    assert np.all((weights >= 0) & (weights <= 1)), \
+        f"the weights are probabilities in [0, 1], the exponentials of the shifted scores normalized (np.exp(a) without out= leaves a as it was), got\n{np.round(weights[0, 0], 3)}"
+    assert np.allclose(weights.sum(axis=-1), 1.0, atol=1e-12), f"each row of the weights should sum to 1 (a softmax over the keys, with the mask before the softmax), got {weights.sum(axis=-1)[0, 0]}"
     assert np.all(weights[..., np.triu_indices(5, 1)[0], np.triu_indices(5, 1)[1]] == 0), \
         f"a query may not see later keys: the weights above the diagonal should be 0, got\n{np.round(weights[0, 0], 3)}"
-    assert np.allclose(out, composed, atol=1e-6), f"the output should equal module 10's scaled_dot_product_attention (causal), whose scores are scaled by 1/sqrt(D); largest difference {np.abs(out - composed).max():.2e}"
+    assert np.allclose(out, composed, atol=1e-6), f"the output should equal module 10's scaled_dot_product_attention (causal), P V, whose scores are scaled by 1/sqrt(D), the max shift and the sum run over the keys (axis -2 of S^T); largest difference {np.abs(out - composed).max():.2e}"
     big = causal_attention_forward(np.full((2, 1), 1000.0), np.full((2, 1), 1000.0), np.ones((2, 1)))[0]
     assert np.all(np.isfinite(big)), f"large scores should not overflow: subtract each row's maximum before exp, got {big.ravel()}"
 
@@ -307,13 +317,17 @@ def test_unit_attention_backward():
     fused = causal_attention(q, k, v)
     assert fused.grad_fn is not None and fused.grad_fn.name == "CausalAttention" and fused.grad_fn.inputs == (q, k, v), \
         f"attention should be one graph node CausalAttention over (q, k, v), got {fused.grad_fn}"
-    fused.backward(g)
+    fused.backward(g, retain_graph=True)
     copies = [Variable(x.numpy(), requires_grad=True) for x in (q, k, v)]
     scaled_dot_product_attention(*copies, causal=True).backward(g)
     rules = {"v": "P^T G", "q": "s dS K, with dS the softmax rule P * (dP - rowsum(dP * P))", "k": "s dS^T Q"}
     for name, mine, theirs in zip("vqk", (v, q, k), (copies[2], copies[0], copies[1])):
         assert np.allclose(mine.grad, theirs.grad, atol=1e-6), \
             f"d{name} should equal the composed attention's gradient ({rules[name]}); largest difference {np.abs(mine.grad - theirs.grad).max():.2e}"
+    fused.backward(2 * g)
+    for name, mine, theirs in zip("vqk", (v, q, k), (copies[2], copies[0], copies[1])):
+        assert np.allclose(mine.grad, 3 * theirs.grad, atol=1e-6), \
+            f"a second backward through the same attention (retain_graph=True, gradient 2 g) should add 2 d{name}: the backward must not write into the saved weights P"
     assert gradcheck(causal_attention, float64(1, 2, 4, 3, seed=4), float64(1, 2, 4, 3, seed=5), float64(1, 2, 4, 2, seed=6),
                      name="causal_attention")
 
@@ -354,7 +368,7 @@ def test_unit_multi_head():
     fused = FusedMultiHeadAttention(8, 2, rng=np.random.default_rng(0), dtype=np.float64)
     x = float64(2, 5, 8)
     want, got = composed(x), fused(x)
-    assert np.allclose(got.numpy(), want.numpy(), atol=1e-6), f"FusedMultiHeadAttention should equal MultiHeadAttention with the same weights; largest difference {np.abs(got.numpy() - want.numpy()).max():.2e}"
+    assert np.allclose(got.numpy(), want.numpy(), atol=1e-6), f"FusedMultiHeadAttention should equal MultiHeadAttention with the same weights (project the rows with query, key, value in that order, split_heads(..., batch, length), attend, merge_heads, out); largest difference {np.abs(got.numpy() - want.numpy()).max():.2e}"
     names = [node.name for node in _nodes(got)]
     assert "CausalAttention" in names and "Softmax" not in names, f"the layer should attend with the fused operation (one CausalAttention, no Softmax), got nodes {sorted(set(names))}"
     got.sum().backward()
@@ -458,7 +472,9 @@ def test_unit_layer_norm():
     x, weight, bias = float64(2, 3, 6, seed=0), float64(6, seed=1), float64(6, seed=2)
     x.numpy()[...] = 4 * x.numpy() + 3  # rows far from mean 0 and variance 1
     g = np.random.default_rng(3).standard_normal((2, 3, 6))
+    before = x.numpy().copy()
     fused = fused_layer_norm(x, weight, bias)
+    assert np.array_equal(x.numpy(), before), "fused_layer_norm must not write into x: `rows` is a view of x's array (rows - mean makes a new one)"
     copies = [Variable(v.numpy(), requires_grad=True) for v in (x, weight, bias)]
     composed = layer_norm(*copies)
     assert fused.shape == (2, 3, 6), f"the output should have x's shape (2, 3, 6), got {fused.shape}"
@@ -474,6 +490,11 @@ def test_unit_layer_norm():
     small = fused_layer_norm(Variable(np.array([[1.0, 1.0 + 1e-4]], dtype=np.float32)), np.ones(2, np.float32), np.zeros(2, np.float32))
     assert small.numpy().dtype == np.float32, f"float32 inputs should give a float32 output (no float64 drift), got {small.numpy().dtype}"
     assert np.allclose(small.numpy(), [[-0.0158, 0.0158]], atol=1e-3), f"eps = 1e-5 belongs under the square root with the variance, got {small.numpy()}"
+    rows = np.array([[1.0, 2.0, 4.0], [0.0, -3.0, 3.0]])
+    centred = rows - rows.mean(axis=1, keepdims=True)
+    expected = centred / np.sqrt((centred ** 2).mean(axis=1, keepdims=True) + 0.5)
+    got = fused_layer_norm(Variable(rows), np.ones(3), np.zeros(3), eps=0.5).numpy()
+    assert np.allclose(got, expected), f"with eps=0.5 the rows are (x - mean) / sqrt(var + 0.5): expected {np.round(expected, 4).tolist()}, got {np.round(got, 4).tolist()}"
     assert gradcheck(lambda *args: fused_layer_norm(*args), float64(3, 5, seed=4), float64(5, seed=5), float64(5, seed=6),
                      name="fused_layer_norm")
     assert isinstance(FusedLayerNorm(6), LayerNorm) and [name for name, _ in FusedLayerNorm(6).named_parameters()] == ["weight", "bias"]

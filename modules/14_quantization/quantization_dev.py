@@ -179,17 +179,17 @@ def test_unit_affine():
     odd = quantize(np.array([0.25, 0.75, -0.25]), 0.5, 5).tolist()
     assert odd == [6, 6, 4], (f"0.5 + 5, 1.5 + 5 and -0.5 + 5 should round to the even codes [6, 6, 4], got {odd}: add the "
                               "zero point before rounding (round(x / scale + zero_point))")
+    clipped = quantize(np.array([100.0, -100.0, 12.8, -12.9]), 0.1, 0).tolist()
+    assert clipped == [127, -128, 127, -128], (
+        f"codes outside int8 should be clipped to 127 and -128, got {clipped}"
+        + (": casting to int8 wraps around (200 -> -56), clip first" if clipped[0] not in (127, 255) else "")
+        + (": the range is int8, -128..127, not uint8's 0..255" if min(clipped) >= 0 else ""))
     edge_scale = np.float32(0.01) / np.float32(127.5)  # a symmetric scale (§2): -0.01 sits at exactly -127.5 steps
     edge = int(quantize(np.float32(-0.01), edge_scale, 0))
     assert edge == -128, (f"-0.01 with scale 0.01 / 127.5 should give PyTorch's code -128, got {edge}: multiply by the "
                           "reciprocal (x * (1 / scale) is -127.5 in float32, x / scale is -127.49999)")
     truncated = quantize(np.array([0.9, -0.9]), 1.0, 0).tolist()
     assert truncated == [1, -1], f"0.9 and -0.9 should round to 1 and -1, got {truncated}: round, do not truncate"
-    clipped = quantize(np.array([100.0, -100.0, 12.8, -12.9]), 0.1, 0).tolist()
-    assert clipped == [127, -128, 127, -128], (
-        f"codes outside int8 should be clipped to 127 and -128, got {clipped}"
-        + (": casting to int8 wraps around (200 -> -56), clip first" if clipped[0] not in (127, 255) else "")
-        + (": the range is int8, -128..127, not uint8's 0..255" if min(clipped) >= 0 else ""))
     grid = np.arange(-2.0, 2.0, 0.013, dtype=np.float32)
     back = dequantize(quantize(grid, 0.02, -3), 0.02, -3)
     assert back.dtype == np.float32, f"dequantize should return float32, got {back.dtype}"
@@ -291,6 +291,7 @@ def test_unit_qparams():
 
     sym_scale, sym_zero = choose_qparams(-0.5, 2.55, symmetric=True)
     assert sym_zero == 0, f"symmetric quantization has zero point 0, got {sym_zero}"
+    assert sym_zero.dtype == np.int32, f"symmetric quantization's zero point is int32 too, got {sym_zero.dtype}"
     assert np.isclose(sym_scale, 0.02), (
         f"symmetric: the scale of [-0.5, 2.55] should be max(|low|, |high|) / 127.5 = 0.02 (PyTorch's (qmax - qmin) / 2), "
         f"got {sym_scale}" + (" (that is / 127)" if np.isclose(sym_scale, 2.55 / 127) else "")
@@ -305,6 +306,12 @@ def test_unit_qparams():
     flat_scale, flat_zero = choose_qparams(0.0, 0.0)
     assert flat_scale == EPS and flat_zero == -128, \
         f"a range of zeros should get the smallest scale EPS (not 0 or nan) and zero point -128, got {flat_scale}, {flat_zero}"
+    flat_scale, _ = choose_qparams(0.0, 0.0, symmetric=True)
+    assert flat_scale == EPS, f"symmetric: a range of zeros (a weight channel of zeros) should get the smallest scale EPS too, got {flat_scale}"
+    low, high = np.float32(-0.3), np.float32(1.0)
+    expected = int(-128 - np.round(low / ((high - low) / np.float32(255))))  # -0.3 / scale = -58.8 steps: -128 + 59
+    _, zero_point = choose_qparams(low, high)
+    assert zero_point == expected, f"the zero point of [-0.3, 1] should be -128 - round(low / scale) = {expected}: round (-58.8 -> -59), do not truncate; got {zero_point}"
 
     scales, zeros = choose_qparams(np.array([-1.0, 0.0, -0.2]), np.array([1.0, 2.55, 0.1]), symmetric=True)
     assert scales.shape == (3,) and np.allclose(scales, [1 / 127.5, 0.02, 0.2 / 127.5]) and zeros.tolist() == [0, 0, 0], \
@@ -393,11 +400,16 @@ def quantization_error(x, low, high, symmetric=False):
 def test_unit_calibration():
     batch = np.array([[[1.0, -2.0], [3.0, 0.5]], [[-1.0, 4.0], [0.0, 2.0]]], dtype=np.float32)  # (2, 2, 2)
     low, high = tensor_range(batch)
+    assert np.shape(low) == np.shape(high) == (), \
+        f"tensor_range over everything gives two numbers (shape ()), got shapes {np.shape(low)} and {np.shape(high)}: do not keep the reduced axes"
     assert (float(low), float(high)) == (-2.0, 4.0), f"tensor_range over everything should be (-2, 4), got ({low}, {high})"
     lows, highs = tensor_range(batch, axis=2)
     assert lows.shape == (2,) and lows.tolist() == [-1.0, -2.0] and highs.tolist() == [3.0, 4.0], (
         f"tensor_range(x, axis=2) should give one (min, max) per entry along axis 2, reducing over the OTHER axes: "
         f"([-1, -2], [3, 4]); got ({lows.tolist()}, {highs.tolist()})")
+    lows, highs = tensor_range(batch, axis=-1)
+    assert np.asarray(lows).tolist() == [-1.0, -2.0] and np.asarray(highs).tolist() == [3.0, 4.0], \
+        f"tensor_range(x, axis=-1) is axis 2 here (a negative axis counts from the end): ([-1, -2], [3, 4]); got ({np.asarray(lows).tolist()}, {np.asarray(highs).tolist()})"
     lows, highs = tensor_range(batch, axis=0)
     assert lows.tolist() == [-2.0, -1.0] and highs.tolist() == [3.0, 4.0], \
         f"tensor_range(x, axis=0) should give ([-2, -1], [3, 4]), got ({lows.tolist()}, {highs.tolist()})"
@@ -423,6 +435,17 @@ def test_unit_calibration():
     even = np.linspace(-1.0, 1.0, 1001, dtype=np.float32)
     low, high = mse_range(even, symmetric=True)
     assert high >= 0.9, f"without outliers, clipping costs more than it saves: the range should stay near [-1, 1], got high {high}"
+    skewed = np.abs(rng.standard_normal(5000)).astype(np.float32)
+    skewed[0] = 12.0  # one outlier; symmetric codes spend half their steps on negatives that never come
+    fractions = np.arange(1, 101, dtype=np.float32) / np.float32(100)
+    errors = []
+    for fraction in fractions:  # the search, symmetric, in NumPy: s = f * max(|low|, |high|) / 127.5, z = 0
+        step = np.float32(12.0) * fraction / np.float32(127.5)
+        errors.append(np.mean((np.clip(np.round(skewed * (1 / step)), -128, 127) * step - skewed) ** 2))
+    best = float(fractions[int(np.argmin(errors))])
+    _, high = mse_range(skewed, symmetric=True)
+    assert np.isclose(high, 12.0 * best), (f"mse_range(x, symmetric=True) should search symmetric ranges (choose_qparams(..., "
+                                           f"symmetric=True)): the best fraction is {best}, high {12.0 * best:.3f}; got high {float(high):.3f}")
     half = mse_range(even, steps=2)
     assert np.isclose(half[1], 1.0), f"with steps=2 the candidates are fractions 0.5 and 1; 1 is better here, got {half}"
 
@@ -488,6 +511,14 @@ def test_unit_fake_quantize():
         f"the straight-through gradient is g inside the range and 0 where the value was clipped: expected [1, 2, 3, 0, 0], "
         f"got {x.grad}" + (" (the STE must be clipped too)" if np.allclose(x.grad, [1, 2, 3, 4, 5]) else ""))
 
+    edge = Variable(np.array([1.0, 60.0, -60.0, 58.5, -69.0], dtype=np.float32), requires_grad=True)
+    fake_quantize(edge, 0.5, 10).backward(np.ones(5, dtype=np.float32))
+    got = edge.grad.tolist()
+    assert got == [1.0, 0.0, 1.0, 1.0, 1.0], (
+        f"with scale 0.5 and zero point 10 the codes are 12, 130 (clipped), -110, 127 and -128: expected the gradient "
+        f"[1, 0, 1, 1, 1], got {got}" + (": the range test must add the zero point" if got[1] == 1 else "")
+        + (": codes -128 and 127 are inside the range" if got[3] == 0 or got[4] == 0 else ""))
+
     weight = Variable(np.array([[0.3, -2.0], [-0.6, 9.0]], dtype=np.float64), requires_grad=True)
     per_column = fake_quantize(weight, np.array([0.2, 0.05]), np.array([0, 0]), axis=1)
     assert per_column.dtype == np.float64, "fake_quantize should keep float64 as float64"
@@ -495,6 +526,10 @@ def test_unit_fake_quantize():
         f"per column (axis=1): expected [[0.4, -2.0], [-0.6, 6.35]], got {per_column.numpy()}"
     per_column.sum().backward()
     assert np.array_equal(weight.grad, [[1.0, 1.0], [1.0, 0.0]]), f"per column, 9.0 is clipped (9 / 0.05 = 180): got {weight.grad}"
+    by_row = Variable(np.array([[0.3, 9.0], [-2.0, 0.6]]), requires_grad=True)
+    fake_quantize(by_row, np.array([0.05, 0.2]), np.array([0, 0]), axis=0).sum().backward()
+    assert np.array_equal(by_row.grad, [[1.0, 0.0], [1.0, 1.0]]), \
+        f"per row (axis=0), row 0 has scale 0.05 and 9.0 is clipped (9 / 0.05 = 180): expected [[1, 0], [1, 1]], got {by_row.grad.tolist()}"
     assert type(fake_quantize(Tensor(np.ones(3, dtype=np.float32)), 0.1, 0)) is Tensor, \
         "fake_quantize of a plain Tensor should give a Tensor"
     with no_grad():
@@ -561,7 +596,8 @@ def test_unit_integer():
         f"(q_x - 0) @ q_w should be [[32513, 137]], got {sums.tolist()}: accumulate in int32, int8 products overflow")
     shifted = integer_matmul(q_x, -3, q_w)
     assert shifted.tolist() == [[130 * 127 + 125 * 128, 130 + 16]], (
-        f"subtract the input's zero point from q_x before multiplying: expected [[32510, 146]], got {shifted.tolist()}")
+        f"subtract the input's zero point from q_x, in int32 (127 - (-3) = 130 overflows int8), before multiplying: "
+        f"expected [[32510, 146]], got {shifted.tolist()}")
     rng = np.random.default_rng(0)
     big_x = rng.integers(-128, 128, (4, 64)).astype(np.int8)
     big_w = rng.integers(-128, 128, (64, 3)).astype(np.int8)
@@ -731,7 +767,8 @@ def test_unit_quantized_layers():
     assert np.max(np.abs(out.numpy() - expected)) <= step * 1.001, (
         f"QuantizedLinear should equal dequantize -> float Linear -> quantize within one output step ({step:.4f}), got "
         f"{np.max(np.abs(out.numpy() - expected)):.4f} off: quantize the bias at input_scale * weight_scale, the "
-        "accumulator's scale, and requantize with input_scale * weight_scale / output_scale")
+        "accumulator's scale, requantize with input_scale * weight_scale / output_scale, and subtract the input's zero point "
+        "from its codes")
     assert np.max(np.abs(out.numpy() - float_out)) < 0.05, "the int8 Linear should stay close to the float one"
 
     conv = Conv2d(3, 5, 3, padding=1, stride=(1, 2), rng=rng)
@@ -750,7 +787,8 @@ def test_unit_quantized_layers():
     step = float(qconv.output_scale)
     worst = np.abs(out.numpy() - expected)
     assert worst[:, :, 1:-1, 1:-1].max() <= step * 1.001, \
-        f"QuantizedConv2d disagrees with the float reference inside the image by {worst[:, :, 1:-1, 1:-1].max():.4f} (> one step)"
+        (f"QuantizedConv2d disagrees with the float reference inside the image by {worst[:, :, 1:-1, 1:-1].max():.4f} (> one step): "
+         "the sums are cols.T @ W.reshape(O, -1).T, each output channel's filter a column")
     assert worst.max() <= step * 1.001, (
         f"QuantizedConv2d is off by {worst.max():.4f} at the border: pad with a real zero, i.e. subtract the input's zero "
         "point BEFORE im2col pads")
@@ -822,8 +860,10 @@ def test_unit_quantize_model():
     with no_grad():
         difference = np.abs(quantized(Tensor(calibration)).numpy() - model(Tensor(calibration)).numpy()).max()
     assert difference < 0.1, f"the quantized model should stay close to the float one, got a difference of {difference:.3f}"
-    by_mse = quantize_model(model, calibration, method="mse").layers[0]
-    mse_scale, _ = choose_qparams(*mse_range(calibration))
+    lumpy = np.ones((64, 8), dtype=np.float32)
+    lumpy[0, 0] = 1 / 0.99  # one value 1% above the others: the least-error range (fraction 0.99) puts 1.0 on a code
+    by_mse = quantize_model(model, lumpy, method="mse").layers[0]
+    mse_scale, _ = choose_qparams(*mse_range(lumpy))
     assert np.isclose(by_mse.input_scale, mse_scale), \
         f"method='mse' should calibrate with mse_range: input scale {float(mse_scale):.5f}, got {float(by_mse.input_scale):.5f}"
     conv = Sequential(Conv2d(1, 2, 3, padding=1, rng=rng), ReLU(), MaxPool2d(2), Flatten(), Linear(8, 2, rng=rng))
