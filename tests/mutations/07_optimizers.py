@@ -86,7 +86,7 @@ MISTAKES = [
             find="            if param.grad is not None:\n                self.update(",
             replace="            if True:\n                self.update(",
             caught_by="test-optimizers-base", message=r"without a gradient"),
-    Mistake(name="SGD weight decay added into the caller's gradient", cell="optimizers-sgd",
+    Mistake(name="SGD weight decay added into param.grad in place", cell="optimizers-sgd",
             find="grad = grad + self.weight_decay * param", replace="grad += self.weight_decay * param",
             caught_by="test-optimizers-sgd", message=r"weight decay must not change the parameter's gradient"),
     Mistake(name="SGD ignores nesterov", cell="optimizers-sgd",
