@@ -192,8 +192,8 @@ def mistake_checks(module: Module) -> list:
     try:
         mistakes = load_catalogue(module)
     except Exception as error:  # any error in a catalogue file is reported as one, not raised
-        return [lambda: Outcome(module.name, "(catalogue)", "catalogue error",
-                                message=f"{type(error).__name__}: {error}")]
+        message = f"{type(error).__name__}: {error}"  # `error` itself is unbound once the except block ends
+        return [lambda: Outcome(module.name, "(catalogue)", "catalogue error", message=message)]
     return [functools.partial(try_mistake, module, mistake) for mistake in mistakes]
 
 

@@ -30,6 +30,16 @@ def test_an_edit_that_is_not_found_is_a_catalogue_error_not_a_skip():
     assert outcome.verdict == "catalogue error" and "occurs 0 times" in outcome.message, outcome
 
 
+def test_a_catalogue_that_does_not_load_is_reported_as_a_catalogue_error(monkeypatch):
+    def unloadable(module):
+        raise SyntaxError("unterminated string literal (detected at line 86)")
+
+    monkeypatch.setattr(mutation, "load_catalogue", unloadable)
+    [check] = mutation.mistake_checks(load_course(ROOT).module("01"))
+    outcome = check()
+    assert outcome.verdict == "catalogue error" and "SyntaxError: unterminated" in outcome.message, outcome
+
+
 @pytest.mark.slow
 def test_a_harmless_edit_is_reported_as_missed():
     """The check can fail: an edit that changes nothing a test can see is not caught."""

@@ -190,6 +190,9 @@ def test_unit_data():
     assert np.allclose(scaled.mean(axis=0), 0, atol=1e-4), "standardised training features should have mean 0"
     assert np.abs(scaled).max() < 20, "eps keeps near-constant pixels from exploding"
     assert scaled.dtype == np.float32 and standardize(data.x_test).shape == data.x_test.shape, "float32, same shape"
+    expected = (data.x_test - data.x_train.mean(axis=0)) / (spread + 0.1)
+    assert np.allclose(standardize(data.x_test), expected, atol=1e-4), \
+        "new data should be standardised with the training data's mean and std + 0.1, never with its own statistics"
 
 test_unit_data()
 print("test_unit_data: passed")
@@ -295,7 +298,11 @@ def test_unit_idx():
     folder = Path(tempfile.mkdtemp(prefix="idx-test-"))
     images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     (folder / "images").write_bytes(bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 2, 3, 4) + images.tobytes())
-    read = read_idx(folder / "images")
+    try:
+        read = read_idx(folder / "images")
+    except IDXError as error:
+        raise AssertionError(f"a valid IDX file was refused; are the dimension sizes read as big-endian unsigned "
+                             f"32-bit integers? {error}") from None
     assert read.shape == (2, 3, 4) and read.dtype == np.uint8, f"expected (2, 3, 4) uint8, got {read.shape} {read.dtype}"
     assert np.array_equal(read, images), "the values should be read in row-major order"
 
@@ -315,6 +322,7 @@ def test_unit_idx():
         "magic": b"PK\x03\x04" + bytes(20),
         "type": bytes([0, 0, 0x07, 1]) + struct.pack(">I", 1) + b"\x00",
         "header": bytes([0, 0, 0x08, 3]) + struct.pack(">I", 2),
+        "dimensions": bytes([0, 0, 0x08, 0]) + b"\x01",
         "truncated": bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 2, 3, 4) + images.tobytes()[:-5],
         "longer": bytes([0, 0, 0x08, 1]) + struct.pack(">I", 2) + b"\x01\x02\x03",
     }
@@ -562,6 +570,8 @@ def evaluate(model: Module, loader, loss_fn) -> tuple[float, float]:
 
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-training-evaluate", "locked": true, "points": 3, "solution": false}
 def test_unit_evaluate():
+    square = Tensor([[0.0, 5.0, 1.0], [3.0, 0.0, 0.0], [4.0, 1.0, 2.0]])  # rows' argmax 1, 0, 0; columns' 2, 0, 2
+    assert accuracy(square, np.array([1, 0, 0])) == 1.0, "accuracy compares each row's argmax (axis=1) with its target"
     assert accuracy(Tensor([[0.1, 2.0], [3.0, 0.5], [0.0, 1.0]]), np.array([1, 0, 0])) == 2 / 3, "2 of 3 rows are right"
     assert accuracy(Variable(np.eye(4, dtype=np.float32)), np.arange(4)) == 1.0, "accuracy should accept a Variable"
 
@@ -734,6 +744,17 @@ def test_unit_trainer():
         assert got is not None and np.allclose(got, parameter.grad, atol=1e-6), \
             (f"after an epoch, {name}.grad should be the last batch's gradient alone: gradients accumulate across "
              "backward() calls, so call optimizer.zero_grad() before each backward")
+    # With lr=0, the epoch's loss and accuracy are those of the whole data: 40 examples, batches of 32 and 8.
+    still = Sequential(Linear(64, 10, rng=np.random.default_rng(5)))
+    loss, acc = Trainer(still, SGD(still.parameters(), lr=0.0), CrossEntropyLoss()).train_epoch(
+        DataLoader(inputs[:40], labels[:40], batch_size=32))
+    logits = still(Tensor(inputs[:40]))
+    expected_loss = float(CrossEntropyLoss()(logits, labels[:40]).item())
+    expected_acc = float(np.mean(logits.numpy().argmax(axis=1) == labels[:40]))
+    assert abs(loss - expected_loss) < 1e-5, \
+        f"the epoch's training loss should weigh each batch's mean loss by batch size: expected {expected_loss:.6f}, got {loss:.6f}"
+    assert abs(acc - expected_acc) < 1e-12, \
+        f"the epoch's training accuracy should count the right predictions of every batch: expected {expected_acc}, got {acc}"
     # One batch, one SGD step: the weights must move by -lr times the gradient of that batch.
     stepped = Sequential(Linear(64, 10, rng=np.random.default_rng(4)))
     before = [np.copy(values(p)) for p in stepped.parameters()]
@@ -769,6 +790,16 @@ def test_unit_trainer():
     assert not np.allclose(after_epoch[3]["0.weight"], after_epoch[1]["0.weight"]), "the weights should change while training"
     assert np.array_equal(stopper.state_dict()["0.weight"], after_epoch[1]["0.weight"]), \
         "after stopping early, the weights of the best epoch should be restored"
+
+    # Early stopping watches the validation loss: on labels shifted by one it rises from epoch 1 on, while the
+    # model learns the true labels and the training loss falls.
+    watcher = Sequential(Linear(64, 10, rng=np.random.default_rng(6)))
+    shifted = DataLoader(inputs, (labels + 1) % 10, batch_size=64)
+    history = Trainer(watcher, SGD(watcher.parameters(), lr=0.5), CrossEntropyLoss()).fit(
+        DataLoader(inputs, labels, batch_size=64), shifted, epochs=4, patience=1)
+    assert history.best_epoch == 1 and history.epochs == 2, \
+        (f"with a validation loader, early stopping should watch the validation loss {np.round(history.val_loss, 3)}, "
+         f"not the training loss: patience=1 should stop after epoch 2 (best 1), got {history.epochs} epochs, best {history.best_epoch}")
 
 test_unit_trainer()
 print("test_unit_trainer: passed")
@@ -971,7 +1002,10 @@ def test_unit_checkpoint():
     before = path.read_bytes()
     writers = np.savez, np.savez_compressed
 
+    during = []
+
     def crash_midway(file, *args, **arrays):
+        during.extend(p.name for p in folder.iterdir())
         file.write(b"PK\x03\x04 half a zip file")
         raise KeyboardInterrupt("simulated crash during the save")
 
@@ -985,6 +1019,9 @@ def test_unit_checkpoint():
     finally:
         np.savez, np.savez_compressed = writers
     assert path.read_bytes() == before, "a crash during save must leave the previous checkpoint untouched"
+    assert len(during) == 2, \
+        (f"save_checkpoint should write to a temporary file in the checkpoint's own folder (os.replace is atomic only "
+         f"within one file system); while it wrote, the folder held {during}")
     assert sorted(p.name for p in folder.iterdir()) == ["run.npz"], f"no temporary file should remain: {list(folder.iterdir())}"
     load_checkpoint(path, make()[0])
 

@@ -133,7 +133,10 @@ def test_unit_output_size():
     cases = [((8, 3, 1, 1), 8), ((28, 5, 1, 0), 24), ((7, 3, 2, 0), 3), ((8, 3, 2, 1), 4), ((6, 2, 2, 0), 3),
              ((8, 3, 3, 0), 2), ((5, 5, 1, 0), 1)]
     for (size, kernel, stride, padding), expected in cases:
-        got = conv_output_size(size, kernel, stride, padding)
+        try:
+            got = conv_output_size(size, kernel, stride, padding)
+        except ValueError as error:
+            got = f"ValueError ({error})"
         assert got == expected, (f"conv_output_size(size={size}, kernel={kernel}, stride={stride}, padding={padding}) "
                                  f"should be floor((size + 2 padding - kernel) / stride) + 1 = {expected}, got {got}")
     for bad in [(2, 3, 1, 0), (4, 7, 1, 1)]:
@@ -213,6 +216,13 @@ def check_against_hand_examples(conv, label):
 
 
 def test_unit_conv2d_loops():
+    rng = np.random.default_rng(2)
+    x, weight, bias = rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3)), np.array([1.0, 2.0, 3.0])
+    shift = conv2d_loops(x, weight, bias) - conv2d_loops(x, weight)  # 3 channels of 3 x 3: a wrong axis still broadcasts
+    assert np.allclose(shift, bias.reshape(1, 3, 1, 1)), \
+        f"bias[o] should be added to every position of output channel o: expected [1, 2, 3] per channel, got\n{shift[0]}"
+    single = conv2d_loops(x.astype(np.float32), weight.astype(np.float32))
+    assert single.dtype == np.float32, f"float32 inputs should give a float32 output, got {single.dtype}"
     check_against_hand_examples(conv2d_loops, "conv2d_loops")
     batch = np.random.default_rng(0).standard_normal((3, 2, 5, 6))
     weight = np.random.default_rng(1).standard_normal((4, 2, 3, 2))
@@ -400,6 +410,8 @@ def test_unit_col2im():
         assert back.shape == shape, f"col2im should give the input's shape {shape}, got {back.shape}"
         assert np.isclose(np.sum(cols * c), np.sum(x * back)), \
             f"col2im is not the adjoint of im2col for {shape}, kernel {kernel}, stride {stride}, padding {padding}"
+    single = col2im(np.ones((4, 4), dtype=np.float32), (1, 1, 3, 3), 2)
+    assert single.dtype == np.float32, f"col2im should keep the columns' dtype float32, got {single.dtype}"
 
 test_unit_col2im()
 print("test_unit_col2im: passed")

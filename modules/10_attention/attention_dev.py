@@ -313,6 +313,13 @@ def test_unit_layer_norm():
         raise AssertionError("each vector along the LAST axis should come out with mean 0 and variance 1; got means "
                              f"{means.ravel()[:3].round(3)} and variances {variances.ravel()[:3].round(3)} "
                              "(normalized over the wrong axis, or divided by C - 1?)")
+    flat = layer_norm(Variable(np.full((1, 4), 3.0))).numpy()
+    assert np.allclose(flat, 0), f"a constant vector should normalize to 0 (eps keeps the division finite), got {flat}"
+    tight = np.array([[0.0, 1e-3, 2e-3, 0.0, 1e-3]])  # a variance far below eps
+    expected = (tight - tight.mean()) / np.sqrt(tight.var() + 1e-5)
+    got = layer_norm(Variable(tight)).numpy()
+    assert np.allclose(got, expected, atol=1e-6), (f"eps goes inside the square root, 1 / sqrt(variance + eps): for a "
+                                                   f"variance of {tight.var():.1e} expected {expected.round(4)}, got {got.round(4)}")
     gamma, beta = rng.standard_normal(5), rng.standard_normal(5)
     expected = reference_layer_norm(x, gamma, beta)
     got = layer_norm(Variable(x), Variable(gamma), Variable(beta)).numpy()
@@ -424,10 +431,18 @@ def test_unit_attention():
     q, k, v = (rng.standard_normal((2, 3, 5, 8)) for _ in range(3))
     weights = attention_weights(Variable(q), Variable(k)).numpy()
     assert weights.shape == (2, 3, 5, 5), f"weights of 5 queries over 5 keys per (batch, head): (2, 3, 5, 5), got {weights.shape}"
-    assert np.allclose(weights.sum(axis=-1), 1), "each row of attention weights should sum to 1"
+    assert np.allclose(weights.sum(axis=-1), 1), \
+        "each row of attention weights should sum to 1 (mask the scores before the softmax, not the weights after it)"
     if not np.allclose(np.triu(weights, k=1), 0):
         raise AssertionError("a query attends to a later key: with causal=True every weight above the diagonal must be 0")
     assert np.allclose(weights[..., 0, 0], 1), "position 0 can only see itself: its weight on key 0 should be 1"
+    open_weights = attention_weights(Variable(q), Variable(k), causal=False).numpy()
+    assert not np.allclose(np.triu(open_weights, k=1), 0), \
+        "with causal=False every query should see every key: the weights above the diagonal should not all be 0"
+    by_length = np.exp(q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-2]))
+    if np.allclose(open_weights, by_length / by_length.sum(axis=-1, keepdims=True)):
+        raise AssertionError("the scores are scaled by sqrt(T), T the number of positions: divide by sqrt(D), "
+                             "D the size of each query (its last axis)")
     unscaled = np.exp(q @ k.swapaxes(-1, -2))
     if np.allclose(attention_weights(Variable(q), Variable(k), causal=False).numpy(),
                    unscaled / unscaled.sum(axis=-1, keepdims=True)):
@@ -546,8 +561,9 @@ def test_unit_multihead():
     got = layer(Variable(x)).numpy()
     assert got.shape == x.shape, f"the output has the input's shape {x.shape}, got {got.shape}"
     expected = head_by_head(layer, x)
-    assert np.allclose(got, expected), ("the output differs from attention computed head by head "
-                                        f"(heads split or merged wrongly?):\n{got[0, 0]}\nvs\n{expected[0, 0]}")
+    assert np.allclose(got, expected), ("the output differs from attention computed head by head: q, k and v each "
+                                        "from its own projection (query, key, value), the heads split, attended and "
+                                        f"merged, then the out projection:\n{got[0, 0]}\nvs\n{expected[0, 0]}")
     both_ways = MultiHeadAttention(12, 3, causal=False, rng=rng, dtype=np.float64)
     assert np.allclose(both_ways(Variable(x)).numpy(), head_by_head(both_ways, x)), "causal=False should attend everywhere"
     small = MultiHeadAttention(4, 2, rng=np.random.default_rng(1), dtype=np.float64)
