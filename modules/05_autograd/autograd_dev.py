@@ -1024,7 +1024,8 @@ def test_unit_matmul():
             out.backward(seed)
         except ValueError as error:
             raise AssertionError(f"{p} @ {q}: backward raised {error}; a receives G @ B.T, b receives A.T @ G "
-                                 "(swapaxes(-1, -2) for stacks of matrices)") from None
+                                 "(swapaxes(-1, -2) for stacks of matrices; a 1-D operand's gradient drops again the "
+                                 "axis its rule put back)") from None
         for name, x, product in [("a", a, lambda unit: unit @ b.numpy()), ("b", b, lambda unit: a.numpy() @ unit)]:
             expected = linear_gradient(product, x.shape, seed)
             assert x.grad.shape == x.shape and np.allclose(x.grad, expected), \

@@ -269,4 +269,13 @@ MISTAKES = [
     Mistake(name="sum accumulates in float64", cell="autograd-sum",
             find="return record(xv.sum(axis=axis, keepdims=keepdims)", replace="return record(xv.sum(axis=axis, keepdims=keepdims, dtype=np.float64)",
             caught_by="test-autograd-sum", message=r"float32 sum is float32"),
+    Mistake(name="record keeps every edge in the Node, constants too", cell="autograd-record-operations",
+            find="return _make(value, True, Node(name, kept))", replace="return _make(value, True, Node(name, list(edges)))",
+            caught_by="test-autograd-record-operations", message=r"constant operand must get no edge"),
+    Mistake(name="topological order: only Nodes pushed, leaves left out", cell="autograd-topological-order",
+            find="                if source not in visited:\n", replace="                if source not in visited and isinstance(source, Node):\n",
+            caught_by="test-autograd-topological-order", message=r"expected x, y and the Nodes"),
+    Mistake(name="matmul: a 1-D b's gradient keeps the column axis", cell="autograd-matmul",
+            find="return full if bv.ndim >= 2 else full[..., 0]", replace="return full",
+            caught_by="test-autograd-matmul", message=r"\(2, 3\) @ \(3,\).*1-D"),
 ]
