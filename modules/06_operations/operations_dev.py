@@ -318,7 +318,8 @@ def reference_gradcheck(fn: Callable, *inputs, name: str = "fn", eps: float = 1e
     expected = np.asarray(reference(*values), dtype=np.float64)
     got = np.asarray(_value(out), dtype=np.float64)
     assert got.shape == expected.shape and np.allclose(got, expected, atol=atol, rtol=rtol), \
-        f"{name}: the value should be {np.round(expected, 4).ravel()[:4]}..., got {np.round(got, 4).ravel()[:4]}..."
+        f"{name}: the value should be {np.round(expected, 4).ravel()[:4]}... of shape {expected.shape}, got " \
+        f"{np.round(got, 4).ravel()[:4]}... of shape {got.shape}"
     weights = np.random.default_rng(7).standard_normal(expected.shape)
     out.backward(weights)
     for position, value in enumerate(values):

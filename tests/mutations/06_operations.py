@@ -168,4 +168,13 @@ MISTAKES = [
     Mistake(name="indexing looks for repeats only in an index that is not a tuple", cell="operations-shapes-indexing",
             find="for part in (parts if isinstance(parts, tuple) else (parts,)))", replace="for part in (parts,))",
             caught_by="test-operations-shapes-indexing", message=r"integer arrays|picked twice"),
+    Mistake(name="relu's rule forgets g", cell="operations-elementwise",
+            find="g * (out > 0)", replace="(out > 0).astype(out.dtype)",
+            caught_by="test-operations-tanh-sigmoid-relu", message=r"relu: input 0"),
+    Mistake(name="log computed in float64", cell="operations-elementwise",
+            find="return record(np.log(xv), ", replace="return record(np.log(np.asarray(xv, dtype=np.float64)), ",
+            caught_by="test-operations-exp-log-sqrt", message=r"log should keep float32"),
+    Mistake(name="mean ignores keepdims", cell="operations-reductions",
+            find="total = xv.sum(axis=axis, keepdims=keepdims)", replace="total = xv.sum(axis=axis)",
+            caught_by="test-operations-reductions", message=r"mean axis -1 keepdims.*of shape \(2, 3, 1\), got .* of shape \(2, 3\)"),
 ]
