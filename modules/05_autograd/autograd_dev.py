@@ -107,7 +107,8 @@ def test_unit_warmup():
     backward_by_hand(z, [x, three, y, two, z])
     assert x.grad != 0.0, "x got no gradient: set output.grad = 1, then walk `order` backwards (reversed(order))"
     assert x.grad != 1.0, "d(2 * 3x)/dx came out 1: multiply each gradient by the local derivative"
-    assert x.grad == 6.0, f"d(2 * 3x)/dx should be 6, got {x.grad}"
+    assert x.grad == 6.0, f"d(2 * 3x)/dx should be 6, got {x.grad}: each Scalar adds its own .grad times the local " \
+                          "derivative to each parent (parent.grad += node.grad * local)"
     x = Scalar(3.0)
     square = x * x
     backward_by_hand(square, [x, square])
@@ -287,14 +288,27 @@ def test_unit_variable():
     assert Variable([1.0]).requires_grad is False and Variable(t).data is t, \
         "requires_grad defaults to False; a Tensor should be used as it is, not copied"
     assert Variable(x).numpy() is x.numpy() and Variable(x).grad_fn is None, "Variable(variable) should share the values, as a leaf"
+    assert Variable(x).requires_grad is False, "Variable(variable) is a new leaf, as detach(): it requires grad only if " \
+                                               "asked (requires_grad=True), whatever the source's requires_grad"
     for bad in ["abc", None, [[1, 2], [3]]]:
         raised(TypeError, lambda: Variable(bad), f"Variable({bad!r})")
     message = raised(TypeError, lambda: Variable(np.arange(3), requires_grad=True), "integer data with requires_grad=True")
     assert "int64" in message, f"the error should name the dtype: {message}"
+    raised(TypeError, lambda: Variable(np.array([True, False]), requires_grad=True), "bool data with requires_grad=True")
+    for floats in (np.zeros(2), np.zeros(2, np.float16)):
+        try:
+            Variable(floats, requires_grad=True)
+        except TypeError as error:
+            raise AssertionError(f"{floats.dtype} data may require grad (every floating-point dtype may), got TypeError: "
+                                 f"{error}") from None
     y = Variable(x.numpy() * 2, grad_fn=Node("Double", [(x, lambda g: 2 * g)]))
     assert y.requires_grad, "the grad_fn= branch: a Variable made by a Node requires grad"
     assert y.grad_fn.shape == (2,) and y.grad_fn.dtype == np.float32, "the grad_fn= branch: the Node learns its shape and dtype"
-    z = Variable(y.numpy() + x.numpy(), grad_fn=Node("Sum4", [(y, None), (x, None), (2.0, None), (Variable([1.0, 1.0]), None)]))
+    try:
+        z = Variable(y.numpy() + x.numpy(), grad_fn=Node("Sum4", [(y, None), (x, None), (2.0, None), (Variable([1.0, 1.0]), None)]))
+    except AttributeError as error:
+        raise AssertionError(f"_graph_edges on an edge from the number 2.0 raised AttributeError ({error}): an input may be a "
+                             "number or an array; keep only those that are Variables (isinstance) and require grad") from None
     sources = [source for source, _ in z.grad_fn.edges]
     assert sources == [y.grad_fn, x], \
         f"the grad_fn= branch goes through _graph_edges: edges to y's Node and to the leaf x, none for constants; got {sources}"
@@ -401,6 +415,14 @@ def multiply(a, b) -> Variable:
 # %% [markdown]
 # ### Test: recording add, subtract and multiply (no backward pass yet: it calls each rule with $g = 1$)
 
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-run-rule", "locked": true, "solution": false}
+def run_rule(rule, g: np.ndarray) -> tuple:
+    """`rule(g)`, and `g` as it is afterwards: for the test below (given). Run here, beside your code: graded, the
+    tests run outside your process and an array they pass reaches your code as a copy, so only here would a change
+    made to `g` in place show."""
+    result = rule(g)
+    return result, g.copy()
+
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-record-operations", "locked": true, "points": 3, "solution": false}
 def test_unit_record_operations():
     global _GRAD_ENABLED
@@ -413,8 +435,10 @@ def test_unit_record_operations():
         assert z.grad_fn.name == node_name, f"{name}: the Node should be named {node_name!r}, got {z.grad_fn.name!r}"
         assert [parent for parent, _ in z.grad_fn.edges] == [x, y], f"{name}: the edges should lead to x and y"
         for input_name, (_, rule), expected in zip("xy", z.grad_fn.edges, local):
-            g = np.ones(1, np.float32)
-            got = float(rule(g)[0])
+            result, g = run_rule(rule, np.ones(1, np.float32))
+            assert isinstance(result, np.ndarray), f"{name}: the rule of input {input_name} should return a NumPy array, got " \
+                f"{type(result).__name__}: compute it from the values (av, bv), not from the Variables a and b"
+            got = float(result[0])
             assert got == expected, f"{name}: with g = 1 the rule of input {input_name} should give {expected}, got {got}"
             assert g.tolist() == [1.0], f"{name}: the rule of input {input_name} changed g in place (to {g.tolist()}): " \
                                         "return a new array (g * b, not g *= b or out=g); one g goes to several inputs"
@@ -426,10 +450,13 @@ def test_unit_record_operations():
     assert not constant.requires_grad and constant.grad_fn is None, "constants in, constant out: no Node"
     _GRAD_ENABLED = False
     try:
-        off = add(x, y)
+        off, off_first_number = add(x, y), add(2.0, x)
     finally:
         _GRAD_ENABLED = True
     assert not off.requires_grad and off.grad_fn is None, "with _GRAD_ENABLED False the result must be a constant"
+    for name, result in [("2.0 + x under no_grad", off_first_number), ("2.0 + x with x a constant", add(2.0, Variable([1.0])))]:
+        assert type(result) is Variable and not result.requires_grad, f"{name}: expected a constant Variable, got " \
+            f"{result!r}: a Variable among the inputs makes a Variable; look at any input, not only the first"
     assert (x * 2.0).dtype == np.float32 and (x * np.array([2])).dtype == np.float32, "float32 times a number stays float32"
     assert (2.0 - x).numpy().tolist() == [0.0] and isinstance(Tensor([1.0]) + x, Variable), "2.0 - x, Tensor + x: Variables"
     plain = add(Tensor([1.0]), 2.0)
@@ -504,7 +531,11 @@ def test_unit_unbroadcast():
         assert np.allclose(got, expected), f"unbroadcast to {shape}: expected {expected.tolist()}, got {got.tolist()} " \
                                            "(sum over the leading axes and over the axes of size 1)"
         assert got.dtype == np.float32, f"unbroadcast must keep float32, got {got.dtype}"
-    deep = unbroadcast(np.ones((2, 3, 4)), (3, 1))
+    try:
+        deep = unbroadcast(np.ones((2, 3, 4)), (3, 1))
+    except ValueError as error:
+        raise AssertionError(f"unbroadcast (2, 3, 4) -> (3, 1) raised {error}: after the added leading axes, the size-1 "
+                             "axis of shape (3, 1) is axis 1 + 1 of the gradient (added + axis)") from None
     assert deep.shape == (3, 1) and np.all(deep == 8), f"(2,3,4) -> (3,1) should be all 8, got {deep.tolist()}"
 
 test_unit_unbroadcast()
@@ -570,6 +601,14 @@ def test_unit_topological_order():
         for source in (node.inputs if isinstance(node, Node) else ()):
             assert position[source] < position[node], f"{source} must come before {node}, which uses it (append after the inputs)"
     assert order[-1] is f.grad_fn and topological_order(x) == [x], "the root's Node comes last; a leaf's graph is itself"
+    doubled = x * 2.0
+    shortcut = doubled + x  # x is an input of the root and, deeper, of `doubled`
+    order = topological_order(shortcut)
+    assert len(order) == len(set(order)), f"x * 2 + x: expected each node listed once, got {order}: x is pushed twice " \
+                                          "(by the root and by x * 2); a node popped again once visited is skipped"
+    assert order == [x, doubled.grad_fn, shortcut.grad_fn], \
+        f"x * 2 + x: x must come before the Node of x * 2, which uses it, got {order}: a node is marked visited " \
+        "when it is popped and expanded, not when it is pushed (x was pushed by the root, then skipped by x * 2)"
     assert len(topological_order(x * 2.0)) == 2, "a constant operand is not part of the order"
     steps = {"edges": 0, "compares": 0, "budget": 10 ** 9, "nodes": 0}  # no budget while the graphs are built
 
@@ -769,8 +808,9 @@ def test_unit_backpropagate():
     ((batch + bias_row) + (batch + bias)).backward(seed)
     assert bias_row.grad.shape == (1, 3) and bias.grad.shape == (3,), \
         f"bias gradients must keep the bias's shape (unbroadcast): got {bias_row.grad.shape}, {bias.grad.shape}"
-    assert np.all(bias.grad == 4.0) and np.all(seed == 1.0), \
-        f"each bias entry is used by 4 rows: expected 4, got {bias.grad}; the caller's seed must not change in place"
+    assert np.all(bias.grad == 4.0) and np.all(bias_row.grad == 4.0) and np.all(seed == 1.0), \
+        f"each bias entry is used by 4 rows: expected 4, got {bias_row.grad.tolist()} and {bias.grad.tolist()}; add " \
+        "into pending with +, never in place: one array (here the caller's seed) may be pending at several nodes"
     p, q = Variable([1.0, 2.0], requires_grad=True), Variable([3.0, 4.0], requires_grad=True)
     (p + q).backward(np.ones(2))
     assert not np.shares_memory(p.grad, q.grad), "p + q: the two leaves share one .grad array (_accumulate must store a copy)"
@@ -796,6 +836,13 @@ def test_unit_backpropagate():
     square.backward()
     assert kept.grad.tolist() == [8.0], f"with retain_graph=True a second backward adds again: expected [8.], got {kept.grad}"
     assert square.grad_fn.edges is _RELEASED, "after a backward without retain_graph the Node's edges should be _RELEASED"
+    solo = Variable([5.0], requires_grad=True)
+    try:
+        solo.backward()
+    except RuntimeError as error:
+        raise AssertionError(f"a leaf's backward() on itself raised RuntimeError ({error}): its order is [leaf], so start "
+                             "with pending = {order[-1]: seed}, not {root.grad_fn: seed} (None for a leaf)") from None
+    assert solo.grad is not None and solo.grad.tolist() == [1.0], f"a leaf's backward() on itself: expected .grad [1.], got {solo.grad}"
     message = raised(RuntimeError, square.backward, "a second backward through a released graph")
     assert "retain_graph=True" in message, f"the RuntimeError should say to pass retain_graph=True, got: {message}"
     forwards = topological_order
@@ -886,6 +933,16 @@ def test_unit_no_grad():
     for decorated in (no_grad()(lambda v: v * 2.0), no_grad(lambda v: v * 2.0)):
         assert not decorated(w).requires_grad, "functions decorated with @no_grad() and @no_grad record nothing"
     raised(KeyError, no_grad()(lambda: {}["boom"]), "a lookup of a missing key")
+    global _GRAD_ENABLED
+    reused = no_grad()  # one instance entered twice, as a recursive function decorated with @no_grad is
+    try:
+        with reused:
+            with reused:
+                pass
+        assert is_grad_enabled(), "a no_grad re-entered (one instance nested, as in a recursive @no_grad function) must " \
+                                  "restore the state of each entry on exit: keep the previous states on a stack (self._previous)"
+    finally:
+        _GRAD_ENABLED = True
     assert is_grad_enabled(), "recording must be restored even when an exception leaves the block"
     d = (w * 3.0).detach()
     (w * d).backward()
@@ -964,7 +1021,8 @@ def test_unit_matmul():
             out.backward(seed)
         except ValueError as error:
             raise AssertionError(f"{p} @ {q}: backward raised {error}; a receives G @ B.T, b receives A.T @ G "
-                                 "(swapaxes(-1, -2) for stacks of matrices)") from None
+                                 "(swapaxes(-1, -2) for stacks of matrices; a 1-D operand's gradient drops again the "
+                                 "axis its rule put back)") from None
         for name, x, product in [("a", a, lambda unit: unit @ b.numpy()), ("b", b, lambda unit: a.numpy() @ unit)]:
             expected = linear_gradient(product, x.shape, seed)
             assert x.grad.shape == x.shape and np.allclose(x.grad, expected), \
@@ -1001,6 +1059,13 @@ def reduce_sum(x, axis=None, keepdims: bool = False) -> Variable:
 # %% [markdown]
 # ### Test: sum
 
+# %% nbgrader={"schema_version": 3, "grade": false, "grade_id": "autograd-real-array", "locked": true, "solution": false}
+def gives_real_array(rule, g: np.ndarray) -> bool:
+    """Whether `rule(g)` is a real array (writeable, no zero strides), not a broadcast view: for the test below (given).
+    Asked here, beside your code: graded, the tests run outside your process, and an array reaches them as a copy."""
+    result = rule(g)
+    return bool(result.flags.writeable) and 0 not in result.strides
+
 # %% nbgrader={"schema_version": 3, "grade": true, "grade_id": "test-autograd-sum", "locked": true, "points": 2, "solution": false}
 def test_unit_sum():
     rng = np.random.default_rng(6)
@@ -1017,8 +1082,8 @@ def test_unit_sum():
         expected = linear_gradient(lambda unit: unit.sum(axis=axis, keepdims=keepdims), x.shape, seed)
         assert np.allclose(x.grad, expected), f"{where}: each entry should receive the gradient of its sum, " \
                                               f"{expected.round(3).tolist()}; got {x.grad.round(3).tolist()}"
-    spread = reduce_sum(Variable(np.ones((3, 2), np.float32), requires_grad=True), 0).grad_fn.edges[0][1](np.ones(2, np.float32))
-    assert spread.flags.writeable and 0 not in spread.strides, "sum's rule returned a broadcast view: return a real array (.copy())"
+    spread = reduce_sum(Variable(np.ones((3, 2), np.float32), requires_grad=True), 0).grad_fn.edges[0][1]
+    assert gives_real_array(spread, np.ones(2, np.float32)), "sum's rule returned a broadcast view: return a real array (.copy())"
     s32 = Variable(np.float32(3.0), requires_grad=True)
     total = Variable.sum(s32)
     total.backward()
