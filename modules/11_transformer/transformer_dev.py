@@ -398,9 +398,9 @@ def test_unit_gpt():
     expected = tied.norm(tied.blocks[1](tied.blocks[0](tied.position(tied.token(ids))))).numpy() @ tied.token.weight.numpy().T
     try:
         got = tied(ids).numpy()
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError) as raised:
         raise AssertionError(f"with tied=True there is no head: the output layer is the token embedding, transposed "
-                             f"(h @ E.T); calling the tied GPT raised {type(error).__name__}: {error}") from None
+                             f"(h @ E.T); calling the tied GPT raised {type(raised).__name__}: {raised}") from None
     assert np.allclose(got, expected), "with tied=True the output layer is the token embedding, transposed"
     count = lambda m: sum(p.size for p in m.parameters())
     assert count(model) - count(tied) == 11 * 8, f"tying should save exactly V * C = 88 parameters, saved {count(model) - count(tied)}"
